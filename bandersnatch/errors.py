@@ -1,0 +1,55 @@
+"""The exceptions bandersnatch raises on purpose.
+
+Each carries a message an operator can act on; the CLI prints it as one line
+and maps the class to an exit code.  Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class BandersnatchError(Exception):
+    """Base class: an expected failure with an operator-facing message."""
+
+
+class ConfigError(BandersnatchError):
+    """The configuration cannot be used."""
+
+    def __init__(self, path: str, section: str | None, option: str | None, why: str) -> None:
+        self.path = path
+        self.section = section
+        self.option = option
+        self.why = why
+        where = path
+        if section:
+            where += f": [{section}]"
+        if option:
+            where += f" {option}"
+        super().__init__(f"{where}: {why}")
+
+
+class LockHeld(BandersnatchError):
+    """Another bandersnatch process holds the mirror's lock."""
+
+
+class UnsafePath(BandersnatchError):
+    """A name or URL from upstream would map outside the mirror."""
+
+
+class UpstreamError(BandersnatchError):
+    """The upstream answered badly (HTTP error, malformed reply, too large)."""
+
+
+class StalePage(UpstreamError):
+    """The upstream served a page older than the serial we need (stale CDN)."""
+
+
+class HashMismatch(UpstreamError):
+    """Downloaded bytes do not match the hash the upstream advertised."""
+
+
+class StorageError(BandersnatchError):
+    """The mirror directory cannot be written (full disk, permissions)."""
+
+
+class NotFound(UpstreamError):
+    """The upstream answered 404."""

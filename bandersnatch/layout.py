@@ -1,0 +1,75 @@
+"""Where things live in the mirror: pure mapping of names and URLs to local paths.
+
+Everything here refuses input that could escape ``web/packages`` or
+``web/simple``; callers join the returned segments with ``storage.confined``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import UnsafePath
+from .names import is_valid_project_name, normalize
+from .storage import check_segment
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """Which upstream URLs we are willing to download from."""
+
+    hosts: frozenset[str]
+    allow_http: bool
+
+    @classmethod
+    def for_master(cls, master: str, extra_hosts: Collection[str], allow_http: bool) -> UrlPolicy:
+        netloc = urlsplit(master).netloc.lower()
+        return cls(frozenset({netloc, *(h.lower() for h in extra_hosts)}), allow_http)
+
+
+def file_segments(url: str, policy: UrlPolicy) -> list[str]:
+    """Path segments below ``web/packages/`` for an upstream file URL.
+
+    The file keeps the path it has below ``/packages/`` upstream, so links from
+    other mirrors' pages and our own stay comparable.  Other hosts, other
+    schemes, credentials and anything outside ``/packages/`` are refused.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and policy.allow_http):
+        raise UnsafePath(f"refusing file URL with scheme {scheme or 'none'!r}: {url[:200]!r}")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafePath("refusing file URL carrying credentials")
+    if parts.netloc.lower() not in policy.hosts:
+        raise UnsafePath(f"refusing file URL on host {parts.netloc[:100]!r} (not in download-hosts)")
+    raw = parts.path.split("/")
+    if len(raw) < 3 or raw[0] != "" or raw[1] != "packages":
+        raise UnsafePath(f"refusing file URL outside /packages/: {parts.path[:200]!r}")
+    segments = []
+    for piece in raw[2:]:
+        try:
+            decoded = unquote(piece, errors="strict")
+        except UnicodeDecodeError:
+            raise UnsafePath(f"refusing file URL with non-UTF-8 path: {parts.path[:200]!r}") from None
+        segments.append(check_segment(decoded))
+    return segments
+
+
+def project_dir(name: str, hash_index: bool) -> list[str]:
+    """Segments below ``web/simple/`` of a project's page directory."""
+    if not is_valid_project_name(name):
+        raise UnsafePath(f"refusing project name {name[:100]!r}: not a valid project name")
+    norm = normalize(name)
+    return [norm[0], norm] if hash_index else [norm]
+
+
+def root_href(name: str, hash_index: bool) -> str:
+    """Link from ``web/simple/index.html`` to a project's page."""
+    return "/".join(project_dir(name, hash_index)) + "/"
+
+
+def file_href(segments: Sequence[str], hash_index: bool) -> str:
+    """Link from a project page to a file, relative so the mirror can be served under any prefix."""
+    up = "../" * (3 if hash_index else 2)
+    return up + "packages/" + "/".join(quote(s, safe="") for s in segments)

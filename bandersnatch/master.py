@@ -1,0 +1,302 @@
+"""The only module that talks to the upstream: one requests session, retries, serial checks.
+
+XML-RPC goes through the same session as pages and files, so it shares the
+timeouts, the User-Agent and the keep-alive connection pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import random
+import time
+import xmlrpc.client
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+import requests.adapters
+
+from . import __version__
+from .errors import HashMismatch, NotFound, StalePage, UnsafePath, UpstreamError
+from .layout import UrlPolicy
+from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 3
+CHUNK = 1 << 16
+T = TypeVar("T")
+
+USER_AGENT = (
+    f"bandersnatch/{__version__} (PyPI mirror client; {platform.python_implementation()}/"
+    f"{platform.python_version()}; requests/{requests.__version__})"
+)
+
+
+class _Transient(Exception):
+    """A failure worth another try (5xx, 429, reset, timeout, short body)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    size: int
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class Master:
+    """The upstream PyPI (or any PEP 503/691 repository with PyPI's XML-RPC)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        workers: int,
+        max_page_bytes: int,
+        policy: UrlPolicy,
+        attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.max_page_bytes = max_page_bytes
+        # PyPI's full listing is tens of megabytes of XML: allow RPC answers more room.
+        self.max_rpc_bytes = max_page_bytes * 8
+        self.policy = policy
+        self.attempts = attempts
+        self.backoff = backoff
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers + 2, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, 60.0)
+        else:
+            delay = min(self.backoff * 2**attempt, 30.0) * random.uniform(0.5, 1.5)
+        time.sleep(delay)
+
+    def _with_retries(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(self.attempts):
+            try:
+                return call()
+            except _Transient as exc:
+                if attempt + 1 == self.attempts:
+                    raise UpstreamError(f"{what}: {exc} (gave up after {self.attempts} tries)") from None
+                logger.debug("%s: %s; retrying", what, exc)
+                self._sleep_before_retry(attempt, exc.retry_after)
+        raise AssertionError("unreachable")
+
+    def _send(
+        self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None = None,
+        same_host_only: bool = True,
+    ) -> requests.Response:
+        """One request, following a few redirects only where policy allows, body not yet read."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self.session.request(
+                    method, url, headers=dict(headers), data=data, timeout=self.timeout,
+                    stream=True, allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Transient(f"{type(exc).__name__}") from None
+            if response.status_code in RETRY_STATUSES:
+                response.close()
+                raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
+            if response.is_redirect and "Location" in response.headers:
+                response.close()
+                url = self._redirect_target(url, response.headers["Location"], same_host_only)
+                continue
+            return response
+        raise UpstreamError(f"{url}: too many redirects")
+
+    def _redirect_target(self, url: str, location: str, same_host_only: bool) -> str:
+        target = urljoin(url, location)
+        old, new = urlsplit(url), urlsplit(target)
+        scheme_ok = new.scheme == old.scheme or (new.scheme == "https" and old.scheme == "http")
+        host_ok = new.netloc.lower() == old.netloc.lower() or (
+            not same_host_only and new.netloc.lower() in self.policy.hosts
+        )
+        if not (scheme_ok and host_ok) or new.username or new.password:
+            raise UnsafePath(f"refusing redirect from {old.netloc} to {new.scheme}://{new.netloc[:100]}")
+        return target
+
+    def _read_capped(self, response: requests.Response, limit: int, what: str) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise UpstreamError(f"{what}: answer of {declared} bytes exceeds the limit of {limit}")
+        chunks, total = [], 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise UpstreamError(f"{what}: answer exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError, requests.Timeout) as exc:
+            raise _Transient(f"body cut short ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    # ------------------------------------------------------------ XML-RPC
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        body = xmlrpc.client.dumps(params, method, allow_none=False).encode("utf-8")
+        endpoint = self.url + "/pypi"
+
+        def call() -> Any:
+            response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
+            if response.status_code != 200:
+                response.close()
+                raise UpstreamError(f"XML-RPC {method}: HTTP {response.status_code} from {endpoint}")
+            return self._read_capped(response, self.max_rpc_bytes, f"XML-RPC {method}")
+
+        data = self._with_retries(f"XML-RPC {method}", call)
+        try:
+            result, _ = xmlrpc.client.loads(data, use_builtin_types=True)
+        except xmlrpc.client.Fault as exc:
+            raise UpstreamError(f"XML-RPC {method}: fault {exc.faultCode}: {exc.faultString[:200]}") from None
+        except Exception as exc:  # expat and xmlrpc raise a zoo of types on bad XML
+            raise UpstreamError(f"XML-RPC {method}: malformed answer: {str(exc)[:200]}") from None
+        return result[0] if result else None
+
+    def list_packages_with_serial(self) -> dict[str, int]:
+        result = self.rpc("list_packages_with_serial")
+        if not isinstance(result, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in result.items()
+        ):
+            raise UpstreamError("XML-RPC list_packages_with_serial: unexpected answer")
+        return result
+
+    def changelog_since_serial(self, serial: int) -> list[tuple[str, int]]:
+        """``(name, serial)`` of every change after ``serial``; other columns are not needed."""
+        result = self.rpc("changelog_since_serial", serial)
+        if not isinstance(result, list):
+            raise UpstreamError("XML-RPC changelog_since_serial: unexpected answer")
+        changes = []
+        for row in result:
+            if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)
+                    and isinstance(row[4], int)):
+                raise UpstreamError(f"XML-RPC changelog_since_serial: malformed row {str(row)[:100]}")
+            changes.append((row[0], row[4]))
+        return changes
+
+    def changelog_last_serial(self) -> int:
+        result = self.rpc("changelog_last_serial")
+        if not isinstance(result, int):
+            raise UpstreamError("XML-RPC changelog_last_serial: unexpected answer")
+        return result
+
+    # ------------------------------------------------------------ pages
+
+    def fetch_page(self, name: str, min_serial: int, stale_attempts: int = 3) -> ProjectPage | None:
+        """The project's page at ``min_serial`` or newer; None when upstream has no such project.
+
+        A CDN may serve an older copy of a page than the changelog promised
+        (``X-PyPI-Last-Serial`` below the serial we were told about).  Such a
+        page must not be mirrored: ask again with a cache-busting query, and
+        after a few tries give up so the project stays in ``todo``.
+        """
+        url = f"{self.url}/simple/{quote(name, safe='')}/"
+        seen: int | None = None
+        for attempt in range(stale_attempts):
+            query = "" if attempt == 0 else f"?bandersnatch_serial={min_serial}-{attempt}"
+            page = self._with_retries(f"page {name}", lambda: self._get_page(url, query, name))
+            if page is None:
+                return None
+            if page.last_serial is None or page.last_serial >= min_serial:
+                return page
+            seen = page.last_serial
+            logger.debug("page %s: serial %s older than %s; asking again", name, seen, min_serial)
+            self._sleep_before_retry(attempt, None)
+        raise StalePage(f"page {name}: upstream serves serial {seen}, older than {min_serial} (stale CDN?)")
+
+    def _get_page(self, url: str, query: str, name: str) -> ProjectPage | None:
+        response = self._send("GET", url + query, headers={"Accept": ACCEPT})
+        if response.status_code == 404:
+            response.close()
+            return None
+        if response.status_code != 200:
+            response.close()
+            raise UpstreamError(f"page {name}: HTTP {response.status_code}")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        header_serial = response.headers.get("X-PyPI-Last-Serial", "")
+        data = self._read_capped(response, self.max_page_bytes, f"page {name}")
+        if content_type == JSON_CONTENT_TYPE:
+            page = parse_json_page(data, url)
+        elif content_type in ("text/html", "application/vnd.pypi.simple.v1+html"):
+            page = parse_html_page(data, url, name)
+        else:
+            raise UpstreamError(f"page {name}: unexpected Content-Type {content_type[:60]!r}")
+        if header_serial.strip().isdigit():
+            page = replace(page, last_serial=int(header_serial))
+        return page
+
+    # ------------------------------------------------------------ files
+
+    def download(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None) -> Digest:
+        """Stream ``url`` into ``sink``, hashing as it arrives; verify size and every known hash."""
+        what = f"file {url.rsplit('/', 1)[-1][:120]}"
+        return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what))
+
+    def _download_once(
+        self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str
+    ) -> Digest:
+        sink.seek(0)
+        sink.truncate()
+        response = self._send("GET", url, headers={"Accept-Encoding": "identity"}, same_host_only=False)
+        if response.status_code == 404:
+            response.close()
+            raise NotFound(f"{what}: HTTP 404")
+        if response.status_code != 200:
+            response.close()
+            raise UpstreamError(f"{what}: HTTP {response.status_code}")
+        checkers = {algo: hashlib.new(algo) for algo in hashes if algo in hashlib.algorithms_guaranteed}
+        sha256 = checkers.setdefault("sha256", hashlib.sha256())
+        total = 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                total += len(chunk)
+                if size is not None and total > size:
+                    raise HashMismatch(f"{what}: more bytes than the advertised {size}")
+                for h in checkers.values():
+                    h.update(chunk)
+                sink.write(chunk)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as exc:
+            raise _Transient(f"body cut short after {total} bytes ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        if size is not None and total != size:
+            raise _Transient(f"body cut short: {total} of {size} bytes")
+        for algo, h in checkers.items():
+            expected = hashes.get(algo)
+            if expected is not None and h.hexdigest() != expected:
+                raise HashMismatch(f"{what}: {algo} {h.hexdigest()} does not match the advertised {expected}")
+        return Digest(sha256.hexdigest(), total)

@@ -1,0 +1,226 @@
+"""Sync one project: fetch its page, fetch what is missing, write its pages, prune.
+
+Pages are written only after every file they link is on disk and verified, so
+a client never follows a link to a missing or half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import unquote
+
+from .errors import NotFound, UnsafePath
+from .layout import UrlPolicy, file_href, file_segments, project_dir
+from .master import Digest, Master
+from .names import normalize
+from .simple import DistFile, ProjectPage, render_project_html, render_project_json
+from .storage import atomic_write, confined, prune_empty_dirs, remove_file, staged
+
+logger = logging.getLogger(__name__)
+
+PAGE_JSON = "index.v1_json"
+PAGE_HTML = "index.html"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What our own published page says about a file: verified facts, no need to hash again."""
+
+    sha256: str
+    size: int | None
+    metadata_sha256: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What syncing one project did."""
+
+    key: str  # normalized name
+    name: str  # as upstream spells it
+    serial: int
+    removed: bool = False
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one mirror keeps its pages and files."""
+
+    web: Path
+    staging: Path
+    hash_index: bool
+
+    @property
+    def simple(self) -> Path:
+        return self.web / "simple"
+
+    @property
+    def packages(self) -> Path:
+        return self.web / "packages"
+
+    def page_dir(self, name: str) -> Path:
+        return confined(self.simple, project_dir(name, self.hash_index))
+
+
+def read_known(page_dir: Path) -> dict[str, Known]:
+    """href -> Known, from the JSON page we published last time (empty when there is none)."""
+    try:
+        doc = json.loads((page_dir / PAGE_JSON).read_bytes())
+        files = doc["files"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return {}
+    known = {}
+    for entry in files:
+        try:
+            metadata = entry.get("core-metadata")
+            known[entry["url"]] = Known(
+                sha256=entry["hashes"]["sha256"],
+                size=entry.get("size"),
+                metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
+            )
+        except (KeyError, TypeError, AttributeError):
+            continue
+    return known
+
+
+def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
+    """sha256 and size of a file on disk, plus any other requested digests."""
+    hashers = {a: hashlib.new(a) for a in algorithms | {"sha256"} if a in hashlib.algorithms_guaranteed}
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            size += len(chunk)
+            for h in hashers.values():
+                h.update(chunk)
+    digests = {a: h.hexdigest() for a, h in hashers.items()}
+    return Digest(digests["sha256"], size), digests
+
+
+def _matches(expected: Mapping[str, str], digests: Mapping[str, str]) -> bool:
+    return all(digests.get(a, v) == v for a, v in expected.items())
+
+
+class ProjectSync:
+    """Syncs projects into one mirror; safe to use from many worker threads."""
+
+    def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
+                 delete_packages: bool, force_check: bool) -> None:
+        self.master = master
+        self.layout = layout
+        self.policy = policy
+        self.delete_packages = delete_packages
+        self.force_check = force_check
+
+    def sync(self, name: str, serial: int) -> Outcome:
+        key = normalize(name)
+        page_dir = self.layout.page_dir(name)
+        page = self.master.fetch_page(key, serial)
+        if page is None:
+            return Outcome(key, name, serial, removed=True)
+        known = read_known(page_dir)
+        local, fetched, fetched_bytes = self._fetch_files(page, known)
+        local_page = replace(page, files=tuple(local))
+        page_serial = page.last_serial if page.last_serial is not None else serial
+        # JSON first: it is our record of what is verified on disk.
+        atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), self.layout.staging)
+        atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), self.layout.staging)
+        if self.delete_packages:
+            self._delete_files(set(known) - {f.url for f in local})
+        if fetched:
+            logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
+        else:
+            logger.debug("%s: up to date", key)
+        return Outcome(key, name, serial, files=fetched, bytes=fetched_bytes)
+
+    def _fetch_files(self, page: ProjectPage, known: Mapping[str, Known]) -> tuple[list[DistFile], int, int]:
+        local: list[DistFile] = []
+        seen: set[str] = set()
+        fetched = fetched_bytes = 0
+        for f in page.files:
+            segments = file_segments(f.url, self.policy)
+            if f.filename != segments[-1]:
+                raise UnsafePath(f"refusing file {f.filename[:100]!r}: its URL names {segments[-1][:100]!r}")
+            href = file_href(segments, self.layout.hash_index)
+            if href in seen:
+                continue
+            seen.add(href)
+            path = confined(self.layout.packages, segments)
+            old = known.get(href)
+            digest, downloaded = self._ensure(path, f.url, f.hashes, f.size, old)
+            fetched += downloaded
+            fetched_bytes += digest.size if downloaded else 0
+            metadata = self._ensure_metadata(path, f, old)
+            local.append(replace(
+                f, url=href, hashes={"sha256": digest.sha256}, size=digest.size,
+                core_metadata={"sha256": metadata} if metadata else False,
+            ))
+        return local, fetched, fetched_bytes
+
+    def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None,
+                old: Known | None) -> tuple[Digest, bool]:
+        """The file at ``path`` verified against ``hashes``; True when it had to be downloaded."""
+        if old is not None and not self.force_check and _matches(hashes, {"sha256": old.sha256}):
+            try:
+                on_disk = path.stat().st_size
+            except FileNotFoundError:
+                on_disk = -1
+            if on_disk == old.size and size in (None, on_disk):
+                return Digest(old.sha256, on_disk), False
+        if path.is_file():
+            # Left by an interrupted run or asked to re-check: hashing beats downloading.
+            digest, digests = hash_file(path, set(hashes))
+            if _matches(hashes, digests) and size in (None, digest.size):
+                return digest, False
+            logger.warning("%s: on-disk copy does not match upstream; downloading again", path.name)
+        with staged(path, self.layout.staging) as st:
+            digest = self.master.download(url, st.file, hashes, size)
+            st.commit()
+        return digest, True
+
+    def _ensure_metadata(self, path: Path, f: DistFile, old: Known | None) -> str | None:
+        """PEP 658 metadata beside the file; its sha256, or None when upstream has none to give."""
+        if not f.core_metadata:
+            return None
+        expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
+        meta_path = path.with_name(path.name + ".metadata")
+        if (old is not None and old.metadata_sha256 and not self.force_check
+                and _matches(expected, {"sha256": old.metadata_sha256}) and meta_path.is_file()):
+            return old.metadata_sha256
+        try:
+            digest, _ = self._ensure(meta_path, f.url + ".metadata", expected, None, None)
+        except NotFound:
+            # PEP 714: a page may advertise metadata the server cannot serve; pip then falls back.
+            logger.warning("%s: advertised metadata is missing upstream; not advertising it", f.filename)
+            return None
+        return digest.sha256
+
+    def _delete_files(self, hrefs: set[str]) -> None:
+        prefix = "../../../packages/" if self.layout.hash_index else "../../packages/"
+        for href in hrefs:
+            if not href.startswith(prefix):
+                continue
+            try:
+                path = confined(self.layout.packages, [unquote(s) for s in href[len(prefix):].split("/")])
+            except UnsafePath:
+                continue
+            for victim in (path, path.with_name(path.name + ".metadata")):
+                if remove_file(victim):
+                    logger.debug("deleted %s", victim)
+            prune_empty_dirs(path.parent, self.layout.packages)
+
+    def remove_project(self, name: str) -> None:
+        """Take a project off the mirror: its pages, then (with delete-packages) its files."""
+        page_dir = self.layout.page_dir(name)
+        known = read_known(page_dir)
+        for page in (PAGE_HTML, PAGE_JSON):
+            remove_file(page_dir / page)
+        prune_empty_dirs(page_dir, self.layout.simple)
+        if self.delete_packages:
+            self._delete_files(set(known))
+        logger.info("%s: removed (gone upstream)", normalize(name))

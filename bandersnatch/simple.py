@@ -1,0 +1,306 @@
+"""Pure parsing and rendering of simple-repository pages (PEP 503, 592, 629, 658/714, 691, 700).
+
+Bytes in, records out; records in, bytes out.  No network, no disk.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import lxml.etree
+import lxml.html
+
+from .errors import UpstreamError
+from .names import normalize
+
+JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
+# What we ask for: JSON first, HTML as a fallback for upstreams without PEP 691.
+ACCEPT = f"{JSON_CONTENT_TYPE}, {HTML_CONTENT_TYPE};q=0.2, text/html;q=0.01"
+API_VERSION = "1.1"
+
+Yanked = bool | str
+CoreMetadata = bool | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One file a project page links to."""
+
+    filename: str
+    url: str
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    requires_python: str | None = None
+    yanked: Yanked = False
+    core_metadata: CoreMetadata = False
+    size: int | None = None
+    upload_time: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    """A project's simple page, whichever format it came in."""
+
+    name: str
+    files: tuple[DistFile, ...]
+    last_serial: int | None = None
+    versions: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _hashes_from(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise UpstreamError(f"{where}: hashes must be an object")
+    out: dict[str, str] = {}
+    for algo, digest in value.items():
+        if not isinstance(algo, str) or not isinstance(digest, str):
+            raise UpstreamError(f"{where}: hash entries must be strings")
+        out[algo.lower()] = digest.lower()
+    return out
+
+
+def _core_metadata_from_json(entry: Mapping[str, Any], where: str) -> CoreMetadata:
+    # PEP 714 renamed dist-info-metadata to core-metadata; older servers send only the old key.
+    value = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+    if isinstance(value, bool):
+        return value
+    return _hashes_from(value, where)
+
+
+def _optional_str(entry: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UpstreamError(f"{where}: {key} must be a string")
+    return value
+
+
+def _file_from_json(entry: Any, page_url: str) -> DistFile:
+    if not isinstance(entry, dict):
+        raise UpstreamError(f"{page_url}: a file entry is not an object")
+    filename = entry.get("filename")
+    url = entry.get("url")
+    if not isinstance(filename, str) or not isinstance(url, str):
+        raise UpstreamError(f"{page_url}: a file entry lacks filename or url")
+    where = f"{page_url} {filename!r}"
+    yanked = entry.get("yanked", False)
+    if not isinstance(yanked, bool | str):
+        raise UpstreamError(f"{where}: yanked must be a boolean or a string")
+    size = entry.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise UpstreamError(f"{where}: size must be a non-negative integer")
+    return DistFile(
+        filename=filename,
+        url=urldefrag(urljoin(page_url, url)).url,
+        hashes=_hashes_from(entry.get("hashes", {}), where),
+        requires_python=_optional_str(entry, "requires-python", where),
+        yanked=yanked,
+        core_metadata=_core_metadata_from_json(entry, where),
+        size=size,
+        upload_time=_optional_str(entry, "upload-time", where),
+    )
+
+
+def _serial_from(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_json_page(data: bytes, page_url: str) -> ProjectPage:
+    """Parse a PEP 691 JSON project page; file URLs come back absolute."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamError(f"{page_url}: malformed JSON page: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        raise UpstreamError(f"{page_url}: JSON page lacks a files list")
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    name = doc.get("name")
+    if not isinstance(name, str):
+        raise UpstreamError(f"{page_url}: JSON page lacks a name")
+    versions = doc.get("versions")
+    if versions is not None and not (
+        isinstance(versions, list) and all(isinstance(v, str) for v in versions)
+    ):
+        raise UpstreamError(f"{page_url}: versions must be a list of strings")
+    return ProjectPage(
+        name=normalize(name),
+        files=tuple(_file_from_json(e, page_url) for e in doc["files"]),
+        last_serial=_serial_from(meta.get("_last-serial")),
+        versions=tuple(versions) if versions is not None else None,
+    )
+
+
+def _hash_from_fragment(url: str) -> tuple[str, dict[str, str]]:
+    bare, fragment = urldefrag(url)
+    algo, sep, digest = fragment.partition("=")
+    return bare, ({algo.lower(): digest.lower()} if sep and algo and digest else {})
+
+
+def _metadata_attr(value: str | None) -> CoreMetadata:
+    if value is None:
+        return False
+    algo, sep, digest = value.partition("=")
+    if sep and algo and digest:
+        return {algo.lower(): digest.lower()}
+    return value.strip().lower() == "true"
+
+
+def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
+    """Parse a PEP 503 HTML project page; ``name`` is what we asked for."""
+    try:
+        parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False)
+        root = lxml.html.document_fromstring(data, parser=parser)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise UpstreamError(f"{page_url}: malformed HTML page: {exc}") from None
+    base = page_url
+    for base_el in root.iter("base"):
+        href = base_el.get("href")
+        if href:
+            base = urljoin(page_url, href)
+            break
+    files = []
+    for anchor in root.iter("a"):
+        href = anchor.get("href")
+        if not href:
+            continue
+        url, hashes = _hash_from_fragment(urljoin(base, href.strip()))
+        yanked_attr = anchor.get("data-yanked")
+        metadata_attr = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
+        files.append(
+            DistFile(
+                filename=(anchor.text_content() or "").strip(),
+                url=url,
+                hashes=hashes,
+                requires_python=anchor.get("data-requires-python"),
+                yanked=(yanked_attr or True) if yanked_attr is not None else False,
+                core_metadata=_metadata_attr(metadata_attr),
+            )
+        )
+    return ProjectPage(name=normalize(name), files=tuple(files))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _versions(page: ProjectPage) -> list[str]:
+    if page.versions is not None:
+        return list(page.versions)
+    return sorted({v for f in page.files if (v := version_from_filename(f.filename, page.name))})
+
+
+def version_from_filename(filename: str, project: str) -> str | None:
+    """Best-effort version of a wheel or sdist filename, for pages whose upstream gave none."""
+    stem = filename
+    for ext in (".whl", ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tgz", ".egg", ".exe", ".msi", ".rpm"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    else:
+        return None
+    if filename.endswith(".whl"):
+        parts = stem.split("-")
+        return parts[1] if len(parts) >= 5 else None
+    for i, ch in enumerate(stem):
+        if ch == "-" and normalize(stem[:i]) == project:
+            return stem[i + 1 :] or None
+    return None
+
+
+def _metadata_json(value: CoreMetadata) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
+    """Our PEP 691 page: file URLs as given (relative to the page), api-version 1.1."""
+    files = []
+    for f in page.files:
+        entry: dict[str, Any] = {"filename": f.filename, "url": f.url, "hashes": dict(f.hashes)}
+        if f.requires_python is not None:
+            entry["requires-python"] = f.requires_python
+        entry["yanked"] = f.yanked
+        entry["core-metadata"] = _metadata_json(f.core_metadata)
+        entry["dist-info-metadata"] = _metadata_json(f.core_metadata)
+        if f.size is not None:
+            entry["size"] = f.size
+        if f.upload_time is not None:
+            entry["upload-time"] = f.upload_time
+        files.append(entry)
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "name": page.name,
+        "versions": _versions(page),
+        "files": files,
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _attr(name: str, value: str) -> str:
+    return f' {name}="{html.escape(value, quote=True)}"'
+
+
+def _anchor(f: DistFile) -> str:
+    href = f.url
+    if sha := f.hashes.get("sha256"):
+        href += f"#sha256={sha}"
+    attrs = _attr("href", href)
+    if f.requires_python is not None:
+        attrs += _attr("data-requires-python", f.requires_python)
+    if f.yanked is not False:
+        attrs += _attr("data-yanked", f.yanked if isinstance(f.yanked, str) else "")
+    if isinstance(f.core_metadata, Mapping) and "sha256" in f.core_metadata:
+        value = f"sha256={f.core_metadata['sha256']}"
+        attrs += _attr("data-core-metadata", value) + _attr("data-dist-info-metadata", value)
+    elif f.core_metadata:
+        attrs += _attr("data-core-metadata", "true") + _attr("data-dist-info-metadata", "true")
+    return f"    <a{attrs}>{html.escape(f.filename)}</a><br/>\n"
+
+
+def _html_document(title: str, body: Iterable[str], serial: int | None) -> bytes:
+    head = (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        '    <meta charset="utf-8">\n'
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+        f"    <h1>{html.escape(title)}</h1>\n"
+    )
+    tail = "  </body>\n</html>\n"
+    if serial is not None:
+        tail += f"<!--SERIAL {int(serial)}-->\n"
+    return (head + "".join(body) + tail).encode("utf-8")
+
+
+def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
+    """Our PEP 503 page with PEP 592 yanked, PEP 629 version and PEP 658/714 metadata attributes."""
+    return _html_document(f"Links for {page.name}", (_anchor(f) for f in page.files), serial)
+
+
+def render_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
+    """Root index from ``(name, href)`` pairs."""
+    body = (f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n" for name, href in projects)
+    return _html_document("Simple index", body, serial)
+
+
+def render_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "projects": [{"name": name} for name, _ in projects],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def root_names(data: bytes) -> list[str]:
+    """Project names listed in our own root ``index.v1_json``."""
+    doc = json.loads(data)
+    return [p["name"] for p in doc["projects"]]
+
+
+def with_files(page: ProjectPage, files: Iterable[DistFile]) -> ProjectPage:
+    return replace(page, files=tuple(files))
