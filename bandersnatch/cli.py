@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: bool, quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    handler.set_name("bandersnatch-cli")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler, so calling main() twice (tests) does not log twice.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "bandersnatch-cli"] + [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     # urllib3 logs every new connection at debug; that is noise even with -v.
     logging.getLogger("urllib3").setLevel(logging.WARNING)

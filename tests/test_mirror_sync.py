@@ -1,0 +1,167 @@
+"""``bandersnatch mirror`` against the fake PyPI: full and incremental syncs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakepypi import SampleCorpus, Upstream
+from mirrortools import assert_mirror_matches, page_dir, temp_files, write_config
+
+
+def test_full_sync_mirrors_every_project_file_and_metadata(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert (mirror.root / "state").read_text().strip() == str(upstream.serial)
+    assert not (mirror.root / "todo").exists()
+    assert (mirror.web / "last-modified").read_text().endswith("Z\n")
+    assert temp_files(mirror.root) == []
+
+
+def test_incremental_sync_picks_up_a_new_release(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_wheel("Alpha-Lib", "3.0")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # One changelog call, one page, one file: nothing else.
+    assert upstream.count_requests("/pypi", "POST") == 1
+    assert upstream.count_requests("/simple/") == 1
+    assert upstream.count_requests("/packages/") == 1
+
+
+def test_removed_file_is_deleted_from_disk_and_page(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    gone = sample_corpus.files_of("Alpha-Lib")[0]
+    upstream.remove_file("Alpha-Lib", gone.filename)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert not list(mirror.web.rglob(gone.filename))
+
+
+def test_removed_project_disappears_in_the_same_run(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.remove_project("beta")
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert not page_dir(mirror.web, "beta").exists()
+
+
+def test_removed_project_keeps_its_files_without_delete_packages(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url, delete_packages="false")
+    assert mirror.run() == 0
+    upstream.remove_project("beta")
+    assert mirror.run() == 0
+    assert not page_dir(mirror.web, "beta").exists()
+    assert list(mirror.web.rglob("beta-0.5.tar.gz"))
+
+
+def test_yank_is_published_in_both_formats(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    target = sample_corpus.files_of("Alpha-Lib")[0]
+    upstream.yank("Alpha-Lib", target.filename, reason="broken build")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    html = (page_dir(mirror.web, "alpha-lib") / "index.html").read_text()
+    assert 'data-yanked="broken build"' in html
+    assert upstream.count_requests("/packages/") == 0  # yanking downloads nothing
+
+
+def test_hash_index_spreads_pages_by_first_letter(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url, hash_index="true")
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web, hash_index=True)
+    assert (mirror.web / "simple" / "a" / "alpha-lib" / "index.html").is_file()
+    root = (mirror.web / "simple" / "index.html").read_text()
+    assert 'href="a/alpha-lib/"' in root
+
+
+def test_noop_run_makes_one_request_and_rewrites_nothing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    root_index = mirror.web / "simple" / "index.html"
+    before = root_index.stat().st_mtime_ns
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert len(upstream.requests) == 1
+    assert root_index.stat().st_mtime_ns == before
+
+
+def test_unchanged_files_are_not_downloaded_or_rehashed_again(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_wheel("Alpha-Lib", "3.0")
+    hashed: list[Path] = []
+    import bandersnatch.package as package
+
+    real = package.hash_file
+    monkeypatch.setattr(package, "hash_file", lambda p, a: hashed.append(p) or real(p, a))
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert hashed == []
+    assert upstream.count_requests("/packages/") == 1
+
+
+def test_force_check_rehashes_and_repairs_a_damaged_file(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    victim = next(mirror.web.rglob("beta-0.5.tar.gz"))
+    victim.write_bytes(b"bit rot" + victim.read_bytes()[7:])
+    assert mirror.run("--force-check") == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_deleting_state_and_todo_forces_a_full_sync_that_reuses_files(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    (mirror.root / "state").unlink()
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert upstream.count_requests("/pypi", "POST") == 1  # list_packages_with_serial
+    assert upstream.count_requests("/simple/") == len(upstream.all_current())
+    assert upstream.count_requests("/packages/") == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_pages_carry_pep_691_and_700_fields(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    doc = json.loads((page_dir(mirror.web, "alpha-lib") / "index.v1_json").read_bytes())
+    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["versions"] == ["1.0", "2.0"]
+    assert all(isinstance(f["size"], int) and f["upload-time"].endswith("Z") for f in doc["files"])
+    html = (page_dir(mirror.web, "alpha-lib") / "index.html").read_text()
+    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert 'data-requires-python="&gt;=3.8"' in html
+    assert "data-core-metadata=\"sha256=" in html
