@@ -1,0 +1,455 @@
+"""Reading and validating the configuration file.
+
+Everything an operator can get wrong in the file is caught here, before any
+network traffic or disk writes, and reported as one ``ConfigError`` line that
+names the file, the section and the option.  ``parse`` is pure (text in,
+``Config`` out) so it is cheap to test; ``load`` adds the two things that need
+the disk: reading the file and checking that the mirror directory is writable.
+
+The shipped ``default.conf`` is the single source of the default text: the
+build copies it into the package, and a source checkout reads it from the
+top of the tree.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import importlib.resources
+import math
+import os
+import re
+import stat
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
+"""Where the CLI looks when ``-c`` is not given (and where the README points)."""
+
+DEFAULT_MASTER = "https://pypi.org"
+DEFAULT_TIMEOUT = 20.0
+MAX_TIMEOUT = 3600.0
+DEFAULT_WORKERS = 3
+MIN_WORKERS = 1
+MAX_WORKERS = 50
+DEFAULT_DOWNLOAD_HOSTS = ("files.pythonhosted.org",)
+DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_ACCESS_LOG_PATTERN = "/var/log/nginx/access.log*"
+
+MIRROR = "mirror"
+STATISTICS = "statistics"
+
+SCHEMA: Mapping[str, tuple[str, ...]] = {
+    MIRROR: (
+        "directory",
+        "master",
+        "timeout",
+        "workers",
+        "stop-on-error",
+        "delete-packages",
+        "hash-index",
+        "allow-non-https",
+        "download-hosts",
+        "max-page-size",
+    ),
+    STATISTICS: ("access-log-pattern",),
+}
+"""Every section and option the file may contain; anything else is a typo we report."""
+
+# A section name nobody writes, so that ``[DEFAULT]`` is an ordinary (unknown,
+# hence rejected) section instead of configparser's silent fallback for all.
+_NO_DEFAULT_SECTION = "\0no-default-section"
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE = re.compile(r"^(\d+)\s*([kmg]?)(?:i?b)?$", re.IGNORECASE)
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(
+    rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?|\[[0-9a-f:.]+\])(?::(\d{{1,5}}))?$",
+)
+_HOST_SEPARATORS = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated settings of one configuration file."""
+
+    path: Path
+    directory: Path
+    master: str
+    timeout: float
+    workers: int
+    stop_on_error: bool
+    delete_packages: bool
+    hash_index: bool
+    allow_non_https: bool
+    download_hosts: tuple[str, ...]
+    max_page_bytes: int
+    access_log_pattern: str
+
+
+# --------------------------------------------------------------------------
+# Reading the file
+# --------------------------------------------------------------------------
+
+
+def load(path: Path) -> Config:
+    """Read, parse and validate ``path``, including that the mirror directory is usable."""
+    config = parse(read_text(path), path)
+    check_directory_writable(config.directory, path)
+    return config
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or a ConfigError saying why it cannot be had (missing, a directory, not UTF-8)."""
+    where = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(where, None, None, "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(where, None, None, "is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise ConfigError(where, None, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        # utf-8-sig: an editor's byte-order mark must not turn into an unknown section.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        why = f"line {line}: not UTF-8 (byte 0x{bad}); save the file as UTF-8"
+        raise ConfigError(where, None, None, why) from None
+
+
+def parse(text: str, path: Path) -> Config:
+    """Validate the configuration ``text`` (read from ``path``, used in messages only) into a Config.
+
+    Touches no disk, so whatever it accepts may still fail the directory check in ``load``.
+    """
+    where = str(path)
+    parser = _read_ini(text, where)
+    _check_names(parser, where)
+    mirror = _section_values(parser, MIRROR)
+    stats = _section_values(parser, STATISTICS)
+
+    def boolean(option: str, default: bool) -> bool:
+        return parse_bool(mirror.get(option), default, where, MIRROR, option)
+
+    allow_non_https = boolean("allow-non-https", False)
+    master = parse_master(mirror.get("master"), where)
+    if master.startswith("http://") and not allow_non_https:
+        raise ConfigError(
+            where,
+            MIRROR,
+            "master",
+            f"{master} is plain http: anyone on the path could alter what is mirrored; "
+            "use https or set allow-non-https = true",
+        )
+    return Config(
+        path=path,
+        directory=parse_directory(mirror.get("directory"), where),
+        master=master,
+        timeout=parse_timeout(mirror.get("timeout"), where),
+        workers=parse_workers(mirror.get("workers"), where),
+        stop_on_error=boolean("stop-on-error", False),
+        delete_packages=boolean("delete-packages", True),
+        hash_index=boolean("hash-index", False),
+        allow_non_https=allow_non_https,
+        download_hosts=parse_download_hosts(mirror.get("download-hosts"), where),
+        max_page_bytes=parse_size(mirror.get("max-page-size"), where),
+        access_log_pattern=parse_access_log_pattern(stats.get("access-log-pattern"), where),
+    )
+
+
+def _read_ini(text: str, where: str) -> configparser.ConfigParser:
+    """Run configparser over ``text``, turning its syntax errors into one-line ConfigErrors."""
+    parser = configparser.ConfigParser(
+        interpolation=None,  # '%' is common in URLs and log patterns; never expand it
+        default_section=_NO_DEFAULT_SECTION,
+        strict=True,
+    )
+    try:
+        parser.read_string(text, source=where)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            where, None, None, f"line {exc.lineno}: {exc.line.strip()!r} comes before any [section] header"
+        ) from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(where, exc.section, None, f"line {exc.lineno}: section appears twice") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(where, exc.section, exc.option, f"line {exc.lineno}: option is set twice") from None
+    except configparser.ParsingError as exc:
+        lineno, line = exc.errors[0]
+        raise ConfigError(
+            where, None, None, f"line {lineno}: cannot parse {line.strip()!r}; expected 'option = value'"
+        ) from None
+    except configparser.Error as exc:
+        raise ConfigError(where, None, None, f"syntax error: {exc.message}") from None
+    return parser
+
+
+def _check_names(parser: configparser.ConfigParser, where: str) -> None:
+    """Reject unknown sections and options, suggesting what was probably meant."""
+    for section in parser.sections():
+        if section not in SCHEMA:
+            raise ConfigError(
+                where, section, None, "unknown section" + _suggest(section, list(SCHEMA), "[{}]")
+            )
+        for option in parser.options(section):
+            if option not in SCHEMA[section]:
+                raise ConfigError(where, section, option, _unknown_option_why(section, option))
+
+
+def _unknown_option_why(section: str, option: str) -> str:
+    """Explain an unknown option: a typo of a known one, or a known one in the wrong section."""
+    for other, options in SCHEMA.items():
+        if other != section and option in options:
+            return f"unknown option here; it belongs in [{other}]"
+    return "unknown option" + _suggest(option, list(SCHEMA[section]), "{}")
+
+
+def _suggest(word: str, candidates: list[str], form: str) -> str:
+    """A ``; did you mean ...?`` tail naming the closest candidate, or nothing."""
+    close = difflib.get_close_matches(word.lower().replace("_", "-"), candidates, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {form.format(close[0])}?"
+    return "; known: " + ", ".join(form.format(c) for c in candidates)
+
+
+def _section_values(parser: configparser.ConfigParser, section: str) -> dict[str, str]:
+    """The raw, stripped values of ``section`` (empty when the section is absent)."""
+    if not parser.has_section(section):
+        return {}
+    return {option: parser.get(section, option).strip() for option in parser.options(section)}
+
+
+# --------------------------------------------------------------------------
+# One function per kind of value.  ``raw`` is None when the option is absent.
+# --------------------------------------------------------------------------
+
+
+def parse_bool(raw: str | None, default: bool, where: str, section: str, option: str) -> bool:
+    """configparser's boolean words (yes/no, true/false, on/off, 1/0), any case."""
+    if raw is None:
+        return default
+    try:
+        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
+    except KeyError:
+        raise ConfigError(
+            where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
+        ) from None
+
+
+def parse_directory(raw: str | None, where: str) -> Path:
+    """The mirror directory: required and absolute, so cron's working directory never matters."""
+    if raw is None or raw == "":
+        raise ConfigError(
+            where, MIRROR, "directory", "missing: set it to the absolute path the mirror is kept in"
+        )
+    if any(ord(c) < 32 for c in raw):
+        raise ConfigError(where, MIRROR, "directory", f"{raw!r} contains a control character")
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ConfigError(
+            where, MIRROR, "directory", f"{raw!r} is relative; give an absolute path such as /srv/pypi"
+        )
+    return path
+
+
+def parse_master(raw: str | None, where: str) -> str:
+    """The upstream's base URL: http(s), a host, nothing secret or ambiguous; no trailing slash."""
+    if raw is None:
+        return DEFAULT_MASTER
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(where, MIRROR, "master", f"{raw!r} {why}")
+
+    if raw == "" or any(c.isspace() or ord(c) < 32 for c in raw):
+        raise bad("is not a URL (empty or contains whitespace)")
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise bad("must start with https:// (or http://)")
+    if "@" in parts.netloc:
+        raise bad("contains credentials; bandersnatch does not send them, remove the user:password@ part")
+    if not parts.hostname:
+        raise bad("has no host name")
+    try:
+        parts.port  # noqa: B018 - urllib only validates the port when it is read
+    except ValueError:
+        raise bad("has an invalid port") from None
+    if "?" in raw:
+        raise bad("has a query string; give only the base URL")
+    if "#" in raw:
+        raise bad("has a fragment (#...); give only the base URL")
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
+
+
+def parse_timeout(raw: str | None, where: str) -> float:
+    """Seconds to wait for the upstream; positive and finite so a hung connection ends."""
+    if raw is None:
+        return DEFAULT_TIMEOUT
+    why = f"{raw!r} is not a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(where, MIRROR, "timeout", why) from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise ConfigError(where, MIRROR, "timeout", why)
+    return value
+
+
+def parse_workers(raw: str | None, where: str) -> int:
+    """Parallel downloads: a plain whole number in a range PyPI tolerates."""
+    if raw is None:
+        return DEFAULT_WORKERS
+    # int() would also take '+3', '3_0' and ' 3'; an operator means none of those.
+    if not re.fullmatch(r"[0-9]+", raw) or not MIN_WORKERS <= int(raw) <= MAX_WORKERS:
+        raise ConfigError(
+            where, MIRROR, "workers", f"{raw!r} is not a whole number from {MIN_WORKERS} to {MAX_WORKERS}"
+        )
+    return int(raw)
+
+
+def parse_download_hosts(raw: str | None, where: str) -> tuple[str, ...]:
+    """Hosts (``host`` or ``host:port``) besides the master's that release files may come from."""
+    if raw is None:
+        return DEFAULT_DOWNLOAD_HOSTS
+    hosts: list[str] = []
+    for item in _HOST_SEPARATORS.split(raw.lower()):
+        if not item:
+            continue
+        match = _HOST.match(item)
+        if match is None or (match.group(1) is not None and not 0 < int(match.group(1)) <= 65535):
+            raise ConfigError(
+                where,
+                MIRROR,
+                "download-hosts",
+                f"{item!r} is not a host name or host:port (no scheme, no path)",
+            )
+        if item not in hosts:
+            hosts.append(item)
+    return tuple(hosts)
+
+
+def parse_size(raw: str | None, where: str) -> int:
+    """A byte count such as ``67108864``, ``512K``, ``64M`` or ``1G`` (binary units)."""
+    if raw is None:
+        return DEFAULT_MAX_PAGE_BYTES
+    match = _SIZE.match(raw)
+    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
+    if value <= 0:
+        raise ConfigError(
+            where, MIRROR, "max-page-size", f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"
+        )
+    return value
+
+
+def parse_access_log_pattern(raw: str | None, where: str) -> str:
+    """The glob of web server logs that update-stats reads; must be absolute like the directory."""
+    if raw is None:
+        return DEFAULT_ACCESS_LOG_PATTERN
+    if not raw.startswith("/"):
+        raise ConfigError(
+            where,
+            STATISTICS,
+            "access-log-pattern",
+            f"{raw!r} must be an absolute glob such as {DEFAULT_ACCESS_LOG_PATTERN}",
+        )
+    return raw
+
+
+# --------------------------------------------------------------------------
+# The disk
+# --------------------------------------------------------------------------
+
+
+def check_directory_writable(directory: Path, config_path: Path) -> None:
+    """Fail now, not hours into a sync, if the mirror directory cannot be written or created.
+
+    An existing directory must be a writable directory; a missing one needs its
+    nearest existing ancestor to be a writable directory so it can be created.
+    ``os.access`` also reports a read-only filesystem, even for root.
+    """
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(str(config_path), MIRROR, "directory", why)
+
+    target = _existing_or_none(directory, bad)
+    if target is not None:
+        if not stat.S_ISDIR(target.st_mode):
+            raise bad(f"{directory} exists but is not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise bad(f"{directory} is not writable by this user (or is on a read-only filesystem)")
+        return
+    if os.path.islink(directory):
+        raise bad(f"{directory} is a symbolic link to a missing target")
+    for ancestor in directory.parents:
+        found = _existing_or_none(ancestor, bad)
+        if found is None:
+            continue
+        if not stat.S_ISDIR(found.st_mode):
+            raise bad(f"{directory} cannot be created: {ancestor} is not a directory")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise bad(
+                f"{directory} does not exist and cannot be created: {ancestor} is not writable "
+                "by this user (or is on a read-only filesystem)"
+            )
+        return
+    raise bad(f"{directory} cannot be created: no parent directory exists")  # pragma: no cover
+
+
+def _existing_or_none(path: Path, bad: Callable[[str], ConfigError]) -> os.stat_result | None:
+    """stat() ``path`` following links; None when it does not exist, ConfigError when we cannot tell."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise bad(f"cannot check {path}: {exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------
+# The default file
+# --------------------------------------------------------------------------
+
+
+def default_config_text() -> str:
+    """The text of ``default.conf`` as shipped: the package's copy, else the source checkout's."""
+    shipped = importlib.resources.files("bandersnatch") / "default.conf"
+    if shipped.is_file():
+        return shipped.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parent.parent / "default.conf"
+    try:
+        return checkout.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(checkout), None, None, f"the default configuration is missing from this installation: {exc}"
+        ) from None
+
+
+def write_default(path: Path) -> None:
+    """Create ``path`` holding the default configuration, for a first run to edit.
+
+    Never overwrites: an existing file is the operator's, even if it failed to load.
+    """
+    text = default_config_text()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # mkdir raises FileExistsError when a parent is a regular file: not "already exists".
+        raise ConfigError(
+            str(path), None, None, f"cannot write the default configuration: {exc.strerror or exc}"
+        ) from None
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        raise ConfigError(str(path), None, None, "already exists; not overwriting it") from None
+    except OSError as exc:
+        raise ConfigError(
+            str(path), None, None, f"cannot write the default configuration: {exc.strerror or exc}"
+        ) from None
