@@ -21,7 +21,7 @@ EXIT_INCOMPLETE = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 EXIT_INTERRUPTED = 130
-DEFAULT_CONFIG = Path("/etc/bandersnatch.conf")
+DEFAULT_CONFIG = config.DEFAULT_CONFIG_PATH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                "2 usage or configuration error, 3 another run holds the lock, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"bandersnatch {__version__}")
-    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
-                        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)")
+    parser.add_argument(
+        "-c", "--config", type=Path, default=DEFAULT_CONFIG,
+        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)",
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")

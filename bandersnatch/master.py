@@ -228,7 +228,7 @@ class Master:
         seen: int | None = None
         for attempt in range(stale_attempts):
             query = "" if attempt == 0 else f"?bandersnatch_serial={min_serial}-{attempt}"
-            page = self._with_retries(f"page {name}", lambda: self._get_page(url, query, name))
+            page = self._with_retries(f"page {name}", lambda q=query: self._get_page(url, q, name))
             if page is None:
                 return None
             if page.last_serial is None or page.last_serial >= min_serial:

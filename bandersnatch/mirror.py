@@ -83,7 +83,9 @@ class Mirror:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create the mirror directory {self.directory}: {exc.strerror}") from exc
+            raise StorageError(
+                f"cannot create the mirror directory {self.directory}: {exc.strerror}"
+            ) from exc
         lock = acquire_lock(self.directory)
         try:
             self._prepare_directories()
@@ -164,7 +166,9 @@ class Mirror:
         self._log_summary(report, time.monotonic() - started)
         return report
 
-    def _run_pool(self, work: Todo, report: RunReport) -> tuple[set[str], list[Outcome], dict[str, tuple[str, int]]]:
+    def _run_pool(
+        self, work: Todo, report: RunReport
+    ) -> tuple[set[str], list[Outcome], dict[str, tuple[str, int]]]:
         """Sync every pending project; returns synced keys, removals, and what was never started."""
         workers = self.config.workers
         items: Iterator[tuple[str, tuple[str, int]]] = iter(list(work.pending.items()))

@@ -26,6 +26,7 @@ class StaticRequest:
     path: str  # as sent, query included
     user_agent: str | None
     status: int = 0
+    content_type: str = ""
 
 
 class WebURL(str):
@@ -155,6 +156,7 @@ class _StaticHandler(BaseHandler):
             self.static.requests.append(record)
         response = self.static.respond(self.path, self.headers.get("Accept"))
         record.status = response.status
+        record.content_type = response.headers.get("Content-Type", "")
         self.send_body(response, head=head)
 
 

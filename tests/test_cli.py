@@ -1,0 +1,88 @@
+"""The command line: exit codes and one-line errors an operator can act on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bandersnatch import __version__, cli, config
+
+
+def bandersnatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bandersnatch", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_version_is_printed() -> None:
+    result = bandersnatch("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"bandersnatch {__version__}"
+
+
+def test_missing_config_is_written_with_defaults_and_the_run_stops(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "bandersnatch.conf"
+    result = bandersnatch("-c", str(path), "mirror")
+    assert result.returncode == 2
+    assert path.read_text() == config.default_config_text()
+    assert str(path) in result.stderr and "review" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+VALID = "[mirror]\ndirectory = {dir}\nmaster = https://pypi.org\n"
+INVALID = [
+    ("[mirror]\ndirectory = {dir}\nwokers = 3\n", "wokers"),
+    ("[mirror]\ndirectory = {dir}\nworkers = many\n", "workers"),
+    ("[mirror]\ndirectory = {dir}\nworkers = 0\n", "workers"),
+    ("[mirror]\ndirectory = {dir}\nworkers = 51\n", "workers"),
+    ("[mirror]\ndirectory = {dir}\nmaster = ftp://pypi.org\n", "master"),
+    ("[mirror]\ndirectory = {dir}\nmaster = not a url\n", "master"),
+    ("[mirror]\ndirectory = {dir}\nmaster = http://pypi.org\n", "master"),
+    ("[mirror]\ndirectory = {dir}\ntimeout = -1\n", "timeout"),
+    ("[mirror]\ndirectory = {dir}\nstop-on-error = perhaps\n", "stop-on-error"),
+    ("[mirror]\ndirectory = {conf}/mirror\n", "directory"),  # below a regular file
+    ("[mirror]\n", "directory"),
+]
+
+
+@pytest.mark.parametrize(("text", "option"), INVALID)
+def test_invalid_config_is_one_line_naming_file_section_and_option_exit_2(
+    tmp_path: Path, text: str, option: str
+) -> None:
+    path = tmp_path / "b.conf"
+    path.write_text(text.format(dir=tmp_path / "mirror", conf=path))
+    result = bandersnatch("-c", str(path), "mirror")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and "[mirror]" in lines[0] and option in lines[0]
+    assert not (tmp_path / "mirror").exists()
+
+
+def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    result = bandersnatch("-c", str(tmp_path), "mirror")
+    assert result.returncode == 2
+    assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert bandersnatch("frobnicate").returncode == 2
+
+
+def test_quiet_run_against_an_unreachable_master_is_one_error_line_exit_1(tmp_path: Path) -> None:
+    path = tmp_path / "b.conf"
+    # Port 9 on loopback: connection refused at once, no traffic leaves the machine.
+    path.write_text(VALID.format(dir=tmp_path / "m").replace(
+        "https://pypi.org", "http://127.0.0.1:9") + "allow-non-https = true\ntimeout = 2\n")
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-q", "-c", str(path), "mirror"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "XML-RPC" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_exit_codes_are_distinct() -> None:
+    codes = [cli.EXIT_OK, cli.EXIT_INCOMPLETE, cli.EXIT_CONFIG, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED]
+    assert len(set(codes)) == len(codes)
