@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,9 +84,24 @@ def run_update_stats(cfg: config.Config) -> int:
     return EXIT_OK
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    if threading.current_thread() is not threading.main_thread():
+        return _dispatch(args)
+    # systemd and timeout(1) send SIGTERM: stop like Ctrl-C, with progress saved.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _dispatch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         if args.command == "mirror":
@@ -102,7 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted; progress is saved, run again to finish")
         return EXIT_INTERRUPTED
-
 
 if __name__ == "__main__":
     sys.exit(main())

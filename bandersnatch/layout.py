@@ -35,7 +35,10 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
     other mirrors' pages and our own stay comparable.  Other hosts, other
     schemes, credentials and anything outside ``/packages/`` are refused.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UnsafePath(f"refusing unparsable file URL: {url[:200]!r}") from None
     scheme = parts.scheme.lower()
     if scheme != "https" and not (scheme == "http" and policy.allow_http):
         raise UnsafePath(f"refusing file URL with scheme {scheme or 'none'!r}: {url[:200]!r}")

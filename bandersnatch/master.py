@@ -10,6 +10,7 @@ import hashlib
 import logging
 import platform
 import random
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Mapping
@@ -82,6 +83,7 @@ class Master:
         self.policy = policy
         self.attempts = attempts
         self.backoff = backoff
+        self._slots = threading.BoundedSemaphore(workers)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False
@@ -104,7 +106,10 @@ class Master:
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(self.attempts):
             try:
-                return call()
+                # One slot per request in flight: never more connections than `workers`,
+                # and no slot is held while backing off.
+                with self._slots:
+                    return call()
             except _Transient as exc:
                 if attempt + 1 == self.attempts:
                     raise UpstreamError(f"{what}: {exc} (gave up after {self.attempts} tries)") from None

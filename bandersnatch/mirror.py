@@ -76,7 +76,7 @@ class Mirror:
         self.state = StateFiles(self.directory, self.staging)
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
-            delete_packages=config.delete_packages, force_check=force_check,
+            workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
         )
 
     def run(self) -> RunReport:
@@ -93,6 +93,7 @@ class Mirror:
             return self._sync()
         finally:
             self.state.close()
+            self.projects.close()
             self.master.close()
             lock.release()
 

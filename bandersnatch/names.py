@@ -6,7 +6,8 @@ import re
 
 _SEPARATORS = re.compile(r"[-_.]+")
 # PEP 508 / core metadata: ASCII letters and digits, with . _ - inside.
-_VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE lets U+017F and U+212A match [A-Z]; fullmatch: "$" accepts a final "\n".
+_VALID = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE | re.ASCII)
 MAX_NAME_LENGTH = 200
 
 
@@ -17,4 +18,4 @@ def normalize(name: str) -> str:
 
 def is_valid_project_name(name: str) -> bool:
     """True for names PyPI could have registered; False for path tricks and junk."""
-    return len(name) <= MAX_NAME_LENGTH and _VALID.match(name) is not None
+    return len(name) <= MAX_NAME_LENGTH and _VALID.fullmatch(name) is not None

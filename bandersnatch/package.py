@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
@@ -110,12 +111,18 @@ class ProjectSync:
     """Syncs projects into one mirror; safe to use from many worker threads."""
 
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
-                 delete_packages: bool, force_check: bool) -> None:
+                 workers: int, delete_packages: bool, force_check: bool) -> None:
         self.master = master
         self.layout = layout
         self.policy = policy
         self.delete_packages = delete_packages
         self.force_check = force_check
+        # Files of all projects share one pool, so a project with many files keeps every
+        # connection busy; Master's slots cap the requests in flight at `workers`.
+        self.downloads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
+
+    def close(self) -> None:
+        self.downloads.shutdown(wait=True, cancel_futures=True)
 
     def sync(self, name: str, serial: int) -> Outcome:
         key = normalize(name)
@@ -139,28 +146,48 @@ class ProjectSync:
         return Outcome(key, name, serial, files=fetched, bytes=fetched_bytes)
 
     def _fetch_files(self, page: ProjectPage, known: Mapping[str, Known]) -> tuple[list[DistFile], int, int]:
-        local: list[DistFile] = []
+        """Fetch the page's files in parallel on the shared download pool; local records in page order."""
+        plan = self._plan_files(page)  # every URL checked before anything is downloaded
+        futures = [self.downloads.submit(self._fetch_one, f, href, path, known.get(href))
+                   for f, href, path in plan]
+        results: list[tuple[DistFile, int]] = []
+        error: BaseException | None = None
+        for future in futures:
+            if error is not None:
+                future.cancel()
+                continue
+            try:
+                results.append(future.result())
+            except BaseException as exc:
+                error = exc
+        if error is not None:
+            wait(futures)  # let started downloads finish discarding their temp files
+            raise error
+        fetched = sum(1 for _, size in results if size >= 0)
+        return [f for f, _ in results], fetched, sum(size for _, size in results if size > 0)
+
+    def _plan_files(self, page: ProjectPage) -> list[tuple[DistFile, str, Path]]:
+        plan: list[tuple[DistFile, str, Path]] = []
         seen: set[str] = set()
-        fetched = fetched_bytes = 0
         for f in page.files:
             segments = file_segments(f.url, self.policy)
             if f.filename != segments[-1]:
                 raise UnsafePath(f"refusing file {f.filename[:100]!r}: its URL names {segments[-1][:100]!r}")
             href = file_href(segments, self.layout.hash_index)
-            if href in seen:
-                continue
-            seen.add(href)
-            path = confined(self.layout.packages, segments)
-            old = known.get(href)
-            digest, downloaded = self._ensure(path, f.url, f.hashes, f.size, old)
-            fetched += downloaded
-            fetched_bytes += digest.size if downloaded else 0
-            metadata = self._ensure_metadata(path, f, old)
-            local.append(replace(
-                f, url=href, hashes={"sha256": digest.sha256}, size=digest.size,
-                core_metadata={"sha256": metadata} if metadata else False,
-            ))
-        return local, fetched, fetched_bytes
+            if href not in seen:
+                seen.add(href)
+                plan.append((f, href, confined(self.layout.packages, segments)))
+        return plan
+
+    def _fetch_one(self, f: DistFile, href: str, path: Path, old: Known | None) -> tuple[DistFile, int]:
+        """One file and its metadata; returns its local record and bytes downloaded (-1: none)."""
+        digest, downloaded = self._ensure(path, f.url, f.hashes, f.size, old)
+        metadata = self._ensure_metadata(path, f, old)
+        local = replace(
+            f, url=href, hashes={"sha256": digest.sha256}, size=digest.size,
+            core_metadata={"sha256": metadata} if metadata else False,
+        )
+        return local, digest.size if downloaded else -1
 
     def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None,
                 old: Known | None) -> tuple[Digest, bool]:

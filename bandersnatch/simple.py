@@ -83,6 +83,14 @@ def _optional_str(entry: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _absolute(base: str, href: str, page_url: str) -> str:
+    """``href`` resolved against ``base``; a URL urllib cannot parse (``http://[x``) is a malformed page."""
+    try:
+        return urljoin(base, href)
+    except ValueError as exc:
+        raise UpstreamError(f"{page_url}: unusable URL {href[:200]!r}: {exc}") from None
+
+
 def _file_from_json(entry: Any, page_url: str) -> DistFile:
     if not isinstance(entry, dict):
         raise UpstreamError(f"{page_url}: a file entry is not an object")
@@ -99,7 +107,7 @@ def _file_from_json(entry: Any, page_url: str) -> DistFile:
         raise UpstreamError(f"{where}: size must be a non-negative integer")
     return DistFile(
         filename=filename,
-        url=urldefrag(urljoin(page_url, url)).url,
+        url=urldefrag(_absolute(page_url, url, page_url)).url,
         hashes=_hashes_from(entry.get("hashes", {}), where),
         requires_python=_optional_str(entry, "requires-python", where),
         yanked=yanked,
@@ -164,14 +172,14 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
     for base_el in root.iter("base"):
         href = base_el.get("href")
         if href:
-            base = urljoin(page_url, href)
+            base = _absolute(page_url, href, page_url)
             break
     files = []
     for anchor in root.iter("a"):
         href = anchor.get("href")
         if not href:
             continue
-        url, hashes = _hash_from_fragment(urljoin(base, href.strip()))
+        url, hashes = _hash_from_fragment(_absolute(base, href.strip(), page_url))
         yanked_attr = anchor.get("data-yanked")
         metadata_attr = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
         files.append(
@@ -210,8 +218,16 @@ def version_from_filename(filename: str, project: str) -> str | None:
         return parts[1] if len(parts) >= 5 else None
     for i, ch in enumerate(stem):
         if ch == "-" and normalize(stem[:i]) == project:
-            return stem[i + 1 :] or None
+            version = stem[i + 1 :]
+            if filename.endswith(".egg"):
+                version = version.split("-")[0]  # name-version-pyX.Y[-platform].egg
+            return version or None
     return None
+
+
+def _utf8(text: str) -> bytes:
+    # A JSON page may carry lone surrogates ("\ud800" escapes) that strict UTF-8 cannot encode.
+    return text.encode("utf-8", errors="replace")
 
 
 def _metadata_json(value: CoreMetadata) -> Any:
@@ -226,8 +242,8 @@ def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
         if f.requires_python is not None:
             entry["requires-python"] = f.requires_python
         entry["yanked"] = f.yanked
+        # PEP 714: only the new key in JSON; pip 22.3-23.1 crash on any "dist-info-metadata" value.
         entry["core-metadata"] = _metadata_json(f.core_metadata)
-        entry["dist-info-metadata"] = _metadata_json(f.core_metadata)
         if f.size is not None:
             entry["size"] = f.size
         if f.upload_time is not None:
@@ -239,7 +255,7 @@ def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
         "versions": _versions(page),
         "files": files,
     }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _utf8(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def _attr(name: str, value: str) -> str:
@@ -274,7 +290,7 @@ def _html_document(title: str, body: Iterable[str], serial: int | None) -> bytes
     tail = "  </body>\n</html>\n"
     if serial is not None:
         tail += f"<!--SERIAL {int(serial)}-->\n"
-    return (head + "".join(body) + tail).encode("utf-8")
+    return _utf8(head + "".join(body) + tail)
 
 
 def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
@@ -293,7 +309,7 @@ def render_root_json(projects: Iterable[tuple[str, str]], serial: int | None) ->
         "meta": {"api-version": API_VERSION, "_last-serial": serial},
         "projects": [{"name": name} for name, _ in projects],
     }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _utf8(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def root_names(data: bytes) -> list[str]:

@@ -43,6 +43,11 @@ class Todo:
             self.pending[key] = (name, serial)
 
 
+def _is_uint(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` then refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _read_int(path: Path) -> int | None:
     try:
         text = path.read_text(encoding="ascii").strip()
@@ -69,7 +74,7 @@ class StateFiles:
     def check_generation(self) -> None:
         """Reset the state when the on-disk format is missing or foreign; adopt a bandersnatch ``status``."""
         try:
-            found: str | None = self.generation_path.read_text(encoding="utf-8").strip()
+            found: str | None = self.generation_path.read_text(encoding="utf-8", errors="replace").strip()
         except FileNotFoundError:
             found = None
         if found == GENERATION:
@@ -113,12 +118,12 @@ class StateFiles:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             return self._discard_todo(f"unreadable ({exc})")
-        if not lines or not lines[0].strip().isdigit():
+        if not lines or not _is_uint(lines[0].strip()):
             return self._discard_todo("empty or without a target serial on its first line")
         todo = Todo(int(lines[0]))
         for number, line in enumerate(lines[1:], start=2):
             name, _, serial = line.strip().rpartition(" ")
-            if not name or not serial.isdigit():
+            if not name or not _is_uint(serial):
                 return self._discard_todo(f"line {number} is not 'name serial'")
             todo.add(name, int(serial))
         for key, serial in self._journal_entries(todo.target):
@@ -142,7 +147,7 @@ class StateFiles:
                     if not line.endswith("\n"):
                         break  # the last line of a killed run may be half-written
                     name, _, serial = line.strip().rpartition(" ")
-                    if name and serial.isdigit():
+                    if name and _is_uint(serial):
                         entries.append((normalize(name), int(serial)))
                 return entries
         except FileNotFoundError:
