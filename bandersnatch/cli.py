@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__, config
 from .errors import BandersnatchError, ConfigError, LockHeld
+from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
 
@@ -49,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: bool, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(verbose: bool, quiet: bool) -> StatusStream | None:
+    """Log lines to stderr; on a terminal (and not -q) also a live status line below them."""
+    status = StatusStream(sys.stderr) if sys.stderr.isatty() and not quiet else None
+    handler = logging.StreamHandler(status or sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     handler.set_name("bandersnatch-cli")
     root = logging.getLogger()
@@ -60,6 +63,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     # urllib3 logs every new connection at debug; that is noise even with -v.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("filelock").setLevel(logging.WARNING)
+    return status
 
 
 def load_config(path: Path) -> config.Config:
@@ -71,10 +75,10 @@ def load_config(path: Path) -> config.Config:
     return config.load(path)
 
 
-def run_mirror(cfg: config.Config, force_check: bool) -> int:
+def run_mirror(cfg: config.Config, force_check: bool, status: StatusStream | None) -> int:
     from .mirror import Mirror
 
-    return Mirror(cfg, force_check=force_check).run().exit_code
+    return Mirror(cfg, force_check=force_check, progress=Progress(status)).run().exit_code
 
 
 def run_update_stats(cfg: config.Config) -> int:
@@ -90,22 +94,22 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
+    status = setup_logging(args.verbose, args.quiet)
     if threading.current_thread() is not threading.main_thread():
-        return _dispatch(args)
+        return _dispatch(args, status)
     # systemd and timeout(1) send SIGTERM: stop like Ctrl-C, with progress saved.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _dispatch(args)
+        return _dispatch(args, status)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
         cfg = load_config(args.config)
         if args.command == "mirror":
-            return run_mirror(cfg, args.force_check)
+            return run_mirror(cfg, args.force_check, status)
         return run_update_stats(cfg)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)

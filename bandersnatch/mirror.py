@@ -23,6 +23,7 @@ from .errors import BandersnatchError, LockHeld, StorageError
 from .layout import UrlPolicy, root_href
 from .master import Master
 from .package import PAGE_HTML, PAGE_JSON, Layout, Outcome, ProjectSync
+from .progress import Progress
 from .simple import render_root_html, render_root_json, root_names
 from .state import StateFiles, Todo
 from .storage import atomic_write, clear_staging
@@ -62,8 +63,10 @@ def acquire_lock(directory: Path) -> filelock.BaseFileLock:
 class Mirror:
     """Brings ``<directory>/web`` up to date with the master."""
 
-    def __init__(self, config: Config, *, force_check: bool = False, master: Master | None = None) -> None:
+    def __init__(self, config: Config, *, force_check: bool = False, master: Master | None = None,
+                 progress: Progress | None = None) -> None:
         self.config = config
+        self.progress = progress or Progress(None)
         self.force_check = force_check
         self.directory = config.directory
         self.staging = self.directory / "tmp" / "mirror"
@@ -154,7 +157,11 @@ class Mirror:
             return report
         report.target = work.target
         self.state.begin(work)
-        synced, removed, remaining = self._run_pool(work, report)
+        self.progress.start(len(work.pending))
+        try:
+            synced, removed, remaining = self._run_pool(work, report)
+        finally:
+            self.progress.finish()
         report.failed.update(remaining)
         self._update_root(synced, {o.key for o in removed}, work.target)
         for outcome in removed:
@@ -190,14 +197,18 @@ class Mirror:
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for future in done:
                         key, name, serial = inflight.pop(future)
-                        self._collect(future, key, name, serial, report, synced, removed)
+                        outcome = self._collect(future, key, name, serial, report, synced, removed)
+                        if outcome:
+                            self.progress.advance(outcome.files, outcome.bytes)
+                        else:
+                            self.progress.advance()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return synced, removed, dict(items)
 
     def _collect(self, future: Future[Outcome], key: str, name: str, serial: int, report: RunReport,
-                 synced: set[str], removed: list[Outcome]) -> None:
+                 synced: set[str], removed: list[Outcome]) -> Outcome | None:
         try:
             outcome = future.result()
         except BandersnatchError as exc:
@@ -205,20 +216,21 @@ class Mirror:
             report.failed[key] = (name, serial)
             if isinstance(exc, StorageError) or self.config.stop_on_error:
                 report.stopped_early = True
-            return
+            return None
         except Exception:
             logger.exception("%s: unexpected error (a bug: please report it); left in todo", key)
             report.failed[key] = (name, serial)
             report.stopped_early |= self.config.stop_on_error
-            return
+            return None
         if outcome.removed:
             removed.append(outcome)
-            return
+            return outcome
         synced.add(outcome.key)
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
         self.state.done(name, serial)
+        return outcome
 
     # ------------------------------------------------------------ root index and wrap-up
 

@@ -40,6 +40,7 @@ class Tally:
         self.downloads = 0
         self.malformed = 0
         self._day_cache: dict[bytes, str] = {}
+        self._minute_cache: dict[bytes, str] = {}
         self._request_cache: dict[bytes, tuple[str, str]] = {}
         self._agent_cache: dict[bytes | None, str] = {}
 
@@ -105,7 +106,14 @@ class Tally:
         return target
 
     def _day(self, timestamp: bytes) -> str:
-        day = utc_day(timestamp) or ""
+        # Offsets are whole minutes, so the seconds never move a line to
+        # another UTC day: a second cache keyed without them catches the
+        # timestamps the per-second cache has not seen yet.
+        minute = timestamp[:17] + timestamp[20:]
+        day = self._minute_cache.get(minute)
+        if day is None:
+            day = utc_day(timestamp) or ""
+            _remember(self._minute_cache, minute, day)
         _remember(self._day_cache, timestamp, day)
         return day
 

@@ -20,12 +20,12 @@ line is counted exactly once.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-import io
 from typing import Protocol
 
 import filelock
