@@ -1,0 +1,85 @@
+"""README's nginx block, for real: pip and uv install from a synced mirror served by nginx."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from fakepypi import SampleCorpus, Upstream
+from mirrortools import clean_pip_env, write_config
+from nginx_server import nginx_binary, run_nginx
+
+pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (.ci/run installs it)")
+
+PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+              "text/html; q=0.01")
+
+
+def uv_binary() -> str | None:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def clean_uv_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in clean_pip_env().items() if not k.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
+    return env
+
+
+@pytest.fixture(params=[False, True], ids=["flat", "hash-index"])
+def nginx_mirror(request: pytest.FixtureRequest, tmp_path: Path, upstream: Upstream,
+                 sample_corpus: SampleCorpus):  # type: ignore[no-untyped-def]
+    hash_index = request.param
+    mirror = write_config(tmp_path, upstream.url, hash_index=str(hash_index).lower())
+    assert mirror.run() == 0
+    upstream.stop()
+    with run_nginx(mirror.web, tmp_path / "nginx", hash_index=hash_index) as nginx:
+        yield mirror, nginx
+
+
+def test_nginx_negotiates_json_for_pip_and_html_for_browsers(nginx_mirror) -> None:  # type: ignore[no-untyped-def]
+    _, nginx = nginx_mirror
+    as_pip = requests.get(f"{nginx.url}/simple/alpha-lib/", headers={"Accept": PIP_ACCEPT}, timeout=10)
+    assert as_pip.status_code == 200
+    assert as_pip.headers["Content-Type"].startswith("application/vnd.pypi.simple.v1+json")
+    assert as_pip.json()["name"] == "alpha-lib"
+    as_browser = requests.get(f"{nginx.url}/simple/alpha-lib/", headers={"Accept": "text/html"}, timeout=10)
+    assert as_browser.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "Links for alpha-lib" in as_browser.text
+    root = requests.get(f"{nginx.url}/simple/", headers={"Accept": PIP_ACCEPT}, timeout=10)
+    assert {p["name"] for p in root.json()["projects"]} >= {"alpha-lib", "beta"}
+
+
+def test_pip_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, nginx = nginx_mirror
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--isolated", "--no-cache-dir", "install", "--index-url",
+         f"{nginx.url}/simple/", "--target", str(tmp_path / "pip-site"), "beta"],
+        env=clean_pip_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "pip-site" / "alpha_lib").is_dir()
+
+
+@pytest.mark.skipif(uv_binary() is None, reason="uv is not installed (requirements-test.txt has it)")
+def test_uv_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, nginx = nginx_mirror
+    uv = uv_binary()
+    assert uv is not None
+    result = subprocess.run(
+        [uv, "pip", "install", "--python", sys.executable, "--target", str(tmp_path / "uv-site"),
+         "--index-url", f"{nginx.url}/simple/", "beta"],
+        env=clean_uv_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "uv-site" / "alpha_lib").is_dir()
+    agents = nginx.access_log.read_text()
+    assert '"uv/' in agents
