@@ -6,6 +6,7 @@ timeouts, the User-Agent and the keep-alive connection pool.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import platform
@@ -233,7 +234,7 @@ class Master:
         seen: int | None = None
         for attempt in range(stale_attempts):
             query = "" if attempt == 0 else f"?bandersnatch_serial={min_serial}-{attempt}"
-            page = self._with_retries(f"page {name}", lambda q=query: self._get_page(url, q, name))
+            page = self._with_retries(f"page {name}", functools.partial(self._get_page, url + query, name))
             if page is None:
                 return None
             if page.last_serial is None or page.last_serial >= min_serial:
@@ -243,8 +244,8 @@ class Master:
             self._sleep_before_retry(attempt, None)
         raise StalePage(f"page {name}: upstream serves serial {seen}, older than {min_serial} (stale CDN?)")
 
-    def _get_page(self, url: str, query: str, name: str) -> ProjectPage | None:
-        response = self._send("GET", url + query, headers={"Accept": ACCEPT})
+    def _get_page(self, url: str, name: str) -> ProjectPage | None:
+        response = self._send("GET", url, headers={"Accept": ACCEPT})
         if response.status_code == 404:
             response.close()
             return None
