@@ -1,0 +1,288 @@
+"""Specification of the storage layer: confined paths, atomic writes, staging hygiene, pruning."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bandersnatch.errors import StorageError, UnsafePath
+from bandersnatch.storage import (
+    atomic_write,
+    check_segment,
+    clear_staging,
+    confined,
+    prune_empty_dirs,
+    remove_file,
+    staged,
+)
+
+# ---------------------------------------------------------------- confined
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        pytest.param([], id="empty"),
+        pytest.param([".."], id="dotdot"),
+        pytest.param(["a", "..", "..", "b"], id="dotdot-inside"),
+        pytest.param(["."], id="dot"),
+        pytest.param([""], id="empty-segment"),
+        pytest.param(["a/../../b"], id="slash-inside-segment"),
+        pytest.param(["/etc/passwd"], id="absolute"),
+        pytest.param(["a\\..\\b"], id="backslash"),
+        pytest.param(["a\0b"], id="nul"),
+        pytest.param(["a\nb"], id="newline"),
+        pytest.param(["\x1f"], id="control"),
+        pytest.param(["x" * 256], id="too-long"),
+        pytest.param(["é" * 128], id="too-long-in-utf8"),
+        pytest.param(["\udcff"], id="lone-surrogate"),
+    ],
+)
+def test_confined_refuses_anything_that_could_escape(tmp_path: Path, parts: list[str]) -> None:
+    with pytest.raises(UnsafePath):
+        confined(tmp_path, parts)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [["a"], ["ab", "cd", "x-1.0.tar.gz"], ["..a"], ["a.."], ["...."], ["x" * 255], ["café"], ["a b", "c#d"]],
+)
+def test_confined_joins_safe_segments_below_base(tmp_path: Path, parts: list[str]) -> None:
+    path = confined(tmp_path, parts)
+    assert path == tmp_path.joinpath(*parts)
+    assert tmp_path in path.parents
+
+
+def test_check_segment_returns_the_segment_unchanged() -> None:
+    assert check_segment("x-1.0.tar.gz") == "x-1.0.tar.gz"
+
+
+# ---------------------------------------------------------------- atomic_write / staged
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> Path:
+    return tmp_path / "tmp" / "owner"
+
+
+def test_atomic_write_creates_file_and_parents(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "web" / "simple" / "x" / "index.html"
+    atomic_write(target, b"hello", staging)
+    assert target.read_bytes() == b"hello"
+    assert list(staging.iterdir()) == []
+
+
+def test_atomic_write_replaces_content_and_leaves_no_temp_file(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "state"
+    target.write_bytes(b"old content that is longer")
+    atomic_write(target, b"new", staging)
+    assert target.read_bytes() == b"new"
+    assert list(staging.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state", "tmp"]
+
+
+def test_atomic_write_renames_so_open_readers_keep_old_bytes(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "page"
+    target.write_bytes(b"old")
+    with target.open("rb") as reader:
+        atomic_write(target, b"new", staging)
+        assert reader.read() == b"old"
+    assert target.read_bytes() == b"new"
+
+
+def test_written_files_are_world_readable(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "f"
+    atomic_write(target, b"x", staging)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_exception_inside_staged_block_leaves_target_untouched_and_staging_empty(
+    tmp_path: Path, staging: Path
+) -> None:
+    target = tmp_path / "x.tar.gz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="download failed"), staged(target, staging) as st:
+        st.file.write(b"partial new bytes")
+        raise RuntimeError("download failed")
+    assert target.read_bytes() == b"old"
+    assert list(staging.iterdir()) == []
+
+
+def test_oserror_inside_staged_block_becomes_storage_error(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "x"
+    with pytest.raises(StorageError), staged(target, staging):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert not target.exists()
+    assert list(staging.iterdir()) == []
+
+
+def test_staged_block_without_commit_discards(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "x"
+    with staged(target, staging) as st:
+        st.file.write(b"never committed")
+    assert not target.exists()
+    assert list(staging.iterdir()) == []
+
+
+def test_staged_temp_file_lives_in_staging_until_commit(tmp_path: Path, staging: Path) -> None:
+    target = tmp_path / "x"
+    with staged(target, staging) as st:
+        st.file.write(b"data")
+        assert st.temp.parent == staging
+        assert not target.exists()
+        st.commit()
+        assert target.read_bytes() == b"data"
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["staging-is-a-file", "target-parent-is-a-file", "target-is-a-dir"])
+def test_unwritable_place_raises_storage_error(tmp_path: Path, where: str) -> None:
+    staging = tmp_path / "staging"
+    target = tmp_path / "out" / "file"
+    if where == "staging-is-a-file":
+        staging.write_bytes(b"")
+    elif where == "target-parent-is-a-file":
+        target.parent.write_bytes(b"")
+    else:
+        target.mkdir(parents=True)
+    with pytest.raises(StorageError):
+        atomic_write(target, b"data", staging)
+    if staging.is_dir():
+        assert list(staging.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_tmpfs() -> Iterator[Path]:
+    """A 64 KiB tmpfs (needs root and mount permission); skipped when it cannot be had."""
+    mountpoint = Path("/tmp") / f"bandersnatch-tmpfs-{uuid.uuid4().hex}"
+    mountpoint.mkdir()
+    try:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)],
+            capture_output=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        mountpoint.rmdir()
+        pytest.skip(f"cannot mount a tmpfs: {exc}")
+    if result.returncode != 0:
+        mountpoint.rmdir()
+        pytest.skip(f"cannot mount a tmpfs: {result.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=10, check=False)
+        with contextlib.suppress(OSError):
+            mountpoint.rmdir()
+
+
+def test_full_disk_raises_storage_error_and_keeps_old_content(tiny_tmpfs: Path) -> None:
+    staging = tiny_tmpfs / "tmp"
+    target = tiny_tmpfs / "web" / "big"
+    atomic_write(target, b"old", staging)
+    with pytest.raises(StorageError):
+        atomic_write(target, b"x" * (1 << 20), staging)
+    assert target.read_bytes() == b"old"
+    assert list(staging.iterdir()) == []
+
+
+def test_full_disk_while_streaming_into_staged_file_raises_storage_error(tiny_tmpfs: Path) -> None:
+    staging = tiny_tmpfs / "tmp"
+    target = tiny_tmpfs / "x.whl"
+    with pytest.raises(StorageError), staged(target, staging) as st:
+        for _ in range(64):
+            st.file.write(b"y" * 8192)
+        st.commit()
+    assert not target.exists()
+    assert list(staging.iterdir()) == []
+
+
+# ---------------------------------------------------------------- clear_staging
+
+
+def test_clear_staging_removes_leftovers_of_a_killed_run(tmp_path: Path) -> None:
+    staging = tmp_path / "tmp" / "owner"
+    staging.mkdir(parents=True)
+    (staging / "stage-abc").write_bytes(b"half a file")
+    (staging / "stage-def").write_bytes(b"")
+    nested = staging / "leftover-dir" / "deeper"
+    nested.mkdir(parents=True)
+    (nested / "f").write_bytes(b"x")
+    outside = tmp_path / "keep-me"
+    outside.write_bytes(b"x")
+    (staging / "link").symlink_to(outside)
+    assert clear_staging(staging) == 4
+    assert list(staging.iterdir()) == []
+    assert outside.read_bytes() == b"x"
+
+
+def test_clear_staging_of_missing_dir_is_zero(tmp_path: Path) -> None:
+    assert clear_staging(tmp_path / "nope") == 0
+
+
+def test_clear_staging_does_not_follow_a_symlinked_directory(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "data").write_bytes(b"x")
+    (staging / "dirlink").symlink_to(precious, target_is_directory=True)
+    clear_staging(staging)
+    assert (precious / "data").read_bytes() == b"x"
+    assert list(staging.iterdir()) == []
+
+
+# ---------------------------------------------------------------- remove_file / prune_empty_dirs
+
+
+def test_remove_file_reports_whether_it_removed(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"")
+    assert remove_file(f) is True
+    assert remove_file(f) is False
+
+
+def test_prune_empty_dirs_removes_empty_chain_but_never_stop(tmp_path: Path) -> None:
+    stop = tmp_path / "packages"
+    leaf = stop / "ab" / "cd" / "digest"
+    leaf.mkdir(parents=True)
+    prune_empty_dirs(leaf, stop)
+    assert stop.is_dir()
+    assert list(stop.iterdir()) == []
+
+
+def test_prune_empty_dirs_stops_at_first_non_empty_dir(tmp_path: Path) -> None:
+    stop = tmp_path / "packages"
+    leaf = stop / "ab" / "cd" / "digest"
+    leaf.mkdir(parents=True)
+    (stop / "ab" / "sibling.whl").write_bytes(b"x")
+    prune_empty_dirs(leaf, stop)
+    assert not (stop / "ab" / "cd").exists()
+    assert (stop / "ab" / "sibling.whl").is_file()
+
+
+def test_prune_empty_dirs_leaves_non_empty_start_alone(tmp_path: Path) -> None:
+    stop = tmp_path / "packages"
+    start = stop / "ab"
+    start.mkdir(parents=True)
+    (start / "f").write_bytes(b"x")
+    prune_empty_dirs(start, stop)
+    assert (start / "f").is_file()
+
+
+@pytest.mark.parametrize("start_rel", [".", "..", "../../elsewhere"])
+def test_prune_empty_dirs_never_touches_stop_or_outside_it(tmp_path: Path, start_rel: str) -> None:
+    stop = tmp_path / "web" / "packages"
+    stop.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    start = (stop / start_rel).resolve() if start_rel != "." else stop
+    prune_empty_dirs(start, stop)
+    assert stop.is_dir()
+    assert (tmp_path / "elsewhere").is_dir()
+    assert os.path.isdir(tmp_path / "web")
