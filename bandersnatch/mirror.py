@@ -178,15 +178,17 @@ class Mirror:
         self, work: Todo, report: RunReport
     ) -> tuple[set[str], list[Outcome], dict[str, tuple[str, int]]]:
         """Sync every pending project; returns synced keys, removals, and what was never started."""
-        workers = self.config.workers
+        # Twice `workers` project threads: while some wait for their files on the download
+        # pool, others fetch the next pages. Master's slots still cap requests at `workers`.
+        threads = 2 * self.config.workers
         items: Iterator[tuple[str, tuple[str, int]]] = iter(list(work.pending.items()))
         synced: set[str] = set()
         removed: list[Outcome] = []
         inflight: dict[Future[Outcome], tuple[str, str, int]] = {}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync") as pool:
             try:
                 while True:
-                    while not report.stopped_early and len(inflight) < workers * 2:
+                    while not report.stopped_early and len(inflight) < threads * 2:
                         item = next(items, None)
                         if item is None:
                             break
