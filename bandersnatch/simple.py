@@ -129,7 +129,9 @@ def parse_json_page(data: bytes, page_url: str) -> ProjectPage:
         raise UpstreamError(f"{page_url}: malformed JSON page: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise UpstreamError(f"{page_url}: JSON page lacks a files list")
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = doc.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     name = doc.get("name")
     if not isinstance(name, str):
         raise UpstreamError(f"{page_url}: JSON page lacks a name")
@@ -184,7 +186,7 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
         metadata_attr = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
         files.append(
             DistFile(
-                filename=(anchor.text_content() or "").strip(),
+                filename="".join(str(t) for t in anchor.itertext()).strip(),
                 url=url,
                 hashes=hashes,
                 requires_python=anchor.get("data-requires-python"),

@@ -117,24 +117,26 @@ class StateFiles:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            return self._discard_todo(f"unreadable ({exc})")
+            self._discard_todo(f"unreadable ({exc})")
+            return None
         if not lines or not _is_uint(lines[0].strip()):
-            return self._discard_todo("empty or without a target serial on its first line")
+            self._discard_todo("empty or without a target serial on its first line")
+            return None
         todo = Todo(int(lines[0]))
         for number, line in enumerate(lines[1:], start=2):
-            name, _, serial = line.strip().rpartition(" ")
-            if not name or not _is_uint(serial):
-                return self._discard_todo(f"line {number} is not 'name serial'")
-            todo.add(name, int(serial))
-        for key, serial in self._journal_entries(todo.target):
-            if key in todo.pending and todo.pending[key][1] <= serial:
+            name, _, serial_text = line.strip().rpartition(" ")
+            if not name or not _is_uint(serial_text):
+                self._discard_todo(f"line {number} is not 'name serial'")
+                return None
+            todo.add(name, int(serial_text))
+        for key, done_serial in self._journal_entries(todo.target):
+            if key in todo.pending and todo.pending[key][1] <= done_serial:
                 del todo.pending[key]
         return todo
 
     def _discard_todo(self, why: str) -> None:
         logger.warning("Removing corrupt %s (%s); falling back to the state file", self.todo_path, why)
         self._remove(self.todo_path, self.journal_path)
-        return None
 
     def _journal_entries(self, target: int) -> Iterable[tuple[str, int]]:
         try:
