@@ -132,7 +132,7 @@ class ProjectSync:
             return Outcome(key, name, serial, removed=True)
         known = read_known(page_dir)
         local, fetched, fetched_bytes = self._fetch_files(page, known)
-        local_page = replace(page, files=tuple(local))
+        local_page = replace(page, name=key, files=tuple(local))
         page_serial = page.last_serial if page.last_serial is not None else serial
         # JSON first: it is our record of what is verified on disk.
         atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), self.layout.staging)
