@@ -12,17 +12,25 @@ loop can be tested with a dict and benchmarked against a real index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from .agents import simplify
-from .logparse import COUNTED_STATUS, DOWNLOAD_REQUEST_PREFIX, LINE, download_filename, request_path, utc_day
+from .logparse import (
+    COUNTED_STATUS,
+    DOWNLOAD_REQUEST_PREFIX,
+    LINE,
+    agent_of_tail,
+    download_filename,
+    request_path,
+    utc_day,
+)
 
 # (project, filename, client) — one CSV row of a day file.
 Key = tuple[str, str, str]
 DayCounts = dict[Key, int]
 
-MAX_CACHE_ENTRIES = 200_000
+MAX_CACHE_ENTRIES = 100_000
 K = TypeVar("K")
 V = TypeVar("V")
 _UNRESOLVED = ("", "")
@@ -42,25 +50,25 @@ class Tally:
         self._day_cache: dict[bytes, str] = {}
         self._minute_cache: dict[bytes, str] = {}
         self._request_cache: dict[bytes, tuple[str, str]] = {}
+        self._tail_cache: dict[bytes, str] = {}
         self._agent_cache: dict[bytes | None, str] = {}
 
-    def feed(self, lines: Iterable[bytes]) -> None:
+    def feed(self, lines: Sequence[bytes]) -> None:
         """Count the complete lines ``lines`` (without their newlines)."""
         match = LINE.match
         prefix = DOWNLOAD_REQUEST_PREFIX
         ok = COUNTED_STATUS
         day_get = self._day_cache.get
         request_get = self._request_cache.get
-        agent_get = self._agent_cache.get
+        tail_get = self._tail_cache.get
         days = self.days
-        seen = malformed = downloads = new_keys = 0
+        malformed = downloads = new_keys = 0
         for line in lines:
-            seen += 1
             found = match(line)
             if found is None:
                 malformed += 1
                 continue
-            timestamp, request, status, agent = found.groups()
+            timestamp, request, status, tail = found.groups()
             if status != ok or not request.startswith(prefix):
                 continue
             target = request_get(request)
@@ -74,9 +82,9 @@ class Tally:
             if not day:
                 malformed += 1
                 continue
-            client = agent_get(agent)
+            client = tail_get(tail)
             if client is None:
-                client = self._client(agent)
+                client = self._client(tail)
             counts = days.get(day)
             if counts is None:
                 counts = days[day] = {}
@@ -88,7 +96,7 @@ class Tally:
             else:
                 counts[key] = before + 1
             downloads += 1
-        self.lines += seen
+        self.lines += len(lines)
         self.malformed += malformed
         self.downloads += downloads
         self.keys += new_keys
@@ -109,18 +117,26 @@ class Tally:
         # Offsets are whole minutes, so the seconds never move a line to
         # another UTC day: a second cache keyed without them catches the
         # timestamps the per-second cache has not seen yet.
-        minute = timestamp[:17] + timestamp[20:]
-        day = self._minute_cache.get(minute)
-        if day is None:
-            day = utc_day(timestamp) or ""
-            _remember(self._minute_cache, minute, day)
+        day = ""
+        if len(timestamp) == 26 and timestamp[17:18] == b":" and timestamp[18:20].isdigit():
+            minute = timestamp[:17] + timestamp[20:]
+            day = self._minute_cache.get(minute, "")
+            if not day:
+                day = utc_day(timestamp) or ""
+                _remember(self._minute_cache, minute, day)
         _remember(self._day_cache, timestamp, day)
         return day
 
-    def _client(self, agent: bytes | None) -> str:
-        text = agent.decode("utf-8", "replace") if agent is not None else None
-        client = simplify(text)
-        _remember(self._agent_cache, agent, client)
+    def _client(self, tail: bytes) -> str:
+        # Keyed first by the whole tail (cheap, and the same for every line of
+        # a client unless the log appends per-request fields), then by the
+        # agent itself, so only distinct agents are ever simplified.
+        agent = agent_of_tail(tail)
+        client = self._agent_cache.get(agent)
+        if client is None:
+            client = simplify(agent.decode("utf-8", "replace") if agent is not None else None)
+            _remember(self._agent_cache, agent, client)
+        _remember(self._tail_cache, tail, client)
         return client
 
 

@@ -37,14 +37,18 @@ from .dayfile import decode_day, encode_day
 from .errors import MirrorMissing, StatsStateError
 from .index import ProjectIndex
 from .logfiles import (
-    HEAD_LIMIT,
+    MARK_LINES,
+    PREFIX_LIMIT,
     READ_ERRORS,
+    OpenLog,
     Resume,
     compare,
     digest,
     find_logs,
     head_of,
-    open_log,
+    line_marks,
+    marks_agree,
+    read_chunk,
     read_lines,
 )
 from .render import render_html, render_json
@@ -57,7 +61,7 @@ STATE_NAME = "stats-state.json"
 LOCK_NAME = ".stats.lock"
 # Counts held in memory before a checkpoint writes them out: bounds memory on
 # a first run over months of logs.  About 200 bytes each.
-CHECKPOINT_KEYS = 1_000_000
+CHECKPOINT_KEYS = 500_000
 # A log no file has held for this long is forgotten (see state.prune_logs).
 FORGET_LOGS_AFTER_DAYS = 90
 # Day totals kept for the summary; the tables only need TABLE_DAYS of detail.
@@ -143,6 +147,8 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None) -> StatsSu
     ConfigError, StatsStateError or StorageError with a message to act on.
     """
     paths = StatsPaths(Path(config.directory))
+    if paths.directory.exists() and not paths.directory.is_dir():
+        raise MirrorMissing(f"mirror directory {paths.directory} is not a directory")
     if not paths.directory.is_dir():
         raise MirrorMissing(
             f"mirror directory {paths.directory} does not exist; run `bandersnatch mirror` first"
@@ -284,7 +290,7 @@ class StatsRun:
     def read_log(self, path: Path) -> None:
         """Count the lines of ``path`` not counted before; a bad file is logged and skipped."""
         try:
-            stream, compressed = open_log(path)
+            log = OpenLog(path)
         except FileNotFoundError:
             logger.info(
                 "%s went away before it could be read (rotated?); its lines count under its new name", path
@@ -294,14 +300,18 @@ class StatsRun:
             logger.warning("skipping %s: cannot open it: %s", path, exc.strerror or exc)
             self.files_skipped += 1
             return
-        with stream:
+        with log:
+            stream = log.stream
             try:
-                prefix = stream.read(HEAD_LIMIT)
-                head = head_of(prefix, whole=compressed and len(prefix) < HEAD_LIMIT)
+                prefix, error = read_chunk(stream, PREFIX_LIMIT)
+                head = head_of(prefix, whole=log.compressed and error is None and len(prefix) < PREFIX_LIMIT)
                 if head is None:
+                    if error is not None:
+                        raise error
                     logger.debug("%s has no complete first line yet; nothing to count", path)
                     return
-                found = self.resume(stream, head, path)
+                marks = line_marks(prefix)
+                found = self.resume(stream, head, marks, log.seal, path)
             except READ_ERRORS as exc:
                 logger.warning("skipping %s: cannot read it: %s", path, exc)
                 self.files_skipped += 1
@@ -312,13 +322,26 @@ class StatsRun:
             entry, recent = found
             entry.name = str(path)
             entry.seen = self.seen
-            self.consume(stream, entry, recent, compressed, path)
+            finished = self.consume(stream, entry, recent, log.compressed, path)
+            if finished and log.compressed:
+                entry.sealed = log.seal
+            if len(entry.marks) < MARK_LINES:
+                entry.marks = line_marks(prefix[: entry.offset])
 
-    def resume(self, stream: io.BufferedIOBase, head: str, path: Path) -> tuple[LogEntry, bytes] | None:
+    def resume(
+        self, stream: io.BufferedIOBase, head: str, marks: list[str], seal: str, path: Path
+    ) -> tuple[LogEntry, bytes] | None:
         """The state entry ``stream`` continues (positioned after its counted part), or None to skip it."""
         entries = self.state.entries_for(head)
+        for entry in entries:
+            if seal and entry.sealed == seal:
+                logger.debug("%s was read to its end before", path)
+                entry.seen = self.seen
+                return None
         shorter: LogEntry | None = None
         for entry in entries:
+            if not marks_agree(entry.marks, marks):
+                continue
             verdict, recent = compare(stream, entry.offset, entry.tail)
             if verdict is Resume.SAME:
                 return entry, recent
@@ -341,8 +364,8 @@ class StatsRun:
 
     def consume(
         self, stream: io.BufferedIOBase, entry: LogEntry, before: bytes, compressed: bool, path: Path
-    ) -> None:
-        """Feed the rest of ``stream`` to the tally, moving ``entry`` along line by line."""
+    ) -> bool:
+        """Feed the rest of ``stream`` to the tally, moving ``entry`` along; True when read to its end."""
         try:
             for lines, end, recent in read_lines(stream, entry.offset, before, finished=compressed):
                 self.tally.feed(lines)
@@ -359,6 +382,8 @@ class StatsRun:
                 exc,
             )
             self.files_skipped += 1
+            return False
+        return True
 
     # -- writing ----------------------------------------------------------
 
@@ -386,7 +411,8 @@ class StatsRun:
         if not days:
             return
         for day in days:
-            merged = merge_counts(self.load_day(day), fresh.pop(day))
+            merged = self.load_day(day)
+            merged = merge_counts(merged, fresh.pop(day)) if merged else fresh.pop(day)
             atomic_write(self.paths.pending / f"{day}.bz2", encode_day(merged), self.paths.staging)
             self.state.days[day] = digest_counts(merged)
         self.state.pending = days

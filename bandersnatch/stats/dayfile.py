@@ -22,19 +22,35 @@ from .aggregate import DayCounts
 HEADER = "# package,filename,useragent,count"
 
 
-def format_day(counts: DayCounts) -> bytes:
-    """The uncompressed CSV text of ``counts``, sorted."""
+def format_row(project: str, filename: str, client: str, count: int) -> str:
+    """One CSV row without its newline, quoted only where a field needs it."""
+    row = f"{project},{filename},{client},{count}"
+    if row.count(",") == 3 and '"' not in row and "\n" not in row and "\r" not in row:
+        return row
     out = io.StringIO()
-    out.write(HEADER + "\n")
-    writer = csv.writer(out, lineterminator="\n")
-    for (project, filename, client), count in sorted(counts.items()):
-        writer.writerow((project, filename, client, count))
-    return out.getvalue().encode("utf-8")
+    csv.writer(out, lineterminator="").writerow((project, filename, client, count))
+    return out.getvalue()
+
+
+def format_day(counts: DayCounts) -> bytes:
+    """The uncompressed CSV text of ``counts``, rows sorted as text (so by project first)."""
+    rows = [
+        format_row(project, filename, client, count) for (project, filename, client), count in counts.items()
+    ]
+    rows.sort()
+    rows.insert(0, HEADER)
+    rows.append("")
+    return "\n".join(rows).encode("utf-8")
+
+
+# bzip2's smallest block size: about 40% faster than the default 9 for files
+# some 15% larger, and today's file is rewritten on every run.
+COMPRESS_LEVEL = 1
 
 
 def encode_day(counts: DayCounts) -> bytes:
     """``counts`` as the bytes of a day file."""
-    return bz2.compress(format_day(counts), 9)
+    return bz2.compress(format_day(counts), COMPRESS_LEVEL)
 
 
 def parse_day(text: str) -> DayCounts:

@@ -24,10 +24,12 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-HEAD_LIMIT = 4096
-TAIL_LENGTH = 1024
-CHUNK_SIZE = 1 << 20
-MAX_LINE = 1 << 16
+HEAD_LIMIT = 4096  # a first line longer than this is identified by its first bytes
+PREFIX_LIMIT = 1 << 16  # read at open: the head and the line marks come from it
+MARK_LINES = 16  # first lines remembered (as short hashes) per log
+TAIL_LENGTH = 1024  # bytes before the counted offset that must match to resume
+CHUNK_SIZE = 1 << 20  # decompressed bytes handed to the counting loop at once
+MAX_LINE = 1 << 16  # a longer "line" (garbage without newlines) is cut here
 
 # What reading a damaged or vanishing log can raise (gzip.BadGzipFile is an OSError).
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, lzma.LZMAError)
@@ -56,17 +58,44 @@ def compression_of(magic: bytes) -> str | None:
     return None
 
 
-def open_log(path: Path) -> tuple[io.BufferedIOBase, bool]:
-    """A stream of ``path``'s decompressed bytes, and whether it was compressed."""
-    with open(path, "rb") as probe:
-        kind = compression_of(probe.read(8))
-    if kind == "gzip":
-        return gzip.open(path, "rb"), True
-    if kind == "bzip2":
-        return bz2.open(path, "rb"), True
-    if kind == "xz":
-        return lzma.open(path, "rb"), True
-    return open(path, "rb"), False
+class OpenLog:
+    """A log opened for reading: its decompressed ``stream`` and what it is.
+
+    ``seal`` (``size:mtime_ns``, from the open descriptor so a rename in
+    between cannot mix up two files) tells a finished compressed log that is
+    unchanged since it was read to its end; plain logs have none.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.raw = open(path, "rb")  # noqa: SIM115 (closed by close()/__exit__)
+        try:
+            kind = compression_of(self.raw.read(8))
+            self.raw.seek(0)
+            info = os.fstat(self.raw.fileno())
+            self.stream: io.BufferedIOBase
+            if kind == "gzip":
+                self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb")
+            elif kind == "bzip2":
+                self.stream = bz2.BZ2File(self.raw, "rb")
+            elif kind == "xz":
+                self.stream = lzma.LZMAFile(self.raw, "rb")  # noqa: SIM115
+            else:
+                self.stream = self.raw
+        except BaseException:
+            self.raw.close()
+            raise
+        self.compressed = kind is not None
+        self.seal = f"{info.st_size}:{info.st_mtime_ns}" if self.compressed else ""
+
+    def close(self) -> None:
+        self.stream.close()
+        self.raw.close()
+
+    def __enter__(self) -> OpenLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def digest(data: bytes) -> str:
@@ -90,6 +119,29 @@ def head_of(prefix: bytes, whole: bool) -> str | None:
     if whole and prefix:
         return digest(prefix)
     return None
+
+
+def line_marks(prefix: bytes) -> list[str]:
+    """Short hashes of the first :data:`MARK_LINES` complete lines of ``prefix``.
+
+    Two files with the same first line are copies of one log only if these
+    agree as far as both go; checked before trusting that a shorter file
+    is a partial copy of a log already counted.
+    """
+    marks: list[str] = []
+    start = 0
+    while len(marks) < MARK_LINES:
+        end = prefix.find(b"\n", start)
+        if end < 0:
+            break
+        marks.append(hashlib.sha256(prefix[start : end + 1]).hexdigest()[:16])
+        start = end + 1
+    return marks
+
+
+def marks_agree(known: list[str], found: list[str]) -> bool:
+    """True when two lists of line marks agree as far as both go."""
+    return all(a == b for a, b in zip(known, found, strict=False))
 
 
 class Resume(enum.Enum):
@@ -123,6 +175,28 @@ def compare(stream: io.BufferedIOBase, offset: int, tail: str) -> tuple[Resume, 
     return (Resume.SAME if digest(window) == tail else Resume.DIFFERENT), window
 
 
+def read_chunk(stream: io.BufferedIOBase, limit: int = 0) -> tuple[bytes, BaseException | None]:
+    """Up to ``limit`` (default :data:`CHUNK_SIZE`) bytes, and the read error that cut them short, if any.
+
+    Reads in small steps (``read1``) so that a damaged or unfinished
+    compressed file gives up everything before the damage rather than
+    losing the whole chunk the error interrupted.
+    """
+    limit = limit or CHUNK_SIZE
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            part = stream.read1(limit - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except READ_ERRORS as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
 def read_lines(
     stream: io.BufferedIOBase, offset: int, recent: bytes, finished: bool
 ) -> Iterator[tuple[list[bytes], int, bytes]]:
@@ -134,28 +208,28 @@ def read_lines(
     at ``offset`` and ``recent`` hold the bytes before it (from
     :func:`compare`).  A line longer than :data:`MAX_LINE` is cut there so
     memory stays bounded.  With ``finished``, a last line without a newline is
-    yielded at a clean end of the stream.  Read errors propagate after every
-    complete chunk before them has been yielded.
+    yielded at a clean end of the stream.  A read error is raised after the
+    complete lines before it have been yielded.
     """
     pending = b""
     position = offset
     while True:
-        chunk = stream.read(CHUNK_SIZE)
+        chunk, error = read_chunk(stream)
+        if chunk:
+            data = pending + chunk if pending else chunk
+            lines = data.split(b"\n")
+            pending = lines.pop()
+            if not lines and len(pending) > MAX_LINE:
+                lines, pending = [pending], b""
+            if lines:
+                consumed = len(data) - len(pending)
+                position += consumed
+                recent = (recent + data[max(0, consumed - TAIL_LENGTH) : consumed])[-TAIL_LENGTH:]
+                yield lines, position, recent
+        if error is not None:
+            raise error
         if not chunk:
             break
-        data = pending + chunk if pending else chunk
-        newline = data.rfind(b"\n")
-        if newline < 0:
-            if len(data) <= MAX_LINE:
-                pending = data
-                continue
-            lines, consumed, pending = [data], data, b""
-        else:
-            consumed, pending = data[: newline + 1], data[newline + 1 :]
-            lines = consumed[:-1].split(b"\n")
-        position += len(consumed)
-        recent = (recent + consumed[-TAIL_LENGTH:])[-TAIL_LENGTH:]
-        yield lines, position, recent
     if finished and pending:
         position += len(pending)
         recent = (recent + pending[-TAIL_LENGTH:])[-TAIL_LENGTH:]

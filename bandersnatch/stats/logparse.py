@@ -34,24 +34,27 @@ from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 COUNTED_STATUS = b"200"
-COUNTED_METHOD = b"GET"
 PACKAGES_PREFIX = "/packages/"
 DOWNLOAD_REQUEST_PREFIX = b"GET /packages/"
 
-# A quoted field as both servers write it: nginx escapes '"' as \x22, Apache as \".
-_QUOTED = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
+# A quoted field as both servers write it: nginx escapes '"' as \x22, Apache
+# as \".  Written as "non-quotes, then any \"-escapes each followed by
+# non-quotes" so that an nginx line (no escapes) matches without any
+# backtracking; the pattern after each field decides which quote closes it.
+_QUOTED = rb'"([^"]*(?:\\"[^"]*)*)"'
+_QUOTED_SKIP = rb'"[^"]*(?:\\"[^"]*)*"'
 
-# Three or four space-free fields before the timestamp: "ip ident user" or a
-# virtual host ("host" or "host:port") in front of them.
-LINE = re.compile(
-    rb"(?:[^ ]+ ){3,4}\[([^\]]{1,64})\] "
-    + _QUOTED
-    + rb" ([0-9]{3}) [^ ]+(?: "
-    + rb'"[^"\\]*(?:\\.[^"\\]*)*"'
-    + rb" "
-    + _QUOTED
-    + rb")?"
-)
+# Timestamp, request line and status, then the rest after the response size
+# as a fourth group.  Three or four space-free fields come before the
+# timestamp: "ip ident user", or a virtual host ("host" or "host:port") in
+# front of them.
+LINE = re.compile(rb"(?:[^ ]+ ){3,4}\[([^\]]{1,64})\] " + _QUOTED + rb" ([0-9]{3}) [^ ]+(.*)", re.DOTALL)
+
+# What follows the size in the combined format: referer and user agent, then
+# possibly extra fields.  Matched separately, and only for downloads, because
+# user agents are long (pip's carries a JSON document) and repeat a lot, so
+# the aggregation caches this part by its bytes instead of parsing it per line.
+AGENT_TAIL = re.compile(rb" " + _QUOTED_SKIP + rb" " + _QUOTED + rb"(?![^ \r])")
 
 _MONTHS = {
     b"Jan": 1,
@@ -67,7 +70,7 @@ _MONTHS = {
     b"Nov": 11,
     b"Dec": 12,
 }
-_TIMESTAMP = re.compile(
+TIMESTAMP = re.compile(
     rb"([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4}):([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})$"
 )
 
@@ -84,14 +87,20 @@ class LogRecord(NamedTuple):
 def parse_line(line: bytes) -> LogRecord | None:
     """The record in ``line``, or None when it is not a combined/common log line.
 
-    The aggregation loop uses :data:`LINE` directly for speed; this is the same
-    match, named, for everyone else.
+    The aggregation loop uses :data:`LINE` and :func:`agent_of_tail` directly,
+    with caches; this is the same parse, named, for everyone else.
     """
     match = LINE.match(line)
     if match is None:
         return None
-    timestamp, request, status, agent = match.groups()
-    return LogRecord(timestamp, request, status, agent)
+    timestamp, request, status, tail = match.groups()
+    return LogRecord(timestamp, request, status, agent_of_tail(tail))
+
+
+def agent_of_tail(tail: bytes) -> bytes | None:
+    """The user agent in what follows the size field; None in the common format (no agent)."""
+    match = AGENT_TAIL.match(tail)
+    return match.group(1) if match is not None else None
 
 
 def is_download_request(request: bytes, status: bytes) -> bool:
@@ -141,7 +150,7 @@ def utc_day(timestamp: bytes) -> str | None:
     None for anything else.  Callers cache the result per timestamp string,
     so this runs about once per distinct second in the log, not per line.
     """
-    match = _TIMESTAMP.match(timestamp)
+    match = TIMESTAMP.match(timestamp)
     if match is None:
         return None
     day, month_name, year, hour, minute, second, sign, off_hours, off_minutes = match.groups()

@@ -17,6 +17,7 @@ from .summary import Summary
 CHART_WIDTH = 900
 CHART_HEIGHT = 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 8, 12, 36
+_LABEL_GAP = 12  # days between date labels at least
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:960px;
@@ -31,25 +32,29 @@ svg{max-width:100%;height:auto}.bar{fill:#2f81f7}.bar:hover{fill:#0550ae}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid #d1d9e0;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.share{background:#ddf4ff;height:.5rem;border-radius:2px}.empty{color:#59636e}
+.share{background:#54aeff;height:.5rem;border-radius:2px}.empty{color:#59636e}
 """
 
 
-def _nice_ceiling(value: int) -> int:
-    """The smallest 1, 2 or 5 × 10ⁿ at least ``value`` (at least 1), for the y axis."""
-    step = 1
+_TICKS = 4
+
+
+def _nice_step(value: int) -> int:
+    """The smallest 1, 2 or 5 × 10ⁿ whose :data:`_TICKS` multiples reach ``value``: round axis labels."""
+    scale = 1
     while True:
         for factor in (1, 2, 5):
-            if step * factor >= value:
-                return step * factor
-        step *= 10
+            if scale * factor * _TICKS >= value:
+                return scale * factor
+        scale *= 10
 
 
 def render_chart(days: list[tuple[str, int]]) -> str:
     """An inline SVG bar chart of ``(day, downloads)``, oldest first."""
     plot_width = CHART_WIDTH - _LEFT - _RIGHT
     plot_height = CHART_HEIGHT - _TOP - _BOTTOM
-    top = _nice_ceiling(max((count for _day, count in days), default=0))
+    step = _nice_step(max((count for _day, count in days), default=0))
+    top = step * _TICKS
     count = max(len(days), 1)
     slot = plot_width / count
     parts = [
@@ -57,9 +62,9 @@ def render_chart(days: list[tuple[str, int]]) -> str:
         f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" role="img" '
         f'aria-label="Downloads per day over the last {len(days)} days">'
     ]
-    for tick in range(5):
-        value = top * tick // 4
-        y = _TOP + plot_height - plot_height * tick / 4
+    for tick in range(_TICKS + 1):
+        value = step * tick
+        y = _TOP + plot_height - plot_height * tick / _TICKS
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{CHART_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
@@ -73,16 +78,28 @@ def render_chart(days: list[tuple[str, int]]) -> str:
             f'<rect class="bar" x="{x + slot * 0.1:.1f}" y="{y:.1f}" width="{slot * 0.8:.1f}" '
             f'height="{height:.1f}"><title>{label}</title></rect>'
         )
-        if day.endswith("-01") or index == 0:
-            parts.append(
-                f'<text class="axis" x="{x:.1f}" y="{CHART_HEIGHT - _BOTTOM + 16}">{escape(day)}</text>'
-            )
+
+    # Date labels: the first and the last day, and each first of a month
+    # not so close to another label that they would overlap.
+    last = len(days) - 1
+    labelled = -_LABEL_GAP
+    for index, (day, _downloads) in enumerate(days):
+        month = day.endswith("-01") and index - labelled >= _LABEL_GAP and last - index >= _LABEL_GAP
+        if not (index in (0, last) or month):
+            continue
+        x = _LEFT + index * slot + (slot if index == last else 0)
+        anchor = "end" if index == last else "start"
+        parts.append(
+            f'<text class="axis" x="{x:.1f}" y="{CHART_HEIGHT - _BOTTOM + 16}" '
+            f'text-anchor="{anchor}">{escape(day)}</text>'
+        )
+        labelled = index
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 def render_table(title: str, column: str, rows: list[tuple[str, int]], total: int) -> str:
-    """A ranked table of ``rows`` with each one's share of ``total``."""
+    """A ranked table of ``rows`` with each one's share of ``total`` and a bar scaled to the first."""
     parts = [f"<section><h2>{escape(title)}</h2>"]
     if not rows:
         parts.append('<p class="empty">No downloads counted in this period.</p></section>')
@@ -91,13 +108,14 @@ def render_table(title: str, column: str, rows: list[tuple[str, int]], total: in
         f'<table><thead><tr><th class="n">#</th><th>{escape(column)}</th>'
         '<th class="n">Downloads</th><th class="n">Share</th><th></th></tr></thead><tbody>'
     )
+    biggest = max(count for _name, count in rows) or 1
     for rank, (name, count) in enumerate(rows, start=1):
         share = 100.0 * count / total if total else 0.0
+        bar = 100.0 * count / biggest  # relative to the first row, so small shares stay visible
         parts.append(
             f'<tr><td class="n">{rank}</td><td>{escape(name)}</td><td class="n">{count:,}</td>'
             f'<td class="n">{share:.1f}%</td>'
-            f'<td style="width:25%"><div class="share" style="width:{min(share, 100.0):.1f}%">'
-            "</div></td></tr>"
+            f'<td style="width:25%"><div class="share" style="width:{bar:.1f}%"></div></td></tr>'
         )
     parts.append("</tbody></table></section>")
     return "\n".join(parts)

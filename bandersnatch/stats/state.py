@@ -7,8 +7,9 @@
       "logs": [
         {"head": "<sha256 of the first line>", "offset": 81234,
          "tail": "<sha256 of the (up to) 1024 bytes before offset>",
-         "lines": 412, "name": "/var/log/nginx/access.log.1",
-         "seen": "2024-10-10T13:00:02Z"}
+         "lines": 412, "name": "/var/log/nginx/access.log.2.gz",
+         "seen": "2024-10-10T13:00:02Z", "sealed": "20811:1728565202000000000",
+         "marks": ["<16 hex digits per line>", ...]}
       ],
       "pending": [],
       "days": {"2024-10-10": {"total": 9120, "projects": {...}, "clients": {...}}}
@@ -21,6 +22,12 @@ counts *decompressed* bytes, so it stays valid across compression.  ``tail``
 proves that a file with that first line really is the one we read (and not a
 different log that happens to start the same way) before we skip ``offset``
 bytes of it.  Several entries may share a head; each is a separate log.
+``marks`` are short hashes of the log's first lines: a file with the same
+first line but other lines after it is another log, even when it is too
+short to reach ``offset`` (where ``tail`` could tell).
+``sealed`` is the size and modification time of a compressed copy read to
+its end: compressed logs never change, so a file with that head, size and
+time is skipped without decompressing it again on every hourly run.
 
 ``pending`` lists day files staged in ``<directory>/tmp/stats/pending/``
 whose counts the offsets above already include: the state is the commit
@@ -42,6 +49,7 @@ from .summary import DayDigest
 STATE_VERSION = 1
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MARK = re.compile(r"[0-9a-f]{16}")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -55,6 +63,8 @@ class LogEntry:
     lines: int = 0
     name: str = ""
     seen: str = ""
+    sealed: str = ""
+    marks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +105,12 @@ def _counts(value: Any, what: str) -> dict[str, int] | None:
     return {_str(k, what): _int(v, what) for k, v in value.items()}
 
 
+def _marks(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(m, str) and _MARK.fullmatch(m) for m in value):
+        raise ValueError(f"{what} is not a list of line hashes")
+    return list(value)
+
+
 def load_state(data: bytes) -> StatsState:
     """Parse the state file; ValueError (with the reason) when it is not one we wrote."""
     try:
@@ -124,6 +140,8 @@ def load_state(data: bytes) -> StatsState:
                 lines=_int(raw.get("lines", 0), f"logs[{number}].lines"),
                 name=_str(raw.get("name", ""), f"logs[{number}].name"),
                 seen=_str(raw.get("seen", ""), f"logs[{number}].seen"),
+                sealed=_str(raw.get("sealed", ""), f"logs[{number}].sealed"),
+                marks=_marks(raw.get("marks", []), f"logs[{number}].marks"),
             )
         )
     pending = document.get("pending", [])
@@ -165,6 +183,8 @@ def dump_state(state: StatsState) -> bytes:
                 "lines": e.lines,
                 "name": e.name,
                 "seen": e.seen,
+                "sealed": e.sealed,
+                "marks": e.marks,
             }
         )
         for e in state.logs

@@ -71,12 +71,11 @@ def day_range(last: date, count: int) -> list[str]:
     return [(last - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
 
 
-def add_up(digests: Iterable[DayDigest], attribute: str) -> dict[str, int]:
-    """Sum the ``projects`` or ``clients`` maps of ``digests``."""
+def add_up(maps: Iterable[Mapping[str, int] | None]) -> dict[str, int]:
+    """Sum name → count maps (missing ones count as empty)."""
     total: dict[str, int] = {}
-    for digest in digests:
-        names: dict[str, int] | None = getattr(digest, attribute)
-        for name, count in (names or {}).items():
+    for counts in maps:
+        for name, count in (counts or {}).items():
             total[name] = total.get(name, 0) + count
     return total
 
@@ -92,8 +91,8 @@ def build_summary(
     today = now.date()
     chart = [(day, digests[day].total if day in digests else 0) for day in day_range(today, chart_days)]
     recent = [digests[day] for day in day_range(today, table_days) if day in digests]
-    projects = add_up(recent, "projects")
-    clients = add_up(recent, "clients")
+    projects = add_up(digest.projects for digest in recent)
+    clients = add_up(digest.clients for digest in recent)
     return Summary(
         generated=now,
         days=chart,
