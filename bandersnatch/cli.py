@@ -83,8 +83,13 @@ def run_mirror(cfg: config.Config, force_check: bool, status: StatusStream | Non
 
 def run_update_stats(cfg: config.Config) -> int:
     from .stats.command import update_stats
+    from .stats.errors import MirrorMissing
 
-    update_stats(cfg)
+    try:
+        update_stats(cfg)
+    except MirrorMissing as exc:
+        logger.error("%s", exc)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

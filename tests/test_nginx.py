@@ -83,3 +83,52 @@ def test_uv_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # typ
     assert (tmp_path / "uv-site" / "alpha_lib").is_dir()
     agents = nginx.access_log.read_text()
     assert '"uv/' in agents
+
+
+def test_update_stats_counts_pip_and_uv_downloads_from_nginx_log(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    import bz2
+    from datetime import datetime, timezone
+
+    uv = uv_binary()
+    if uv is None:
+        pytest.skip("uv is not installed")
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.stop()
+    with run_nginx(mirror.web, tmp_path / "nginx") as nginx:
+        pip_run = subprocess.run(
+            [sys.executable, "-m", "pip", "--isolated", "--no-cache-dir", "install", "--index-url",
+             f"{nginx.url}/simple/", "--target", str(tmp_path / "pip-site"), "beta"],
+            env=clean_pip_env(), capture_output=True, text=True, timeout=300,
+        )
+        assert pip_run.returncode == 0, pip_run.stderr
+        uv_run = subprocess.run(
+            [uv, "pip", "install", "--python", sys.executable, "--target", str(tmp_path / "uv-site"),
+             "--index-url", f"{nginx.url}/simple/", "zope.interface_x"],
+            env=clean_uv_env(tmp_path), capture_output=True, text=True, timeout=300,
+        )
+        assert uv_run.returncode == 0, uv_run.stderr
+    conf = mirror.config.read_text() + f"[statistics]\naccess-log-pattern = {nginx.access_log}*\n"
+    mirror.config.write_text(conf)
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(mirror.config), "update-stats"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    rows = bz2.decompress((mirror.web / "local-stats" / "days" / f"{day}.bz2").read_bytes()).decode()
+    lines = rows.splitlines()
+    assert lines[0] == "# package,filename,useragent,count"
+    counts = {(p, f, a.split("/")[0]): int(c) for p, f, a, c in (row.split(",") for row in lines[1:])}
+    # pip fetched beta's wheel and alpha-lib 2.0's wheel (its metadata came from PEP 658, not counted);
+    # uv fetched zope.interface_x's wheel.
+    assert counts[("beta", "beta-0.5-py3-none-any.whl", "pip")] == 1
+    assert counts[("alpha-lib", "alpha_lib-2.0-py3-none-any.whl", "pip")] == 1
+    assert counts[("zope-interface-x", "zope_interface_x-3.1-py3-none-any.whl", "uv")] == 1
+    assert sum(counts.values()) == 3
+    assert (mirror.web / "local-stats" / "index.html").is_file()
+    # Rerunning counts nothing twice.
+    again = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(mirror.config), "update-stats"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert bz2.decompress((mirror.web / "local-stats" / "days" / f"{day}.bz2").read_bytes()).decode() == rows
