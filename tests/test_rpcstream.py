@@ -1,0 +1,61 @@
+"""The streaming XML-RPC parser agrees with xmlrpc.client, item by item, at any chunking."""
+
+from __future__ import annotations
+
+import xmlrpc.client
+
+import pytest
+
+from bandersnatch.errors import UpstreamError
+from bandersnatch.rpcstream import iter_items
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def answer(value: object) -> bytes:
+    return xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True).encode()
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
+def test_struct_members_stream_out_as_pairs(size: int) -> None:
+    listing = {"Alpha-Lib": 105, "beta": 7, "zope.interface": 2**30 + 5, "ünïcode": 1}
+    assert dict(iter_items(chunked(answer(listing), size))) == listing
+
+
+@pytest.mark.parametrize("size", [3, 1 << 20])
+def test_array_rows_stream_out_whole(size: int) -> None:
+    rows = [["beta", "0.5", 1700000000, "new release", 106], ["x", None, 1, "remove project", 107]]
+    assert list(iter_items(chunked(answer(rows), size))) == rows
+
+
+def test_untyped_value_is_a_string_and_nested_structs_are_kept() -> None:
+    body = (b"<?xml version='1.0'?><methodResponse><params><param><value><array><data>"
+            b"<value>plain</value><value><struct><member><name>k</name><value><i4>3</i4></value>"
+            b"</member></struct></value><value><boolean>1</boolean></value>"
+            b"</data></array></value></param></params></methodResponse>")
+    assert list(iter_items([body])) == ["plain", {"k": 3}, True]
+
+
+def test_scalar_answer_yields_itself() -> None:
+    assert list(iter_items([answer(4242)])) == [4242]
+
+
+def test_fault_raises_with_its_message() -> None:
+    body = xmlrpc.client.dumps(xmlrpc.client.Fault(1, "rate limited"), methodresponse=True).encode()
+    with pytest.raises(UpstreamError, match="rate limited"):
+        list(iter_items([body]))
+
+
+@pytest.mark.parametrize("body", [
+    b"<methodResponse><params>",  # truncated
+    b"not xml at all",
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+    b"<methodResponse><params><param><value>&b;</value></param></params></methodResponse>",
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    b"<methodResponse><params><param><value>&e;</value></param></params></methodResponse>",
+])
+def test_malformed_truncated_or_dtd_answers_are_refused(body: bytes) -> None:
+    with pytest.raises(UpstreamError):
+        list(iter_items([body]))
