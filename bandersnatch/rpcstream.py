@@ -140,5 +140,6 @@ def iter_items(chunks: Iterable[bytes]) -> Iterator[Any]:
         raise UpstreamError(f"malformed XML-RPC answer: {exc}") from None
     if builder.in_fault:
         fault = builder.fault if isinstance(builder.fault, dict) else {}
-        raise UpstreamError(f"fault {str(fault.get('faultCode'))[:20]}: {str(fault.get('faultString'))[:200]!r}")
+        code, why = str(fault.get("faultCode"))[:20], str(fault.get("faultString"))[:200]
+        raise UpstreamError(f"fault {code}: {why!r}")
     yield from builder.ready
