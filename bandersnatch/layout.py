@@ -6,6 +6,7 @@ Everything here refuses input that could escape ``web/packages`` or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -13,6 +14,8 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import UnsafePath
 from .names import is_valid_project_name, normalize
 from .storage import check_segment
+
+_USERINFO = re.compile(r"//[^/?#]*@")
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,13 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise UnsafePath(f"refusing unparsable file URL: {url[:200]!r}") from None
-    scheme = parts.scheme.lower()
-    if scheme != "https" and not (scheme == "http" and policy.allow_http):
-        raise UnsafePath(f"refusing file URL with scheme {scheme or 'none'!r}: {url[:200]!r}")
+        raise UnsafePath(f"refusing unparsable file URL: {without_userinfo(url)[:200]!r}") from None
     if parts.username is not None or parts.password is not None:
         raise UnsafePath("refusing file URL carrying credentials")
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and policy.allow_http):
+        shown = without_userinfo(url)[:200]
+        raise UnsafePath(f"refusing file URL with scheme {scheme[:20] or 'none'!r}: {shown!r}")
     if parts.netloc.lower() not in policy.hosts:
         raise UnsafePath(f"refusing file URL on host {parts.netloc[:100]!r} (not in download-hosts)")
     raw = parts.path.split("/")
@@ -57,6 +61,11 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
             raise UnsafePath(f"refusing file URL with non-UTF-8 path: {parts.path[:200]!r}") from None
         segments.append(check_segment(decoded))
     return segments
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without anything that could be a ``user:password@`` part, for log messages."""
+    return _USERINFO.sub("//", url)
 
 
 def project_dir(name: str, hash_index: bool) -> list[str]:

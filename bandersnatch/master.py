@@ -131,6 +131,12 @@ class Master:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _Transient(f"{type(exc).__name__}") from None
+            except (requests.RequestException, ValueError) as exc:
+                # requests parses a Location header even when not following it: a malformed one
+                # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
+                raise UpstreamError(
+                    f"{url[:200]}: unusable request or answer: {type(exc).__name__}: {str(exc)[:100]}"
+                ) from None
             if response.status_code in RETRY_STATUSES:
                 response.close()
                 raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
@@ -142,14 +148,19 @@ class Master:
         raise UpstreamError(f"{url}: too many redirects")
 
     def _redirect_target(self, url: str, location: str, same_host_only: bool) -> str:
-        target = urljoin(url, location)
-        old, new = urlsplit(url), urlsplit(target)
+        try:
+            target = urljoin(url, location)
+            old, new = urlsplit(url), urlsplit(target)
+        except ValueError:
+            raise UnsafePath(f"refusing redirect from {urlsplit(url).netloc} to a malformed URL") from None
         scheme_ok = new.scheme == old.scheme or (new.scheme == "https" and old.scheme == "http")
         host_ok = new.netloc.lower() == old.netloc.lower() or (
             not same_host_only and new.netloc.lower() in self.policy.hosts
         )
         if not (scheme_ok and host_ok) or new.username or new.password:
-            raise UnsafePath(f"refusing redirect from {old.netloc} to {new.scheme}://{new.netloc[:100]}")
+            # Never log a user:password@ part.
+            where = new.netloc.rpartition("@")[2][:100]
+            raise UnsafePath(f"refusing redirect from {old.netloc} to {new.scheme[:20]}://{where}")
         return target
 
     def _read_capped(self, response: requests.Response, limit: int, what: str) -> bytes:
@@ -185,10 +196,15 @@ class Master:
             return self._read_capped(response, self.max_rpc_bytes, f"XML-RPC {method}")
 
         data = self._with_retries(f"XML-RPC {method}", call)
+        # XML-RPC has no use for a DTD: refuse entity tricks (billion laughs, external entities)
+        # before expat sees them, whatever protections the linked expat has.
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            raise UpstreamError(f"XML-RPC {method}: malformed answer: it carries a DTD")
         try:
             result, _ = xmlrpc.client.loads(data, use_builtin_types=True)
         except xmlrpc.client.Fault as exc:
-            raise UpstreamError(f"XML-RPC {method}: fault {exc.faultCode}: {exc.faultString[:200]}") from None
+            why = str(exc.faultString)[:200]
+            raise UpstreamError(f"XML-RPC {method}: fault {str(exc.faultCode)[:20]}: {why!r}") from None
         except Exception as exc:  # expat and xmlrpc raise a zoo of types on bad XML
             raise UpstreamError(f"XML-RPC {method}: malformed answer: {str(exc)[:200]}") from None
         return result[0] if result else None
@@ -228,7 +244,9 @@ class Master:
         A CDN may serve an older copy of a page than the changelog promised
         (``X-PyPI-Last-Serial`` below the serial we were told about).  Such a
         page must not be mirrored: ask again with a cache-busting query, and
-        after a few tries give up so the project stays in ``todo``.
+        after a few tries give up so the project stays in ``todo``.  A 404 may
+        be stale too (a project created a moment ago): only a cache-busting
+        request may tell us a project is gone.
         """
         url = f"{self.url}/simple/{quote(name, safe='')}/"
         seen: int | None = None
@@ -236,7 +254,10 @@ class Master:
             query = "" if attempt == 0 else f"?bandersnatch_serial={min_serial}-{attempt}"
             page = self._with_retries(f"page {name}", functools.partial(self._get_page, url + query, name))
             if page is None:
-                return None
+                if query or stale_attempts == 1:
+                    return None
+                logger.debug("page %s: 404; asking again past any cache", name)
+                continue
             if page.last_serial is None or page.last_serial >= min_serial:
                 return page
             seen = page.last_serial
@@ -304,5 +325,6 @@ class Master:
         for algo, h in checkers.items():
             expected = hashes.get(algo)
             if expected is not None and h.hexdigest() != expected:
-                raise HashMismatch(f"{what}: {algo} {h.hexdigest()} does not match the advertised {expected}")
+                shown = expected if expected.isalnum() else repr(expected[:130])  # one log line, always
+                raise HashMismatch(f"{what}: {algo} {h.hexdigest()} does not match the advertised {shown}")
         return Digest(sha256.hexdigest(), total)

@@ -22,6 +22,7 @@ from .config import Config
 from .errors import BandersnatchError, LockHeld, StorageError
 from .layout import UrlPolicy, root_href
 from .master import Master
+from .names import is_valid_project_name
 from .package import PAGE_HTML, PAGE_JSON, Layout, Outcome, ProjectSync
 from .progress import Progress
 from .simple import render_root_html, render_root_json, root_names
@@ -42,10 +43,17 @@ class RunReport:
     bytes: int = 0
     failed: dict[str, tuple[str, int]] = field(default_factory=dict)
     stopped_early: bool = False
+    stop_reason: str | None = None  # the error that stopped the run early, for its last line
+    refused: int = 0  # project names upstream sent that cannot be mirrored
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.stopped_early else 0
+        return 1 if self.failed or self.stopped_early or self.refused else 0
+
+
+def _has_pages(page_dir: Path) -> bool:
+    """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
+    return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
 
 
 def acquire_lock(directory: Path) -> filelock.BaseFileLock:
@@ -77,6 +85,7 @@ class Mirror:
             max_page_bytes=config.max_page_bytes, policy=self.policy,
         )
         self.state = StateFiles(self.directory, self.staging)
+        self.refused: set[str] = set()
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
@@ -122,9 +131,10 @@ class Mirror:
             return self._plan_full(todo)
         since = max(serial or 0, todo.target if todo else 0)
         changes = self.master.changelog_since_serial(since)
-        work = Todo(max([since, *(s for _, s in changes)]), dict(todo.pending) if todo else {})
+        work = Todo(max([since, *(s for _, s in changes)]), self._carried(todo))
         for name, change_serial in changes:
-            work.add(name, change_serial)
+            if self._acceptable(name):
+                work.add(name, change_serial)
         if todo:
             logger.info("Resuming %d pending project(s) from %s", len(todo.pending), self.state.todo_path)
         if not work.pending and todo is None and work.target == serial:
@@ -136,26 +146,50 @@ class Mirror:
     def _plan_full(self, todo: Todo | None) -> Todo:
         listing = self.master.list_packages_with_serial()
         target = max(listing.values(), default=0) or self.master.changelog_last_serial()
-        work = Todo(max(target, todo.target if todo else 0), dict(todo.pending) if todo else {})
+        work = Todo(max(target, todo.target if todo else 0), self._carried(todo))
         for name, serial in listing.items():
-            work.add(name, serial)
+            if self._acceptable(name):
+                work.add(name, serial)
         # Projects we still serve but upstream no longer lists: ask for them, they will 404.
         for key in self._root_names() - set(work.pending):
             work.add(key, 0)
         logger.info("Full sync of %d project(s) up to serial %d", len(work.pending), work.target)
         return work
 
+    def _acceptable(self, name: str) -> bool:
+        """False, with one error line, for a name that cannot be a project (path tricks, junk).
+
+        Such a name is never put in ``todo``: it could not be mirrored on any later
+        run either, and a line break in it would corrupt the file.
+        """
+        if is_valid_project_name(name):
+            return True
+        if name not in self.refused:
+            self.refused.add(name)
+            logger.error("refusing project name %r from upstream: not a valid project name", name[:100])
+        return False
+
+    def _carried(self, todo: Todo | None) -> dict[str, tuple[str, int]]:
+        """The pending work of an earlier run that this run takes over."""
+        if todo is None:
+            return {}
+        return {key: item for key, item in todo.pending.items() if self._acceptable(item[0])}
+
     # ------------------------------------------------------------ the run
 
     def _sync(self) -> RunReport:
         started = time.monotonic()
         work = self._plan()
-        report = RunReport()
+        report = RunReport(refused=len(self.refused))
         if work is None:
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
         report.target = work.target
+        # A killed run may have finished new projects without naming them in the root index yet;
+        # name them before begin() starts a new journal and so forgets them.
+        if finished := self._finished_earlier():
+            self._update_root(finished, set(), work.target)
         self.state.begin(work)
         self.progress.start(len(work.pending))
         try:
@@ -218,6 +252,7 @@ class Mirror:
             report.failed[key] = (name, serial)
             if isinstance(exc, StorageError) or self.config.stop_on_error:
                 report.stopped_early = True
+                report.stop_reason = report.stop_reason or str(exc)
             return None
         except Exception:
             logger.exception("%s: unexpected error (a bug: please report it); left in todo", key)
@@ -247,24 +282,32 @@ class Mirror:
             return self._scan_project_dirs()
 
     def _scan_project_dirs(self) -> set[str]:
-        """Only when the root index is missing: the projects whose page is on disk."""
+        """Only when the root index is missing: the projects whose pages are both on disk."""
         simple = self.layout.simple
         if not simple.is_dir():
             return set()
         dirs = (p for d in simple.iterdir() if d.is_dir() for p in d.iterdir()) if self.config.hash_index \
             else simple.iterdir()
-        return {d.name for d in dirs if (d / PAGE_JSON).is_file()}
+        return {d.name for d in dirs if _has_pages(d)}
+
+    def _finished_earlier(self) -> set[str]:
+        """Projects the journal of an interrupted run records as synced (their pages exist)."""
+        return {key for key in self.state.journaled if _has_pages(self.layout.page_dir(key))}
 
     def _update_root(self, added: set[str], removed: set[str], serial: int) -> None:
-        """Rewrite the root index only when the set of projects changed."""
+        """Rewrite the root index only when the set of projects changed.
+
+        HTML first: ``before`` is read from the JSON index, so a run killed between
+        the two writes leaves a JSON index the next run still finds out of date.
+        """
         root_exists = (self.layout.simple / PAGE_JSON).is_file()
         before = self._root_names()
         after = (before | added) - removed
         if after == before and root_exists and (self.layout.simple / PAGE_HTML).is_file():
             return
         projects = [(name, root_href(name, self.config.hash_index)) for name in sorted(after)]
-        atomic_write(self.layout.simple / PAGE_JSON, render_root_json(projects, serial), self.staging)
         atomic_write(self.layout.simple / PAGE_HTML, render_root_html(projects, serial), self.staging)
+        atomic_write(self.layout.simple / PAGE_JSON, render_root_json(projects, serial), self.staging)
         logger.info("Root index: %d project(s)", len(after))
 
     def _write_last_modified(self) -> None:
@@ -275,8 +318,12 @@ class Mirror:
     def _log_summary(report: RunReport, seconds: float) -> None:
         summary = (f"{report.synced} project(s) synced, {report.removed} removed, {report.files} file(s) "
                    f"({report.bytes} bytes) downloaded in {seconds:.1f}s; serial {report.target}")
+        if report.stop_reason:
+            summary += f"; stopped early ({report.stop_reason})"
         if report.failed:
             logger.error("%s; %d project(s) FAILED and stay in todo for the next run", summary,
                          len(report.failed))
+        elif report.refused:
+            logger.error("%s; %d project name(s) refused", summary, report.refused)
         else:
             logger.info("%s; mirror complete", summary)

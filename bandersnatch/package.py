@@ -20,12 +20,13 @@ from .layout import UrlPolicy, file_href, file_segments, project_dir
 from .master import Digest, Master
 from .names import normalize
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
-from .storage import atomic_write, confined, prune_empty_dirs, remove_file, staged
+from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
 
 logger = logging.getLogger(__name__)
 
 PAGE_JSON = "index.v1_json"
 PAGE_HTML = "index.html"
+METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,11 @@ class Layout:
     @property
     def packages(self) -> Path:
         return self.web / "packages"
+
+    @property
+    def intents(self) -> Path:
+        """Per project, the files an interrupted sync may leave on disk with no page linking them."""
+        return self.web.parent / "intents"
 
     def page_dir(self, name: str) -> Path:
         return confined(self.simple, project_dir(name, self.hash_index))
@@ -131,23 +137,34 @@ class ProjectSync:
         if page is None:
             return Outcome(key, name, serial, removed=True)
         known = read_known(page_dir)
-        local, fetched, fetched_bytes = self._fetch_files(page, known)
+        plan = self._plan_files(page)  # every URL checked before anything is downloaded
+        # Files downloaded before the page links them, and files the page stops linking, are
+        # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
+        leftover = self._read_intent(key)
+        wanted = {href for _, href, _ in plan}
+        unlinked = (set(known) | leftover) - wanted
+        intent = (wanted - set(known)) | unlinked
+        if self.delete_packages and intent != leftover:
+            self._write_intent(key, intent)
+        local, fetched, fetched_bytes = self._fetch_files(plan, known)
         local_page = replace(page, name=key, files=tuple(local))
         page_serial = page.last_serial if page.last_serial is not None else serial
         # JSON first: it is our record of what is verified on disk.
         atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), self.layout.staging)
         atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), self.layout.staging)
         if self.delete_packages:
-            self._delete_files(set(known) - {f.url for f in local})
+            self._delete_files(unlinked)
+            self._clear_intent(key)
         if fetched:
             logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
         else:
             logger.debug("%s: up to date", key)
         return Outcome(key, name, serial, files=fetched, bytes=fetched_bytes)
 
-    def _fetch_files(self, page: ProjectPage, known: Mapping[str, Known]) -> tuple[list[DistFile], int, int]:
-        """Fetch the page's files in parallel on the shared download pool; local records in page order."""
-        plan = self._plan_files(page)  # every URL checked before anything is downloaded
+    def _fetch_files(
+        self, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
+    ) -> tuple[list[DistFile], int, int]:
+        """Fetch the planned files in parallel on the shared download pool; local records in page order."""
         futures = [self.downloads.submit(self._fetch_one, f, href, path, known.get(href))
                    for f, href, path in plan]
         results: list[tuple[DistFile, int]] = []
@@ -173,6 +190,9 @@ class ProjectSync:
             segments = file_segments(f.url, self.policy)
             if f.filename != segments[-1]:
                 raise UnsafePath(f"refusing file {f.filename[:100]!r}: its URL names {segments[-1][:100]!r}")
+            if f.core_metadata and len(segments[-1].encode()) > MAX_SEGMENT_BYTES - len(METADATA_SUFFIX):
+                raise UnsafePath(f"refusing file {f.filename[:40]!r}...: too long a name to keep its "
+                                 f"{METADATA_SUFFIX} beside it")
             href = file_href(segments, self.layout.hash_index)
             if href not in seen:
                 seen.add(href)
@@ -241,13 +261,30 @@ class ProjectSync:
                     logger.debug("deleted %s", victim)
             prune_empty_dirs(path.parent, self.layout.packages)
 
+    def _read_intent(self, key: str) -> set[str]:
+        try:
+            return set((self.layout.intents / key).read_text(encoding="utf-8").split())
+        except FileNotFoundError:
+            return set()
+
+    def _write_intent(self, key: str, hrefs: set[str]) -> None:
+        atomic_write(self.layout.intents / key, "".join(f"{h}\n" for h in sorted(hrefs)).encode(),
+                     self.layout.staging)
+
+    def _clear_intent(self, key: str) -> None:
+        remove_file(self.layout.intents / key)
+
     def remove_project(self, name: str) -> None:
         """Take a project off the mirror: its pages, then (with delete-packages) its files."""
+        key = normalize(name)
         page_dir = self.layout.page_dir(name)
-        known = read_known(page_dir)
+        doomed = set(read_known(page_dir)) | self._read_intent(key)
+        if self.delete_packages and doomed:
+            self._write_intent(key, doomed)  # the pages are the only other record of these files
         for page in (PAGE_HTML, PAGE_JSON):
             remove_file(page_dir / page)
         prune_empty_dirs(page_dir, self.layout.simple)
         if self.delete_packages:
-            self._delete_files(set(known))
+            self._delete_files(doomed)
+            self._clear_intent(key)
         logger.info("%s: removed (gone upstream)", normalize(name))

@@ -16,6 +16,7 @@ import lxml.etree
 import lxml.html
 
 from .errors import UpstreamError
+from .layout import without_userinfo
 from .names import normalize
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -88,7 +89,7 @@ def _absolute(base: str, href: str, page_url: str) -> str:
     try:
         return urljoin(base, href)
     except ValueError as exc:
-        raise UpstreamError(f"{page_url}: unusable URL {href[:200]!r}: {exc}") from None
+        raise UpstreamError(f"{page_url}: unusable URL {without_userinfo(href)[:200]!r}: {exc}") from None
 
 
 def _file_from_json(entry: Any, page_url: str) -> DistFile:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from .errors import StorageError
 from .names import normalize
 from .storage import atomic_write
 
@@ -68,6 +69,8 @@ class StateFiles:
         self.generation_path = directory / "generation"
         self.status_path = directory / "status"
         self._journal: TextIO | None = None
+        # Projects the journal read by read_todo() says an interrupted run finished.
+        self.journaled: set[str] = set()
 
     # -------------------------------------------------------- generation
 
@@ -130,6 +133,7 @@ class StateFiles:
                 return None
             todo.add(name, int(serial_text))
         for key, done_serial in self._journal_entries(todo.target):
+            self.journaled.add(key)
             if key in todo.pending and todo.pending[key][1] <= done_serial:
                 del todo.pending[key]
         return todo
@@ -159,16 +163,23 @@ class StateFiles:
         """Persist the whole work list once, then start a fresh journal for it."""
         body = "".join(f"{name} {serial}\n" for name, serial in todo.pending.values())
         atomic_write(self.todo_path, f"{todo.target}\n{body}".encode(), self.staging)
-        journal = self.journal_path.open("w", encoding="utf-8")
-        journal.write(f"target {todo.target}\n")
-        journal.flush()
-        self._journal = journal
+        try:
+            self._journal = self.journal_path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
+        self._append(f"target {todo.target}\n")
 
     def done(self, name: str, serial: int) -> None:
         """Record one finished project: an append, never a rewrite."""
+        self._append(f"{name} {serial}\n")
+
+    def _append(self, line: str) -> None:
         assert self._journal is not None, "begin() first"
-        self._journal.write(f"{name} {serial}\n")
-        self._journal.flush()
+        try:
+            self._journal.write(line)
+            self._journal.flush()
+        except OSError as exc:  # a full disk: one clear line, not a traceback
+            raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
 
     def finish(self, target: int, failed: Mapping[str, tuple[str, int]]) -> None:
         """Close the run: todo keeps only what failed, state takes the target serial.
@@ -187,11 +198,12 @@ class StateFiles:
 
     def close(self) -> None:
         if self._journal is not None:
+            journal, self._journal = self._journal, None
             with contextlib.suppress(OSError):
-                self._journal.flush()
-                os.fsync(self._journal.fileno())
-            self._journal.close()
-            self._journal = None
+                journal.flush()
+                os.fsync(journal.fileno())
+            with contextlib.suppress(OSError):  # close() flushes again: a full disk fails it again
+                journal.close()
 
     @staticmethod
     def _remove(*paths: Path) -> None:

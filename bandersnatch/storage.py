@@ -27,11 +27,11 @@ def check_segment(segment: str) -> str:
     if segment in ("", ".", ".."):
         raise UnsafePath(f"refusing path component {segment!r}")
     if any(c in segment for c in ("/", "\\", "\0")) or any(ord(c) < 32 for c in segment):
-        raise UnsafePath(f"refusing path component {segment!r}: separator or control character")
+        raise UnsafePath(f"refusing path component {segment[:100]!r}: separator or control character")
     try:
         encoded = segment.encode("utf-8")
     except UnicodeEncodeError:
-        raise UnsafePath(f"refusing path component {segment!r}: not valid UTF-8") from None
+        raise UnsafePath(f"refusing path component {segment[:100]!r}: not valid UTF-8") from None
     if len(encoded) > MAX_SEGMENT_BYTES:
         raise UnsafePath(f"refusing path component {segment[:40]!r}...: longer than 255 bytes")
     return segment

@@ -17,11 +17,13 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import heapq
 import html
 import json
 import random
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -233,6 +235,9 @@ class RequestRecord:
     accept: str | None
     user_agent: str | None
     status: int = 0
+    sent: int = 0  # body bytes answered (0 for HEAD, half for a truncated body)
+    started: float = 0.0  # time.monotonic() when the request was read
+    finished: float = 0.0  # time.monotonic() when the response was written
 
 
 @dataclass
@@ -289,6 +294,14 @@ class _Faults:
     error_rate: float = 0.0
     truncate_rate: float = 0.0
     stale_rate: float = 0.0
+    # Connection-level and raw switches (tests/test_faults.py, test_hostile.py):
+    # path prefix -> (value, remaining hits or None for ever).
+    slow: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    reset: dict[str, tuple[bool, int | None]] = field(default_factory=dict)
+    cut: dict[str, tuple[bool, int | None]] = field(default_factory=dict)
+    shorten: _Countdown = field(default_factory=_Countdown)
+    raw_rpc: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    raw_path: dict[str, Response] = field(default_factory=dict)
 
 
 class Response(NamedTuple):
@@ -298,6 +311,9 @@ class Response(NamedTuple):
     headers: dict[str, str]
     body: bytes
     truncate: bool = False
+    repeat: int = 1  # the body is sent this many times (huge answers without allocating them)
+    chunked: bool = False  # no Content-Length: chunked transfer encoding
+    reset: bool = False  # no answer at all: the connection is reset
 
 
 # ---------------------------------------------------------------- upstream
@@ -329,6 +345,10 @@ class Upstream:
 
     latency: float = 0.0  # seconds added to every request
     bandwidth: float | None = None  # bytes per second per response; None = unlimited
+    # False keeps only the ``traffic`` counters, not one RequestRecord per request
+    # (benchmarks making hundreds of thousands of requests).
+    record_requests: bool = True
+    json_api: bool = True  # False: no PEP 691 JSON pages, HTML only (an older repository)
 
     def __init__(self, first_serial: int = FIRST_SERIAL) -> None:
         self._lock = threading.RLock()
@@ -342,6 +362,11 @@ class Upstream:
         self.url = ""
         self._server: LocalHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Added for benchmarks (see "bulk corpus and traffic" below).
+        self.traffic: dict[str, list[int]] = {}  # kind -> [requests, body bytes]
+        self.busy_seconds = 0.0  # summed time from reading a request to writing its response
+        self._bulk: list[_BulkRange] = []
+        self._root_cache: dict[str, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -377,8 +402,9 @@ class Upstream:
         return self.serial
 
     def _current(self, project: str) -> Snapshot | None:
-        history = self._history.get(normalize(project))
-        return history[-1] if history else None
+        key = normalize(project)
+        history = self._history.get(key)
+        return history[-1] if history else self._bulk_snapshot(key)
 
     def _existing(self, project: str) -> Snapshot:
         snapshot = self._current(project)
@@ -388,7 +414,11 @@ class Upstream:
 
     def _record(self, name: str, files: tuple[FileEntry, ...] | None) -> None:
         """Store the project's new state at the current serial."""
-        self._history.setdefault(normalize(name), []).append(Snapshot(self.serial, name, files))
+        key = normalize(name)
+        if key not in self._history:
+            bulk = self._bulk_snapshot(key)
+            self._history[key] = [bulk] if bulk is not None else []
+        self._history[key].append(Snapshot(self.serial, name, files))
 
     def add_project(self, name: str) -> int:
         """Register a project with no files ("create"); returns the new serial.
@@ -584,12 +614,19 @@ class Upstream:
     def list_packages_with_serial(self) -> dict[str, int]:
         """Existing projects by display name, as PyPI's XML-RPC method."""
         with self._lock:
-            return {h[-1].name: h[-1].serial for h in self._history.values() if h[-1].exists}
+            listing = {h[-1].name: h[-1].serial for h in self._history.values() if h[-1].exists}
+            for bulk in self._bulk:
+                listing.update(bulk.listing(self._history))
+            return listing
 
     def changelog_since_serial(self, since: int) -> list[list[Any]]:
         """Journal rows newer than ``since``, oldest first."""
         with self._lock:
-            return [list(entry) for entry in self.changelog if entry.serial > since]
+            rows = [list(entry) for entry in self.changelog if entry.serial > since]
+            if not self._bulk:
+                return rows
+            bulk_rows = [bulk.changelog_rows(since) for bulk in self._bulk]
+            return list(heapq.merge(rows, *bulk_rows, key=lambda row: row[4]))
 
     def changelog_last_serial(self) -> int:
         """The newest serial."""
@@ -602,7 +639,8 @@ class Upstream:
         A project unknown at that point is an absent snapshot (a 404).
         """
         with self._lock:
-            history = self._history.get(normalize(project), [])
+            key = normalize(project)
+            history = self._history.get(key) or self._bulk_history(key)
             if at_serial is not None:
                 older = [s for s in history if s.serial <= at_serial]
                 return older[-1] if older else Snapshot(0, project, None)
@@ -613,7 +651,11 @@ class Upstream:
     def all_current(self) -> list[Snapshot]:
         """Current snapshots of existing projects, by normalized name."""
         with self._lock:
-            return [self._history[k][-1] for k in sorted(self._history) if self._history[k][-1].exists]
+            current = [self._history[k][-1] for k in sorted(self._history) if self._history[k][-1].exists]
+            if not self._bulk:
+                return current
+            bulk = [Snapshot(s, n, ()) for n, s in self._bulk_listing_rows()]
+            return sorted(current + bulk, key=lambda snapshot: normalize(snapshot.name))
 
     # --------------------------------------------------------------- faults
 
@@ -656,6 +698,57 @@ class Upstream:
         with self._lock:
             self._faults.raw[normalize(project)] = (body, content_type, serial)
 
+    def slow(self, path_prefix: str, seconds: float, times: int | None = 1) -> None:
+        """Wait ``seconds`` before answering requests whose path starts with ``path_prefix``."""
+        with self._lock:
+            self._faults.slow[path_prefix] = (seconds, times)
+
+    def reset(self, path_prefix: str, times: int | None = 1) -> None:
+        """Reset the connection instead of answering (nothing of a response is sent)."""
+        with self._lock:
+            self._faults.reset[path_prefix] = (True, times)
+
+    def cut(self, path_prefix: str, times: int | None = 1) -> None:
+        """Like :meth:`truncate` for any path (pages, XML-RPC, files): full length announced, half sent."""
+        with self._lock:
+            self._faults.cut[path_prefix] = (True, times)
+
+    def shorten(self, filename: str, times: int | None = 1) -> None:
+        """Serve the first half of a file with a matching Content-Length: only size or hash can tell."""
+        with self._lock:
+            self._faults.shorten.set(filename, times)
+
+    def raw_rpc(self, method: str, body: bytes, content_type: str = "text/xml") -> None:
+        """Answer the XML-RPC ``method`` with exactly ``body`` (until :meth:`clear_faults`)."""
+        with self._lock:
+            self._faults.raw_rpc[method] = (body, content_type)
+
+    def raw_path(
+        self, path: str, body: bytes, *, status: int = 200, headers: dict[str, str] | None = None,
+        repeat: int = 1, chunked: bool = False,
+    ) -> None:
+        """Answer any request for exactly ``path`` (query ignored) with ``body`` sent ``repeat`` times.
+
+        ``chunked`` leaves out Content-Length (chunked transfer encoding), so only
+        the bytes received can tell how large the answer is.
+        """
+        response = Response(status, dict(headers or {"Content-Type": "application/octet-stream"}), body,
+                            repeat=repeat, chunked=chunked)
+        with self._lock:
+            self._faults.raw_path[path] = response
+
+    def _take_prefix(self, armed: dict[str, tuple[Any, int | None]], path: str) -> Any:
+        """Consume one hit of the first switch whose prefix matches ``path``; its value or None."""
+        for prefix, (value, times) in list(armed.items()):
+            if not path.startswith(prefix):
+                continue
+            if times is not None and times <= 1:
+                del armed[prefix]
+            elif times is not None:
+                armed[prefix] = (value, times - 1)
+            return value
+        return None
+
     def set_random_faults(
         self, seed: int, error_rate: float = 0.0, truncate_rate: float = 0.0, stale_rate: float = 0.0
     ) -> None:
@@ -678,6 +771,8 @@ class Upstream:
         with self._lock:
             self.requests.clear()
             self.fault_log.clear()
+            self.traffic.clear()
+            self.busy_seconds = 0.0
 
     def count_requests(self, path_prefix: str = "", method: str | None = None) -> int:
         """How many recorded requests start with ``path_prefix`` (and have ``method``)."""
@@ -721,6 +816,162 @@ class Upstream:
         """One seeded draw; no draw at all when the rate is zero (keeps sequences stable)."""
         return rate > 0 and self._faults.rng is not None and self._faults.rng.random() < rate
 
+    # ----------------------------------------- bulk corpus and traffic
+    # Added for benchmarks/bench_mirror.py.  A PyPI-sized listing (hundreds of
+    # thousands of projects, most without files) is stored as a few number
+    # ranges instead of one history per project; such a project gets a real
+    # history the first time anything changes it.  With no bulk range, every
+    # method above behaves exactly as before.
+
+    def add_bulk_projects(self, count: int, prefix: str = "bulk-", width: int = 7) -> range:
+        """Create ``count`` empty projects ``<prefix><i zero-padded to width>`` at once.
+
+        Each gets its own "create" serial, like ``count`` calls of
+        :meth:`add_project`, at a fraction of the time and memory.  Returns
+        the range of serials used.
+        """
+        if count < 0 or count > 10**width:
+            raise ValueError(f"{count} projects do not fit in {width} digits")
+        if normalize(prefix + "0") != prefix + "0" or not prefix:
+            raise ValueError(f"bulk prefix {prefix!r} must be a normalized name start")
+        with self._lock:
+            if any(b.prefix == prefix for b in self._bulk):
+                raise ValueError(f"bulk prefix {prefix!r} already used")
+            bulk = _BulkRange(prefix, width, count, self.serial + 1, int(time.time()))
+            if any(bulk.index_of(key) is not None for key in self._history):
+                raise ValueError(f"bulk names {prefix}* clash with existing projects")
+            self._bulk.append(bulk)
+            self.serial += count
+            return range(bulk.first_serial, self.serial + 1)
+
+    def bulk_names(self) -> Iterator[str]:
+        """Every bulk project name ever created (changed or removed ones included)."""
+        for bulk in list(self._bulk):
+            yield from (bulk.name(i) for i in range(bulk.count))
+
+    def touch(self, project: str, action: str = "update description") -> int:
+        """Journal a change that leaves the files as they are (metadata edits on PyPI)."""
+        with self._lock:
+            snapshot = self._existing(project)
+            self._bump(snapshot.name, None, action)
+            self._record(snapshot.name, snapshot.files)
+            return self.serial
+
+    def root_page(self, content_type: str) -> tuple[bytes, int]:
+        """The ``/simple/`` body and the serial it is at; cached per serial once bulk ranges exist."""
+        with self._lock:
+            if not self._bulk:
+                return render_root(self.all_current(), self.serial, content_type), self.serial
+            cached = self._root_cache.get(content_type)
+            if cached is None or cached[0] != self.serial:
+                body = render_root_rows(self._root_rows(), self.serial, content_type)
+                cached = self._root_cache[content_type] = (self.serial, body)
+            return cached[1], self.serial
+
+    def traffic_total(self) -> tuple[int, int]:
+        """(requests, body bytes) answered since the last :meth:`reset_requests`."""
+        with self._lock:
+            return sum(c[0] for c in self.traffic.values()), sum(c[1] for c in self.traffic.values())
+
+    def _count_traffic(self, method: str, raw_path: str, sent: int) -> None:
+        kind = traffic_kind(method, raw_path)
+        with self._lock:
+            counts = self.traffic.setdefault(kind, [0, 0])
+            counts[0] += 1
+            counts[1] += sent
+
+    def _bulk_snapshot(self, key: str) -> Snapshot | None:
+        """The untouched state of a bulk project (caller made sure it has no history)."""
+        for bulk in self._bulk:
+            index = bulk.index_of(key)
+            if index is not None:
+                return Snapshot(bulk.first_serial + index, key, ())
+        return None
+
+    def _bulk_history(self, key: str) -> list[Snapshot]:
+        snapshot = self._bulk_snapshot(key)
+        return [snapshot] if snapshot is not None else []
+
+    def _bulk_listing_rows(self) -> list[tuple[str, int]]:
+        """(name, serial) of bulk projects nothing has changed since their creation."""
+        rows: list[tuple[str, int]] = []
+        for bulk in self._bulk:
+            rows.extend(bulk.listing(self._history).items())
+        return rows
+
+    def _root_rows(self) -> list[tuple[str, int]]:
+        """Every existing project as (display name, serial), by normalized name."""
+        keyed = [(k, h[-1].name, h[-1].serial) for k, h in self._history.items() if h[-1].exists]
+        keyed.extend((name, name, serial) for name, serial in self._bulk_listing_rows())
+        keyed.sort()
+        return [(name, serial) for _, name, serial in keyed]
+
+
+@dataclass(frozen=True)
+class _BulkRange:
+    """Empty projects ``prefix + zero-padded index``, created at consecutive serials."""
+
+    prefix: str
+    width: int
+    count: int
+    first_serial: int
+    timestamp: int
+
+    def name(self, index: int) -> str:
+        return f"{self.prefix}{index:0{self.width}d}"
+
+    def index_of(self, key: str) -> int | None:
+        """The index a normalized name has in this range, or None."""
+        if not key.startswith(self.prefix) or len(key) != len(self.prefix) + self.width:
+            return None
+        digits = key[len(self.prefix):]
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        index = int(digits)
+        return index if index < self.count else None
+
+    def listing(self, history: dict[str, list[Snapshot]]) -> dict[str, int]:
+        """name -> serial of the names no later change took over (those live in ``history``)."""
+        names = (self.name(i) for i in range(self.count))
+        return {name: self.first_serial + i for i, name in enumerate(names) if name not in history}
+
+    def changelog_rows(self, since: int) -> list[list[Any]]:
+        """The "create" journal rows of this range newer than ``since``."""
+        start = max(0, since - self.first_serial + 1)
+        return [[self.name(i), None, self.timestamp, "create", self.first_serial + i]
+                for i in range(start, self.count)]
+
+
+def traffic_kind(method: str, raw_path: str) -> str:
+    """What a request asked for: xmlrpc, index, page, json, file, metadata or other."""
+    path = unquote(urlsplit(raw_path).path)
+    if method == "POST":
+        return "xmlrpc"
+    if path.rstrip("/") == "/simple":
+        return "index"
+    if path.startswith("/simple/"):
+        return "page"
+    if path.startswith("/packages/"):
+        return "metadata" if path.endswith(".metadata") else "file"
+    if path.startswith("/pypi/") and path.rstrip("/").endswith("/json"):
+        return "json"
+    return "other"
+
+
+def _rpc_method(payload: bytes) -> str | None:
+    """The XML-RPC method a request body calls, or None when it is not XML-RPC."""
+    try:
+        return xmlrpc.client.loads(payload)[1]
+    except Exception:
+        return None
+
+
+def _body_bytes(response: Response, method: str) -> int:
+    """How many body bytes the handler writes for ``response``."""
+    if method == "HEAD":
+        return 0
+    return len(response.body) // 2 if response.truncate else len(response.body) * response.repeat
+
 
 # ------------------------------------------------------------------ render
 
@@ -731,13 +982,18 @@ def _json_body(data: Any) -> bytes:
 
 def render_root(snapshots: list[Snapshot], serial: int, content_type: str) -> bytes:
     """The ``/simple/`` index in HTML or PEP 691 JSON."""
+    return render_root_rows([(s.name, s.serial) for s in snapshots], serial, content_type)
+
+
+def render_root_rows(rows: list[tuple[str, int]], serial: int, content_type: str) -> bytes:
+    """:func:`render_root` from ``(display name, last serial)`` rows, already in index order."""
     if content_type == SIMPLE_JSON:
-        projects = [{"name": s.name, "_last-serial": s.serial} for s in snapshots]
+        projects = [{"name": name, "_last-serial": last} for name, last in rows]
         return _json_body(
             {"meta": {"api-version": API_VERSION, "_last-serial": serial}, "projects": projects}
         )
     links = "".join(
-        f'<a href="/simple/{html.escape(normalize(s.name))}/">{html.escape(s.name)}</a>\n' for s in snapshots
+        f'<a href="/simple/{html.escape(normalize(name))}/">{html.escape(name)}</a>\n' for name, _ in rows
     )
     return (
         "<!DOCTYPE html>\n<html>\n<head>\n"
@@ -944,17 +1200,39 @@ class BaseHandler(BaseHTTPRequestHandler):
         A truncated response announces the full length and nothing else, like
         a connection reset mid-transfer; the socket is closed afterwards.
         """
+        if response.reset:
+            # SO_LINGER 0: closing sends an RST; the client gets no response at all.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(response.body) * response.repeat))
         self.end_headers()
         if head:
+            return
+        if response.chunked or response.repeat > 1:
+            self._write_repeated(response)
             return
         body = response.body[: len(response.body) // 2] if response.truncate else response.body
         self._write(body, bandwidth)
         if response.truncate:
             self.close_connection = True
+
+    def _write_repeated(self, response: Response) -> None:
+        """The body ``repeat`` times, as chunks when chunked; the client may hang up at any point."""
+        if response.chunked:
+            frame = f"{len(response.body):x}\r\n".encode() + response.body + b"\r\n"
+        else:
+            frame = response.body
+        for _ in range(response.repeat):
+            self.wfile.write(frame)
+        if response.chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def _write(self, body: bytes, bandwidth: float | None) -> None:
         """Write the body, pacing it to ``bandwidth`` bytes/second when set."""
@@ -995,14 +1273,21 @@ class _UpstreamHandler(BaseHandler):
     def _serve(self, method: str) -> None:
         payload = self.read_body() if method == "POST" else b""
         record = RequestRecord(method, self.path, self.headers.get("Accept"), self.headers.get("User-Agent"))
+        record.started = time.monotonic()
         upstream = self.upstream
-        with upstream._lock:
-            upstream.requests.append(record)
+        if upstream.record_requests:
+            with upstream._lock:
+                upstream.requests.append(record)
         if upstream.latency:
             time.sleep(upstream.latency)
         response = _Router(upstream, method, self.path, self.headers.get("Accept"), payload).respond()
         record.status = response.status
+        record.sent = _body_bytes(response, method)
+        upstream._count_traffic(method, self.path, record.sent)
         self.send_body(response, head=method == "HEAD", bandwidth=upstream.bandwidth)
+        record.finished = time.monotonic()
+        with upstream._lock:
+            upstream.busy_seconds += record.finished - record.started
 
 
 class _Router:
@@ -1020,6 +1305,37 @@ class _Router:
         self.payload = payload
 
     def respond(self) -> Response:
+        """Connection-level and raw switches, then :meth:`_route`; a cut applies to any answer."""
+        upstream = self.upstream
+        with upstream._lock:
+            faults = upstream._faults
+            delay = upstream._take_prefix(faults.slow, self.path)
+            reset = upstream._take_prefix(faults.reset, self.path)
+            cut = upstream._take_prefix(faults.cut, self.path)
+            raw = faults.raw_path.get(self.path)
+            rpc = None
+            if self.method == "POST" and faults.raw_rpc:
+                rpc = faults.raw_rpc.get(_rpc_method(self.payload))
+        if delay:
+            upstream._note("slow", self.path)
+            time.sleep(delay)
+        if reset:
+            upstream._note("reset", self.path)
+            return Response(0, {}, b"", reset=True)
+        if raw is not None:
+            upstream._note("raw path", self.path)
+            response = raw
+        elif rpc is not None:
+            upstream._note("raw rpc", self.path)
+            response = Response(200, {"Content-Type": rpc[1]}, rpc[0])
+        else:
+            response = self._route()
+        if cut:
+            upstream._note("cut", self.path)
+            response = response._replace(truncate=True)
+        return response
+
+    def _route(self) -> Response:
         """Faults that apply to any path, then the route."""
         early = self._global_faults()
         if early is not None:
@@ -1100,7 +1416,10 @@ class _Router:
             wanted = _LATEST.get(requested[0], requested[0])
             if wanted in _OFFERS:
                 return wanted
-        return choose_simple_format(self.accept)
+        chosen = choose_simple_format(self.accept)
+        if chosen == SIMPLE_JSON and not self.upstream.json_api:
+            return SIMPLE_HTML  # an upstream without PEP 691
+        return chosen
 
     def _root(self, match: re.Match[str]) -> Response:
         if not self.path.endswith("/"):
@@ -1108,8 +1427,7 @@ class _Router:
         content_type = self._content_type()
         upstream = self.upstream
         with upstream._lock:
-            body = render_root(upstream.all_current(), upstream.serial, content_type)
-            serial = upstream.serial
+            body, serial = upstream.root_page(content_type)
         headers = {
             "Content-Type": _html_type(content_type),
             "X-PyPI-Last-Serial": str(serial),
@@ -1170,6 +1488,10 @@ class _Router:
                 (None, blob.filename)
             )
             truncate = faults.truncate.take(blob.filename)
+            shorten = faults.shorten.take(blob.filename)
+        if shorten:
+            upstream._note("shorten", self.path)
+            content = content[: len(content) // 2]
         if corrupt:
             upstream._note("corrupt", self.path)
             content = _corrupted(content)

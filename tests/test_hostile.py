@@ -1,0 +1,457 @@
+"""A broken or malicious upstream cannot write outside the mirror, inject markup, or exhaust memory.
+
+Every case is one parametrized row.  For each, the run must: write nothing
+outside its directory (a snapshot of the tree around it is compared), refuse
+the offending project with one clear log line while another project syncs in
+the same run, keep every page it serves well-formed and escaped, and log no
+credential.  Answers larger than ``max-page-size`` are cut off, with or
+without a Content-Length, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import subprocess
+import sys
+import tracemalloc
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import lxml.html
+import pytest
+from fakepypi import SIMPLE_JSON, Upstream, blob_path
+from mirrortools import (
+    MirrorSetup,
+    WebReader,
+    assert_mirror_matches,
+    pending_work,
+    tree_snapshot,
+    write_config,
+)
+
+import bandersnatch
+from bandersnatch.layout import UrlPolicy
+from bandersnatch.master import Master
+
+SECRET = "s3cr3t-pa55"
+GOOD_CONTENT = b"good bytes" * 50
+GOOD_PATH = blob_path(GOOD_CONTENT, "good-1.0.tar.gz")
+CANARIES = [Path("/pwned"), Path("/etc/pwned"), Path("/tmp/pwned"), Path("/tmp/pwned.tar.gz")]
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass
+class Site:
+    """The upstream, the mirror, and where the mirror sits (its surroundings must not change)."""
+
+    upstream: Upstream
+    mirror: MirrorSetup
+    around: Path
+
+    @property
+    def url(self) -> str:
+        return self.upstream.url
+
+    def snapshot(self) -> dict[str, tuple[str, int, int]]:
+        return tree_snapshot(self.around, skip=self.mirror.root)
+
+
+@pytest.fixture
+def site(tmp_path: Path, upstream: Upstream) -> Site:
+    upstream.add_file("good", "good-1.0.tar.gz", GOOD_CONTENT)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    mirror = write_config(tmp_path / "a" / "b", upstream.url, max_page_size="256K")
+    return Site(upstream, mirror, tmp_path)
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture) -> int:
+    before = site.snapshot()
+    code = site.mirror.run()
+    assert site.snapshot() == before
+    for canary in CANARIES:
+        assert not canary.exists()
+    assert "Traceback" not in caplog.text
+    assert SECRET not in caplog.text
+    assert WebReader(site.mirror.web).sweep() == []
+    return code
+
+
+def assert_our_pages_are_well_formed(web: Path) -> None:
+    for page in web.rglob("index.html"):
+        doc = lxml.html.fromstring(page.read_bytes())
+        assert doc.xpath("//script|//img|//iframe|//*[@onerror]") == [], page
+    for page in web.rglob("index.v1_json"):
+        json.loads(page.read_bytes())
+
+
+# ---------------------------------------------------------------- pages with hostile file entries
+
+
+def json_page(filename: str, url: str, **extra: object) -> bytes:
+    entry = {"filename": filename, "url": url, "hashes": {"sha256": "0" * 64}, **extra}
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "bad", "files": [entry]}).encode()
+
+
+def html_page(anchors: str, head: str = "") -> bytes:
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{anchors}</body></html>".encode()
+
+
+def _fill(template: str, url: str, port: str) -> str:
+    return template.replace("{u}", url).replace("{p}", port).replace("{secret}", SECRET).replace(
+        "{good}", GOOD_PATH)
+
+
+# JSON pages: (id, filename, URL, extra fields); "{u}" is the upstream, "{p}" its port.
+BAD_JSON: list[tuple[str, str, str, dict[str, object]]] = [
+    ("other-host", "bad-1.0.tar.gz", "http://evil.invalid/packages/a/bad-1.0.tar.gz", {}),
+    ("other-port", "bad-1.0.tar.gz", "http://127.0.0.1:1/packages/a/bad-1.0.tar.gz", {}),
+    ("file-scheme", "passwd", "file:///etc/passwd", {}),
+    ("ftp-scheme", "bad-1.0.tar.gz", "ftp://127.0.0.1:{p}/packages/a/bad-1.0.tar.gz", {}),
+    ("data-scheme", "bad-1.0.tar.gz", "data:text/plain,pwned", {}),
+    ("outside-packages", "passwd", "{u}/etc/passwd", {}),
+    ("simple-not-packages", "index.html", "{u}/simple/good/index.html", {}),
+    ("dotdot", "passwd", "{u}/packages/../../../../../etc/passwd", {}),
+    ("dotdot-relative", "pwned", "../../../../../../../../tmp/pwned", {}),
+    ("dotdot-encoded", "pwned", "{u}/packages/%2e%2e/%2e%2e/%2e%2e/%2e%2e/tmp/pwned", {}),
+    ("dotdot-last", "..", "{u}/packages/a/%2E%2E", {}),
+    ("slash-encoded", "../../../../pwned.tar.gz", "{u}/packages/a/..%2F..%2F..%2F..%2Fpwned.tar.gz", {}),
+    ("backslash", "..\\..\\pwned.tar.gz", "{u}/packages/a/..%5C..%5Cpwned.tar.gz", {}),
+    ("absolute-encoded", "/tmp/pwned", "{u}/packages/%2Ftmp%2Fpwned", {}),
+    ("empty-segment", "pwned", "{u}/packages//tmp/pwned", {}),
+    ("nul", "bad\0.tar.gz", "{u}/packages/a/bad%00.tar.gz", {}),
+    ("newline", "bad\nERROR fake.tar.gz", "{u}/packages/a/bad%0AERROR%20fake.tar.gz", {}),
+    ("non-utf8-percent", "bad.tar.gz", "{u}/packages/a/%FF%FE.tar.gz", {}),
+    ("lone-surrogate", "bad\udcff.tar.gz", "{u}/packages/a/bad\udcff.tar.gz", {}),
+    ("over-long", "b" * 300 + ".tar.gz", "{u}/packages/a/" + "b" * 300 + ".tar.gz", {}),
+    ("no-room-for-metadata", "b" * 240 + ".tar.gz", "{u}/packages/a/" + "b" * 240 + ".tar.gz",
+     {"core-metadata": True}),
+    ("filename-mismatch", "good-1.0.tar.gz", "{u}/packages/a/evil.tar.gz", {}),
+    ("credentials", "bad-1.0.tar.gz", "http://user:{secret}@127.0.0.1:{p}/packages/a/bad-1.0.tar.gz", {}),
+    ("credentials-ftp", "bad-1.0.tar.gz", "ftp://user:{secret}@127.0.0.1:{p}/packages/a/bad-1.0.tar.gz", {}),
+    ("credentials-unparsable", "bad-1.0.tar.gz", "http://user:{secret}@[::1/packages/a/bad-1.0.tar.gz", {}),
+    ("hash-with-line-break", "good-1.0.tar.gz", "{u}{good}",
+     {"hashes": {"sha256": "0\nERROR: fake line"}}),
+    ("bad-size", "bad.tar.gz", "{u}/packages/a/bad.tar.gz", {"size": -5}),
+]
+# Other pages: (id, content type, body).
+BAD_OTHER: list[tuple[str, str, bytes]] = [
+    ("html-other-host", HTML, html_page('<a href="http://evil.invalid/packages/a/bad-1.0.tar.gz">bad-1.0.tar.gz</a>')),
+    ("html-base-other-host", HTML, html_page('<a href="packages/a/bad-1.0.tar.gz">bad-1.0.tar.gz</a>',
+                                             '<base href="http://evil.invalid/">')),
+    ("html-dotdot", HTML, html_page('<a href="../../../../../../tmp/pwned#sha256=00">pwned</a>')),
+    ("html-dotdot-encoded", HTML, html_page('<a href="/packages/%2e%2e/%2e%2e/%2e%2e/tmp/pwned">pwned</a>')),
+    ("html-file-scheme", HTML, html_page('<a href="file:///etc/passwd">passwd</a>')),
+    ("html-javascript", HTML, html_page('<a href="javascript:alert(1)">x.tar.gz</a>')),
+    ("html-credentials", HTML, html_page('<a href="http://u:{secret}@127.0.0.1:{p}/packages/a/b.tar.gz">b.tar.gz</a>')),
+    ("html-unparsable-url", HTML, html_page('<a href="http://u:{secret}@[::1/x">x</a>')),
+    ("html-external-entity", HTML, html_page('<a href="/packages/a/bad.tar.gz">&e;</a>').replace(
+        b"<!DOCTYPE html>", b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>')),
+    ("json-malformed", SIMPLE_JSON, b'{"meta": {}, "name": "bad", "files": [{"filen'),
+    ("json-not-utf8", SIMPLE_JSON, b'{"name": "bad", "files": [{"filename": "caf\xe9", "url": "x"}]}'),
+    ("json-deep", SIMPLE_JSON, b'{"files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("json-wrong-types", SIMPLE_JSON,
+     b'{"name": "bad", "files": [{"filename": 1, "url": ["x"], "hashes": "no"}]}'),
+    ("unexpected-content-type", "application/xml", b"<x/>"),
+]
+
+
+def bad_page_params() -> list[object]:
+    rows = [pytest.param(SIMPLE_JSON, (f, u, e), id=i) for i, f, u, e in BAD_JSON]
+    return rows + [pytest.param(t, b, id=i) for i, t, b in BAD_OTHER]
+
+
+@pytest.mark.parametrize(("content_type", "body"), bad_page_params())
+def test_a_hostile_page_is_refused_alone_and_nothing_is_written_outside(
+    site: Site, caplog: pytest.LogCaptureFixture, content_type: str,
+    body: bytes | tuple[str, str, dict[str, object]],
+) -> None:
+    upstream = site.upstream
+    port = upstream.url.rsplit(":", 1)[1]
+    if isinstance(body, tuple):
+        filename, url, extra = body
+        data = json_page(filename, _fill(url, upstream.url, port), **extra)
+    else:
+        data = _fill(body.decode("latin-1"), upstream.url, port).encode("latin-1")
+    upstream.add_project("bad")
+    upstream.raw_page("bad", data, content_type, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    bad_lines = [line for line in errors(caplog) if line.startswith("bad")]
+    assert len(bad_lines) == 1 and "\n" not in bad_lines[0], errors(caplog)
+    assert bad_lines[0].endswith("left in todo for the next run")
+    assert "ERROR: fake" not in caplog.text.replace("'", "")  # no forged line: newlines stay escaped
+    assert pending_work(site.mirror.root) == {"bad": upstream.serial}
+    assert not (site.mirror.web / "simple" / "bad").exists()
+    assert (site.mirror.web / "simple" / "good" / "index.html").is_file()  # synced in the same run
+    assert [p.name for p in (site.mirror.web / "packages").rglob("*") if p.is_file()] == ["good-1.0.tar.gz"]
+    assert_our_pages_are_well_formed(site.mirror.web)
+
+
+# ---------------------------------------------------------------- markup injection: accepted, escaped
+
+
+def test_markup_in_what_upstream_sends_is_escaped_in_every_page_we_render(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    filename = "\"><img src=x onerror=alert(1)>&amp;'.tar.gz"
+    content = b"sneaky" * 100
+    path = f"/packages/ab/cd/{filename}"
+    upstream.raw_path(path, content)
+    requires = '"><script>alert(2)</script>'
+    reason = "</a><script>alert(3)</script><a>"
+    entry = {"filename": filename, "url": upstream.url + quote(path), "yanked": reason,
+             "hashes": {"sha256": hashlib.sha256(content).hexdigest()}, "requires-python": requires,
+             "upload-time": "<b>now</b>"}
+    page = {"meta": {"api-version": "1.1"}, "name": "<script>alert(4)</script>", "files": [entry]}
+    upstream.add_project("sneaky")
+    upstream.raw_page("sneaky", json.dumps(page).encode(), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert_our_pages_are_well_formed(site.mirror.web)
+    ours = site.mirror.web / "simple" / "sneaky"
+    html_bytes = (ours / "index.html").read_bytes()
+    assert b"<script" not in html_bytes and b"<img" not in html_bytes
+    (anchor,) = lxml.html.fromstring(html_bytes).iter("a")
+    assert anchor.text_content() == filename
+    assert anchor.get("data-requires-python") == requires
+    assert anchor.get("data-yanked") == reason
+    assert lxml.html.fromstring(html_bytes).findtext(".//title") == "Links for sneaky"
+    doc = json.loads((ours / "index.v1_json").read_bytes())
+    assert doc["name"] == "sneaky"
+    assert doc["files"][0]["filename"] == filename and doc["files"][0]["requires-python"] == requires
+    assert doc["files"][0]["yanked"] == reason
+    stored = [p for p in (site.mirror.web / "packages").rglob("*") if p.name == filename]
+    assert len(stored) == 1 and stored[0].read_bytes() == content
+
+
+# ---------------------------------------------------------------- hostile project names (XML-RPC)
+
+
+HOSTILE_NAMES = [
+    "../../../../tmp/pwned", "/tmp/pwned", "..", ".", "a\\..\\..\\pwned", "a/b",
+    "%2e%2e%2fpwned", "evil\nname", "evil\u2028ERROR: fake", "caf\xe9", "x" * 300, "-leading", "trailing.",
+    "sp ace", "tab\there", "\u212a", "\U0001f600",
+]
+
+
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_project_name_is_refused_with_one_line_and_never_requested(
+    site: Site, caplog: pytest.LogCaptureFixture, name: str, incremental: bool
+) -> None:
+    upstream = site.upstream
+    if incremental:
+        assert site.mirror.run() == 0
+    upstream.add_project(name)
+    upstream.add_file("good", "good-2.0.tar.gz", b"two" * 100)
+    upstream.reset_requests()
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    refused = [line for line in errors(caplog) if line.startswith("refusing project name")]
+    assert refused == [f"refusing project name {name[:100]!r} from upstream: not a valid project name"]
+    assert [r.path for r in upstream.requests if r.method == "GET" and not r.path.startswith(
+        ("/simple/good/", "/packages/"))] == []
+    assert list(site.mirror.web.rglob("good-2.0.tar.gz"))  # the rest of the sync went on
+    assert pending_work(site.mirror.root) == {}
+    # It is not retried: the next run has nothing to do and says the mirror is complete.
+    assert site.mirror.run() == 0
+
+
+def test_names_that_normalize_to_one_project_are_synced_once(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    serial = upstream.serial
+    listing = {"Good": serial, "good": serial, "GOOD": serial - 1}
+    upstream.add_file("Foo.Bar_baz", "foo_bar_baz-1.0.tar.gz", b"foo" * 100)
+    listing.update({"Foo.Bar_baz": upstream.serial, "foo-bar-baz": upstream.serial, "FOO__BAR..BAZ": 1})
+    upstream.raw_rpc("list_packages_with_serial", xml_response(listing))
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert upstream.count_requests("/simple/foo-bar-baz/") == 1
+    assert upstream.count_requests("/simple/good/") == 1
+    upstream.clear_faults()
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+# ---------------------------------------------------------------- hostile XML-RPC answers
+
+
+def xml_response(value: object) -> bytes:
+    import xmlrpc.client
+
+    return xmlrpc.client.dumps((value,), methodresponse=True).encode()
+
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+                     for i in range(1, 10))
+          + b"]><methodResponse><params><param><value><string>&lol9;</string></value></param></params>"
+            b"</methodResponse>")
+EXTERNAL = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><methodResponse>'
+            b"<params><param><value><struct><member><name>&e;</name><value><int>5</int></value></member>"
+            b"</struct></value></param></params></methodResponse>")
+BAD_RPC: list[tuple[str, bytes]] = [
+    ("billion-laughs", LAUGHS),
+    ("external-entity", EXTERNAL),
+    ("malformed", b"<methodResponse><params><param><value><struct>"),
+    ("not-xml", b"\x00\x01\x02 definitely not xml"),
+    ("not-utf8", b'<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>'
+                 b"caf\xe9</name><value><int>5</int></value></member></struct></value></param></params>"
+                 b"</methodResponse>"),
+    ("nul-in-name", xml_response({"ok": 1}).replace(b"ok", b"o&#0;k")),
+    ("fault-multiline", b"<?xml version='1.0'?><methodResponse><fault><value><struct><member><name>faultCode"
+                        b"</name><value><int>1</int></value></member><member><name>faultString</name><value>"
+                        b"<string>boom\nERROR: fake line</string></value></member></struct></value></fault>"
+                        b"</methodResponse>"),
+    ("wrong-type", xml_response("a string, not a listing")),
+    ("wrong-value-types", xml_response({"good": "not a serial"})),
+    ("empty", b""),
+]
+
+
+@pytest.mark.parametrize("body", [pytest.param(b, id=i) for i, b in BAD_RPC])
+def test_a_hostile_xmlrpc_answer_stops_the_run_with_one_line_and_changes_nothing(
+    site: Site, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    upstream = site.upstream
+    upstream.raw_rpc("list_packages_with_serial", body)
+    upstream.raw_rpc("changelog_since_serial", body)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    last = errors(caplog)[-1]
+    assert last.startswith("XML-RPC list_packages_with_serial: ") and "\n" not in last
+    assert last.endswith("; the run is incomplete, run again to finish")
+    assert "root:" not in caplog.text  # nothing of /etc/passwd
+    assert not (site.mirror.web / "simple" / "good").exists()
+    assert not (site.mirror.root / "state").exists()
+    # Incremental: the same answer to changelog_since_serial changes nothing on disk.
+    upstream.clear_faults()
+    assert site.mirror.run() == 0
+    upstream.add_file("good", "good-2.0.tar.gz", b"two" * 100)
+    upstream.raw_rpc("changelog_since_serial", body)
+    web_before = tree_snapshot(site.mirror.web)
+    state_before = (site.mirror.root / "state").read_text()
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    assert tree_snapshot(site.mirror.web) == web_before
+    assert (site.mirror.root / "state").read_text() == state_before
+    upstream.clear_faults()
+    assert site.mirror.run() == 0
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+# ---------------------------------------------------------------- huge answers: memory stays bounded
+
+
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """64 MiB of spaces in about 64 KiB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    chunk = b" " * (1 << 20)
+    return b"".join(compressor.compress(chunk) for _ in range(64)) + compressor.flush()
+
+
+@pytest.mark.parametrize("target", ["page", "xmlrpc"])
+@pytest.mark.parametrize("kind", ["content-length", "chunked", "gzip-bomb"])
+def test_a_huge_answer_is_cut_off_at_the_size_cap_and_memory_stays_bounded(
+    site: Site, caplog: pytest.LogCaptureFixture, target: str, kind: str
+) -> None:
+    upstream = site.upstream
+    path = "/simple/bad/" if target == "page" else "/pypi"
+    content_type = SIMPLE_JSON if target == "page" else "text/xml"
+    if target == "page":
+        upstream.add_project("bad")
+    if kind == "gzip-bomb":
+        headers = {"Content-Type": content_type, "Content-Encoding": "gzip"}
+        upstream.raw_path(path, gzip_bomb(), headers=headers)
+    else:  # 64 MiB, against a cap of 256 KiB for pages and 2 MiB for XML-RPC
+        upstream.raw_path(path, b" " * (1 << 16), headers={"Content-Type": content_type}, repeat=1024,
+                          chunked=kind == "chunked")
+    tracemalloc.start()
+    try:
+        code = run_and_check_nothing_escaped(site, caplog)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 1
+    assert peak < 24 << 20, f"peak {peak >> 20} MiB"
+    what = "page bad" if target == "page" else "XML-RPC list_packages_with_serial"
+    assert [line for line in errors(caplog) if what in line and "exceeds the limit" in line], errors(caplog)
+    if target == "page":
+        assert (site.mirror.web / "simple" / "good" / "index.html").is_file()
+
+
+# ---------------------------------------------------------------- transport security
+
+
+def test_tls_verification_is_never_turned_off() -> None:
+    master = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
+                    policy=UrlPolicy.for_master("https://pypi.example", (), False))
+    assert master.session.verify is True and master.session.trust_env is False
+    master.close()
+    source = "\n".join(p.read_text() for p in Path(bandersnatch.__file__).parent.rglob("*.py"))
+    assert not re.search(r"verify\s*=|\.verify\b|CERT_NONE|check_hostname|_create_unverified_context"
+                         r"|disable_warnings|InsecureRequestWarning", source)
+
+
+def test_a_self_signed_https_upstream_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                           "-keyout", str(key), "-out", str(cert)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a test certificate: {made.stderr[-200:]!r}")
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append(self.path)
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        mirror = write_config(tmp_path, url, allow_non_https="false", timeout="5")
+        assert mirror.run() == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == []  # no request was ever sent over the unverified connection
+    assert "SSLError" in errors(caplog)[-1] or "ConnectionError" in errors(caplog)[-1]
+
+
+def test_no_credential_in_a_file_url_reaches_any_log_output(tmp_path: Path, upstream: Upstream) -> None:
+    """The same through the command line, stderr included, at debug level."""
+    upstream.add_file("good", "good-1.0.tar.gz", b"good" * 100)
+    port = upstream.url.rsplit(":", 1)[1]
+    upstream.add_project("bad")
+    body = json_page("bad-1.0.tar.gz", f"http://user:{SECRET}@127.0.0.1:{port}/packages/a/bad-1.0.tar.gz")
+    upstream.raw_page("bad", body, SIMPLE_JSON, upstream.serial)
+    entry = upstream.get_file("good", "good-1.0.tar.gz")
+    upstream.redirect(entry.path, f"http://user:{SECRET}@127.0.0.1:{port}/packages/x")
+    mirror = write_config(tmp_path, upstream.url)
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-v", "-c", str(mirror.config), "mirror"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "refusing file URL carrying credentials" in result.stderr
+    assert "refusing redirect" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    assert all(SECRET not in r.path for r in upstream.requests)

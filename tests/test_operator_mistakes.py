@@ -1,0 +1,244 @@
+"""Operator mistakes get one clear line and the right exit code, and harm nothing on disk.
+
+Exit codes: 0 complete, 1 incomplete, 2 configuration, 3 lock held.  The
+read-only and mount cases use real mounts (tmpfs, bind); they are skipped
+with the reason where mounting is not permitted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakepypi import Upstream
+from mirrortools import (
+    MirrorChecker,
+    MirrorSetup,
+    assert_mirror_matches,
+    pending_work,
+    remount,
+    temp_files,
+    tmpfs,
+    tree_snapshot,
+    write_config,
+)
+
+
+def corpus(upstream: Upstream, projects: int = 6) -> None:
+    for i in range(projects):
+        upstream.add_file(f"op{i}", f"op{i}-1.0.tar.gz", f"op{i}".encode() * 400)
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(config), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " ERROR: " in line or line.startswith("ERROR")]
+
+
+def on_tmpfs(tmp_path: Path, upstream: Upstream, disk: Path) -> MirrorSetup:
+    setup = write_config(tmp_path, upstream.url, directory=str(disk / "mirror"))
+    return MirrorSetup(disk / "mirror", setup.config)
+
+
+# ---------------------------------------------------------------- read-only filesystems
+
+
+def test_a_mirror_on_a_read_only_filesystem_is_a_config_error_and_is_left_alone(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        mirror = on_tmpfs(tmp_path, upstream, disk)
+        assert mirror.run() == 0
+        upstream.add_file("op1", "op1-2.0.tar.gz", b"two" * 300)
+        before = tree_snapshot(disk)
+        remount(disk, "ro")
+        result = run_cli(mirror.config, "mirror")
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert str(mirror.root) in line and "read-only filesystem" in line and "[mirror] directory" in line
+        remount(disk, "rw")
+        assert tree_snapshot(disk) == before
+        assert mirror.run() == 0
+        assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_mirror_to_be_created_below_a_read_only_filesystem_is_a_config_error(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    with tmpfs(tmp_path / "disk", "1m", "ro") as disk:
+        mirror = on_tmpfs(tmp_path, upstream, disk)
+        result = run_cli(mirror.config, "mirror")
+        assert result.returncode == 2
+        (line,) = result.stderr.strip().splitlines()
+        assert "cannot be created" in line and "read-only filesystem" in line
+        assert list(disk.iterdir()) == []
+
+
+def test_a_read_only_web_directory_stops_the_run_and_loses_nothing(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """The directory is writable but web/ is a read-only bind mount of itself (same filesystem)."""
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_file("op2", "op2-2.0.tar.gz", b"two" * 300)
+    upstream.add_file("new-project", "new_project-1.0.tar.gz", b"new" * 300)
+    web = mirror.web
+    bound = subprocess.run(["mount", "--bind", str(web), str(web)], capture_output=True, text=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root and mount rights): {bound.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(web)], check=True)
+        before = tree_snapshot(web)
+        result = run_cli(mirror.config, "mirror")
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert "stopped early (cannot write" in last and "Read-only file system" in last, last
+        assert last.endswith("stay in todo for the next run")
+        assert tree_snapshot(web) == before
+    finally:
+        subprocess.run(["umount", str(web)], check=False)
+    assert set(pending_work(mirror.root)) == {"op2", "new-project"}
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_web_on_another_filesystem_is_refused_before_anything_is_written(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    mirror.web.mkdir(parents=True)
+    with tmpfs(mirror.web, "4m"):
+        result = run_cli(mirror.config, "mirror")
+        assert result.returncode == 1
+        (line,) = error_lines(result.stderr)
+        assert "is on another filesystem" in line and "Traceback" not in result.stderr
+        assert sorted(p.name for p in mirror.web.iterdir()) == ["packages", "simple"]
+        assert not any(mirror.web.rglob("*.*"))
+    assert not (mirror.root / "state").exists()
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_a_config_path_that_is_a_directory_is_one_line_exit_2_and_the_directory_is_untouched(
+    tmp_path: Path,
+) -> None:
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "keep").write_text("operator's file\n")
+    before = tree_snapshot(tmp_path)
+    result = run_cli(conf_dir, "mirror")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(conf_dir) in line and "is a directory" in line
+    assert tree_snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- concurrent runs
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_two_mirror_runs_at_once_the_second_exits_3_at_once_and_the_first_completes(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream, 30)
+    upstream.latency = 0.05  # about 1.5 s of sync: the second run starts and ends within it
+    mirror = write_config(tmp_path, upstream.url, workers="2")
+    checker = MirrorChecker(mirror.web)
+    checker.start()
+    first = mirror.run_subprocess()
+    try:
+        wait_for(mirror.root / "todo.journal", first)
+        started = time.monotonic()
+        second = run_cli(mirror.config, "mirror")
+        assert second.returncode == 3, second.stderr
+        assert time.monotonic() - started < 10
+        (line,) = second.stderr.strip().splitlines()
+        assert "holds" in line and str(mirror.root / ".lock") in line
+        assert first.poll() is None  # it really was mid-run
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        problems = checker.stop()
+    assert problems == []
+    assert_mirror_matches(upstream, mirror.web)
+    assert temp_files(mirror.root) == []
+
+
+ACCESS_LINE = ('127.0.0.1 - - [{day}/Nov/2026:10:{minute:02d}:00 +0000] "GET /packages/{path} HTTP/1.1" '
+               '200 1200 "-" "pip/24.0 {{\\"installer\\":{{\\"name\\":\\"pip\\"}}}}"\n')
+
+
+def test_update_stats_beside_a_running_mirror_both_succeed_and_nothing_is_harmed(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    try:
+        from bandersnatch.stats.command import update_stats  # noqa: F401
+    except ImportError:
+        pytest.skip("bandersnatch.stats.command.update_stats does not exist yet")
+    corpus(upstream, 20)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = [f for s in upstream.all_current() for f in s.files or ()]
+    (logs / "access.log").write_text("".join(
+        ACCESS_LINE.format(day=20 + i % 3, minute=i, path=f.path.removeprefix("/packages/"))
+        for i, f in enumerate(files)))
+    mirror = write_config(tmp_path, upstream.url, workers="2")
+    with mirror.config.open("a") as conf:
+        conf.write(f"[statistics]\naccess-log-pattern = {logs}/access.log*\n")
+    assert mirror.run() == 0
+    upstream.add_file("op3", "op3-2.0.tar.gz", b"two" * 300)
+    for i in range(20, 40):
+        upstream.add_file(f"later{i}", f"later{i}-1.0.tar.gz", b"later" * 300)
+    upstream.latency = 0.08  # about 1.7 s of sync: update-stats runs within it
+    sync = mirror.run_subprocess()
+    try:
+        wait_for(mirror.root / "todo.journal", sync)
+        stats = run_cli(mirror.config, "update-stats")
+        assert stats.returncode == 0, stats.stderr
+        assert "Traceback" not in stats.stderr and not error_lines(stats.stderr)
+        assert f"counted {len(files)} downloads" in stats.stderr
+        assert sync.poll() is None  # the mirror was running all along
+        _, err = sync.communicate(timeout=120)
+        assert sync.returncode == 0, err
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.wait()
+    assert (mirror.web / "local-stats").is_dir()
+    assert_mirror_matches(upstream, mirror.web)
+    # And a second update-stats while one holds its lock gets exit 3 and one line.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import filelock, sys, time; l = filelock.FileLock(sys.argv[1]); "
+         "l.acquire(); print('held', flush=True); time.sleep(60)", str(mirror.root / ".stats.lock")],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        blocked = run_cli(mirror.config, "update-stats")
+        assert blocked.returncode == 3
+        (line,) = blocked.stderr.strip().splitlines()
+        assert "update-stats" in line and "Traceback" not in blocked.stderr
+    finally:
+        holder.kill()
+        holder.wait()
