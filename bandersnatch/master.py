@@ -258,7 +258,11 @@ class Master:
                     return None
                 logger.debug("page %s: 404; asking again past any cache", name)
                 continue
-            if page.last_serial is None or page.last_serial >= min_serial:
+            if page.last_serial is None:
+                # Without a serial we cannot tell PyPI's page from a proxy's error page served
+                # with 200, and mirroring the latter would delete the project's files.
+                raise UpstreamError(f"page {name}: no X-PyPI-Last-Serial header or _last-serial; refused")
+            if page.last_serial >= min_serial:
                 return page
             seen = page.last_serial
             logger.debug("page %s: serial %s older than %s; asking again", name, seen, min_serial)

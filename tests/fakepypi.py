@@ -693,8 +693,11 @@ class Upstream:
         with self._lock:
             self._faults.redirect[path] = location
 
-    def raw_page(self, project: str, body: bytes, content_type: str, serial: int) -> None:
-        """Serve exactly ``body`` as the project's simple page, whatever is asked."""
+    def raw_page(self, project: str, body: bytes, content_type: str, serial: int | None) -> None:
+        """Serve exactly ``body`` as the project's simple page, whatever is asked.
+
+        ``serial`` None sends no ``X-PyPI-Last-Serial`` header (a proxy's page, not PyPI's).
+        """
         with self._lock:
             self._faults.raw[normalize(project)] = (body, content_type, serial)
 
@@ -1451,7 +1454,10 @@ class _Router:
         if raw is not None:
             body, raw_type, serial = raw
             upstream._note("raw", self.path)
-            return Response(200, {"Content-Type": raw_type, "X-PyPI-Last-Serial": str(serial)}, body)
+            headers = {"Content-Type": raw_type}
+            if serial is not None:
+                headers["X-PyPI-Last-Serial"] = str(serial)
+            return Response(200, headers, body)
         error = self._random_error()
         if error is not None:
             return error

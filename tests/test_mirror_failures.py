@@ -187,3 +187,19 @@ def test_run_killed_mid_sync_resumes_without_redoing_finished_projects(
     assert upstream.count_requests("/pypi", "POST") == 1  # changelog only: the todo is resumed
     assert_mirror_matches(upstream, mirror.web)
     assert temp_files(mirror.root) == []
+
+
+def test_page_without_a_serial_is_refused_and_files_are_kept(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    # A proxy's error page served with 200 looks like an empty project; mirroring it would delete files.
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_wheel("beta", "0.6")
+    upstream.raw_page("beta", b"<html><body>Service temporarily unavailable</body></html>", "text/html", None)
+    assert mirror.run() == 1
+    assert list(mirror.web.rglob("beta-0.5.tar.gz"))
+    assert "beta" in todo_entries(mirror.root)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
