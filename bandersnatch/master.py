@@ -11,10 +11,11 @@ import hashlib
 import logging
 import platform
 import random
+import tempfile
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
@@ -25,6 +26,7 @@ import requests.adapters
 from . import __version__
 from .errors import HashMismatch, NotFound, StalePage, UnsafePath, UpstreamError
 from .layout import UrlPolicy
+from .rpcstream import iter_items
 from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
 
 logger = logging.getLogger(__name__)
@@ -209,26 +211,62 @@ class Master:
             raise UpstreamError(f"XML-RPC {method}: malformed answer: {str(exc)[:200]}") from None
         return result[0] if result else None
 
-    def list_packages_with_serial(self) -> dict[str, int]:
-        result = self.rpc("list_packages_with_serial")
-        if not isinstance(result, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) for k, v in result.items()
-        ):
-            raise UpstreamError("XML-RPC list_packages_with_serial: unexpected answer")
-        return result
+    def rpc_stream(self, method: str, *params: Any) -> Iterator[Any]:
+        """The top-level members of a big XML-RPC answer, parsed from a spool file.
 
-    def changelog_since_serial(self, serial: int) -> list[tuple[str, int]]:
+        The answer is spooled to an anonymous temporary file first (so a body cut
+        short is retried like any other request, and memory stays flat), then
+        parsed as a stream.
+        """
+        body = xmlrpc.client.dumps(params, method, allow_none=False).encode("utf-8")
+        endpoint = self.url + "/pypi"
+        what = f"XML-RPC {method}"
+        with tempfile.TemporaryFile() as spool:
+
+            def call() -> None:
+                spool.seek(0)
+                spool.truncate()
+                response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
+                if response.status_code != 200:
+                    response.close()
+                    raise UpstreamError(f"{what}: HTTP {response.status_code} from {endpoint}")
+                self._spool(response, spool, what)
+
+            self._with_retries(what, call)
+            spool.seek(0)
+            try:
+                yield from iter_items(iter(functools.partial(spool.read, CHUNK), b""))
+            except UpstreamError as exc:
+                raise UpstreamError(f"{what}: {exc}") from None
+
+    def _spool(self, response: requests.Response, sink: BinaryIO, what: str) -> None:
+        total = 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                total += len(chunk)
+                if total > self.max_rpc_bytes:
+                    raise UpstreamError(f"{what}: answer exceeds the limit of {self.max_rpc_bytes} bytes")
+                sink.write(chunk)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError, requests.Timeout) as exc:
+            raise _Transient(f"body cut short ({type(exc).__name__})") from None
+        finally:
+            response.close()
+
+    def list_packages_with_serial(self) -> Iterator[tuple[str, int]]:
+        """Every ``(name, serial)`` upstream lists, streamed: 750,000 of them never sit in memory."""
+        for item in self.rpc_stream("list_packages_with_serial"):
+            if not (isinstance(item, tuple) and isinstance(item[1], int) and not isinstance(item[1], bool)):
+                raise UpstreamError(f"XML-RPC list_packages_with_serial: unexpected member {str(item)[:100]}")
+            yield item
+
+    def changelog_since_serial(self, serial: int) -> Iterator[tuple[str, int]]:
         """``(name, serial)`` of every change after ``serial``; other columns are not needed."""
-        result = self.rpc("changelog_since_serial", serial)
-        if not isinstance(result, list):
-            raise UpstreamError("XML-RPC changelog_since_serial: unexpected answer")
-        changes = []
-        for row in result:
+        for row in self.rpc_stream("changelog_since_serial", serial):
             if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)
-                    and isinstance(row[4], int)):
+                    and isinstance(row[4], int) and not isinstance(row[4], bool)):
                 raise UpstreamError(f"XML-RPC changelog_since_serial: malformed row {str(row)[:100]}")
-            changes.append((row[0], row[4]))
-        return changes
+            yield row[0], row[4]
 
     def changelog_last_serial(self) -> int:
         result = self.rpc("changelog_last_serial")

@@ -8,9 +8,11 @@ only after its page exists and stops naming it before its page goes, and
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,14 +24,18 @@ from .config import Config
 from .errors import BandersnatchError, LockHeld, StorageError
 from .layout import UrlPolicy, root_href
 from .master import Master
-from .names import is_valid_project_name
+from .names import is_valid_project_name, normalize
 from .package import PAGE_HTML, PAGE_JSON, Layout, Outcome, ProjectSync
 from .progress import Progress
-from .simple import render_root_html, render_root_json, root_names
-from .state import StateFiles, Todo
+from .simple import iter_root_html, iter_root_json, iter_root_names, root_names
+from .state import NameSet, StateFiles, Todo, name_hash
 from .storage import atomic_write, clear_staging
 
 logger = logging.getLogger(__name__)
+
+# Up to this many new projects per run are merged into the root index; more (a first full
+# sync) and the index is rebuilt from the project directories at the end instead.
+ROOT_MERGE_LIMIT = 50_000
 
 
 @dataclass
@@ -86,6 +92,8 @@ class Mirror:
         )
         self.state = StateFiles(self.directory, self.staging)
         self.refused: set[str] = set()
+        self._created: set[str] | None = set()  # new projects of this run; None: too many to merge
+        self._repeated: set[int] = set()  # digests of listed names that normalize alike
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
@@ -123,38 +131,67 @@ class Mirror:
 
     # ------------------------------------------------------------ planning
 
-    def _plan(self) -> Todo | None:
-        """The work of this run, or None when the mirror is already current."""
-        serial = self.state.read_serial()
-        todo = self.state.read_todo()
-        if serial is None and todo is None or self.force_check:
-            return self._plan_full(todo)
-        since = max(serial or 0, todo.target if todo else 0)
-        changes = self.master.changelog_since_serial(since)
-        work = Todo(max([since, *(s for _, s in changes)]), self._carried(todo))
-        for name, change_serial in changes:
-            if self._acceptable(name):
-                work.add(name, change_serial)
-        if todo:
-            logger.info("Resuming %d pending project(s) from %s", len(todo.pending), self.state.todo_path)
-        if not work.pending and todo is None and work.target == serial:
-            return None
-        logger.info("Syncing %d project(s) changed since serial %d, up to serial %d",
-                    len(work.pending), since, work.target)
-        return work
+    def _plan(self) -> tuple[int, int] | None:
+        """Write this run's work list as ``todo``: ``(target serial, count)``, or None when current.
 
-    def _plan_full(self, todo: Todo | None) -> Todo:
-        listing = self.master.list_packages_with_serial()
-        target = max(listing.values(), default=0) or self.master.changelog_last_serial()
-        work = Todo(max(target, todo.target if todo else 0), self._carried(todo))
-        for name, serial in listing.items():
+        The list streams from upstream to disk and the run reads it back lazily,
+        so a 750,000-project sync keeps memory flat.
+        """
+        serial = self.state.read_serial()
+        if self.state.journal_path.exists():
+            # A killed run may have written pages the root index does not name yet:
+            # this run ends by rebuilding the root index from the project directories.
+            self._created = None
+        pending = self.state.open_todo()
+        if pending is not None:
+            logger.info("Resuming the pending projects of %s", self.state.todo_path)
+        if serial is None and pending is None or self.force_check:
+            return self._plan_full()
+        since = max(serial or 0, pending.target if pending else 0)
+        changes = Todo(since)
+        for name, change_serial in self.master.changelog_since_serial(since):
             if self._acceptable(name):
-                work.add(name, serial)
-        # Projects we still serve but upstream no longer lists: ask for them, they will 404.
-        for key in self._root_names() - set(work.pending):
-            work.add(key, 0)
-        logger.info("Full sync of %d project(s) up to serial %d", len(work.pending), work.target)
-        return work
+                changes.add(name, change_serial)
+        target = max([since, *(s for _, s in changes.pending.values())])
+        if not changes.pending and pending is None and target == serial:
+            return None
+        target, count = self.state.begin_stream(lambda: target, self._merged(pending or (), changes))
+        logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since, target)
+        return target, count
+
+    def _merged(self, pending: Iterable[tuple[str, int]], changes: Todo) -> Iterator[tuple[str, int]]:
+        """Earlier pending work, each project once at its highest serial, then the new changes."""
+        fresh = dict(changes.pending)
+        for name, serial in pending:
+            if not self._acceptable(name):
+                continue
+            change = fresh.pop(normalize(name), None)
+            yield change if change is not None and change[1] > serial else (name, serial)
+        yield from fresh.values()
+
+    def _plan_full(self) -> tuple[int, int]:
+        highest = 0
+        listed: array[int] = array("Q")
+
+        def entries() -> Iterator[tuple[str, int]]:
+            nonlocal highest
+            for name, serial in self.master.list_packages_with_serial():
+                if self._acceptable(name):
+                    listed.append(name_hash(normalize(name)))
+                    highest = max(highest, serial)
+                    yield name, serial
+            # Projects we still serve but upstream no longer lists: ask for them, they will 404.
+            known = NameSet(listed)
+            del listed[:]
+            self._repeated = known.repeated()
+            for key in self._iter_root_names():
+                if key not in known:
+                    yield key, 0
+
+        target, count = self.state.begin_stream(
+            lambda: highest or self.master.changelog_last_serial(), entries())
+        logger.info("Full sync of %d project(s) up to serial %d", count, target)
+        return target, count
 
     def _acceptable(self, name: str) -> bool:
         """False, with one error line, for a name that cannot be a project (path tricks, junk).
@@ -169,54 +206,40 @@ class Mirror:
             logger.error("refusing project name %r from upstream: not a valid project name", name[:100])
         return False
 
-    def _carried(self, todo: Todo | None) -> dict[str, tuple[str, int]]:
-        """The pending work of an earlier run that this run takes over."""
-        if todo is None:
-            return {}
-        return {key: item for key, item in todo.pending.items() if self._acceptable(item[0])}
-
     # ------------------------------------------------------------ the run
 
     def _sync(self) -> RunReport:
         started = time.monotonic()
-        work = self._plan()
+        plan = self._plan()
         report = RunReport(refused=len(self.refused))
-        if work is None:
+        if plan is None:
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
-        report.target = work.target
-        # A killed run may have finished new projects without naming them in the root index yet;
-        # name them before begin() starts a new journal and so forgets them.
-        if finished := self._finished_earlier():
-            self._update_root(finished, set(), work.target)
-        self.state.begin(work)
-        self.progress.start(len(work.pending))
+        target, count = plan
+        report.target = target
+        self.progress.start(count)
         try:
-            synced, removed, remaining = self._run_pool(work, report)
+            removed, remaining = self._run_pool(report)
         finally:
             self.progress.finish()
-        report.failed.update(remaining)
-        self._update_root(synced, {o.key for o in removed}, work.target)
+        self._update_root(self._created, {o.key for o in removed}, target)
         for outcome in removed:
             self.projects.remove_project(outcome.name)
             self.state.done(outcome.name, outcome.serial)
             report.removed += 1
-        self.state.finish(work.target, report.failed)
+        self.state.finish(target, report.failed, remaining)
         if not report.exit_code:
             self._write_last_modified()
         self._log_summary(report, time.monotonic() - started)
         return report
 
-    def _run_pool(
-        self, work: Todo, report: RunReport
-    ) -> tuple[set[str], list[Outcome], dict[str, tuple[str, int]]]:
-        """Sync every pending project; returns synced keys, removals, and what was never started."""
+    def _run_pool(self, report: RunReport) -> tuple[list[Outcome], Iterator[tuple[str, int]]]:
+        """Sync every project in ``todo``; returns removals and the entries never started."""
         # Twice `workers` project threads: while some wait for their files on the download
         # pool, others fetch the next pages. Master's slots still cap requests at `workers`.
         threads = 2 * self.config.workers
-        items: Iterator[tuple[str, tuple[str, int]]] = iter(list(work.pending.items()))
-        synced: set[str] = set()
+        items = self._once_each(self.state.pending())
         removed: list[Outcome] = []
         inflight: dict[Future[Outcome], tuple[str, str, int]] = {}
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync") as pool:
@@ -226,14 +249,15 @@ class Mirror:
                         item = next(items, None)
                         if item is None:
                             break
-                        key, (name, serial) = item
-                        inflight[pool.submit(self.projects.sync, name, serial)] = (key, name, serial)
+                        name, serial = item
+                        future = pool.submit(self.projects.sync, name, serial)
+                        inflight[future] = (normalize(name), name, serial)
                     if not inflight:
                         break
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for future in done:
                         key, name, serial = inflight.pop(future)
-                        outcome = self._collect(future, key, name, serial, report, synced, removed)
+                        outcome = self._collect(future, key, name, serial, report, removed)
                         if outcome:
                             self.progress.advance(outcome.files, outcome.bytes)
                         else:
@@ -241,10 +265,22 @@ class Mirror:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        return synced, removed, dict(items)
+        return removed, items
+
+    def _once_each(self, entries: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """Entries, but a listing's names that normalize alike only the first time."""
+        seen: set[int] = set()
+        for name, serial in entries:
+            if self._repeated:
+                digest = name_hash(normalize(name))
+                if digest in self._repeated:
+                    if digest in seen:
+                        continue
+                    seen.add(digest)
+            yield name, serial
 
     def _collect(self, future: Future[Outcome], key: str, name: str, serial: int, report: RunReport,
-                 synced: set[str], removed: list[Outcome]) -> Outcome | None:
+                 removed: list[Outcome]) -> Outcome | None:
         try:
             outcome = future.result()
         except BandersnatchError as exc:
@@ -262,7 +298,8 @@ class Mirror:
         if outcome.removed:
             removed.append(outcome)
             return outcome
-        synced.add(outcome.key)
+        if outcome.created:
+            self._note_created({outcome.key})
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
@@ -271,44 +308,80 @@ class Mirror:
 
     # ------------------------------------------------------------ root index and wrap-up
 
-    def _root_names(self) -> set[str]:
+    def _note_created(self, keys: set[str]) -> None:
+        """Remember projects the root index must start naming; past a limit, rebuild it from disk."""
+        if self._created is None:
+            return
+        self._created |= keys
+        if len(self._created) > ROOT_MERGE_LIMIT:
+            self._created = None
+
+    def _iter_root_names(self) -> Iterator[str]:
+        """The names the root index lists now, streamed from our own line-per-project JSON."""
         root_json = self.layout.simple / PAGE_JSON
         try:
-            return set(root_names(root_json.read_bytes()))
+            with root_json.open("rb") as f:
+                names = iter_root_names(f)
+                if names is not None:
+                    yield from names
+                    return
+                f.seek(0)
+                yield from root_names(f.read())  # another tool's layout: read once, whole
         except FileNotFoundError:
-            return self._scan_project_dirs()
+            yield from self._scan_project_dirs()
         except (ValueError, KeyError, TypeError):
             logger.warning("%s is unreadable; rebuilding it from the project directories", root_json)
-            return self._scan_project_dirs()
+            yield from self._scan_project_dirs()
 
-    def _scan_project_dirs(self) -> set[str]:
-        """Only when the root index is missing: the projects whose pages are both on disk."""
+    def _scan_project_dirs(self) -> list[str]:
+        """Only when the root index must be rebuilt: the projects whose pages are both on disk."""
         simple = self.layout.simple
         if not simple.is_dir():
-            return set()
+            return []
         dirs = (p for d in simple.iterdir() if d.is_dir() for p in d.iterdir()) if self.config.hash_index \
             else simple.iterdir()
-        return {d.name for d in dirs if _has_pages(d)}
+        return sorted(d.name for d in dirs if _has_pages(d))
 
-    def _finished_earlier(self) -> set[str]:
-        """Projects the journal of an interrupted run records as synced (their pages exist)."""
-        return {key for key in self.state.journaled if _has_pages(self.layout.page_dir(key))}
+    def _update_root(self, added: set[str] | None, removed: set[str], serial: int | None) -> None:
+        """Rewrite the root index when the set of projects changed; ``added`` None: rebuild from disk.
 
-    def _update_root(self, added: set[str], removed: set[str], serial: int) -> None:
-        """Rewrite the root index only when the set of projects changed.
-
-        HTML first: ``before`` is read from the JSON index, so a run killed between
-        the two writes leaves a JSON index the next run still finds out of date.
+        A project whose page existed before is named already, so an ordinary run
+        that only updates projects reads and writes nothing here.  HTML first: a
+        run killed between the two writes leaves a JSON index the next run still
+        finds out of date.
         """
-        root_exists = (self.layout.simple / PAGE_JSON).is_file()
-        before = self._root_names()
-        after = (before | added) - removed
-        if after == before and root_exists and (self.layout.simple / PAGE_HTML).is_file():
+        root_json, root_html = self.layout.simple / PAGE_JSON, self.layout.simple / PAGE_HTML
+        exists = root_json.is_file() and root_html.is_file()
+        if added is not None and not added and not removed and exists:
             return
-        projects = [(name, root_href(name, self.config.hash_index)) for name in sorted(after)]
-        atomic_write(self.layout.simple / PAGE_HTML, render_root_html(projects, serial), self.staging)
-        atomic_write(self.layout.simple / PAGE_JSON, render_root_json(projects, serial), self.staging)
-        logger.info("Root index: %d project(s)", len(after))
+        if added is None or not exists:
+            names = [name for name in self._scan_project_dirs() if name not in removed]
+        else:
+            names, changed = self._merged_root(added, removed)
+            if not changed:
+                return
+        projects = [(name, root_href(name, self.config.hash_index)) for name in names]
+        atomic_write(root_html, iter_root_html(projects, serial), self.staging)
+        atomic_write(root_json, iter_root_json(projects, serial), self.staging)
+        logger.info("Root index: %d project(s)", len(names))
+
+    def _merged_root(self, added: set[str], removed: set[str]) -> tuple[list[str], bool]:
+        """The root's names with ``added`` in and ``removed`` out, sorted; and whether that changed it."""
+        names: list[str] = []
+        missing, changed, ordered = set(added), False, True
+        for name in self._iter_root_names():
+            if name in removed:
+                changed = True
+                continue
+            missing.discard(name)
+            ordered = ordered and (not names or names[-1] <= name)
+            names.append(name)
+        if not ordered:
+            names.sort()
+        if missing:
+            changed = True
+            names = list(heapq.merge(names, sorted(missing)))
+        return names, changed
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

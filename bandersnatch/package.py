@@ -46,6 +46,7 @@ class Outcome:
     name: str  # as upstream spells it
     serial: int
     removed: bool = False
+    created: bool = False  # the project had no page on the mirror before
     files: int = 0
     bytes: int = 0
 
@@ -137,6 +138,7 @@ class ProjectSync:
         if page is None:
             return Outcome(key, name, serial, removed=True)
         known = read_known(page_dir)
+        created = not (page_dir / PAGE_JSON).exists()
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
@@ -159,7 +161,7 @@ class ProjectSync:
             logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
         else:
             logger.debug("%s: up to date", key)
-        return Outcome(key, name, serial, files=fetched, bytes=fetched_bytes)
+        return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes)
 
     def _fetch_files(
         self, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -301,24 +301,63 @@ def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
     return _html_document(f"Links for {page.name}", (_anchor(f) for f in page.files), serial)
 
 
+def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
+    """Root index from ``(name, href)`` pairs, in chunks: 750,000 links never form one string."""
+    head, tail = _html_document("Simple index", ["\0"], serial).split(b"\0")
+    yield head
+    batch: list[str] = []
+    for name, href in projects:
+        batch.append(f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n")
+        if len(batch) == 4096:
+            yield _utf8("".join(batch))
+            batch.clear()
+    yield _utf8("".join(batch))
+    yield tail
+
+
+def iter_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
+    """Root PEP 691 index in chunks, one project per line so it can be read back by lines."""
+    meta = json.dumps({"api-version": API_VERSION, "_last-serial": serial}, separators=(",", ":"))
+    yield _utf8(f'{{"meta":{meta},"projects":[\n')
+    batch: list[str] = []
+    separator = ""
+    for name, _ in projects:
+        batch.append(separator + json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":")))
+        separator = ",\n"
+        if len(batch) == 4096:
+            yield _utf8("".join(batch))
+            batch.clear()
+    yield _utf8("".join(batch) + "\n]}\n")
+
+
 def render_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
-    """Root index from ``(name, href)`` pairs."""
-    body = (f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n" for name, href in projects)
-    return _html_document("Simple index", body, serial)
+    return b"".join(iter_root_html(projects, serial))
 
 
 def render_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
-    doc = {
-        "meta": {"api-version": API_VERSION, "_last-serial": serial},
-        "projects": [{"name": name} for name, _ in projects],
-    }
-    return _utf8(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+    return b"".join(iter_root_json(projects, serial))
 
 
 def root_names(data: bytes) -> list[str]:
-    """Project names listed in our own root ``index.v1_json``."""
+    """Project names listed in a root ``index.v1_json`` (any layout of the JSON)."""
     doc = json.loads(data)
     return [p["name"] for p in doc["projects"]]
+
+
+def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:
+    """Names from our own line-per-project root JSON, lazily; None when the file is not in that layout."""
+    it = iter(lines)
+    first = next(it, b"")
+    if not (first.startswith(b'{"meta":') and first.rstrip().endswith(b'"projects":[')):
+        return None
+    return _names_from_lines(it)
+
+
+def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
+    for line in lines:
+        entry = line.strip().rstrip(b",")
+        if entry.startswith(b'{"name":'):
+            yield json.loads(entry)["name"]
 
 
 def with_files(page: ProjectPage, files: Iterable[DistFile]) -> ProjectPage:

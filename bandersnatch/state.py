@@ -11,17 +11,20 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from .errors import StorageError
 from .names import normalize
-from .storage import atomic_write
+from .storage import atomic_write, staged
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,89 @@ class Todo:
         old = self.pending.get(key)
         if old is None or old[1] < serial:
             self.pending[key] = (name, serial)
+
+
+_MAX_Q = 2**64 - 1
+
+
+def name_hash(key: str) -> int:
+    """64-bit digest of a normalized name: 8 bytes per project in a sorted array instead of a str."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest(), "big")
+
+
+class NameSet:
+    """A compact, read-only set of normalized names: a sorted array of their 64-bit digests.
+
+    750,000 projects fit in 6 MB; a digest collision costs at most one needless request.
+    """
+
+    def __init__(self, digests: Iterable[int]) -> None:
+        self._digests = array("Q", sorted(digests))
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def repeated(self) -> set[int]:
+        """Digests that were given more than once (names that normalize alike)."""
+        d = self._digests
+        return {d[i] for i in range(1, len(d)) if d[i] == d[i - 1]}
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        digest = name_hash(key)
+        i = bisect.bisect_left(self._digests, digest)
+        return i < len(self._digests) and self._digests[i] == digest
+
+
+class DoneSet:
+    """Which projects a journal records as done, and at what serial, in 16 bytes per project.
+
+    A sorted array of 64-bit name digests beside their serials: 750,000 entries
+    take 12 MB instead of a dict of strings; a digest collision costs at most
+    one project synced on the next run instead of this one.
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, int]]) -> None:
+        packed = sorted((name_hash(key) << 64) | min(serial, _MAX_Q) for key, serial in entries)
+        self._digests = array("Q")
+        self._serials = array("Q")
+        for value in packed:  # sorted by digest then serial: the last of a run is the highest
+            digest, serial = value >> 64, value & 0xFFFFFFFFFFFFFFFF
+            if self._digests and self._digests[-1] == digest:
+                self._serials[-1] = serial
+            else:
+                self._digests.append(digest)
+                self._serials.append(serial)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def covers(self, key: str, serial: int) -> bool:
+        """True when the journal has ``key`` done at ``serial`` or later."""
+        digest = name_hash(key)
+        i = bisect.bisect_left(self._digests, digest)
+        found = i < len(self._digests) and self._digests[i] == digest
+        return found and self._serials[i] >= min(serial, _MAX_Q)
+
+
+@dataclass
+class PendingFile:
+    """The ``todo`` on disk, validated, read again lazily: the work list never sits in memory."""
+
+    path: Path
+    target: int
+    count: int
+    done: DoneSet
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        """``(name, serial)`` of every entry its journal does not record as done."""
+        with self.path.open(encoding="utf-8") as f:
+            f.readline()
+            for line in f:
+                name, _, serial = line.strip().rpartition(" ")
+                if not self.done.covers(normalize(name), int(serial)):
+                    yield name, int(serial)
 
 
 def _is_uint(text: str) -> bool:
@@ -69,8 +155,6 @@ class StateFiles:
         self.generation_path = directory / "generation"
         self.status_path = directory / "status"
         self._journal: TextIO | None = None
-        # Projects the journal read by read_todo() says an interrupted run finished.
-        self.journaled: set[str] = set()
 
     # -------------------------------------------------------- generation
 
@@ -113,61 +197,102 @@ class StateFiles:
 
     # -------------------------------------------------------- todo
 
-    def read_todo(self) -> Todo | None:
-        """The pending work of an earlier run, minus what its journal says is done; None if none."""
+    def open_todo(self) -> PendingFile | None:
+        """The pending work of an earlier run (validated in one streaming pass); None if none."""
         try:
-            lines = self.todo_path.read_text(encoding="utf-8").splitlines()
+            with self.todo_path.open(encoding="utf-8") as f:
+                header = f.readline().strip()
+                if not _is_uint(header):
+                    self._discard_todo("empty or without a target serial on its first line")
+                    return None
+                count = 0
+                for number, line in enumerate(f, start=2):
+                    name, _, serial_text = line.strip().rpartition(" ")
+                    if not name or not _is_uint(serial_text):
+                        self._discard_todo(f"line {number} is not 'name serial'")
+                        return None
+                    count += 1
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             self._discard_todo(f"unreadable ({exc})")
             return None
-        if not lines or not _is_uint(lines[0].strip()):
-            self._discard_todo("empty or without a target serial on its first line")
+        target = int(header)
+        return PendingFile(self.todo_path, target, count, DoneSet(self.journaled(target)))
+
+    def read_todo(self) -> Todo | None:
+        """The pending work as an in-memory ``Todo`` (small lists and tests; the run streams)."""
+        pending = self.open_todo()
+        if pending is None:
             return None
-        todo = Todo(int(lines[0]))
-        for number, line in enumerate(lines[1:], start=2):
-            name, _, serial_text = line.strip().rpartition(" ")
-            if not name or not _is_uint(serial_text):
-                self._discard_todo(f"line {number} is not 'name serial'")
-                return None
-            todo.add(name, int(serial_text))
-        for key, done_serial in self._journal_entries(todo.target):
-            self.journaled.add(key)
-            if key in todo.pending and todo.pending[key][1] <= done_serial:
-                del todo.pending[key]
+        todo = Todo(pending.target)
+        for name, serial in pending:
+            todo.add(name, serial)
         return todo
 
     def _discard_todo(self, why: str) -> None:
         logger.warning("Removing corrupt %s (%s); falling back to the state file", self.todo_path, why)
         self._remove(self.todo_path, self.journal_path)
 
-    def _journal_entries(self, target: int) -> Iterable[tuple[str, int]]:
+    def journaled(self, target: int) -> Iterator[tuple[str, int]]:
+        """``(normalized name, serial)`` the journal of the todo for ``target`` records as done."""
         try:
             with self.journal_path.open(encoding="utf-8", errors="replace") as f:
-                header = f.readline()
-                if header.strip() != f"target {target}":
-                    return []
-                entries = []
+                if f.readline().strip() != f"target {target}":
+                    return
                 for line in f:
                     if not line.endswith("\n"):
-                        break  # the last line of a killed run may be half-written
+                        return  # the last line of a killed run may be half-written
                     name, _, serial = line.strip().rpartition(" ")
                     if name and _is_uint(serial):
-                        entries.append((normalize(name), int(serial)))
-                return entries
+                        yield normalize(name), int(serial)
         except FileNotFoundError:
-            return []
+            return
 
     def begin(self, todo: Todo) -> None:
-        """Persist the whole work list once, then start a fresh journal for it."""
-        body = "".join(f"{name} {serial}\n" for name, serial in todo.pending.values())
-        atomic_write(self.todo_path, f"{todo.target}\n{body}".encode(), self.staging)
+        """Persist an in-memory work list, then start a fresh journal for it."""
+        self.begin_stream(lambda: todo.target, todo.pending.values())
+
+    def begin_stream(self, target: Callable[[], int], entries: Iterable[tuple[str, int]]) -> tuple[int, int]:
+        """Write ``entries`` as the new ``todo`` without holding them, then start its journal.
+
+        ``target`` is asked once ``entries`` is consumed (a listing's highest serial
+        is known only at its end).  Returns the target and the number of entries.
+        """
+        count = self.write_todo(target, entries)
+        final = _read_int_line(self.todo_path)
         try:
             self._journal = self.journal_path.open("w", encoding="utf-8")
         except OSError as exc:
             raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
-        self._append(f"target {todo.target}\n")
+        self._append(f"target {final}\n")
+        return final, count
+
+    def pending(self) -> Iterator[tuple[str, int]]:
+        """The entries of the ``todo`` that ``begin_stream`` wrote, read lazily."""
+        with self.todo_path.open(encoding="utf-8") as f:
+            f.readline()
+            for line in f:
+                name, _, serial = line.strip().rpartition(" ")
+                yield name, int(serial)
+
+    def write_todo(self, target: Callable[[], int], entries: Iterable[tuple[str, int]]) -> int:
+        """Atomically replace ``todo`` (header last known, so the body is staged first); returns count."""
+        count = 0
+        with staged(self.staging / "todo.body", self.staging) as body:
+            out = body.file
+            for name, serial in entries:
+                out.write(f"{name} {serial}\n".encode())
+                count += 1
+            out.flush()
+            with staged(self.todo_path, self.staging) as todo:
+                todo.file.write(f"{target()}\n".encode())
+                out.seek(0)
+                with open(body.temp, "rb") as source:
+                    while chunk := source.read(1 << 20):
+                        todo.file.write(chunk)
+                todo.commit()
+        return count
 
     def done(self, name: str, serial: int) -> None:
         """Record one finished project: an append, never a rewrite."""
@@ -181,17 +306,16 @@ class StateFiles:
         except OSError as exc:  # a full disk: one clear line, not a traceback
             raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
 
-    def finish(self, target: int, failed: Mapping[str, tuple[str, int]]) -> None:
-        """Close the run: todo keeps only what failed, state takes the target serial.
+    def finish(self, target: int, failed: Mapping[str, tuple[str, int]],
+               remaining: Iterable[tuple[str, int]] = ()) -> None:
+        """Close the run: todo keeps only what failed or never started, state takes the target.
 
         Order matters for a crash at any point: the new todo first (still naming
         everything owed), then the state, then the journal.
         """
         self.close()
-        if failed:
-            body = "".join(f"{name} {serial}\n" for name, serial in failed.values())
-            atomic_write(self.todo_path, f"{target}\n{body}".encode(), self.staging)
-        else:
+        count = self.write_todo(lambda: target, _chain_owed(failed, remaining))
+        if not count:
             self._remove(self.todo_path)
         self.write_serial(target)
         self._remove(self.journal_path)
@@ -210,3 +334,16 @@ class StateFiles:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _chain_owed(failed: Mapping[str, tuple[str, int]],
+                remaining: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+    yield from failed.values()
+    for name, serial in remaining:
+        if normalize(name) not in failed:
+            yield name, serial
+
+
+def _read_int_line(path: Path) -> int:
+    with path.open(encoding="ascii") as f:
+        return int(f.readline())

@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -106,10 +106,14 @@ def staged(target: Path, staging: Path) -> Iterator[StagedFile]:
         f.discard()
 
 
-def atomic_write(target: Path, data: bytes, staging: Path) -> None:
-    """Replace ``target`` with ``data`` atomically (temp file in ``staging``, fsync, rename)."""
+def atomic_write(target: Path, data: bytes | Iterable[bytes], staging: Path) -> None:
+    """Replace ``target`` with ``data`` (bytes or chunks) atomically: temp in ``staging``, fsync, rename."""
     with staged(target, staging) as f:
-        f.file.write(data)
+        if isinstance(data, bytes):
+            f.file.write(data)
+        else:
+            for chunk in data:
+                f.file.write(chunk)
         f.commit()
 
 

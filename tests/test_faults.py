@@ -35,7 +35,7 @@ from mirrortools import (
 from bandersnatch import master as master_module
 from bandersnatch.layout import UrlPolicy
 from bandersnatch.master import Master
-from bandersnatch.state import StateFiles, Todo
+from bandersnatch.state import StateFiles
 
 
 def small_corpus(upstream: Upstream, projects: int = 4, seed: int = 0) -> None:
@@ -492,14 +492,15 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_one_line_and_loses_nothin
     mirror: MirrorSetup, upstream: Upstream, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_begin = StateFiles.begin
+    real_begin = StateFiles.begin_stream
 
-    def begin(self: StateFiles, todo: Todo) -> None:
-        real_begin(self, todo)
+    def begin_stream(self: StateFiles, *args: Any) -> tuple[int, int]:
+        started = real_begin(self, *args)
         self._journal.close()  # type: ignore[union-attr]
         self._journal = _FullDiskFile()  # type: ignore[assignment]
+        return started
 
-    monkeypatch.setattr(StateFiles, "begin", begin)
+    monkeypatch.setattr(StateFiles, "begin_stream", begin_stream)
     assert mirror.run() == 1
     journal = mirror.root / "todo.journal"
     assert error_lines(caplog)[-1] == (
