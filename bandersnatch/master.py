@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import platform
 import random
@@ -166,50 +167,35 @@ class Master:
         return target
 
     def _read_capped(self, response: requests.Response, limit: int, what: str) -> bytes:
+        buffer = io.BytesIO()
+        self._copy_capped(response, buffer, limit, what)
+        return buffer.getvalue()
+
+    def _copy_capped(self, response: requests.Response, sink: BinaryIO, limit: int, what: str) -> None:
+        """The body into ``sink``, refusing more than ``limit`` bytes (declared or sent)."""
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             response.close()
             raise UpstreamError(f"{what}: answer of {declared} bytes exceeds the limit of {limit}")
-        chunks, total = [], 0
+        total = 0
         try:
             for chunk in response.iter_content(CHUNK):
                 total += len(chunk)
                 if total > limit:
                     raise UpstreamError(f"{what}: answer exceeds the limit of {limit} bytes")
-                chunks.append(chunk)
+                sink.write(chunk)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError, requests.Timeout) as exc:
             raise _Transient(f"body cut short ({type(exc).__name__})") from None
         finally:
             response.close()
-        return b"".join(chunks)
 
     # ------------------------------------------------------------ XML-RPC
 
     def rpc(self, method: str, *params: Any) -> Any:
-        body = xmlrpc.client.dumps(params, method, allow_none=False).encode("utf-8")
-        endpoint = self.url + "/pypi"
-
-        def call() -> Any:
-            response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
-            if response.status_code != 200:
-                response.close()
-                raise UpstreamError(f"XML-RPC {method}: HTTP {response.status_code} from {endpoint}")
-            return self._read_capped(response, self.max_rpc_bytes, f"XML-RPC {method}")
-
-        data = self._with_retries(f"XML-RPC {method}", call)
-        # XML-RPC has no use for a DTD: refuse entity tricks (billion laughs, external entities)
-        # before expat sees them, whatever protections the linked expat has.
-        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-            raise UpstreamError(f"XML-RPC {method}: malformed answer: it carries a DTD")
-        try:
-            result, _ = xmlrpc.client.loads(data, use_builtin_types=True)
-        except xmlrpc.client.Fault as exc:
-            why = str(exc.faultString)[:200]
-            raise UpstreamError(f"XML-RPC {method}: fault {str(exc.faultCode)[:20]}: {why!r}") from None
-        except Exception as exc:  # expat and xmlrpc raise a zoo of types on bad XML
-            raise UpstreamError(f"XML-RPC {method}: malformed answer: {str(exc)[:200]}") from None
-        return result[0] if result else None
+        """A small XML-RPC answer: its one value."""
+        items = list(self.rpc_stream(method, *params))
+        return items[0] if len(items) == 1 else items
 
     def rpc_stream(self, method: str, *params: Any) -> Iterator[Any]:
         """The top-level members of a big XML-RPC answer, parsed from a spool file.
@@ -230,7 +216,7 @@ class Master:
                 if response.status_code != 200:
                     response.close()
                     raise UpstreamError(f"{what}: HTTP {response.status_code} from {endpoint}")
-                self._spool(response, spool, what)
+                self._copy_capped(response, spool, self.max_rpc_bytes, what)
 
             self._with_retries(what, call)
             spool.seek(0)
@@ -238,20 +224,6 @@ class Master:
                 yield from iter_items(iter(functools.partial(spool.read, CHUNK), b""))
             except UpstreamError as exc:
                 raise UpstreamError(f"{what}: {exc}") from None
-
-    def _spool(self, response: requests.Response, sink: BinaryIO, what: str) -> None:
-        total = 0
-        try:
-            for chunk in response.iter_content(CHUNK):
-                total += len(chunk)
-                if total > self.max_rpc_bytes:
-                    raise UpstreamError(f"{what}: answer exceeds the limit of {self.max_rpc_bytes} bytes")
-                sink.write(chunk)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError, requests.Timeout) as exc:
-            raise _Transient(f"body cut short ({type(exc).__name__})") from None
-        finally:
-            response.close()
 
     def list_packages_with_serial(self) -> Iterator[tuple[str, int]]:
         """Every ``(name, serial)`` upstream lists, streamed: 750,000 of them never sit in memory."""
