@@ -22,7 +22,7 @@ import filelock
 
 from .config import Config
 from .errors import BandersnatchError, LockHeld, StorageError
-from .layout import UrlPolicy, root_href
+from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import PAGE_HTML, PAGE_JSON, Layout, Outcome, ProjectSync
@@ -346,42 +346,51 @@ class Mirror:
         """Rewrite the root index when the set of projects changed; ``added`` None: rebuild from disk.
 
         A project whose page existed before is named already, so an ordinary run
-        that only updates projects reads and writes nothing here.  HTML first: a
-        run killed between the two writes leaves a JSON index the next run still
-        finds out of date.
+        that only updates projects reads and writes nothing here.  Otherwise the
+        old index is streamed and merged with the change, never held whole.  HTML
+        first: a run killed between the two writes leaves a JSON index the next
+        run still finds out of date.
         """
         root_json, root_html = self.layout.simple / PAGE_JSON, self.layout.simple / PAGE_HTML
         exists = root_json.is_file() and root_html.is_file()
         if added is not None and not added and not removed and exists:
             return
         if added is None or not exists:
-            names = [name for name in self._scan_project_dirs() if name not in removed]
-        else:
-            names, changed = self._merged_root(added, removed)
-            if not changed:
-                return
-        projects = [(name, root_href(name, self.config.hash_index)) for name in names]
-        atomic_write(root_html, iter_root_html(projects, serial), self.staging)
-        atomic_write(root_json, iter_root_json(projects, serial), self.staging)
-        logger.info("Root index: %d project(s)", len(names))
+            rebuilt = [name for name in self._scan_project_dirs() if name not in removed]
 
-    def _merged_root(self, added: set[str], removed: set[str]) -> tuple[list[str], bool]:
-        """The root's names with ``added`` in and ``removed`` out, sorted; and whether that changed it."""
-        names: list[str] = []
-        missing, changed, ordered = set(added), False, True
+            def names() -> Iterable[str]:
+                return rebuilt
+        elif self._root_changes(added, removed):
+            new = sorted(added)
+
+            def names() -> Iterable[str]:
+                kept = (n for n in self._iter_root_names() if n not in removed and n not in new_set)
+                return heapq.merge(kept, new)
+            new_set = set(new)
+        else:
+            return
+        count = 0
+
+        def projects() -> Iterator[tuple[str, str]]:
+            nonlocal count
+            count = 0
+            for name in names():
+                count += 1
+                # Names in our own index were checked before they got there: format, don't re-check.
+                yield name, (f"{name[0]}/{name}/" if self.config.hash_index else f"{name}/")
+
+        atomic_write(root_html, iter_root_html(projects(), serial), self.staging)
+        atomic_write(root_json, iter_root_json(projects(), serial), self.staging)
+        logger.info("Root index: %d project(s)", count)
+
+    def _root_changes(self, added: set[str], removed: set[str]) -> bool:
+        """Whether adding ``added`` and dropping ``removed`` changes the root index (one streamed read)."""
+        missing = set(added)
         for name in self._iter_root_names():
             if name in removed:
-                changed = True
-                continue
+                return True
             missing.discard(name)
-            ordered = ordered and (not names or names[-1] <= name)
-            names.append(name)
-        if not ordered:
-            names.sort()
-        if missing:
-            changed = True
-            names = list(heapq.merge(names, sorted(missing)))
-        return names, changed
+        return bool(missing)
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

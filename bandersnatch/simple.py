@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -301,13 +302,21 @@ def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
     return _html_document(f"Links for {page.name}", (_anchor(f) for f in page.files), serial)
 
 
+# Normalized project names and their hrefs need no escaping in HTML or JSON.
+_PLAIN = re.compile(r"[a-z0-9._-]+")
+_PLAIN_HREF = re.compile(r"[a-z0-9._/-]+")
+
+
 def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
     """Root index from ``(name, href)`` pairs, in chunks: 750,000 links never form one string."""
     head, tail = _html_document("Simple index", ["\0"], serial).split(b"\0")
     yield head
     batch: list[str] = []
     for name, href in projects:
-        batch.append(f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n")
+        if _PLAIN.fullmatch(name) and _PLAIN_HREF.fullmatch(href):  # nothing to escape: the usual case
+            batch.append(f'    <a href="{href}">{name}</a><br/>\n')
+        else:
+            batch.append(f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n")
         if len(batch) == 4096:
             yield _utf8("".join(batch))
             batch.clear()
@@ -322,7 +331,10 @@ def iter_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> I
     batch: list[str] = []
     separator = ""
     for name, _ in projects:
-        batch.append(separator + json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":")))
+        if _PLAIN.fullmatch(name):
+            batch.append(f'{separator}{{"name":"{name}"}}')
+        else:
+            batch.append(separator + json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":")))
         separator = ",\n"
         if len(batch) == 4096:
             yield _utf8("".join(batch))
@@ -356,7 +368,9 @@ def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:
 def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
     for line in lines:
         entry = line.strip().rstrip(b",")
-        if entry.startswith(b'{"name":'):
+        if entry.startswith(b'{"name":"') and entry.endswith(b'"}') and b"\\" not in entry:
+            yield entry[9:-2].decode("utf-8")  # the common case, 750,000 times: no JSON parser
+        elif entry.startswith(b'{"name":'):
             yield json.loads(entry)["name"]
 
 
