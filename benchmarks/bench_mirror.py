@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -195,6 +197,7 @@ class Bench:
         upstream.reset_requests()
         log = self.workdir / f"{client.key}-{phase.name}.log"
         print(f".. {phase.title}: {client.label}", file=sys.stderr, flush=True)
+        settle()
         result = client.run(self.spawner, self.configs[client.key], log, self.args.phase_timeout)
         time.sleep(0.05)  # let the server's threads finish their bookkeeping
         requests, sent = upstream.traffic_total()
@@ -211,6 +214,12 @@ class Bench:
                    result.maxrss_mb, requests, sent, by_kind,
                    upstream.busy_seconds / result.wall if result.wall else 0.0, repeated, in_sync,
                    result.timed_out, str(log), timeline)
+
+
+def settle() -> None:
+    """Start every measured run on a quiet machine: earlier writes flushed, no garbage pending here."""
+    os.sync()
+    gc.collect()
 
 
 def _repeated(upstream: Upstream) -> int:
