@@ -361,7 +361,6 @@ class Upstream:
         self.fault_log: list[tuple[str, str]] = []
         self.url = ""
         self._server: LocalHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         # Added for benchmarks (see "bulk corpus and traffic" below).
         self.traffic: dict[str, list[int]] = {}  # kind -> [requests, body bytes]
         self.busy_seconds = 0.0  # summed time from reading a request to writing its response
@@ -373,7 +372,7 @@ class Upstream:
     def start(self) -> str:
         """Listen on 127.0.0.1 on an OS-chosen port; returns the base URL."""
         self._server = LocalHTTPServer(_UpstreamHandler, context=self)
-        self._thread = self._server.serve_in_thread()
+        self._server.serve_in_thread()
         self.url = self._server.base_url
         return self.url
 
@@ -382,9 +381,6 @@ class Upstream:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> Upstream:
         self.start()
@@ -1144,6 +1140,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self.context = context
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         super().__init__(("127.0.0.1", 0), handler)
 
     @property
@@ -1152,9 +1149,10 @@ class LocalHTTPServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def serve_in_thread(self) -> threading.Thread:
-        """Start serve_forever in a daemon thread."""
+        """Start serve_forever in a daemon thread; ``stop()`` joins it."""
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
+        self._thread = thread
         return thread
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -1182,6 +1180,9 @@ class LocalHTTPServer(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 class BaseHandler(BaseHTTPRequestHandler):

@@ -60,13 +60,12 @@ class StaticServer:
         self.requests: list[StaticRequest] = []
         self.lock = threading.Lock()
         self._server: LocalHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.url = ""
 
     def start(self) -> str:
         """Listen on an OS-chosen port; returns the base URL."""
         self._server = LocalHTTPServer(_StaticHandler, context=self)
-        self._thread = self._server.serve_in_thread()
+        self._server.serve_in_thread()
         self.url = self._server.base_url
         return self.url
 
@@ -75,9 +74,6 @@ class StaticServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def resolve(self, url_path: str) -> Path | None:
         """Map a percent-decoded URL path to a file under the root, or None.
