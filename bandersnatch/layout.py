@@ -17,6 +17,10 @@ from .storage import check_segment
 
 _USERINFO = re.compile(r"//[^/?#]*@")
 
+# Each project directory under web/simple/, and web/simple/ itself, holds these two pages.
+PAGE_JSON = "index.v1_json"
+PAGE_HTML = "index.html"
+
 
 @dataclass(frozen=True)
 class UrlPolicy:

@@ -8,7 +8,6 @@ only after its page exists and stops naming it before its page goes, and
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from array import array
@@ -25,9 +24,9 @@ from .errors import BandersnatchError, LockHeld, StorageError
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
-from .package import PAGE_HTML, PAGE_JSON, Layout, Outcome, ProjectSync
+from .package import Layout, Outcome, ProjectSync
 from .progress import Progress
-from .simple import iter_root_html, iter_root_json, iter_root_names, root_names
+from .rootindex import RootIndex
 from .state import NameSet, StateFiles, Todo, name_hash
 from .storage import atomic_write, clear_staging
 
@@ -57,11 +56,6 @@ class RunReport:
         return 1 if self.failed or self.stopped_early or self.refused else 0
 
 
-def _has_pages(page_dir: Path) -> bool:
-    """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
-    return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
-
-
 def acquire_lock(directory: Path) -> filelock.BaseFileLock:
     """The mirror's run lock; the kernel drops it when a process dies, so a crash never blocks."""
     lock = filelock.FileLock(str(directory / ".lock"))
@@ -85,6 +79,7 @@ class Mirror:
         self.directory = config.directory
         self.staging = self.directory / "tmp" / "mirror"
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
+        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
@@ -184,7 +179,7 @@ class Mirror:
             known = NameSet(listed)
             del listed[:]
             self._repeated = known.repeated()
-            for key in self._iter_root_names():
+            for key in self.root.names():
                 if key not in known:
                     yield key, 0
 
@@ -223,7 +218,7 @@ class Mirror:
             removed, remaining = self._run_pool(report)
         finally:
             self.progress.finish()
-        self._update_root(self._created, {o.key for o in removed}, target)
+        self.root.update(self._created, {o.key for o in removed}, target)
         for outcome in removed:
             self.projects.remove_project(outcome.name)
             self.state.done(outcome.name, outcome.serial)
@@ -315,82 +310,6 @@ class Mirror:
         self._created |= keys
         if len(self._created) > ROOT_MERGE_LIMIT:
             self._created = None
-
-    def _iter_root_names(self) -> Iterator[str]:
-        """The names the root index lists now, streamed from our own line-per-project JSON."""
-        root_json = self.layout.simple / PAGE_JSON
-        try:
-            with root_json.open("rb") as f:
-                names = iter_root_names(f)
-                if names is not None:
-                    yield from names
-                    return
-                f.seek(0)
-                yield from root_names(f.read())  # another tool's layout: read once, whole
-        except FileNotFoundError:
-            yield from self._scan_project_dirs()
-        except (ValueError, KeyError, TypeError):
-            logger.warning("%s is unreadable; rebuilding it from the project directories", root_json)
-            yield from self._scan_project_dirs()
-
-    def _scan_project_dirs(self) -> list[str]:
-        """Only when the root index must be rebuilt: the projects whose pages are both on disk."""
-        simple = self.layout.simple
-        if not simple.is_dir():
-            return []
-        dirs = (p for d in simple.iterdir() if d.is_dir() for p in d.iterdir()) if self.config.hash_index \
-            else simple.iterdir()
-        return sorted(d.name for d in dirs if _has_pages(d))
-
-    def _update_root(self, added: set[str] | None, removed: set[str], serial: int | None) -> None:
-        """Rewrite the root index when the set of projects changed; ``added`` None: rebuild from disk.
-
-        A project whose page existed before is named already, so an ordinary run
-        that only updates projects reads and writes nothing here.  Otherwise the
-        old index is streamed and merged with the change, never held whole.  HTML
-        first: a run killed between the two writes leaves a JSON index the next
-        run still finds out of date.
-        """
-        root_json, root_html = self.layout.simple / PAGE_JSON, self.layout.simple / PAGE_HTML
-        exists = root_json.is_file() and root_html.is_file()
-        if added is not None and not added and not removed and exists:
-            return
-        if added is None or not exists:
-            rebuilt = [name for name in self._scan_project_dirs() if name not in removed]
-
-            def names() -> Iterable[str]:
-                return rebuilt
-        elif self._root_changes(added, removed):
-            new = sorted(added)
-
-            def names() -> Iterable[str]:
-                kept = (n for n in self._iter_root_names() if n not in removed and n not in new_set)
-                return heapq.merge(kept, new)
-            new_set = set(new)
-        else:
-            return
-        count = 0
-
-        def projects() -> Iterator[tuple[str, str]]:
-            nonlocal count
-            count = 0
-            for name in names():
-                count += 1
-                # Names in our own index were checked before they got there: format, don't re-check.
-                yield name, (f"{name[0]}/{name}/" if self.config.hash_index else f"{name}/")
-
-        atomic_write(root_html, iter_root_html(projects(), serial), self.staging)
-        atomic_write(root_json, iter_root_json(projects(), serial), self.staging)
-        logger.info("Root index: %d project(s)", count)
-
-    def _root_changes(self, added: set[str], removed: set[str]) -> bool:
-        """Whether adding ``added`` and dropping ``removed`` changes the root index (one streamed read)."""
-        missing = set(added)
-        for name in self._iter_root_names():
-            if name in removed:
-                return True
-            missing.discard(name)
-        return bool(missing)
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

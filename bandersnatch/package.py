@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from .errors import NotFound, UnsafePath
-from .layout import UrlPolicy, file_href, file_segments, project_dir
+from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, project_dir
 from .master import Digest, Master
 from .names import normalize
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
@@ -24,8 +24,6 @@ from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs
 
 logger = logging.getLogger(__name__)
 
-PAGE_JSON = "index.v1_json"
-PAGE_HTML = "index.html"
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
 
 

@@ -305,18 +305,69 @@ def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
 # Normalized project names and their hrefs need no escaping in HTML or JSON.
 _PLAIN = re.compile(r"[a-z0-9._-]+")
 _PLAIN_HREF = re.compile(r"[a-z0-9._/-]+")
+_HTML_LINK_END = b"</a><br/>"
+
+# The root index has one project per line in both formats, sorted by name, so it
+# can be read back by lines and patched by lines (``rootindex``).  A line here is
+# without its terminator: ``\n`` in HTML; ``,\n`` in JSON, ``\n`` after the last.
+
+
+def root_html_head_tail(serial: int | None) -> tuple[bytes, bytes]:
+    """What comes before and after the project lines of the root ``index.html``."""
+    head, tail = _html_document("Simple index", ["\0"], serial).split(b"\0")
+    return head, tail
+
+
+def root_html_line(name: str, href: str) -> str:
+    if _PLAIN.fullmatch(name) and _PLAIN_HREF.fullmatch(href):  # nothing to escape: the usual case
+        return f'    <a href="{href}">{name}</a><br/>'
+    return f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>"
+
+
+def root_html_line_name(line: bytes) -> str | None:
+    """The project a root ``index.html`` line names; None for any other line."""
+    line = line.rstrip(b"\n")
+    if not (line.startswith(b"    <a ") and line.endswith(_HTML_LINK_END)):
+        return None
+    text = line[line.rfind(b">", 0, -len(_HTML_LINK_END)) + 1:-len(_HTML_LINK_END)]
+    name = text.decode("utf-8", errors="replace")
+    return html.unescape(name) if "&" in name else name
+
+
+def root_json_head(serial: int | None) -> bytes:
+    meta = json.dumps({"api-version": API_VERSION, "_last-serial": serial}, separators=(",", ":"))
+    return _utf8(f'{{"meta":{meta},"projects":[\n')
+
+
+ROOT_JSON_TAIL = b"]}\n"
+
+
+def root_json_line(name: str) -> str:
+    if _PLAIN.fullmatch(name):
+        return f'{{"name":"{name}"}}'
+    return json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":"))
+
+
+def root_json_line_name(line: bytes) -> str | None:
+    """The project a root ``index.v1_json`` line names; None for other lines, ValueError for a bad entry."""
+    entry = line.strip().rstrip(b",")
+    if entry.startswith(b'{"name":"') and entry.endswith(b'"}') and b"\\" not in entry:
+        return entry[9:-2].decode("utf-8")  # the common case, 750,000 times: no JSON parser
+    if entry.startswith(b'{"name":'):
+        doc = json.loads(entry)  # ValueError when malformed: the caller rebuilds the index
+        if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+            raise ValueError(f"not a project entry: {entry[:80]!r}")
+        return str(doc["name"])
+    return None
 
 
 def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
     """Root index from ``(name, href)`` pairs, in chunks: 750,000 links never form one string."""
-    head, tail = _html_document("Simple index", ["\0"], serial).split(b"\0")
+    head, tail = root_html_head_tail(serial)
     yield head
     batch: list[str] = []
     for name, href in projects:
-        if _PLAIN.fullmatch(name) and _PLAIN_HREF.fullmatch(href):  # nothing to escape: the usual case
-            batch.append(f'    <a href="{href}">{name}</a><br/>\n')
-        else:
-            batch.append(f"    <a{_attr('href', href)}>{html.escape(name)}</a><br/>\n")
+        batch.append(root_html_line(name, href) + "\n")
         if len(batch) == 4096:
             yield _utf8("".join(batch))
             batch.clear()
@@ -326,20 +377,16 @@ def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> I
 
 def iter_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
     """Root PEP 691 index in chunks, one project per line so it can be read back by lines."""
-    meta = json.dumps({"api-version": API_VERSION, "_last-serial": serial}, separators=(",", ":"))
-    yield _utf8(f'{{"meta":{meta},"projects":[\n')
+    yield root_json_head(serial)
     batch: list[str] = []
     separator = ""
     for name, _ in projects:
-        if _PLAIN.fullmatch(name):
-            batch.append(f'{separator}{{"name":"{name}"}}')
-        else:
-            batch.append(separator + json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":")))
+        batch.append(separator + root_json_line(name))
         separator = ",\n"
         if len(batch) == 4096:
             yield _utf8("".join(batch))
             batch.clear()
-    yield _utf8("".join(batch) + "\n]}\n")
+    yield _utf8("".join(batch) + "\n") + ROOT_JSON_TAIL
 
 
 def render_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
@@ -367,11 +414,9 @@ def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:
 
 def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
     for line in lines:
-        entry = line.strip().rstrip(b",")
-        if entry.startswith(b'{"name":"') and entry.endswith(b'"}') and b"\\" not in entry:
-            yield entry[9:-2].decode("utf-8")  # the common case, 750,000 times: no JSON parser
-        elif entry.startswith(b'{"name":'):
-            yield json.loads(entry)["name"]
+        name = root_json_line_name(line)
+        if name is not None:
+            yield name
 
 
 def with_files(page: ProjectPage, files: Iterable[DistFile]) -> ProjectPage:

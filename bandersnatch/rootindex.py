@@ -1,0 +1,336 @@
+"""The root index, ``web/simple/index.html`` and ``index.v1_json``: read it, patch it, rebuild it.
+
+Both files list one project per line, sorted by name (``simple.iter_root_*``).
+When a run adds or removes a few projects, each new file is the old one with
+those lines put in or left out: every change is located by bisecting the old
+file, and the unchanged byte ranges between changes are copied by the kernel
+(``os.copy_file_range``).  Adding a project to a 750,000-project index costs
+a few dozen small reads and a copy of the file, not a parse and a render of
+750,000 lines.  An index in any other layout (another tool's, or damaged) is
+rewritten from a streamed merge instead, and one that cannot be read at all is
+rebuilt from the project directories.
+
+Like every other page, a new index replaces the old one by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import PAGE_HTML, PAGE_JSON
+from .simple import (
+    ROOT_JSON_TAIL,
+    iter_root_html,
+    iter_root_json,
+    iter_root_names,
+    root_html_head_tail,
+    root_html_line,
+    root_html_line_name,
+    root_json_head,
+    root_json_line,
+    root_json_line_name,
+    root_names,
+)
+from .storage import atomic_write, staged
+
+logger = logging.getLogger(__name__)
+
+_MAX_LINE = 1 << 16  # a project line is a few hundred bytes at most; longer is not our layout
+_COPY_CHUNK = 1 << 20
+
+
+class _NotOurLayout(Exception):
+    """The old file is not a line-per-project index this module wrote: merge by names instead."""
+
+
+def has_pages(page_dir: Path) -> bool:
+    """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
+    return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How one of the two root files is laid out around its project lines."""
+
+    head: bytes  # the new file's head
+    tail: bytes  # the new file's tail
+    line: Callable[[str], str]  # a project's line, without its terminator
+    name_of: Callable[[bytes], str | None]
+    inner: bytes  # ends every line but the last
+    last: bytes  # ends the last line
+    empty: bytes  # the body when no project is listed
+    body: Callable[[int, int], tuple[int, int]]  # (fd, size) of the old file -> its body [start, end)
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise _NotOurLayout("file shorter than expected")
+    return data
+
+
+def _html_format(serial: int | None, href: Callable[[str], str]) -> _Format:
+    head, tail = root_html_head_tail(serial)
+    end_mark = b"  </body>\n"
+
+    def body(fd: int, size: int) -> tuple[int, int]:
+        if size < len(head) or _pread_exact(fd, len(head), 0) != head:
+            raise _NotOurLayout("unexpected head")
+        window = min(size - len(head), 4096)
+        at = _pread_exact(fd, window, size - window).rfind(end_mark)
+        if at < 0:
+            raise _NotOurLayout("no end of body")
+        return len(head), size - window + at
+
+    return _Format(head, tail, lambda name: root_html_line(name, href(name)), root_html_line_name,
+                   b"\n", b"\n", b"", body)
+
+
+def _json_format(serial: int | None) -> _Format:
+    def body(fd: int, size: int) -> tuple[int, int]:
+        first = os.pread(fd, min(size, 4096), 0)
+        newline = first.find(b"\n")
+        if newline < 0 or not (first.startswith(b'{"meta":') and first[:newline].endswith(b'"projects":[')):
+            raise _NotOurLayout("unexpected head")
+        start, end = newline + 1, size - len(ROOT_JSON_TAIL)
+        if end <= start or _pread_exact(fd, len(ROOT_JSON_TAIL), end) != ROOT_JSON_TAIL:
+            raise _NotOurLayout("unexpected tail")
+        if _pread_exact(fd, 1, end - 1) != b"\n":
+            raise _NotOurLayout("unexpected end of body")
+        return (end, end) if end - start == 1 else (start, end)  # a lone "\n": no project
+
+    return _Format(root_json_head(serial), ROOT_JSON_TAIL, root_json_line, root_json_line_name,
+                   b",\n", b"\n", b"\n", body)
+
+
+class _OldIndex:
+    """Reads project lines of an old root file by offset, never the whole file."""
+
+    def __init__(self, fd: int, fmt: _Format) -> None:
+        self.fd, self.fmt = fd, fmt
+        self.start, self.end = fmt.body(fd, os.fstat(fd).st_size)
+
+    def _newline_from(self, pos: int) -> int:
+        size = 256
+        while True:
+            chunk = os.pread(self.fd, min(size, self.end - pos), pos)
+            at = chunk.find(b"\n")
+            if at >= 0:
+                return pos + at
+            if pos + len(chunk) >= self.end or size >= _MAX_LINE:
+                raise _NotOurLayout("no line end")
+            size *= 4
+
+    def line_at(self, pos: int) -> tuple[str, int]:
+        """The name on the line starting at ``pos``, and where the next line starts."""
+        after = self._newline_from(pos) + 1
+        try:
+            name = self.fmt.name_of(os.pread(self.fd, after - pos, pos))
+        except ValueError:  # a damaged entry (bad JSON or UTF-8)
+            name = None
+        if name is None:
+            raise _NotOurLayout(f"not a project line at byte {pos}")
+        return name, after
+
+    def bisect(self, name: str, lo: int) -> tuple[int, bool]:
+        """Start of the first line from ``lo`` on naming ``name`` or later; and whether it names ``name``."""
+        hi = self.end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            probe = lo if mid == lo else self._newline_from(mid - 1) + 1
+            if probe >= hi:  # no line starts in [mid, hi): decide on the line at lo
+                probe = lo
+            found, after = self.line_at(probe)
+            if found >= name:
+                hi = probe
+            else:
+                lo = after
+        return lo, lo < self.end and self.line_at(lo)[0] == name
+
+    def plan(self, added: list[str], removed: list[str]) -> list[tuple[int, int] | str] | None:
+        """The new body: byte ranges of the old one to keep and names to render; None: no change."""
+        events: list[tuple[int, str, int | None]] = []  # (offset, name, end of a removed line)
+        pos = self.start
+        for name in added:
+            pos, present = self.bisect(name, pos)
+            if not present:
+                events.append((pos, name, None))
+        pos = self.start
+        for name in removed:
+            pos, present = self.bisect(name, pos)
+            if present:
+                events.append((pos, name, self.line_at(pos)[1]))
+        if not events:
+            return None
+        events.sort(key=lambda e: (e[0], e[1]))
+        segments: list[tuple[int, int] | str] = []
+        cursor = self.start
+        for offset, name, removed_end in events:
+            if offset > cursor:
+                segments.append((cursor, offset))
+                cursor = offset
+            if removed_end is None:
+                segments.append(name)
+            else:
+                cursor = removed_end
+        if cursor < self.end:
+            segments.append((cursor, self.end))
+        return segments
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    while start < end:
+        try:
+            copied = os.copy_file_range(src, dst, end - start, start)
+        except (AttributeError, OSError):  # no such call here, or not between these files
+            chunk = os.pread(src, min(end - start, _COPY_CHUNK), start)
+            _write_all(dst, chunk)
+            copied = len(chunk)
+        if copied == 0:
+            raise _NotOurLayout("file shrank while copying")
+        start += copied
+
+
+def _patch(path: Path, fmt: _Format, added: list[str], removed: list[str], staging: Path) -> bool:
+    """Write ``path`` with ``added`` in and ``removed`` out; False when that changes nothing."""
+    src = os.open(path, os.O_RDONLY)
+    try:
+        old = _OldIndex(src, fmt)
+        segments = old.plan(added, removed)
+        if segments is None:
+            return False
+        with staged(path, staging) as out:
+            out.file.flush()
+            dst = out.file.fileno()
+            _write_all(dst, fmt.head)
+            if not segments:
+                _write_all(dst, fmt.empty)
+            for i, segment in enumerate(segments):
+                term = fmt.last if i == len(segments) - 1 else fmt.inner
+                if isinstance(segment, str):
+                    _write_all(dst, (fmt.line(segment).encode("utf-8", errors="replace") + term))
+                    continue
+                start, end = segment
+                old_term = fmt.last if end == old.end else fmt.inner
+                if os.pread(src, len(old_term), end - len(old_term)) != old_term:
+                    raise _NotOurLayout(f"unexpected line end before byte {end}")
+                if old_term == term:
+                    _copy_range(src, dst, start, end)
+                else:
+                    _copy_range(src, dst, start, end - len(old_term))
+                    _write_all(dst, term)
+            _write_all(dst, fmt.tail)
+            out.commit()
+        return True
+    finally:
+        os.close(src)
+
+
+class RootIndex:
+    """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
+
+    def __init__(self, simple: Path, staging: Path, hash_index: bool) -> None:
+        self.simple, self.staging, self.hash_index = simple, staging, hash_index
+        self.html, self.json = simple / PAGE_HTML, simple / PAGE_JSON
+
+    def href(self, name: str) -> str:
+        # Names in our own index were checked before they got there: format, don't re-check.
+        return f"{name[0]}/{name}/" if self.hash_index else f"{name}/"
+
+    def names(self) -> Iterator[str]:
+        """The names the index lists now, sorted, streamed from the line-per-project JSON.
+
+        Without the file, the project directories are the list.  A file damaged
+        part way is believed up to the damage and the directories list the rest.
+        """
+        last: str | None = None
+        try:
+            for name in self._read_names():
+                last = name
+                yield name
+        except FileNotFoundError:
+            yield from self.scan()
+        except (ValueError, KeyError, TypeError):
+            logger.warning("%s is unreadable; rebuilding it from the project directories", self.json)
+            yield from (name for name in self.scan() if last is None or name > last)
+
+    def _read_names(self) -> Iterator[str]:
+        with self.json.open("rb") as f:
+            names = iter_root_names(f)
+            if names is not None:
+                yield from names
+                return
+            f.seek(0)
+            yield from root_names(f.read())  # another tool's layout: read once, whole
+
+    def _readable(self) -> bool:
+        try:
+            for _ in self._read_names():
+                pass
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
+
+    def scan(self) -> list[str]:
+        """Only when the index must be rebuilt: the projects whose pages are both on disk."""
+        if not self.simple.is_dir():
+            return []
+        dirs = (p for d in self.simple.iterdir() if d.is_dir() for p in d.iterdir()) if self.hash_index \
+            else self.simple.iterdir()
+        return sorted(d.name for d in dirs if has_pages(d))
+
+    def update(self, added: set[str] | None, removed: set[str], serial: int | None) -> None:
+        """Name ``added`` and stop naming ``removed``; ``added`` None: rebuild from the directories.
+
+        A run that only updated projects reads and writes nothing here.  HTML
+        goes first: a run killed between the two writes leaves the JSON index,
+        which later runs read names from, still out of date.
+        """
+        exists = self.json.is_file() and self.html.is_file()
+        if added is not None and not added and not removed and exists:
+            return
+        if added is None or not exists:
+            rebuilt = [name for name in self.scan() if name not in removed]
+            self._write(lambda: rebuilt, serial)
+            return
+        gone = sorted(removed - added)
+        new = sorted(added)
+        try:
+            changed = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
+            changed = _patch(self.json, _json_format(serial), new, gone, self.staging) or changed
+        except _NotOurLayout as exc:
+            logger.info("Root index not in the expected layout (%s); rewriting it", exc)
+            source = self.names if self._readable() else self.scan
+
+            def merged() -> Iterator[str]:
+                return heapq.merge((n for n in source() if n not in removed and n not in added), new)
+            self._write(merged, serial)
+            return
+        if changed:
+            logger.info("Root index updated: %d new and %d removed project(s)", len(new), len(gone))
+
+    def _write(self, names: Callable[[], Iterable[str]], serial: int | None) -> None:
+        """Rewrite both files from sorted ``names()``: HTML and JSON each stream over them once."""
+        count = 0
+
+        def projects() -> Iterator[tuple[str, str]]:
+            nonlocal count
+            count = 0
+            for name in names():
+                count += 1
+                yield name, self.href(name)
+
+        atomic_write(self.html, iter_root_html(projects(), serial), self.staging)
+        atomic_write(self.json, iter_root_json(projects(), serial), self.staging)
+        logger.info("Root index: %d project(s)", count)
