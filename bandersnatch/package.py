@@ -20,6 +20,7 @@ from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, p
 from .master import Digest, Master
 from .names import normalize
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
+from .stats.filenames import candidate_projects
 from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class ProjectSync:
         atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), self.layout.staging)
         atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), self.layout.staging)
         if self.delete_packages:
-            self._delete_files(unlinked)
+            self._delete_files(key, unlinked)
             self._clear_intent(key)
         if fetched:
             logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
@@ -247,7 +248,8 @@ class ProjectSync:
             return None
         return digest.sha256
 
-    def _delete_files(self, hrefs: set[str]) -> None:
+    def _delete_files(self, owner: str, hrefs: set[str]) -> None:
+        """Delete files ``owner``'s page no longer links, unless another project's page links them."""
         prefix = "../../../packages/" if self.layout.hash_index else "../../packages/"
         for href in hrefs:
             if not href.startswith(prefix):
@@ -256,10 +258,31 @@ class ProjectSync:
                 path = confined(self.layout.packages, [unquote(s) for s in href[len(prefix):].split("/")])
             except UnsafePath:
                 continue
+            other = self._linked_elsewhere(owner, href, path.name)
+            if other is not None:
+                logger.warning("%s: no longer links %s, but %s does: file kept", owner, path.name, other)
+                continue
             for victim in (path, path.with_name(path.name + ".metadata")):
                 if remove_file(victim):
                     logger.debug("deleted %s", victim)
             prune_empty_dirs(path.parent, self.layout.packages)
+
+    def _linked_elsewhere(self, owner: str, href: str, filename: str) -> str | None:
+        """Another project whose page links ``href``: an upstream page may claim any project's file.
+
+        File names on PyPI start with their project's name, so the projects
+        the name could belong to are the only pages to read.
+        """
+        for candidate in candidate_projects(filename):
+            if candidate == owner:
+                continue
+            try:
+                page_dir = self.layout.page_dir(candidate)
+            except UnsafePath:
+                continue
+            if href in read_known(page_dir):
+                return candidate
+        return None
 
     def _read_intent(self, key: str) -> set[str]:
         try:
@@ -285,6 +308,6 @@ class ProjectSync:
             remove_file(page_dir / page)
         prune_empty_dirs(page_dir, self.layout.simple)
         if self.delete_packages:
-            self._delete_files(doomed)
+            self._delete_files(key, doomed)
             self._clear_intent(key)
         logger.info("%s: removed (gone upstream)", normalize(name))

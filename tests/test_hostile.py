@@ -281,6 +281,34 @@ def test_names_that_normalize_to_one_project_are_synced_once(
     assert_mirror_matches(upstream, site.mirror.web)
 
 
+def claim_page(name: str, files: list[dict[str, object]]) -> bytes:
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": files}).encode()
+
+
+@pytest.mark.parametrize("how", ["stops-linking", "project-removed"])
+def test_a_page_that_claims_another_projects_file_cannot_make_the_mirror_delete_it(
+    site: Site, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    upstream = site.upstream
+    good = upstream.get_file("good", "good-1.0.tar.gz")
+    claim = {"filename": good.filename, "url": upstream.file_url(good), "hashes": {"sha256": good.sha256}}
+    upstream.add_project("thief")
+    upstream.raw_page("thief", claim_page("thief", [claim]), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    if how == "stops-linking":
+        upstream.touch("thief")
+        upstream.raw_page("thief", claim_page("thief", []), SIMPLE_JSON, upstream.serial)
+    else:
+        upstream.clear_faults()  # the raw page goes: upstream answers 404 for thief
+        upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0  # the sweep: every link still resolves
+    kept = [r.getMessage() for r in caplog.records if "file kept" in r.getMessage()]
+    assert kept == ["thief: no longer links good-1.0.tar.gz, but good does: file kept"]
+    if how == "project-removed":
+        assert_mirror_matches(upstream, site.mirror.web)
+    assert (site.mirror.web / "packages").joinpath(*good.path.split("/")[2:]).is_file()
+
+
 # ---------------------------------------------------------------- hostile XML-RPC answers
 
 
