@@ -289,7 +289,7 @@ class _Faults:
     truncate: _Countdown = field(default_factory=_Countdown)
     fail: dict[str, tuple[int, int | None, float | None]] = field(default_factory=dict)
     redirect: dict[str, str] = field(default_factory=dict)
-    raw: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)
+    raw: dict[str, tuple[bytes, str, int | None]] = field(default_factory=dict)
     rng: random.Random | None = None
     error_rate: float = 0.0
     truncate_rate: float = 0.0
@@ -1319,7 +1319,8 @@ class _Router:
             raw = faults.raw_path.get(self.path)
             rpc = None
             if self.method == "POST" and faults.raw_rpc:
-                rpc = faults.raw_rpc.get(_rpc_method(self.payload))
+                called = _rpc_method(self.payload)
+                rpc = faults.raw_rpc.get(called) if called is not None else None
         if delay:
             upstream._note("slow", self.path)
             time.sleep(delay)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import unquote, urldefrag
 
 import lxml.html
@@ -41,11 +42,11 @@ class MirrorSetup:
         """Run ``bandersnatch mirror`` in-process; returns the exit code."""
         return cli.main(["-c", str(self.config), "mirror", *args])
 
-    def run_subprocess(self, *extra: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    def run_subprocess(self, *extra: str, **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start ``bandersnatch mirror`` as a separate process (for kills and locks)."""
         return subprocess.Popen(
             [sys.executable, "-m", "bandersnatch", "-c", str(self.config), "mirror", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,  # type: ignore[call-overload]
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
         )
 
 
@@ -73,10 +74,14 @@ def page_dir(web: Path, name: str, hash_index: bool = False) -> Path:
     return web / "simple" / norm[0] / norm if hash_index else web / "simple" / norm
 
 
+def anchors_in(html: bytes) -> list[lxml.html.HtmlElement]:
+    """Every ``<a>`` of an HTML page, in order (lxml's stubs type ``iter`` as yielding plain elements)."""
+    return [cast(lxml.html.HtmlElement, a) for a in lxml.html.fromstring(html).iter("a")]
+
+
 def html_links(page: Path) -> dict[str, str]:
-    """filename -> href of every anchor on one of our HTML pages."""
-    doc = lxml.html.fromstring(page.read_bytes())
-    return {a.text_content(): a.get("href") for a in doc.iter("a")}
+    """filename -> href of every anchor on one of our HTML pages (each has an href)."""
+    return {a.text_content(): a.attrib["href"] for a in anchors_in(page.read_bytes())}
 
 
 def resolve(page: Path, href: str) -> tuple[Path, str]:
@@ -102,8 +107,7 @@ def assert_mirror_matches(upstream: Upstream, web: Path, hash_index: bool = Fals
     current = {normalize(s.name): s for s in upstream.all_current()}
     root = json.loads((web / "simple" / "index.v1_json").read_bytes())
     assert sorted(p["name"] for p in root["projects"]) == sorted(current)
-    root_html = {a.text_content() for a in lxml.html.fromstring(
-        (web / "simple" / "index.html").read_bytes()).iter("a")}
+    root_html = {a.text_content() for a in anchors_in((web / "simple" / "index.html").read_bytes())}
     assert root_html == set(current)
     referenced: set[Path] = set()
     for norm, snapshot in current.items():
@@ -260,7 +264,7 @@ class WebReader:
             return found
         if b"</html>" not in data:
             raise _Unparseable(f"{project}/{page} is incomplete")
-        for anchor in lxml.html.fromstring(data).iter("a"):
+        for anchor in anchors_in(data):
             path, sha = resolve(directory / page, anchor.get("href") or "")
             found.add((anchor.text_content(), path, sha))
             meta = anchor.get("data-core-metadata", "")

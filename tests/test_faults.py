@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from mirrortools import (
     write_config,
 )
 
-from bandersnatch import master as master_module
 from bandersnatch.layout import UrlPolicy
 from bandersnatch.master import Master
 from bandersnatch.state import StateFiles
@@ -80,7 +80,7 @@ def _master(**kwargs: Any) -> Master:
 
 def test_backoff_is_exponential_with_jitter_and_retry_after_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(master_module.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)  # master.py sleeps through time.sleep
     m = _master(backoff=0.5)
     for attempt in range(4):
         slept.clear()

@@ -19,8 +19,10 @@ import subprocess
 import sys
 import tracemalloc
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import lxml.html
@@ -29,6 +31,7 @@ from fakepypi import SIMPLE_JSON, Upstream, blob_path
 from mirrortools import (
     MirrorSetup,
     WebReader,
+    anchors_in,
     assert_mirror_matches,
     pending_work,
     tree_snapshot,
@@ -165,7 +168,7 @@ BAD_OTHER: list[tuple[str, str, bytes]] = [
 ]
 
 
-def bad_page_params() -> list[object]:
+def bad_page_params() -> Sequence[object]:
     rows = [pytest.param(SIMPLE_JSON, (f, u, e), id=i) for i, f, u, e in BAD_JSON]
     return rows + [pytest.param(t, b, id=i) for i, t, b in BAD_OTHER]
 
@@ -220,7 +223,7 @@ def test_markup_in_what_upstream_sends_is_escaped_in_every_page_we_render(
     ours = site.mirror.web / "simple" / "sneaky"
     html_bytes = (ours / "index.html").read_bytes()
     assert b"<script" not in html_bytes and b"<img" not in html_bytes
-    (anchor,) = lxml.html.fromstring(html_bytes).iter("a")
+    (anchor,) = anchors_in(html_bytes)
     assert anchor.text_content() == filename
     assert anchor.get("data-requires-python") == requires
     assert anchor.get("data-yanked") == reason
@@ -281,7 +284,7 @@ def test_names_that_normalize_to_one_project_are_synced_once(
     assert_mirror_matches(upstream, site.mirror.web)
 
 
-def claim_page(name: str, files: list[dict[str, object]]) -> bytes:
+def claim_page(name: str, files: Sequence[Mapping[str, object]]) -> bytes:
     return json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": files}).encode()
 
 
@@ -312,7 +315,7 @@ def test_a_page_that_claims_another_projects_file_cannot_make_the_mirror_delete_
 # ---------------------------------------------------------------- hostile XML-RPC answers
 
 
-def xml_response(value: object) -> bytes:
+def xml_response(value: int | str | list[Any] | dict[str, Any]) -> bytes:
     import xmlrpc.client
 
     return xmlrpc.client.dumps((value,), methodresponse=True).encode()

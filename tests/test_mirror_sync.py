@@ -9,6 +9,8 @@ import pytest
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import assert_mirror_matches, page_dir, temp_files, write_config
 
+from bandersnatch.master import Digest
+
 
 def test_full_sync_mirrors_every_project_file_and_metadata(
     tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
@@ -120,7 +122,12 @@ def test_unchanged_files_are_not_downloaded_or_rehashed_again(
     import bandersnatch.package as package
 
     real = package.hash_file
-    monkeypatch.setattr(package, "hash_file", lambda p, a: hashed.append(p) or real(p, a))
+
+    def recording_hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
+        hashed.append(path)
+        return real(path, algorithms)
+
+    monkeypatch.setattr(package, "hash_file", recording_hash_file)
     upstream.reset_requests()
     assert mirror.run() == 0
     assert hashed == []

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from fakepypi import SampleCorpus, Upstream
-from mirrortools import clean_pip_env, write_config
-from nginx_server import nginx_binary, run_nginx
+from mirrortools import MirrorSetup, clean_pip_env, write_config
+from nginx_server import Nginx, nginx_binary, run_nginx
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (.ci/run installs it)")
 
@@ -36,7 +37,7 @@ def clean_uv_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(params=[False, True], ids=["flat", "hash-index"])
 def nginx_mirror(request: pytest.FixtureRequest, tmp_path: Path, upstream: Upstream,
-                 sample_corpus: SampleCorpus):  # type: ignore[no-untyped-def]
+                 sample_corpus: SampleCorpus) -> Iterator[tuple[MirrorSetup, Nginx]]:
     hash_index = request.param
     mirror = write_config(tmp_path, upstream.url, hash_index=str(hash_index).lower())
     assert mirror.run() == 0
@@ -45,7 +46,7 @@ def nginx_mirror(request: pytest.FixtureRequest, tmp_path: Path, upstream: Upstr
         yield mirror, nginx
 
 
-def test_nginx_negotiates_json_for_pip_and_html_for_browsers(nginx_mirror) -> None:  # type: ignore[no-untyped-def]
+def test_nginx_negotiates_json_for_pip_and_html_for_browsers(nginx_mirror: tuple[MirrorSetup, Nginx]) -> None:
     _, nginx = nginx_mirror
     as_pip = requests.get(f"{nginx.url}/simple/alpha-lib/", headers={"Accept": PIP_ACCEPT}, timeout=10)
     assert as_pip.status_code == 200
@@ -58,7 +59,7 @@ def test_nginx_negotiates_json_for_pip_and_html_for_browsers(nginx_mirror) -> No
     assert {p["name"] for p in root.json()["projects"]} >= {"alpha-lib", "beta"}
 
 
-def test_pip_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pip_installs_through_nginx(nginx_mirror: tuple[MirrorSetup, Nginx], tmp_path: Path) -> None:
     _, nginx = nginx_mirror
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--isolated", "--no-cache-dir", "install", "--index-url",
@@ -70,7 +71,7 @@ def test_pip_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # ty
 
 
 @pytest.mark.skipif(uv_binary() is None, reason="uv is not installed (requirements-test.txt has it)")
-def test_uv_installs_through_nginx(nginx_mirror, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_uv_installs_through_nginx(nginx_mirror: tuple[MirrorSetup, Nginx], tmp_path: Path) -> None:
     _, nginx = nginx_mirror
     uv = uv_binary()
     assert uv is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def pip(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def served_mirror(tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus,
-                  serve_static) -> StaticServer:  # type: ignore[no-untyped-def]
+                  serve_static: Callable[[str | Path], StaticServer]) -> StaticServer:
     mirror = write_config(tmp_path, upstream.url)
     assert mirror.run() == 0
     upstream.stop()  # from here on, only the mirror can answer

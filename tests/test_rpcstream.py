@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xmlrpc.client
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ def chunked(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def answer(value: object) -> bytes:
+def answer(value: int | str | list[Any] | dict[str, Any]) -> bytes:
     return xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True).encode()
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import lxml.etree
 import lxml.html
 import pytest
 
@@ -57,8 +58,13 @@ def json_files(page: ProjectPage) -> list[dict[str, Any]]:
     return json.loads(render_project_json(page, 1))["files"]  # type: ignore[no-any-return]
 
 
+def elements(doc: lxml.etree._Element, path: str) -> list[lxml.html.HtmlElement]:
+    """What ``doc.xpath(path)`` selects, for a path that selects elements (lxml's stubs cannot tell)."""
+    return cast("list[lxml.html.HtmlElement]", doc.xpath(path))
+
+
 def anchors(html: bytes) -> list[lxml.html.HtmlElement]:
-    return lxml.html.document_fromstring(html).xpath("//a")  # type: ignore[no-any-return]
+    return elements(lxml.html.document_fromstring(html), "//a")
 
 
 # ---------------------------------------------------------------- JSON (PEP 691, 700, 714)
@@ -318,8 +324,8 @@ def test_hostile_strings_never_become_markup(fields: dict[str, Any]) -> None:
     raw = render_project_html(page_of(f), 1)
     doc = lxml.html.document_fromstring(raw)
     assert doc.xpath("//script") == []
-    (a,) = doc.xpath("//body//a")
-    assert len(doc.xpath("//a")) == 1
+    (a,) = elements(doc, "//body//a")
+    assert len(elements(doc, "//a")) == 1
     assert a.text_content() == f.filename
     assert a.get("href") == f.url + f"#sha256={f.hashes['sha256']}"
     assert a.get("data-requires-python") == f.requires_python
@@ -343,7 +349,7 @@ def test_root_html_escapes_names_and_hrefs() -> None:
     raw = render_root_html([("safe", "safe/"), (HOSTILE, f"{HOSTILE}/")], 9)
     doc = lxml.html.document_fromstring(raw)
     assert doc.xpath("//script") == []
-    assert [(a.text_content(), a.get("href")) for a in doc.xpath("//a")] == [
+    assert [(a.text_content(), a.get("href")) for a in elements(doc, "//a")] == [
         ("safe", "safe/"),
         (HOSTILE, f"{HOSTILE}/"),
     ]
@@ -357,7 +363,7 @@ def test_root_html_lists_projects_with_relative_hrefs() -> None:
     doc = lxml.html.document_fromstring(raw)
     assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.1"]
     assert doc.findtext(".//title") == "Simple index"
-    assert [(a.text, a.get("href")) for a in doc.xpath("//a")] == [
+    assert [(a.text, a.get("href")) for a in elements(doc, "//a")] == [
         ("aaa", "aaa/"),
         ("zope-interface", "z/zope-interface/"),
     ]
