@@ -124,8 +124,10 @@ class ProjectSync:
         self.delete_packages = delete_packages
         self.force_check = force_check
         # Files of all projects share one pool, so a project with many files keeps every
-        # connection busy; Master's slots cap the requests in flight at `workers`.
-        self.downloads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
+        # connection busy.  Twice `workers` threads: while one fsyncs and renames the file it
+        # just fetched, another already holds the request slot it let go.  Master's slots
+        # still cap the requests in flight at `workers`.
+        self.downloads = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="download")
 
     def close(self) -> None:
         self.downloads.shutdown(wait=True, cancel_futures=True)
