@@ -193,9 +193,10 @@ class WebReader:
 
     RECHECKS = 3
 
-    def __init__(self, web: Path) -> None:
+    def __init__(self, web: Path, hash_index: bool = False) -> None:
         self.web = web
         self.simple = web / "simple"
+        self.hash_index = hash_index
         self._hashes: dict[tuple[str, int, int, int], str] = {}
         self.pages_read = 0
         self.files_checked = 0
@@ -230,7 +231,7 @@ class WebReader:
         data = self._read(self.simple / "index.v1_json")
         if data is not None:
             try:
-                names["index.v1_json"] = {normalize(p["name"]) for p in json.loads(data)["projects"]}
+                names["index.v1_json"] = {self._dir(p["name"]) for p in json.loads(data)["projects"]}
             except (ValueError, KeyError, TypeError) as exc:
                 raise _Unparseable(f"root index.v1_json does not parse: {exc}") from None
         data = self._read(self.simple / "index.html")
@@ -240,6 +241,27 @@ class WebReader:
             hrefs = [a.get("href") or "" for a in lxml.html.fromstring(data).iter("a")]
             names["index.html"] = {unquote(h.rstrip("/")) for h in hrefs}
         return names or None
+
+    def _dir(self, name: str) -> str:
+        """A project's directory under ``simple/``: ``foo`` or, with hash-index, ``f/foo``."""
+        key = normalize(name)
+        return f"{key[0]}/{key}" if self.hash_index else key
+
+    def _project_dirs(self) -> set[str]:
+        """Project directories on disk, as ``_dir`` spells them; directories may vanish meanwhile."""
+        found: set[str] = set()
+        try:
+            tops = [d for d in self.simple.iterdir() if d.is_dir()]
+        except FileNotFoundError:
+            return found
+        if not self.hash_index:
+            return {d.name for d in tops}
+        for top in tops:
+            try:
+                found |= {f"{top.name}/{d.name}" for d in top.iterdir() if d.is_dir()}
+            except FileNotFoundError:
+                continue
+        return found
 
     def links(self, project: str, page: str) -> set[tuple[str, Path, str]] | None:
         """(what, file, sha256) of every link on one page; None when the page does not exist."""
@@ -289,10 +311,7 @@ class WebReader:
         problems: list[str] = []
         roots = self.root_names() or {}
         listed = set().union(*roots.values()) if roots else set()
-        try:
-            on_disk = {d.name for d in self.simple.iterdir() if d.is_dir()}
-        except FileNotFoundError:
-            on_disk = set()
+        on_disk = self._project_dirs()
         for project in sorted(listed | on_disk):
             for page in ("index.html", "index.v1_json"):
                 links = self.links(project, page)
@@ -320,9 +339,9 @@ class WebReader:
 class MirrorChecker(threading.Thread):
     """A :class:`WebReader` sweeping ``web/`` over and over until :meth:`stop`."""
 
-    def __init__(self, web: Path, pause: float = 0.002) -> None:
+    def __init__(self, web: Path, pause: float = 0.002, hash_index: bool = False) -> None:
         super().__init__(daemon=True, name="mirror-checker")
-        self.reader = WebReader(web)
+        self.reader = WebReader(web, hash_index)
         self.pause = pause
         self.sweeps = 0
         self.problems: list[str] = []

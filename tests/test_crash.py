@@ -121,6 +121,7 @@ def kill_at_random_moment(proc: subprocess.Popen[bytes], upstream: Upstream, rng
 
 
 # More seeds for a soak run: BANDERSNATCH_CRASH_SEEDS=1,2,3,4 pytest tests/test_crash.py
+# Odd seeds run a flat simple index, even seeds hash-index = true.
 SEEDS = [int(s) for s in os.environ.get("BANDERSNATCH_CRASH_SEEDS", "7,2024").split(",")]
 
 
@@ -135,8 +136,9 @@ def test_sigkill_at_random_moments_never_breaks_the_mirror_for_readers(
         corpus.new_project()
     for _ in range(10):
         corpus.add_release()
-    mirror = write_config(tmp_path, upstream.url, workers="3")
-    checker = MirrorChecker(mirror.web)
+    hash_index = seed % 2 == 0
+    mirror = write_config(tmp_path, upstream.url, workers="3", hash_index=str(hash_index).lower())
+    checker = MirrorChecker(mirror.web, hash_index=hash_index)
     checker.start()
     kills = completed = iterations = 0
     try:
@@ -163,13 +165,13 @@ def test_sigkill_at_random_moments_never_breaks_the_mirror_for_readers(
         problems = checker.stop()
     assert problems == [], problems[:5]
     assert kills >= 20, f"only {kills} kills landed mid-run ({completed} runs completed first)"
-    assert_mirror_matches(upstream, mirror.web)
+    assert_mirror_matches(upstream, mirror.web, hash_index)
     assert temp_files(mirror.root) == []
     assert not (mirror.root / "todo").exists()
     assert checker.sweeps > 20 and checker.reader.files_checked > 100
-    print(f"\ncrash seed {seed}: {kills} kills survived, {completed} runs completed, {iterations} runs, "
-          f"{checker.sweeps} checker sweeps, {checker.reader.pages_read} pages and "
-          f"{checker.reader.files_checked} links checked")
+    print(f"\ncrash seed {seed} (hash-index {hash_index}): {kills} kills survived, {completed} runs "
+          f"completed, {iterations} runs, {checker.sweeps} checker sweeps, "
+          f"{checker.reader.pages_read} pages and {checker.reader.files_checked} links checked")
 
 
 def test_sigterm_mid_run_stops_with_one_line_exit_130_and_loses_nothing(
