@@ -19,6 +19,7 @@ from .errors import NotFound, UnsafePath
 from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, project_dir
 from .master import Digest, Master
 from .names import normalize
+from .rootindex import has_pages
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
 from .stats.filenames import candidate_projects
 from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
@@ -45,7 +46,7 @@ class Outcome:
     name: str  # as upstream spells it
     serial: int
     removed: bool = False
-    created: bool = False  # the project had no page on the mirror before
+    created: bool = False  # the project did not have both pages on the mirror before
     files: int = 0
     bytes: int = 0
 
@@ -139,7 +140,8 @@ class ProjectSync:
         if page is None:
             return Outcome(key, name, serial, removed=True)
         known = read_known(page_dir)
-        created = not (page_dir / PAGE_JSON).exists()
+        # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
+        created = not has_pages(page_dir)
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.

@@ -13,6 +13,10 @@ import pytest
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import assert_mirror_matches, check_page_links, page_dir, temp_files, write_config
 
+from bandersnatch import package
+from bandersnatch.errors import StorageError
+from bandersnatch.storage import atomic_write as real_write
+
 
 def todo_entries(root: Path) -> dict[str, int]:
     lines = (root / "todo").read_text().splitlines()
@@ -203,3 +207,24 @@ def test_page_without_a_serial_is_refused_and_files_are_kept(
     upstream.clear_faults()
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_project_stopped_between_its_two_page_writes_is_named_by_the_root_index_later(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk can stop a sync after a project's JSON page and before its HTML page.
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_wheel("newcomer", "1.0")
+
+    def disk_full_for_newcomers_html(target: Path, data: bytes, staging: Path) -> None:
+        if target.parent.name == "newcomer" and target.name == "index.html":
+            raise StorageError(f"cannot write {target}: No space left on device")
+        real_write(target, data, staging)
+
+    monkeypatch.setattr(package, "atomic_write", disk_full_for_newcomers_html)
+    assert mirror.run() == 1
+    assert (page_dir(mirror.web, "newcomer") / "index.v1_json").is_file()
+    monkeypatch.setattr(package, "atomic_write", real_write)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)  # the root index names newcomer
