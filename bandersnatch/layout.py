@@ -72,12 +72,16 @@ def without_userinfo(url: str) -> str:
     return _USERINFO.sub("//", url)
 
 
+def key_dir(key: str, hash_index: bool) -> list[str]:
+    """Segments below ``web/simple/`` for ``key``, a name already normalized and checked."""
+    return [key[0], key] if hash_index else [key]
+
+
 def project_dir(name: str, hash_index: bool) -> list[str]:
     """Segments below ``web/simple/`` of a project's page directory."""
     if not is_valid_project_name(name):
         raise UnsafePath(f"refusing project name {name[:100]!r}: not a valid project name")
-    norm = normalize(name)
-    return [norm[0], norm] if hash_index else [norm]
+    return key_dir(normalize(name), hash_index)
 
 
 def root_href(name: str, hash_index: bool) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import PAGE_HTML, PAGE_JSON
+from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
@@ -246,7 +246,7 @@ class RootIndex:
 
     def href(self, name: str) -> str:
         # Names in our own index were checked before they got there: format, don't re-check.
-        return f"{name[0]}/{name}/" if self.hash_index else f"{name}/"
+        return "/".join(key_dir(name, self.hash_index)) + "/"
 
     def names(self) -> Iterator[str]:
         """The names the index lists now, sorted, streamed from the line-per-project JSON.

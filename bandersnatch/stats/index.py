@@ -16,11 +16,11 @@ import json
 import logging
 from pathlib import Path
 
+from ..layout import PAGE_JSON, key_dir
 from .filenames import candidate_projects, guess_project
 
 logger = logging.getLogger(__name__)
 
-PAGE_NAME = "index.v1_json"
 MAX_CACHED_PAGES = 4096
 
 
@@ -41,9 +41,7 @@ def page_filenames(data: bytes) -> frozenset[str]:
 
 def page_path(simple_dir: Path, project: str, hash_index: bool) -> Path:
     """Where the mirror keeps the JSON page of the normalized name ``project``."""
-    if hash_index:
-        return simple_dir / project[0] / project / PAGE_NAME
-    return simple_dir / project / PAGE_NAME
+    return simple_dir.joinpath(*key_dir(project, hash_index), PAGE_JSON)
 
 
 class ProjectIndex:
