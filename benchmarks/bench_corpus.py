@@ -48,6 +48,11 @@ class CorpusInfo:
     seconds: float = 0.0
     file_counts: dict[str, int] = field(default_factory=dict)
 
+    def add(self, name: str, files: int, size: int) -> None:
+        self.files += files
+        self.bytes += size
+        self.file_counts[name] = files
+
 
 @dataclass(frozen=True)
 class Change:
@@ -152,10 +157,7 @@ def build_corpus(upstream: Upstream, spec: CorpusSpec) -> CorpusInfo:
     info = CorpusInfo(projects=project_names(rng, spec.projects))
     for name in info.projects:
         count = file_count(rng, spec.files_per_project)
-        files, size = add_project_files(upstream, rng, spec, clock, name, count)
-        info.files += files
-        info.bytes += size
-        info.file_counts[name] = files
+        info.add(name, *add_project_files(upstream, rng, spec, clock, name, count))
     info.serial = upstream.serial
     info.seconds = time.perf_counter() - started
     return info
@@ -237,10 +239,7 @@ def build_scale_corpus(upstream: Upstream, spec: ScaleSpec) -> CorpusInfo:
     sizes = small_files_spec(spec.seed)
     info = CorpusInfo(projects=project_names(rng, spec.file_projects))
     for name in info.projects:
-        files, size = add_release(upstream, rng, sizes, clock, name, "1.0", spec.files_each)
-        info.files += files
-        info.bytes += size
-        info.file_counts[name] = files
+        info.add(name, *add_release(upstream, rng, sizes, clock, name, "1.0", spec.files_each))
     info.serial = upstream.serial
     info.seconds = time.perf_counter() - started
     return info
