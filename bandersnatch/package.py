@@ -314,4 +314,4 @@ class ProjectSync:
         if self.delete_packages:
             self._delete_files(key, doomed)
             self._clear_intent(key)
-        logger.info("%s: removed (gone upstream)", normalize(name))
+        logger.info("%s: removed (gone upstream)", key)
