@@ -16,6 +16,7 @@ from urllib.parse import urldefrag, urljoin
 import lxml.etree
 import lxml.html
 
+from .dists import file_version, version_text
 from .errors import UpstreamError
 from .layout import without_userinfo
 from .names import normalize
@@ -205,28 +206,13 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
 def _versions(page: ProjectPage) -> list[str]:
     if page.versions is not None:
         return list(page.versions)
-    return sorted({v for f in page.files if (v := version_from_filename(f.filename, page.name))})
+    found = {v for f in page.files if (v := file_version(f.filename, page.name)) is not None}
+    return [str(v) for v in sorted(found)]
 
 
 def version_from_filename(filename: str, project: str) -> str | None:
-    """Best-effort version of a wheel or sdist filename, for pages whose upstream gave none."""
-    stem = filename
-    for ext in (".whl", ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tgz", ".egg", ".exe", ".msi", ".rpm"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    else:
-        return None
-    if filename.endswith(".whl"):
-        parts = stem.split("-")
-        return parts[1] if len(parts) >= 5 else None
-    for i, ch in enumerate(stem):
-        if ch == "-" and normalize(stem[:i]) == project:
-            version = stem[i + 1 :]
-            if filename.endswith(".egg"):
-                version = version.split("-")[0]  # name-version-pyX.Y[-platform].egg
-            return version or None
-    return None
+    """The version of a release file, for pages whose upstream gave none (see :mod:`.dists`)."""
+    return version_text(filename, project)
 
 
 def _utf8(text: str) -> bytes:
