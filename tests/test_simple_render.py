@@ -119,6 +119,17 @@ def test_json_versions_derived_from_filenames_when_upstream_gave_none() -> None:
     assert json.loads(render_project_json(page, 1))["versions"] == ["0.9", "1.0", "2.0rc1"]
 
 
+def test_json_versions_derived_from_filenames_are_in_version_order_and_normal_form() -> None:
+    page = page_of(
+        mirrored("p-10.0.tar.gz"),
+        mirrored("p-9.0-py3-none-any.whl"),
+        mirrored("p-1.0RC1.zip"),
+        mirrored("p-1.0.tar.gz"),
+        mirrored("p-1.0.0-py3-none-any.whl"),
+    )
+    assert json.loads(render_project_json(page, 1))["versions"] == ["1.0rc1", "1.0", "9.0", "10.0"]
+
+
 def test_json_file_entry_for_a_plain_file_has_exactly_the_required_keys() -> None:
     (entry,) = json_files(page_of(mirrored(size=None)))
     assert entry == {
