@@ -14,6 +14,7 @@ top of the tree.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import difflib
 import importlib.resources
 import math
@@ -25,7 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import filterconfig
 from .errors import ConfigError
+from .filterconfig import FilterConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -57,6 +60,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "max-page-size",
     ),
     STATISTICS: ("access-log-pattern",),
+    **filterconfig.SCHEMA,
 }
 """Every section and option the file may contain; anything else is a typo we report."""
 
@@ -89,6 +93,7 @@ class Config:
     download_hosts: tuple[str, ...]
     max_page_bytes: int
     access_log_pattern: str
+    filters: FilterConfig = FilterConfig()
 
 
 # --------------------------------------------------------------------------
@@ -100,7 +105,7 @@ def load(path: Path) -> Config:
     """Read, parse and validate ``path``, including that the mirror directory is usable."""
     config = parse(read_text(path), path)
     check_directory_writable(config.directory, path)
-    return config
+    return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters))
 
 
 def read_text(path: Path) -> str:
@@ -161,6 +166,11 @@ def parse(text: str, path: Path) -> Config:
         download_hosts=parse_download_hosts(mirror.get("download-hosts"), where),
         max_page_bytes=parse_size(mirror.get("max-page-size"), where),
         access_log_pattern=parse_access_log_pattern(stats.get("access-log-pattern"), where),
+        filters=filterconfig.parse(
+            {section: _section_values(parser, section) for section in filterconfig.SCHEMA
+             if parser.has_section(section)},
+            where,
+        ),
     )
 
 
@@ -194,6 +204,9 @@ def _read_ini(text: str, where: str) -> configparser.ConfigParser:
 def _check_names(parser: configparser.ConfigParser, where: str) -> None:
     """Reject unknown sections and options, suggesting what was probably meant."""
     for section in parser.sections():
+        if section in filterconfig.REFUSED:
+            raise ConfigError(where, section, None,
+                              f"plugin {section} is not supported: {filterconfig.REFUSED[section]}")
         if section not in SCHEMA:
             raise ConfigError(
                 where, section, None, "unknown section" + _suggest(section, list(SCHEMA), "[{}]")
