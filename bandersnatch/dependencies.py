@@ -1,0 +1,88 @@
+"""The dependency-closed allowlist during one run: which projects it reaches, and which are owed.
+
+The closure is recomputed from the allowlist and the per-project records of
+``depstore`` whenever a project's record changes; the run asks it whether a
+name is selected, and syncs what it newly reaches in the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .deps import Need, closure
+from .depstore import DependencyRecords
+from .selection import Selection
+from .storage import atomic_write
+
+
+def escape(text: str) -> str:
+    """Upstream text made safe for one log line (no control characters)."""
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+logger = logging.getLogger(__name__)
+
+
+class DependencyTracker:
+    """The set of projects the allowlist reaches through ``Requires-Dist``."""
+
+    def __init__(self, selection: Selection, records: DependencyRecords) -> None:
+        self.selection = selection
+        self.records = records
+        self.environments = selection.environments()
+        self._lock = threading.Lock()
+        self.reached: dict[str, Need] = {}
+        self._bad: set[tuple[str, str]] = set()
+        self.recompute()
+
+    def _admits(self, key: str) -> bool:
+        return self.selection.blocks(key) is None
+
+    def recompute(self) -> set[str]:
+        """Close the allowlist again; returns the keys reached now that were not before."""
+        reached = closure(self.selection.roots, self.records.requirements, self.environments, self._admits,
+                          self._malformed)
+        with self._lock:
+            new = set(reached) - set(self.reached)
+            self.reached = reached
+        return new
+
+    def _malformed(self, key: str, line: str) -> None:
+        if (key, line) not in self._bad:
+            self._bad.add((key, line))
+            logger.warning("%s: skipping malformed Requires-Dist %s", key, escape(line[:200]))
+
+    def admits(self, key: str) -> bool:
+        with self._lock:
+            return key in self.reached
+
+    def is_root(self, key: str) -> bool:
+        return key in self.selection.roots
+
+    def why(self, key: str) -> str:
+        with self._lock:
+            need = self.reached.get(key)
+        if need is None:
+            return "not selected"
+        if need.parent is None:
+            return "allowlist"
+        return f"{need.parent} requires {need.requirement!r}"
+
+    def owed(self, has_pages: Callable[[str], bool]) -> list[str]:
+        """Reached projects the mirror does not hold yet (and upstream was not found to lack)."""
+        with self._lock:
+            keys = sorted(self.reached)
+        return [k for k in keys if not has_pages(k) and not self.records.is_missing(k)]
+
+    def write_report(self, path: Path, staging: Path) -> None:
+        """``selected.txt``: every selected project and the requirement that pulled it in."""
+        with self._lock:
+            needs = sorted(self.reached.values(), key=lambda n: n.key)
+        lines = ["# project [extras] <- why it is on this mirror (written by bandersnatch mirror)\n"]
+        for need in needs:
+            extras = f"[{','.join(sorted(need.extras))}]" if need.extras else ""
+            why = "allowlist" if need.parent is None else f"{need.parent}: {need.requirement}"
+            lines.append(f"{need.key}{extras} <- {why}\n")
+        atomic_write(path, "".join(lines).encode(), staging)
