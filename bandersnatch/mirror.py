@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,13 +21,16 @@ from pathlib import Path
 import filelock
 
 from .config import Config
+from .dependencies import DependencyTracker
+from .depstore import DependencyRecords
 from .errors import BandersnatchError, LockHeld, StorageError
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync
 from .progress import Progress
-from .rootindex import RootIndex
+from .rootindex import RootIndex, has_pages
+from .selection import Selection
 from .state import NameSet, StateFiles, Todo, name_hash
 from .storage import atomic_write, clear_staging
 
@@ -50,6 +54,7 @@ class RunReport:
     stopped_early: bool = False
     stop_reason: str | None = None  # the error that stopped the run early, for its last line
     refused: int = 0  # project names upstream sent that cannot be mirrored
+    unselected: int = 0  # projects taken off the mirror because the filters no longer select them
 
     @property
     def exit_code(self) -> int:
@@ -89,9 +94,17 @@ class Mirror:
         self.refused: set[str] = set()
         self._created: set[str] | None = set()  # new projects of this run; None: too many to merge
         self._repeated: set[int] = set()  # digests of listed names that normalize alike
+        self.selection = Selection(config.filters)
+        self.records = (DependencyRecords(self.directory / "deps", self.staging)
+                        if self.selection.with_dependencies else None)
+        self.tracker: DependencyTracker | None = None  # built once the run holds the lock
+        # Dependencies reached during the run, synced after the work list; each project once.
+        self._extra: deque[tuple[str, int]] = deque()
+        self._started: set[str] = set()
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
+            selection=self.selection, records=self.records,
         )
 
     def run(self) -> RunReport:
@@ -133,6 +146,13 @@ class Mirror:
         so a 750,000-project sync keeps memory flat.
         """
         serial = self.state.read_serial()
+        if self.records is not None:
+            self.tracker = DependencyTracker(self.selection, self.records)
+        fingerprint = self.config.filters.fingerprint() if self.selection.active else None
+        reconcile = serial is not None and self.state.read_selection() != fingerprint
+        if reconcile:
+            logger.info("The filters changed since the last run: reconciling the mirror with them")
+            self.state.set_prune_pending(True)
         if self.state.journal_path.exists():
             # A killed run may have written pages the root index does not name yet:
             # this run ends by rebuilding the root index from the project directories.
@@ -140,13 +160,18 @@ class Mirror:
         pending = self.state.open_todo()
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
-        if serial is None and pending is None or self.force_check:
-            return self._plan_full()
+        if serial is None and pending is None or self.force_check or reconcile:
+            plan = self._plan_full()
+            self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
+            return plan
         since = max(serial or 0, pending.target if pending else 0)
         changes = Todo(since)
         for name, change_serial in self.master.changelog_since_serial(since):
-            if self._acceptable(name):
+            if self._acceptable(name) and self._selected(name):
                 changes.add(name, change_serial)
+        if self.tracker is not None:
+            for key in self.tracker.owed(self._has_pages):
+                changes.add(key, 0)  # reached by the closure but not on the mirror yet
         target = max([since, *(s for _, s in changes.pending.values())])
         if not changes.pending and pending is None and target == serial:
             return None
@@ -158,7 +183,7 @@ class Mirror:
         """Earlier pending work, each project once at its highest serial, then the new changes."""
         fresh = dict(changes.pending)
         for name, serial in pending:
-            if not self._acceptable(name):
+            if not self._acceptable(name) or not self._selected(name):
                 continue
             change = fresh.pop(normalize(name), None)
             yield change if change is not None and change[1] > serial else (name, serial)
@@ -172,16 +197,21 @@ class Mirror:
             nonlocal highest
             for name, serial in self.master.list_packages_with_serial():
                 if self._acceptable(name):
-                    listed.append(name_hash(normalize(name)))
                     highest = max(highest, serial)
-                    yield name, serial
+                    if self._selected(name):
+                        listed.append(name_hash(normalize(name)))
+                        yield name, serial
             # Projects we still serve but upstream no longer lists: ask for them, they will 404.
             known = NameSet(listed)
             del listed[:]
             self._repeated = known.repeated()
             for key in self.root.names():
-                if key not in known:
+                if key not in known and self._selected(key):
                     yield key, 0
+            if self.tracker is not None:
+                for key in self.tracker.owed(self._has_pages):
+                    if key not in known:
+                        yield key, 0
 
         target, count = self.state.begin_stream(
             lambda: highest or self.master.changelog_last_serial(), entries())
@@ -201,6 +231,27 @@ class Mirror:
             logger.error("refusing project name %r from upstream: not a valid project name", name[:100])
         return False
 
+    def _selected(self, name: str) -> bool:
+        """Whether the operator's filters select this project (unselected: silent, debug only)."""
+        if not self.selection.active:
+            return True
+        key = normalize(name)
+        if self.tracker is not None:
+            if self.tracker.admits(key):
+                return True
+            logger.debug("%s: not selected (not reached from the allowlist)", key)
+            return False
+        why = self.selection.project(key, name)
+        if why is not None:
+            logger.debug("%s: not selected (%s)", key, why)
+        return why is None
+
+    def _has_pages(self, key: str) -> bool:
+        try:
+            return has_pages(self.layout.page_dir(key))
+        except BandersnatchError:
+            return False
+
     # ------------------------------------------------------------ the run
 
     def _sync(self) -> RunReport:
@@ -208,26 +259,47 @@ class Mirror:
         plan = self._plan()
         report = RunReport(refused=len(self.refused))
         if plan is None:
+            serial = self.state.read_serial()
+            if self.selection.active and self.state.prune_pending() and serial is not None:
+                self._take_off([], serial, report)  # a killed run's prune, finished now
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
         target, count = plan
         report.target = target
+        if self.tracker is not None:
+            self.state.set_prune_pending(True)  # what the closure drops is pruned at the end
         self.progress.start(count)
         try:
             removed, remaining = self._run_pool(report)
         finally:
             self.progress.finish()
-        self.root.update(self._created, {o.key for o in removed}, target)
-        for outcome in removed:
-            self.projects.remove_project(outcome.name)
-            self.state.done(outcome.name, outcome.serial)
-            report.removed += 1
+        self._take_off(removed, target, report)
         self.state.finish(target, report.failed, remaining)
         if not report.exit_code:
             self._write_last_modified()
         self._log_summary(report, time.monotonic() - started)
         return report
+
+    def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> None:
+        """Remove what upstream removed and what the filters no longer select: root index first."""
+        pruning = self.selection.active and self.state.prune_pending() and not report.stopped_early
+        unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
+        self.root.update(self._created, {o.key for o in removed} | set(unselected), target)
+        for outcome in removed:
+            why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
+            self.projects.remove_project(outcome.name, why)
+            self.state.done(outcome.name, outcome.serial)
+            report.removed += 1
+        for key in unselected:
+            self.projects.remove_project(key, "no longer selected by the filters")
+            if self.records is not None:
+                self.records.forget(key)
+            report.unselected += 1
+        if pruning:
+            self.state.set_prune_pending(False)
+        if self.tracker is not None:
+            self.tracker.write_report(self.directory / "selected.txt", self.staging)
 
     def _run_pool(self, report: RunReport) -> tuple[list[Outcome], Iterator[tuple[str, int]]]:
         """Sync every project in ``todo``; returns removals and the entries never started."""
@@ -242,9 +314,15 @@ class Mirror:
                 while True:
                     while not report.stopped_early and len(inflight) < threads * 2:
                         item = next(items, None)
+                        if item is None and self._extra:
+                            item = self._extra.popleft()
                         if item is None:
                             break
                         name, serial = item
+                        if self.tracker is not None:
+                            if normalize(name) in self._started:
+                                continue  # a dependency reached earlier in this run, then listed again
+                            self._started.add(normalize(name))
                         future = pool.submit(self.projects.sync, name, serial)
                         inflight[future] = (normalize(name), name, serial)
                     if not inflight:
@@ -290,16 +368,44 @@ class Mirror:
             report.failed[key] = (name, serial)
             report.stopped_early |= self.config.stop_on_error
             return None
-        if outcome.removed:
-            removed.append(outcome)
+        if outcome.removed or outcome.excluded:
+            self._collect_gone(outcome, removed)
             return outcome
         if outcome.created:
             self._note_created({outcome.key})
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
+        if self.tracker is not None and outcome.requires is not None:
+            self._follow_dependencies(outcome.key)
         self.state.done(name, serial)
         return outcome
+
+    def _collect_gone(self, outcome: Outcome, removed: list[Outcome]) -> None:
+        """A project upstream does not have, or that a filter excludes once its page is seen."""
+        if self._has_pages(outcome.key):
+            removed.append(outcome)  # taken off the mirror after the pool, root index first
+            return
+        if outcome.excluded:
+            logger.debug("%s: not selected (%s)", outcome.key, outcome.excluded)
+        elif self.tracker is not None and self.tracker.admits(outcome.key):
+            logger.warning("%s: upstream has no such project (%s); it stays off the mirror",
+                           outcome.key, self.tracker.why(outcome.key))
+            if self.records is not None:
+                self.records.mark_missing(outcome.key)
+        self.state.done(outcome.name, outcome.serial)
+
+    def _follow_dependencies(self, key: str) -> None:
+        """Sync, in this run, what the project's requirements newly bring into the closure."""
+        assert self.tracker is not None
+        for new in sorted(self.tracker.recompute()):
+            if new not in self._started and not self._has_pages(new):
+                logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
+                self._extra.append((new, 0))
+
+    def _unselected_on_mirror(self, already: set[str]) -> list[str]:
+        """Projects the root index names that the filters no longer select."""
+        return [key for key in self.root.names() if key not in already and not self._selected(key)]
 
     # ------------------------------------------------------------ root index and wrap-up
 
@@ -317,7 +423,8 @@ class Mirror:
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:
-        summary = (f"{report.synced} project(s) synced, {report.removed} removed, {report.files} file(s) "
+        removed = report.removed + report.unselected
+        summary = (f"{report.synced} project(s) synced, {removed} removed, {report.files} file(s) "
                    f"({report.bytes} bytes) downloaded in {seconds:.1f}s; serial {report.target}")
         if report.stop_reason:
             summary += f"; stopped early ({report.stop_reason})"

@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from .depstore import DependencyRecords, MirroredFile
 from .errors import NotFound, UnsafePath
 from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, project_dir
 from .master import Digest, Master
 from .names import normalize
 from .rootindex import has_pages
+from .selection import Exclusion, Selection
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
 from .stats.filenames import candidate_projects
 from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
@@ -49,6 +51,8 @@ class Outcome:
     created: bool = False  # the project did not have both pages on the mirror before
     files: int = 0
     bytes: int = 0
+    excluded: Exclusion | None = None  # the operator's filters do not select it (after its page)
+    requires: tuple[str, ...] | None = None  # its Requires-Dist, when dependencies are followed
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,11 @@ class ProjectSync:
     """Syncs projects into one mirror; safe to use from many worker threads."""
 
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
-                 workers: int, delete_packages: bool, force_check: bool) -> None:
+                 workers: int, delete_packages: bool, force_check: bool,
+                 selection: Selection | None = None, records: DependencyRecords | None = None) -> None:
         self.master = master
+        self.selection = selection
+        self.records = records
         self.layout = layout
         self.policy = policy
         self.delete_packages = delete_packages
@@ -139,6 +146,14 @@ class ProjectSync:
         page = self.master.fetch_page(key, serial)
         if page is None:
             return Outcome(key, name, serial, removed=True)
+        if self.selection is not None and self.selection.active:
+            excluded = self.selection.project_page(key, page)
+            if excluded is not None:
+                return Outcome(key, name, serial, excluded=excluded)
+            chosen = self.selection.plan_files(key, page)
+            for filename, why in chosen.dropped:
+                logger.debug("%s: not mirroring %s (%s)", key, filename, why)
+            page = replace(page, files=chosen.files, versions=chosen.versions)
         known = read_known(page_dir)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
         created = not has_pages(page_dir)
@@ -152,6 +167,12 @@ class ProjectSync:
         if self.delete_packages and intent != leftover:
             self._write_intent(key, intent)
         local, fetched, fetched_bytes = self._fetch_files(plan, known)
+        requires = None
+        if self.records is not None:
+            requires = self.records.update(key, (
+                MirroredFile(f.filename, f.hashes["sha256"], path,
+                             path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata else None)
+                for f, (_, _, path) in zip(local, plan, strict=False)))
         local_page = replace(page, name=key, files=tuple(local))
         page_serial = page.last_serial if page.last_serial is not None else serial
         # JSON first: it is our record of what is verified on disk.
@@ -164,7 +185,8 @@ class ProjectSync:
             logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
         else:
             logger.debug("%s: up to date", key)
-        return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes)
+        return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes,
+                       requires=requires)
 
     def _fetch_files(
         self, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
@@ -301,7 +323,7 @@ class ProjectSync:
     def _clear_intent(self, key: str) -> None:
         remove_file(self.layout.intents / key)
 
-    def remove_project(self, name: str) -> None:
+    def remove_project(self, name: str, why: str = "gone upstream") -> None:
         """Take a project off the mirror: its pages, then (with delete-packages) its files."""
         key = normalize(name)
         page_dir = self.layout.page_dir(name)
@@ -314,4 +336,4 @@ class ProjectSync:
         if self.delete_packages:
             self._delete_files(key, doomed)
             self._clear_intent(key)
-        logger.info("%s: removed (gone upstream)", key)
+        logger.info("%s: removed (%s)", key, why)

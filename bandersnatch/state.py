@@ -154,6 +154,8 @@ class StateFiles:
         self.journal_path = directory / "todo.journal"
         self.generation_path = directory / "generation"
         self.status_path = directory / "status"
+        self.selection_path = directory / "selection"
+        self.prune_path = directory / "prune-pending"
         self._journal: TextIO | None = None
 
     # -------------------------------------------------------- generation
@@ -194,6 +196,33 @@ class StateFiles:
 
     def write_serial(self, serial: int) -> None:
         atomic_write(self.state_path, f"{serial}\n".encode(), self.staging)
+
+    # -------------------------------------------------------- selection
+
+    def read_selection(self) -> str | None:
+        """The fingerprint of the filters the mirror was last reconciled with (None: never filtered)."""
+        try:
+            text = self.selection_path.read_text(encoding="ascii", errors="replace").strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def write_selection(self, fingerprint: str | None) -> None:
+        if fingerprint is None:
+            self._remove(self.selection_path)
+        else:
+            atomic_write(self.selection_path, f"{fingerprint}\n".encode(), self.staging)
+
+    def prune_pending(self) -> bool:
+        """True when a run must still take unselected projects off the mirror."""
+        return self.prune_path.exists()
+
+    def set_prune_pending(self, pending: bool) -> None:
+        if pending:
+            atomic_write(self.prune_path, b"projects no longer selected may still be on the mirror\n",
+                         self.staging)
+        else:
+            self._remove(self.prune_path)
 
     # -------------------------------------------------------- todo
 

@@ -82,9 +82,9 @@ def default_modules(name: str, version: str) -> dict[str, str]:
     return {f"{package}/__init__.py": f'"""Test package {name}."""\n\n__version__ = "{version}"\n'}
 
 
-def wheel_filename(name: str, version: str) -> str:
-    """``<escaped name>-<version>-py3-none-any.whl``."""
-    return f"{escape_name(name)}-{escape_version(version)}-{WHEEL_TAG}.whl"
+def wheel_filename(name: str, version: str, tag: str = WHEEL_TAG) -> str:
+    """``<escaped name>-<version>-<tag>.whl`` (``py3-none-any`` unless told)."""
+    return f"{escape_name(name)}-{escape_version(version)}-{tag}.whl"
 
 
 def sdist_filename(name: str, version: str) -> str:
@@ -92,9 +92,9 @@ def sdist_filename(name: str, version: str) -> str:
     return f"{escape_name(name)}-{escape_version(version)}.tar.gz"
 
 
-def _wheel_file() -> bytes:
-    """The WHEEL file of a pure-python, any-platform wheel."""
-    text = f"Wheel-Version: 1.0\nGenerator: distbuild\nRoot-Is-Purelib: true\nTag: {WHEEL_TAG}\n\n"
+def _wheel_file(tag: str = WHEEL_TAG) -> bytes:
+    """The WHEEL file of a pure-python wheel (its tag may still name a platform, for filter tests)."""
+    text = f"Wheel-Version: 1.0\nGenerator: distbuild\nRoot-Is-Purelib: true\nTag: {tag}\n\n"
     return text.encode("utf-8")
 
 
@@ -107,7 +107,7 @@ def _zip_member(archive: zipfile.ZipFile, path: str, data: bytes) -> None:
 
 
 def build_wheel_bytes(
-    name: str, version: str, metadata: bytes, modules: Mapping[str, str | bytes]
+    name: str, version: str, metadata: bytes, modules: Mapping[str, str | bytes], tag: str = WHEEL_TAG
 ) -> tuple[str, bytes]:
     """Assemble a wheel from ready-made METADATA and module files.
 
@@ -120,7 +120,7 @@ def build_wheel_bytes(
         content = modules[path]
         members.append((path, content.encode("utf-8") if isinstance(content, str) else content))
     members.append((f"{dist_info}/METADATA", metadata))
-    members.append((f"{dist_info}/WHEEL", _wheel_file()))
+    members.append((f"{dist_info}/WHEEL", _wheel_file(tag)))
     record_lines = [f"{path},{record_hash(data)},{len(data)}" for path, data in members]
     record_lines.append(f"{dist_info}/RECORD,,")
     members.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode("utf-8")))
@@ -129,7 +129,7 @@ def build_wheel_bytes(
     with zipfile.ZipFile(buffer, "w") as archive:
         for path, data in members:
             _zip_member(archive, path, data)
-    return wheel_filename(name, version), buffer.getvalue()
+    return wheel_filename(name, version, tag), buffer.getvalue()
 
 
 def make_wheel(
@@ -139,6 +139,7 @@ def make_wheel(
     requires: Iterable[str] = (),
     requires_python: str | None = None,
     modules: Mapping[str, str] | None = None,
+    tag: str = WHEEL_TAG,
 ) -> tuple[str, bytes, bytes]:
     """A pip-installable pure-python wheel: ``(filename, wheel bytes, METADATA bytes)``.
 
@@ -149,7 +150,7 @@ def make_wheel(
     """
     metadata = core_metadata(name, version, requires=requires, requires_python=requires_python)
     files = dict(modules) if modules is not None else default_modules(name, version)
-    filename, data = build_wheel_bytes(name, version, metadata, files)
+    filename, data = build_wheel_bytes(name, version, metadata, files, tag)
     return filename, data, metadata
 
 

@@ -321,10 +321,11 @@ class Response(NamedTuple):
 
 @functools.lru_cache(maxsize=256)
 def _cached_wheel(
-    name: str, version: str, requires: tuple[str, ...], requires_python: str | None
+    name: str, version: str, requires: tuple[str, ...], requires_python: str | None,
+    tag: str = distbuild.WHEEL_TAG,
 ) -> tuple[str, bytes, bytes]:
     """Build each distinct wheel once per test session: fixtures stay fast."""
-    return distbuild.make_wheel(name, version, requires=requires, requires_python=requires_python)
+    return distbuild.make_wheel(name, version, requires=requires, requires_python=requires_python, tag=tag)
 
 
 @functools.lru_cache(maxsize=256)
@@ -500,6 +501,7 @@ class Upstream:
         requires_python: str | None = None,
         with_metadata: bool = False,
         modules: dict[str, str] | None = None,
+        tag: str = distbuild.WHEEL_TAG,
     ) -> FileEntry:
         """Build a real wheel with :mod:`distbuild` and upload it.
 
@@ -507,10 +509,11 @@ class Upstream:
         data-requires-python; ``with_metadata`` also serves it per PEP 658.
         """
         if modules is None:
-            filename, data, metadata = _cached_wheel(project, version, tuple(requires), requires_python)
+            filename, data, metadata = _cached_wheel(project, version, tuple(requires), requires_python, tag)
         else:
             filename, data, metadata = distbuild.make_wheel(
-                project, version, requires=requires, requires_python=requires_python, modules=modules
+                project, version, requires=requires, requires_python=requires_python, modules=modules,
+                tag=tag,
             )
         self.add_file(
             project,

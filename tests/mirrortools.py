@@ -50,7 +50,8 @@ class MirrorSetup:
         )
 
 
-def write_config(root: Path, upstream_url: str, **options: str) -> MirrorSetup:
+def write_config(root: Path, upstream_url: str, *, sections: str = "", **options: str) -> MirrorSetup:
+    """A config for a mirror under ``root``; ``sections`` is more INI text (filters) after [mirror]."""
     lines = {
         "directory": str(root / "mirror"),
         "master": upstream_url,
@@ -60,8 +61,9 @@ def write_config(root: Path, upstream_url: str, **options: str) -> MirrorSetup:
         "timeout": "10",
     }
     lines.update({k.replace("_", "-"): v for k, v in options.items()})
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "bandersnatch.conf"
-    config.write_text("[mirror]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()))
+    config.write_text("[mirror]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()) + "\n" + sections)
     return MirrorSetup(root / "mirror", config)
 
 

@@ -1,0 +1,197 @@
+"""``[allowlist] with-dependencies``: the allowlist plus the closure of ``Requires-Dist``.
+
+The mirrored set is closed over every mirrored release (not only the latest),
+with extras followed only where asked for, markers evaluated for every target
+environment the mirror serves, PEP 503 names everywhere, and cycles closing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from fakepypi import Upstream
+from mirrortools import MirrorSetup, page_dir, write_config
+from test_filters_sync import mirrored, plugins
+
+
+def with_deps(*roots: str, extra: str = "", enabled: tuple[str, ...] = ("allowlist_project",),
+              **sections: str) -> str:
+    body = "packages =\n" + "".join(f"    {r}\n" for r in roots) + "with-dependencies = true\n" + extra
+    return plugins(*enabled, allowlist=body, **sections)
+
+
+@pytest.fixture
+def graph(upstream: Upstream) -> Upstream:
+    """A dependency graph with every case the closure must handle.
+
+    dep-root 1.0 -> Mid, ghost (not upstream), colorama on win32, py2only below Python 3,
+                    fancy-dep[x] only for the extra "fancy", pypy-only on PyPy
+    dep-root 2.0 -> mid>=1, dep-leaf
+    mid 1.0 (sdist only, PKG-INFO declares it) -> Dep.Cycle_A
+    dep-cycle-a -> dep_cycle_b -> dep-cycle-a (a cycle)
+    fancy-dep -> x-leaf only for its extra "x"
+    dep-leaf 2.0 and 3.0; unrelated, never selected
+    """
+    upstream.add_wheel("dep-root", "1.0", with_metadata=True, requires=(
+        "Mid", "ghost>=1", 'colorama; sys_platform == "win32"', 'py2only; python_version < "3"',
+        'fancy-dep[x]; extra == "fancy"', 'pypy-only; implementation_name == "pypy"'))
+    upstream.add_wheel("dep-root", "2.0", with_metadata=True, requires=("mid>=1", "dep-leaf"))
+    upstream.add_sdist("mid", "1.0", requires=("Dep.Cycle_A",))
+    upstream.add_wheel("dep-cycle-a", "1.0", requires=("dep_cycle_b",))
+    upstream.add_wheel("dep-cycle-b", "1.0", requires=("DEP-CYCLE-A",))
+    upstream.add_wheel("fancy-dep", "1.0", requires=('x-leaf; extra == "x"',))
+    for name in ("colorama", "py2only", "x-leaf", "unrelated", "pypy-only"):
+        upstream.add_wheel(name, "1.0")
+    upstream.add_wheel("dep-leaf", "2.0")
+    upstream.add_wheel("dep-leaf", "3.0")
+    return upstream
+
+
+BASE = {"dep-root", "mid", "dep-cycle-a", "dep-cycle-b", "dep-leaf", "colorama", "py2only"}
+
+
+def test_closure_follows_every_release_markers_for_every_target_and_cycles(
+    tmp_path: Path, graph: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 0
+    # colorama (win32) and py2only (Python 2.7) hold in some target environment; PyPy never does;
+    # fancy-dep needs the extra nobody asked for; ghost is not upstream: one warning, exit 0.
+    assert set(mirrored(mirror)) == BASE
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "ghost" in warnings[0] and "dep-root" in warnings[0]
+    assert graph.count_requests("/simple/unrelated/") == 0
+
+
+def test_extras_join_only_where_asked_and_transitively(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root[fancy]"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE | {"fancy-dep", "x-leaf"}
+
+
+def test_platform_and_python_exclusions_prune_marker_dependencies(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps(
+        "dep-root", enabled=("allowlist_project", "exclude_platform"),
+        blocklist="platforms =\n    windows\n    py2"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE - {"colorama", "py2only"}
+
+
+def test_release_filters_apply_before_the_closure(tmp_path: Path, graph: Upstream) -> None:
+    # Only dep-root 1.0 is mirrored, so 2.0's dependency dep-leaf never joins.
+    mirror = write_config(tmp_path, graph.url, sections=with_deps(
+        "dep-root<2", enabled=("allowlist_project", "allowlist_release")))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE - {"dep-leaf"}
+
+
+def test_a_blocklisted_release_or_project_is_not_mirrored_even_when_required(tmp_path: Path,
+                                                                            graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps(
+        "dep-root", enabled=("allowlist_project", "blocklist_project", "blocklist_release"),
+        blocklist="packages =\n    dep-leaf==3.0\n    dep-cycle-b"))
+    assert mirror.run() == 0
+    result = mirrored(mirror)
+    assert set(result) == BASE - {"dep-cycle-b"}
+    assert result["dep-leaf"] == ["dep_leaf-2.0-py3-none-any.whl"]
+
+
+def test_why_each_project_is_on_the_mirror_is_kept_in_selected_txt(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    lines = (mirror.root / "selected.txt").read_text().splitlines()
+    assert "dep-root <- allowlist" in lines
+    assert "dep-leaf <- dep-root: dep-leaf" in lines
+    assert "dep-cycle-a <- mid: Dep.Cycle_A" in lines
+
+
+def test_a_dependency_added_upstream_joins_in_the_same_incremental_run(tmp_path: Path,
+                                                                       graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    graph.add_wheel("new-dep", "1.0")
+    graph.add_wheel("dep-root", "3.0", requires=("new-dep",))
+    graph.add_wheel("unrelated", "2.0")
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert "new-dep" in mirrored(mirror)
+    assert graph.count_requests("/simple/unrelated/") == 0
+    # The no-op run after it: one changelog request, no page, well under a second.
+    graph.reset_requests()
+    started = time.monotonic()
+    assert mirror.run() == 0
+    assert graph.count_requests() <= 2
+    assert time.monotonic() - started < 1.0
+
+
+def test_shrinking_the_allowlist_removes_what_only_it_needed(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root", "unrelated"))
+    assert mirror.run() == 0
+    assert "unrelated" in mirrored(mirror)
+    mirror.config.write_text(mirror.config.read_text().replace("    unrelated\n", ""))
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert not any(p.name.startswith("unrelated-") for p in (mirror.web / "packages").rglob("*"))
+    assert graph.count_requests("/packages/") == 0
+
+
+def test_a_dependency_dropped_upstream_leaves_once_no_mirrored_release_needs_it(tmp_path: Path,
+                                                                               graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    graph.remove_file("dep-root", "dep_root-2.0-py3-none-any.whl")
+    assert mirror.run() == 0
+    assert "dep-leaf" not in mirrored(mirror)
+
+
+def test_a_killed_run_loses_no_dependency(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"), workers="1")
+    graph.slow("/simple/dep-cycle-b/", 5.0, times=None)
+    proc = mirror.run_subprocess()
+    deadline = time.monotonic() + 30
+    while graph.count_requests("/simple/dep-cycle-b/") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    graph.clear_faults()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+
+
+def test_the_first_sync_asks_only_for_selected_pages(tmp_path: Path, graph: Upstream) -> None:
+    graph.add_bulk_projects(2000)
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    pages = graph.count_requests("/simple/")
+    files = graph.count_requests("/packages/")
+    assert pages == len(BASE) + 2  # + ghost: a 404 is asked twice (a stale 404 must not delete)
+    on_disk = [p for p in (mirror.web / "packages").rglob("*") if p.is_file()]
+    assert files == len(on_disk)
+    assert json.loads((page_dir(mirror.web, "dep-root") / "index.v1_json").read_bytes())["versions"] == [
+        "1.0", "2.0"]
+
+
+def test_a_missing_dependency_is_not_asked_for_again_on_a_no_op_run(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert graph.count_requests("/simple/ghost/") == 0
+    # When it appears upstream, the changelog brings it.
+    graph.add_wheel("ghost", "1.0")
+    assert mirror.run() == 0
+    assert "ghost" in mirrored(mirror)
+
+
+def test_config_names_and_requirements_use_pep503_names(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("DEP_Root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert isinstance(mirror, MirrorSetup)
