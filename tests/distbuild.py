@@ -69,6 +69,10 @@ def core_metadata(
     ]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
+    requires = list(requires)
+    # Installers ignore an extra the metadata does not declare: declare each one a marker names.
+    extras = sorted({m for req in requires for m in re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req)})
+    lines.extend(f"Provides-Extra: {extra}" for extra in extras)
     lines.extend(f"Requires-Dist: {req}" for req in requires)
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
