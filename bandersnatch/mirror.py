@@ -208,6 +208,7 @@ class Mirror:
         plan = self._plan()
         report = RunReport(refused=len(self.refused))
         if plan is None:
+            self.root.update(set(), set(), self.state.read_serial())  # still whole? (its ends only)
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report

@@ -511,3 +511,50 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_one_line_and_loses_nothin
     monkeypatch.undo()
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- a damaged root index
+
+
+def cut_after_lines(path: Path, lines: int) -> None:
+    """Keep the first ``lines`` whole lines of ``path``: a cut that lands on a line end."""
+    data = path.read_bytes()
+    end = 0
+    for _ in range(lines):
+        end = data.index(b"\n", end) + 1
+    path.write_bytes(data[:end])
+
+
+def root_files(mirror: MirrorSetup) -> tuple[Path, Path]:
+    simple = mirror.web / "simple"
+    return simple / "index.html", simple / "index.v1_json"
+
+
+def test_a_root_json_cut_at_a_line_end_is_rebuilt_from_the_directories_not_from_what_it_still_lists(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    small_corpus(upstream, 22)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    cut_after_lines(root_files(mirror)[1], 4)  # the head and three projects: every line parses
+    upstream.add_file("newcomer", "newcomer-1.0.tar.gz", b"new" * 300)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert any("index.v1_json" in r.getMessage() and "rebuilding" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("which", ["html", "json"])
+@pytest.mark.parametrize("args", [(), ("--force-check",)], ids=["normal", "force-check"])
+def test_a_root_file_cut_mid_line_is_repaired_by_the_next_run_even_with_nothing_to_sync(
+    tmp_path: Path, upstream: Upstream, which: str, args: tuple[str, ...]
+) -> None:
+    small_corpus(upstream, 22)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    html, json_index = root_files(mirror)
+    damaged = html if which == "html" else json_index
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    assert mirror.run(*args) == 0
+    assert_mirror_matches(upstream, mirror.web)
+
