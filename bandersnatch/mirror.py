@@ -27,7 +27,7 @@ from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync
 from .progress import Progress
 from .rootindex import RootIndex
-from .state import NameSet, StateFiles, Todo, name_hash
+from .state import Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import atomic_write, clear_staging
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class RunReport:
     removed: int = 0
     files: int = 0
     bytes: int = 0
-    failed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    failed: dict[str, Failure] = field(default_factory=dict)
     stopped_early: bool = False
     stop_reason: str | None = None  # the error that stopped the run early, for its last line
     refused: int = 0  # project names upstream sent that cannot be mirrored
@@ -132,12 +132,12 @@ class Mirror:
         The list streams from upstream to disk and the run reads it back lazily,
         so a 750,000-project sync keeps memory flat.
         """
-        serial = self.state.read_serial()
         if self.state.journal_path.exists():
             # A killed run may have written pages the root index does not name yet:
             # this run ends by rebuilding the root index from the project directories.
             self._created = None
-        pending = self.state.open_todo()
+        pending = self.state.open_todo()  # first: recovering a corrupt todo may void the state
+        serial = self.state.read_serial()
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         if serial is None and pending is None or self.force_check:
@@ -281,14 +281,14 @@ class Mirror:
             outcome = future.result()
         except BandersnatchError as exc:
             logger.error("%s: %s; left in todo for the next run", key, exc)
-            report.failed[key] = (name, serial)
+            report.failed[key] = Failure.now(name, serial, str(exc))
             if isinstance(exc, StorageError) or self.config.stop_on_error:
                 report.stopped_early = True
                 report.stop_reason = report.stop_reason or str(exc)
             return None
-        except Exception:
+        except Exception as exc:
             logger.exception("%s: unexpected error (a bug: please report it); left in todo", key)
-            report.failed[key] = (name, serial)
+            report.failed[key] = Failure.now(name, serial, f"unexpected error: {exc!r}")
             report.stopped_early |= self.config.stop_on_error
             return None
         if outcome.removed:

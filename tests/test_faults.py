@@ -558,3 +558,57 @@ def test_a_root_file_cut_mid_line_is_repaired_by_the_next_run_even_with_nothing_
     assert mirror.run(*args) == 0
     assert_mirror_matches(upstream, mirror.web)
 
+
+# ---------------------------------------------------------------- a damaged todo
+
+
+def cut_todo_mid_line(root: Path) -> None:
+    todo = root / "todo"
+    data = todo.read_bytes()
+    assert data.count(b"\n") >= 2, data
+    todo.write_bytes(data[:data.rindex(b" ")])  # the last line loses its serial: not 'name serial'
+
+
+
+def test_a_todo_cut_mid_line_after_a_run_with_failures_still_owes_them(
+    mirror: MirrorSetup, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.fail("/simple/proj3/", 429, times=None, retry_after=0)
+    upstream.fail("/simple/proj1/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    cut_todo_mid_line(mirror.root)
+    upstream.clear_faults()
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # The failures record named them: no full listing was needed.
+    assert upstream.count_requests("/simple/proj0/") == 0
+
+
+def test_a_todo_cut_mid_line_without_a_failures_record_is_not_trusted_to_say_nothing_is_owed(
+    mirror: MirrorSetup, upstream: Upstream
+) -> None:
+    upstream.fail("/simple/proj3/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    cut_todo_mid_line(mirror.root)
+    (mirror.root / "failures").unlink(missing_ok=True)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_todo_cut_mid_line_after_a_run_that_stopped_early_still_owes_what_never_started(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    small_corpus(upstream, 8)
+    mirror = write_config(tmp_path, upstream.url, workers="1", stop_on_error="true")
+    assert mirror.run() == 0
+    for i in range(8):
+        upstream.add_file(f"proj{i}", f"proj{i}-2.0.tar.gz", b"two" * 300)
+    upstream.fail("/simple/proj0/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    assert len(pending_work(mirror.root)) > 1  # the failure and what never started
+    cut_todo_mid_line(mirror.root)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
