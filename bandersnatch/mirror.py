@@ -31,7 +31,7 @@ from .package import Layout, Outcome, ProjectSync
 from .progress import Progress
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
-from .state import NameSet, StateFiles, Todo, name_hash
+from .state import Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import atomic_write, clear_staging
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class RunReport:
     removed: int = 0
     files: int = 0
     bytes: int = 0
-    failed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    failed: dict[str, Failure] = field(default_factory=dict)
     stopped_early: bool = False
     stop_reason: str | None = None  # the error that stopped the run early, for its last line
     refused: int = 0  # project names upstream sent that cannot be mirrored
@@ -145,19 +145,19 @@ class Mirror:
         The list streams from upstream to disk and the run reads it back lazily,
         so a 750,000-project sync keeps memory flat.
         """
-        serial = self.state.read_serial()
         if self.records is not None:
             self.tracker = DependencyTracker(self.selection, self.records)
+        if self.state.journal_path.exists():
+            # A killed run may have written pages the root index does not name yet:
+            # this run ends by rebuilding the root index from the project directories.
+            self._created = None
+        pending = self.state.open_todo()  # first: recovering a corrupt todo may void the state
+        serial = self.state.read_serial()
         fingerprint = self.config.filters.fingerprint() if self.selection.active else None
         reconcile = serial is not None and self.state.read_selection() != fingerprint
         if reconcile:
             logger.info("The filters changed since the last run: reconciling the mirror with them")
             self.state.set_prune_pending(True)
-        if self.state.journal_path.exists():
-            # A killed run may have written pages the root index does not name yet:
-            # this run ends by rebuilding the root index from the project directories.
-            self._created = None
-        pending = self.state.open_todo()
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         if serial is None and pending is None or self.force_check or reconcile:
@@ -262,6 +262,8 @@ class Mirror:
             serial = self.state.read_serial()
             if self.selection.active and self.state.prune_pending() and serial is not None:
                 self._take_off([], serial, report)  # a killed run's prune, finished now
+            else:
+                self.root.update(set(), set(), serial)  # still whole? (its ends only)
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
@@ -358,14 +360,14 @@ class Mirror:
             outcome = future.result()
         except BandersnatchError as exc:
             logger.error("%s: %s; left in todo for the next run", key, exc)
-            report.failed[key] = (name, serial)
+            report.failed[key] = Failure.now(name, serial, str(exc))
             if isinstance(exc, StorageError) or self.config.stop_on_error:
                 report.stopped_early = True
                 report.stop_reason = report.stop_reason or str(exc)
             return None
-        except Exception:
+        except Exception as exc:
             logger.exception("%s: unexpected error (a bug: please report it); left in todo", key)
-            report.failed[key] = (name, serial)
+            report.failed[key] = Failure.now(name, serial, f"unexpected error: {exc!r}")
             report.stopped_early |= self.config.stop_on_error
             return None
         if outcome.removed or outcome.excluded:

@@ -10,14 +10,23 @@ a few dozen small reads and a copy of the file, not a parse and a render of
 rewritten from a streamed merge instead, and one that cannot be read at all is
 rebuilt from the project directories.
 
+Every run first checks that both files are whole, from their first and last
+bytes only: a file cut short (a full disk under another tool, a bad restore)
+is rebuilt from the project directories at once, even when nothing changed.
+Names are read back from ``index.v1_json`` only when the whole file is proven
+to be an index (its ends, every line, sorted order): a partial read is never
+trusted to say which projects the mirror has.
+
 Like every other page, a new index replaces the old one by an atomic rename.
 """
 
 from __future__ import annotations
 
+import enum
 import heapq
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +36,6 @@ from .simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
     iter_root_json,
-    iter_root_names,
     root_html_head_tail,
     root_html_line,
     root_html_line_name,
@@ -46,6 +54,21 @@ _COPY_CHUNK = 1 << 20
 
 class _NotOurLayout(Exception):
     """The old file is not a line-per-project index this module wrote: merge by names instead."""
+
+
+class _Shape(enum.Enum):
+    """What the first and last bytes of a root file say about it."""
+
+    WHOLE = "whole"  # begins and ends as this module writes it
+    CUT = "cut"  # begins as ours but does not end so: cut short, or damaged at its end
+    FOREIGN = "foreign"  # another layout (another tool's), or damaged at its head
+    MISSING = "missing"
+
+
+_ENDS = 256  # bytes read from each end of a root file to check that it is whole
+_HTML_SERIAL = re.compile(rb"<!--SERIAL [0-9]+-->\n\Z")  # after the tail when the serial is known
+_JSON_HEAD = b'{"meta":'
+_JSON_PROJECTS = b'"projects":['
 
 
 def has_pages(page_dir: Path) -> bool:
@@ -72,6 +95,47 @@ def _pread_exact(fd: int, length: int, offset: int) -> bytes:
     if len(data) != length:
         raise _NotOurLayout("file shorter than expected")
     return data
+
+
+def _ends(fd: int) -> tuple[bytes, bytes]:
+    """The first and the last ``_ENDS`` bytes of a file (overlapping when it is short)."""
+    size = os.fstat(fd).st_size
+    return os.pread(fd, _ENDS, 0), os.pread(fd, _ENDS, max(0, size - _ENDS))
+
+
+def _html_shape(fd: int) -> _Shape:
+    head, tail = root_html_head_tail(None)
+    first, last = _ends(fd)
+    if not first.startswith(head[:_ENDS]):
+        return _Shape.CUT if head.startswith(first) else _Shape.FOREIGN
+    serial = _HTML_SERIAL.search(last)
+    if serial is not None:
+        last = last[:serial.start()]
+    # The head ends with a line break, so even an index without projects has one before the tail.
+    return _Shape.WHOLE if last.endswith(b"\n" + tail) else _Shape.CUT
+
+
+def _json_shape(fd: int) -> _Shape:
+    first, last = _ends(fd)
+    if not last.rstrip().endswith(b"}"):
+        return _Shape.CUT  # every layout of a JSON document ends with its closing brace
+    newline = first.find(b"\n")
+    if not first.startswith(_JSON_HEAD) or newline < 0 or not first[:newline].endswith(_JSON_PROJECTS):
+        return _Shape.FOREIGN  # e.g. the whole document on one line
+    # The last project line has no comma; without projects, the head's line is followed by an empty one.
+    whole = last.endswith(b"}\n" + ROOT_JSON_TAIL) or last.endswith(_JSON_PROJECTS + b"\n\n" + ROOT_JSON_TAIL)
+    return _Shape.WHOLE if whole else _Shape.CUT
+
+
+def _shape(path: Path, check: Callable[[int], _Shape]) -> _Shape:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return _Shape.MISSING
+    try:
+        return check(fd)
+    finally:
+        os.close(fd)
 
 
 def _html_format(serial: int | None, href: Callable[[str], str]) -> _Format:
@@ -251,36 +315,46 @@ class RootIndex:
     def names(self) -> Iterator[str]:
         """The names the index lists now, sorted, streamed from the line-per-project JSON.
 
-        Without the file, the project directories are the list.  A file damaged
-        part way is believed up to the damage and the directories list the rest.
+        Only a file proven whole is believed: without it, or when any part of it
+        is not an index (cut short, a damaged line, names out of order), the
+        project directories are the list.  The proof is a streaming pass over
+        the file before the one that yields: names() serves a full sync or a
+        rewrite, which read the whole index anyway.
         """
-        last: str | None = None
-        try:
-            for name in self._read_names():
-                last = name
-                yield name
-        except FileNotFoundError:
+        if not self.json.is_file():
             yield from self.scan()
-        except (ValueError, KeyError, TypeError):
-            logger.warning("%s is unreadable; rebuilding it from the project directories", self.json)
-            yield from (name for name in self.scan() if last is None or name > last)
-
-    def _read_names(self) -> Iterator[str]:
-        with self.json.open("rb") as f:
-            names = iter_root_names(f)
-            if names is not None:
-                yield from names
-                return
-            f.seek(0)
-            yield from root_names(f.read())  # another tool's layout: read once, whole
-
-    def _readable(self) -> bool:
+            return
         try:
             for _ in self._read_names():
                 pass
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        return True
+        except (OSError, ValueError, KeyError, TypeError, _NotOurLayout) as exc:
+            logger.warning("%s is damaged (%s); listing the projects from their directories", self.json, exc)
+            yield from self.scan()
+            return
+        yield from self._read_names()
+
+    def _read_names(self) -> Iterator[str]:
+        """Every name of ``index.v1_json``, checked; raises at the first sign it is not whole."""
+        with self.json.open("rb") as f:
+            fd = f.fileno()
+            shape = _json_shape(fd)
+            if shape is _Shape.FOREIGN:  # another tool's layout: read once, whole, the parser proves it
+                yield from sorted(root_names(f.read()))
+                return
+            if shape is not _Shape.WHOLE:
+                raise _NotOurLayout("cut short")
+            start, end = _json_format(None).body(fd, os.fstat(fd).st_size)
+            f.seek(start)
+            pos, last = start, None
+            for line in f:
+                if pos >= end:
+                    break
+                pos += len(line)
+                name = root_json_line_name(line)
+                if name is None or (last is not None and name <= last):
+                    raise _NotOurLayout(f"not a project line, or out of order, before byte {pos}")
+                last = name
+                yield name
 
     def scan(self) -> list[str]:
         """Only when the index must be rebuilt: the projects whose pages are both on disk."""
@@ -293,32 +367,45 @@ class RootIndex:
     def update(self, added: set[str] | None, removed: set[str], serial: int | None) -> None:
         """Name ``added`` and stop naming ``removed``; ``added`` None: rebuild from the directories.
 
-        A run that only updated projects reads and writes nothing here.  HTML
-        goes first: a run killed between the two writes leaves the JSON index,
-        which later runs read names from, still out of date.
+        Both files are checked to be whole first (their ends: a few hundred
+        bytes); a run that only updated projects writes nothing here unless one
+        is not.  HTML goes first: a run killed between the two writes leaves
+        the JSON index, which later runs read names from, still out of date.
         """
-        exists = self.json.is_file() and self.html.is_file()
-        if added is not None and not added and not removed and exists:
-            return
-        if added is None or not exists:
+        shapes = {self.html: _shape(self.html, _html_shape), self.json: _shape(self.json, _json_shape)}
+        for path, shape in shapes.items():
+            if shape is _Shape.CUT:
+                logger.warning("%s does not end as bandersnatch writes it (cut short?); rebuilding the root "
+                               "index from the project directories", path)
+        if added is None or any(shape in (_Shape.CUT, _Shape.MISSING) for shape in shapes.values()):
             rebuilt = [name for name in self.scan() if name not in removed]
             self._write(lambda: rebuilt, serial)
             return
-        gone = sorted(removed - added)
         new = sorted(added)
+        if _Shape.FOREIGN in shapes.values():
+            logger.info("Root index not in the expected layout; rewriting it")
+            self._merge(new, removed, serial)
+            return
+        if not added and not removed:
+            return
+        gone = sorted(removed - added)
         try:
             changed = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
             changed = _patch(self.json, _json_format(serial), new, gone, self.staging) or changed
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
-            source = self.names if self._readable() else self.scan
-
-            def merged() -> Iterator[str]:
-                return heapq.merge((n for n in source() if n not in removed and n not in added), new)
-            self._write(merged, serial)
+            self._merge(new, removed, serial)
             return
         if changed:
             logger.info("Root index updated: %d new and %d removed project(s)", len(new), len(gone))
+
+    def _merge(self, new: list[str], removed: set[str], serial: int | None) -> None:
+        """Rewrite both files from the names listed now (``names()``: proven whole, or the directories)."""
+        added = set(new)
+
+        def merged() -> Iterator[str]:
+            return heapq.merge((n for n in self.names() if n not in removed and n not in added), new)
+        self._write(merged, serial)
 
     def _write(self, names: Callable[[], Iterable[str]], serial: int | None) -> None:
         """Rewrite both files from sorted ``names()``: HTML and JSON each stream over them once."""

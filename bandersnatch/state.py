@@ -6,6 +6,12 @@
 - ``todo.journal``: projects finished since ``todo`` was written, appended one line at a
   time, so progress costs the same per project whether the list holds ten or 750,000
   entries.  Its first line repeats the todo's target; a journal for another todo is ignored.
+- ``failures``: written with ``todo`` at the end of every run, one ``name serial time error``
+  line per project still owed because it failed, then ``end <count>``.  ``state`` has moved
+  past those projects' changes, so when ``todo`` is found damaged this record is what keeps
+  them owed; without a whole record a damaged ``todo`` means a full sync, never "up to date".
+  A run that stopped early leaves ``state`` where it was: what never started is still in
+  the changelog since then.
 - ``generation``: the on-disk format; anything we do not understand resets the state.
 """
 
@@ -19,6 +25,7 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
@@ -45,6 +52,52 @@ class Todo:
         old = self.pending.get(key)
         if old is None or old[1] < serial:
             self.pending[key] = (name, serial)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A project a run could not sync: it stays owed, and ``failures`` says why and when."""
+
+    name: str
+    serial: int
+    error: str  # one line
+    when: str  # UTC, ISO 8601 to the second
+
+    @classmethod
+    def now(cls, name: str, serial: int, error: str) -> Failure:
+        return cls(name, serial, _one_line(error), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+_ERROR_CHARS = 300
+
+
+def _one_line(text: str) -> str:
+    """``text`` without line breaks or control characters (escaped), cut to a few hundred characters."""
+    line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return line if len(line) <= _ERROR_CHARS else line[:_ERROR_CHARS - 3] + "..."
+
+
+def render_failures(failures: Iterable[Failure]) -> bytes:
+    lines = [f"{f.name} {f.serial} {f.when} {f.error}\n" for f in failures]
+    return "".join([*lines, f"end {len(lines)}\n"]).encode("utf-8")
+
+
+def parse_failures(data: bytes) -> list[Failure] | None:
+    """The records of a ``failures`` file; None unless it is whole (every line, and its count at the end)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    if len(lines) < 2 or lines[-1] != "" or lines[-2] != f"end {len(lines) - 2}":
+        return None
+    failures = []
+    for line in lines[:-2]:
+        name, serial, when, error = (line.split(" ", 3) + ["", "", ""])[:4]
+        if not name or not _is_uint(serial) or not when:
+            return None
+        failures.append(Failure(name, int(serial), error, when))
+    return failures
 
 
 _MAX_Q = 2**64 - 1
@@ -153,6 +206,7 @@ class StateFiles:
         self.todo_path = directory / "todo"
         self.journal_path = directory / "todo.journal"
         self.generation_path = directory / "generation"
+        self.failures_path = directory / "failures"
         self.status_path = directory / "status"
         self.selection_path = directory / "selection"
         self.prune_path = directory / "prune-pending"
@@ -175,7 +229,7 @@ class StateFiles:
                 "Mirror format generation %s is not %s: resetting the state for a full sync "
                 "(files already on disk are verified, not downloaded again)", found or "missing", GENERATION
             )
-            self._remove(self.state_path, self.todo_path, self.journal_path)
+            self._remove(self.state_path, self.todo_path, self.journal_path, self.failures_path)
         atomic_write(self.generation_path, (GENERATION + "\n").encode(), self.staging)
 
     def _adopt_status(self) -> None:
@@ -232,20 +286,17 @@ class StateFiles:
             with self.todo_path.open(encoding="utf-8") as f:
                 header = f.readline().strip()
                 if not _is_uint(header):
-                    self._discard_todo("empty or without a target serial on its first line")
-                    return None
+                    return self._recover_todo("empty or without a target serial on its first line")
                 count = 0
                 for number, line in enumerate(f, start=2):
                     name, _, serial_text = line.strip().rpartition(" ")
                     if not name or not _is_uint(serial_text):
-                        self._discard_todo(f"line {number} is not 'name serial'")
-                        return None
+                        return self._recover_todo(f"line {number} is not 'name serial'")
                     count += 1
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            self._discard_todo(f"unreadable ({exc})")
-            return None
+            return self._recover_todo(f"unreadable ({exc})")
         target = int(header)
         return PendingFile(self.todo_path, target, count, DoneSet(self.journaled(target)))
 
@@ -259,9 +310,45 @@ class StateFiles:
             todo.add(name, serial)
         return todo
 
-    def _discard_todo(self, why: str) -> None:
-        logger.warning("Removing corrupt %s (%s); falling back to the state file", self.todo_path, why)
+    def _recover_todo(self, why: str) -> PendingFile | None:
+        """Replace a corrupt ``todo`` by what is known to be owed without it.
+
+        ``state`` covers every change up to it but the projects that failed:
+        ``failures`` names those.  Without a whole ``failures`` nothing does, so
+        ``state`` goes too and the run is a full sync.
+        """
         self._remove(self.todo_path, self.journal_path)
+        serial = self.read_serial()
+        failures = self.read_failures()
+        if serial is None:
+            logger.warning("Removing corrupt %s (%s); without a state file a full sync follows",
+                           self.todo_path, why)
+            return None
+        if failures is None:
+            logger.warning(
+                "Removing corrupt %s (%s); %s is missing or damaged, so nothing says which projects are "
+                "still owed: removing %s too, a full sync follows", self.todo_path, why,
+                self.failures_path, self.state_path)
+            self._remove(self.state_path)
+            return None
+        logger.warning("Removing corrupt %s (%s); the %d project(s) %s names stay owed, with the changes "
+                       "since serial %d", self.todo_path, why, len(failures), self.failures_path, serial)
+        if not failures:
+            return None
+        self.write_todo(lambda: serial, ((f.name, f.serial) for f in failures))
+        return self.open_todo()
+
+    # -------------------------------------------------------- failures
+
+    def read_failures(self) -> list[Failure] | None:
+        """The projects the last finished run left owed because they failed; None when missing or damaged."""
+        try:
+            return parse_failures(self.failures_path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def write_failures(self, failures: Iterable[Failure]) -> None:
+        atomic_write(self.failures_path, render_failures(failures), self.staging)
 
     def journaled(self, target: int) -> Iterator[tuple[str, int]]:
         """``(normalized name, serial)`` the journal of the todo for ``target`` records as done."""
@@ -335,18 +422,25 @@ class StateFiles:
         except OSError as exc:  # a full disk: one clear line, not a traceback
             raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
 
-    def finish(self, target: int, failed: Mapping[str, tuple[str, int]],
+    def finish(self, target: int, failed: Mapping[str, Failure],
                remaining: Iterable[tuple[str, int]] = ()) -> None:
-        """Close the run: todo keeps only what failed or never started, state takes the target.
+        """Close the run: todo keeps only what failed or never started, ``failures`` what failed.
 
-        Order matters for a crash at any point: the new todo first (still naming
-        everything owed), then the state, then the journal.
+        ``state`` takes the target unless some work never started: that work is
+        then still in the changelog since the old ``state``, should ``todo`` be
+        lost.  Failures of earlier runs that this run never reached stay in
+        ``failures``.  Order matters for a crash at any point: the new todo first
+        (still naming everything owed), then failures, then the state, then the journal.
         """
         self.close()
-        count = self.write_todo(lambda: target, _chain_owed(failed, remaining))
+        earlier = {normalize(f.name): f for f in self.read_failures() or ()}
+        owed = _Owed(failed, earlier)
+        count = self.write_todo(lambda: target, owed.chain(remaining))
+        self.write_failures([*failed.values(), *owed.carried])
         if not count:
             self._remove(self.todo_path)
-        self.write_serial(target)
+        if not owed.unstarted:
+            self.write_serial(target)
         self._remove(self.journal_path)
 
     def close(self) -> None:
@@ -365,11 +459,24 @@ class StateFiles:
                 path.unlink()
 
 
-def _chain_owed(failed: Mapping[str, tuple[str, int]],
-                remaining: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-    yield from failed.values()
-    for name, serial in remaining:
-        if normalize(name) not in failed:
+@dataclass
+class _Owed:
+    """What a finished run still owes: its failures, then the work it never started."""
+
+    failed: Mapping[str, Failure]
+    earlier: Mapping[str, Failure]  # the failures record before this run
+    unstarted: int = 0
+    carried: list[Failure] = field(default_factory=list)  # earlier failures among the unstarted
+
+    def chain(self, remaining: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        yield from ((f.name, f.serial) for f in self.failed.values())
+        for name, serial in remaining:
+            key = normalize(name)
+            if key in self.failed:
+                continue
+            self.unstarted += 1
+            if key in self.earlier:
+                self.carried.append(self.earlier[key])
             yield name, serial
 
 

@@ -511,3 +511,104 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_one_line_and_loses_nothin
     monkeypatch.undo()
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- a damaged root index
+
+
+def cut_after_lines(path: Path, lines: int) -> None:
+    """Keep the first ``lines`` whole lines of ``path``: a cut that lands on a line end."""
+    data = path.read_bytes()
+    end = 0
+    for _ in range(lines):
+        end = data.index(b"\n", end) + 1
+    path.write_bytes(data[:end])
+
+
+def root_files(mirror: MirrorSetup) -> tuple[Path, Path]:
+    simple = mirror.web / "simple"
+    return simple / "index.html", simple / "index.v1_json"
+
+
+def test_a_root_json_cut_at_a_line_end_is_rebuilt_from_the_directories_not_from_what_it_still_lists(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    small_corpus(upstream, 22)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    cut_after_lines(root_files(mirror)[1], 4)  # the head and three projects: every line parses
+    upstream.add_file("newcomer", "newcomer-1.0.tar.gz", b"new" * 300)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert any("index.v1_json" in r.getMessage() and "rebuilding" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("which", ["html", "json"])
+@pytest.mark.parametrize("args", [(), ("--force-check",)], ids=["normal", "force-check"])
+def test_a_root_file_cut_mid_line_is_repaired_by_the_next_run_even_with_nothing_to_sync(
+    tmp_path: Path, upstream: Upstream, which: str, args: tuple[str, ...]
+) -> None:
+    small_corpus(upstream, 22)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    html, json_index = root_files(mirror)
+    damaged = html if which == "html" else json_index
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    assert mirror.run(*args) == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- a damaged todo
+
+
+def cut_todo_mid_line(root: Path) -> None:
+    todo = root / "todo"
+    data = todo.read_bytes()
+    assert data.count(b"\n") >= 2, data
+    todo.write_bytes(data[:data.rindex(b" ")])  # the last line loses its serial: not 'name serial'
+
+
+
+def test_a_todo_cut_mid_line_after_a_run_with_failures_still_owes_them(
+    mirror: MirrorSetup, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.fail("/simple/proj3/", 429, times=None, retry_after=0)
+    upstream.fail("/simple/proj1/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    cut_todo_mid_line(mirror.root)
+    upstream.clear_faults()
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # The failures record named them: no full listing was needed.
+    assert upstream.count_requests("/simple/proj0/") == 0
+
+
+def test_a_todo_cut_mid_line_without_a_failures_record_is_not_trusted_to_say_nothing_is_owed(
+    mirror: MirrorSetup, upstream: Upstream
+) -> None:
+    upstream.fail("/simple/proj3/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    cut_todo_mid_line(mirror.root)
+    (mirror.root / "failures").unlink(missing_ok=True)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_todo_cut_mid_line_after_a_run_that_stopped_early_still_owes_what_never_started(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    small_corpus(upstream, 8)
+    mirror = write_config(tmp_path, upstream.url, workers="1", stop_on_error="true")
+    assert mirror.run() == 0
+    for i in range(8):
+        upstream.add_file(f"proj{i}", f"proj{i}-2.0.tar.gz", b"two" * 300)
+    upstream.fail("/simple/proj0/", 429, times=None, retry_after=0)
+    assert mirror.run() == 1
+    assert len(pending_work(mirror.root)) > 1  # the failure and what never started
+    cut_todo_mid_line(mirror.root)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)

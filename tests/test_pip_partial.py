@@ -38,7 +38,8 @@ def served(tmp_path: Path, upstream: Upstream,
     for tag in TAGS.values():
         upstream.add_wheel("native", "1.0", tag=tag, requires=('speedup; extra == "speed"',))
     mirror = write_config(tmp_path, upstream.url, sections=with_deps(
-        "app", enabled=("allowlist_project", "exclude_platform"), blocklist="platforms =\n    windows\n    py2"))
+        "app", enabled=("allowlist_project", "exclude_platform"),
+        blocklist="platforms =\n    windows\n    py2"))
     assert mirror.run() == 0
     upstream.stop()  # from here on only the mirror can answer
     return serve_static(mirror.web)
@@ -68,7 +69,8 @@ def test_the_unselected_project_is_not_on_the_mirror(served: StaticServer, tmp_p
 @pytest.mark.parametrize(
     ("platform", "python", "found"),
     [
-        ("manylinux2014_x86_64", "3.11", "native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        ("manylinux2014_x86_64", "3.11",
+         "native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
         ("macosx_11_0_arm64", "3.11", "native-1.0-cp311-cp311-macosx_11_0_arm64.whl"),
         ("win_amd64", "3.11", "native-1.0-py3-none-any.whl"),  # the Windows wheel was filtered out
         ("manylinux1_x86_64", "2.7", None),  # nor is there a Python 2 wheel any more

@@ -138,7 +138,6 @@ def test_another_tools_json_layout_is_rewritten_in_ours(tmp_path: Path) -> None:
     "damage",
     [
         pytest.param(lambda b: b.replace(b"<h1>", b"<h2>"), id="html-head"),
-        pytest.param(lambda b: b.replace(b"</body>", b"</bod>"), id="html-no-body-end"),
         pytest.param(lambda b: b.replace(b'<a href="delta/">delta</a>', b"<p>delta</p>"), id="html-odd-line"),
     ],
 )
@@ -180,12 +179,113 @@ def test_a_patch_leaves_no_temporary_file_behind(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp" / "mirror").iterdir()) == []
 
 
-def test_names_of_an_index_damaged_part_way_go_on_from_the_directories(tmp_path: Path) -> None:
-    index = make_index(tmp_path, OLD)
-    for name in ["alpha", "charlie", "zeta"]:
-        (index.simple / name).mkdir()
+def with_pages(index: RootIndex, names: Iterable[str]) -> None:
+    """What is really on disk: both pages of each project."""
+    for name in names:
+        (index.simple / name).mkdir(exist_ok=True)
         (index.simple / name / "index.html").write_text("x")
         (index.simple / name / "index.v1_json").write_text("{}")
+
+
+def test_names_of_an_index_damaged_part_way_are_not_used_the_directories_are(tmp_path: Path) -> None:
+    index = make_index(tmp_path, OLD)
+    with_pages(index, ["alpha", "charlie", "zeta"])
     index.json.write_bytes(index.json.read_bytes().replace(b'{"name":"delta"}', b'{"name":delta}'))
-    # Believed up to the damage (alpha, beta), then the directories, sorted and each name once.
-    assert list(index.names()) == ["alpha", "beta", "charlie", "zeta"]
+    # Nothing read before the damage is believed either (beta is listed, but has no pages).
+    assert list(index.names()) == ["alpha", "charlie", "zeta"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b.replace(b'{"name":"delta"}', b'{"name":"zzz"}'), id="out-of-order"),
+        pytest.param(lambda b: b.replace(b'{"name":"delta"},', b'"delta",'), id="not-a-project-line"),
+    ],
+)
+def test_names_are_believed_only_when_every_line_is_a_project_in_order(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    index = make_index(tmp_path, OLD)
+    with_pages(index, ["alpha", "charlie"])
+    index.json.write_bytes(damage(index.json.read_bytes()))
+    assert list(index.names()) == ["alpha", "charlie"]
+
+
+def cuts(data: bytes) -> list[int]:
+    """Where to cut a root file: at every line end and in the middle of every line."""
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")][:-1]
+    return sorted({0, *ends, *(e - 3 for e in ends if e > 3)})
+
+
+@pytest.mark.parametrize("which", ["html", "json"])
+def test_a_root_file_cut_anywhere_is_rebuilt_from_the_directories_even_with_nothing_to_change(
+    tmp_path: Path, which: str
+) -> None:
+    for n, cut in enumerate(cuts(make_index(tmp_path / "probe", OLD).__getattribute__(which).read_bytes())):
+        index = make_index(tmp_path / str(n), OLD)
+        with_pages(index, [*OLD, "zeta"])  # the directories have one more: proof of where names came from
+        path = index.html if which == "html" else index.json
+        path.write_bytes(path.read_bytes()[:cut])
+        if path.read_bytes().endswith(b"</html>\n"):
+            continue  # only the serial comment is gone: every link is there, the page is whole
+        index.update(set(), set(), 7)
+        assert written(index) == expected(index, [*OLD, "zeta"], 7), f"cut at byte {cut}"
+
+
+def test_a_json_index_cut_at_a_line_end_is_not_merged_from_the_names_it_still_lists(tmp_path: Path) -> None:
+    index = make_index(tmp_path, OLD)
+    with_pages(index, [*OLD, "charlie"])
+    index.json.write_bytes(b"".join(index.json.read_bytes().splitlines(keepends=True)[:3]))  # head, 2 names
+    index.update({"charlie"}, set(), 4)
+    assert written(index) == expected(index, [*OLD, "charlie"], 4)
+
+
+def test_an_html_index_without_its_end_is_rebuilt_from_the_directories(tmp_path: Path) -> None:
+    index = make_index(tmp_path, OLD)
+    with_pages(index, ["alpha", "beta"])
+    index.html.write_bytes(index.html.read_bytes().replace(b"</body>", b"</bod>"))
+    index.update({"beta"}, set(), 4)
+    assert written(index) == expected(index, ["alpha", "beta"], 4)
+
+
+@pytest.mark.parametrize("serial", [None, 12])
+def test_a_whole_index_passes_the_check_with_and_without_a_serial_and_when_empty(
+    tmp_path: Path, serial: int | None
+) -> None:
+    for names in (OLD, []):
+        index = make_index(tmp_path / str(len(names)), names)
+        listed = sorted(names)
+        index.html.write_bytes(render_root_html([(n, index.href(n)) for n in listed], serial))
+        index.json.write_bytes(render_root_json([(n, index.href(n)) for n in listed], serial))
+        before = (index.html.stat().st_ino, index.json.stat().st_ino)
+        index.update(set(), set(), 99)
+        assert (index.html.stat().st_ino, index.json.stat().st_ino) == before
+
+
+def test_the_check_that_both_files_are_whole_reads_only_their_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = make_index(tmp_path, [f"p{i:06d}" for i in range(100_000)])
+    read: list[int] = []
+    real_pread, real_read = os.pread, os.read
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        read.append(length)
+        return real_pread(fd, length, offset)
+
+    def counted_read(fd: int, length: int) -> bytes:
+        read.append(length)
+        return real_read(fd, length)
+
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "read", counted_read)
+    index.update(set(), set(), 2)
+    assert 0 < sum(read) <= 4 * 256
+
+
+def test_another_tools_json_on_one_line_is_read_by_its_parser(tmp_path: Path) -> None:
+    index = make_index(tmp_path, OLD)
+    index.json.write_text(json.dumps({"meta": {"api-version": "1.0"}, "projects": [{"name": n} for n in OLD]},
+                                     separators=(",", ":")))
+    index.update({"charlie"}, set(), 4)
+    assert written(index) == expected(index, [*OLD, "charlie"], 4)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bandersnatch.state import GENERATION, StateFiles, Todo
+from bandersnatch.state import GENERATION, Failure, StateFiles, Todo, parse_failures, render_failures
 
 
 @pytest.fixture
@@ -215,10 +215,14 @@ def test_corrupt_todo_is_removed_with_a_warning(
 # ---------------------------------------------------------------- finish
 
 
+def failure(name: str, serial: int, error: str = "page: HTTP 429 (gave up after 3 tries)") -> Failure:
+    return Failure(name, serial, error, "2026-01-02T03:04:05Z")
+
+
 def test_finish_with_failures_keeps_exactly_those_in_todo_and_writes_state(files: StateFiles) -> None:
     files.begin(todo_of(500, ("a", 10), ("b", 20), ("c", 30)))
     files.done("a", 10)
-    files.finish(500, {"b": ("b", 20)})
+    files.finish(500, {"b": failure("b", 20)})
     assert lines(files.todo_path) == ["500", "b 20"]
     assert files.read_serial() == 500
     assert not files.journal_path.exists()
@@ -258,6 +262,96 @@ def test_begin_after_resume_starts_a_fresh_journal(files: StateFiles) -> None:
     resumed.close()
 
 
+# ---------------------------------------------------------------- failures and a damaged todo
+
+
+def test_finish_records_each_failure_with_its_serial_time_and_error_then_a_count(files: StateFiles) -> None:
+    files.begin(todo_of(500, ("a", 10), ("b", 20), ("c", 30)))
+    files.finish(500, {"b": failure("b", 20), "c": failure("c", 30, "cannot write x: disk full")})
+    assert lines(files.failures_path) == [
+        "b 20 2026-01-02T03:04:05Z page: HTTP 429 (gave up after 3 tries)",
+        "c 30 2026-01-02T03:04:05Z cannot write x: disk full",
+        "end 2",
+    ]
+    assert files.read_failures() == [failure("b", 20), failure("c", 30, "cannot write x: disk full")]
+
+
+def test_finish_without_failures_records_that_there_are_none(files: StateFiles) -> None:
+    files.begin(todo_of(500, ("a", 10)))
+    files.finish(500, {})
+    assert lines(files.failures_path) == ["end 0"]
+    assert files.read_failures() == []
+
+
+def test_a_failure_is_recorded_on_one_line_escaped_and_cut_short() -> None:
+    recorded = Failure.now("a", 1, "bad\nline \x1b[2J" + "x" * 1000)
+    assert recorded.error.startswith("bad\\nline \\x1b[2J") and len(recorded.error) == 300
+    assert recorded.when.endswith("Z") and " " not in recorded.when
+    assert parse_failures(render_failures([recorded])) == [recorded]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"a 1 2026-01-02T03:04:05Z err\n", id="no-end-line"),
+        pytest.param(b"a 1 2026-01-02T03:04:05Z err\nend 2\n", id="count-differs"),
+        pytest.param(b"a 1 2026-01-02T03:04:05Z err\nend 1", id="end-cut-short"),
+        pytest.param(b"a 1 2026-01-02T03:04:05Z err\nb 2 2026", id="cut-mid-line"),
+        pytest.param(b"a x 2026-01-02T03:04:05Z err\nend 1\n", id="bad-serial"),
+        pytest.param(b"a\xff 1 2026-01-02T03:04:05Z err\nend 1\n", id="non-utf8"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+def test_a_failures_record_that_is_not_whole_reads_as_none(files: StateFiles, content: bytes) -> None:
+    files.failures_path.write_bytes(content)
+    assert files.read_failures() is None
+
+
+def test_a_corrupt_todo_gives_way_to_the_failures_record_at_the_state_serial(
+    files: StateFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    files.begin(todo_of(500, ("a", 10), ("b", 20), ("c", 30)))
+    files.finish(500, {"b": failure("b", 20), "c": failure("c", 30)})
+    files.todo_path.write_bytes(b"500\nb 20\nc")
+    with caplog.at_level(logging.WARNING, logger="bandersnatch.state"):
+        todo = files.read_todo()
+    assert todo == todo_of(500, ("b", 20), ("c", 30))
+    assert "corrupt" in caplog.text and "stay owed" in caplog.text
+    assert files.read_serial() == 500
+
+
+def test_a_corrupt_todo_without_a_whole_failures_record_voids_the_state_for_a_full_sync(
+    files: StateFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    files.write_serial(500)
+    files.todo_path.write_bytes(b"500\nb 20\nc")
+    files.failures_path.write_bytes(b"b 20 2026-01-02T03:04:05Z err\n")  # its end is missing
+    with caplog.at_level(logging.WARNING, logger="bandersnatch.state"):
+        assert files.read_todo() is None
+    assert "full sync" in caplog.text
+    assert files.read_serial() is None
+    assert not files.todo_path.exists()
+
+
+def test_a_run_that_stopped_early_leaves_the_state_where_it_was(files: StateFiles) -> None:
+    files.write_serial(400)
+    files.begin(todo_of(500, ("a", 410), ("b", 420), ("c", 430)))
+    files.done("a", 410)
+    files.finish(500, {"b": failure("b", 420)}, remaining=[("c", 430)])
+    assert files.read_serial() == 400
+    assert lines(files.todo_path) == ["500", "b 420", "c 430"]
+    assert files.read_failures() == [failure("b", 420)]
+
+
+def test_earlier_failures_a_run_never_reached_stay_recorded_and_those_it_synced_go(files: StateFiles) -> None:
+    files.begin(todo_of(500, ("a", 10), ("b", 20)))
+    files.finish(500, {"a": failure("a", 10), "b": failure("b", 20)})
+    files.begin(todo_of(600, ("a", 10), ("b", 20), ("n", 550)))
+    files.done("a", 10)
+    files.finish(600, {"n": failure("n", 550)}, remaining=[("b", 20)])
+    assert files.read_failures() == [failure("n", 550), failure("b", 20)]
+
+
 # ---------------------------------------------------------------- generation
 
 
@@ -289,12 +383,14 @@ def test_missing_or_unknown_generation_resets_state_and_todo(
     files.write_serial(42)
     files.todo_path.write_text("50\nfoo 1\n")
     files.journal_path.write_text("target 50\n")
+    files.failures_path.write_text("foo 1 2026-01-02T03:04:05Z err\nend 1\n")
     with caplog.at_level(logging.WARNING, logger="bandersnatch.state"):
         files.check_generation()
     assert "resetting the state" in caplog.text
     assert files.read_serial() is None
     assert not files.todo_path.exists()
     assert not files.journal_path.exists()
+    assert not files.failures_path.exists()
     assert files.generation_path.read_text() == GENERATION + "\n"
 
 
