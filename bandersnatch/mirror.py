@@ -379,7 +379,7 @@ class Mirror:
         report.files += outcome.files
         report.bytes += outcome.bytes
         if self.tracker is not None and outcome.requires is not None:
-            self._follow_dependencies(outcome.key)
+            self._follow_dependencies(outcome.key, outcome.requires)
         self.state.done(name, serial)
         return outcome
 
@@ -397,10 +397,10 @@ class Mirror:
                 self.records.mark_missing(outcome.key)
         self.state.done(outcome.name, outcome.serial)
 
-    def _follow_dependencies(self, key: str) -> None:
+    def _follow_dependencies(self, key: str, requires: tuple[str, ...]) -> None:
         """Sync, in this run, what the project's requirements newly bring into the closure."""
         assert self.tracker is not None
-        for new in sorted(self.tracker.recompute()):
+        for new in sorted(self.tracker.synced(key, requires)):
             if new not in self._started and not self._has_pages(new):
                 logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
                 self._extra.append((new, 0))
