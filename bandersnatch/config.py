@@ -171,7 +171,8 @@ def parse(text: str, path: Path) -> Config:
         download_hosts=parse_download_hosts(mirror.get("download-hosts"), where),
         max_page_bytes=parse_size(mirror.get("max-page-size"), where),
         access_log_pattern=parse_access_log_pattern(stats.get("access-log-pattern"), where),
-        max_file_bytes=parse_size(mirror.get("max-file-size"), where, "max-file-size", DEFAULT_MAX_FILE_BYTES),
+        max_file_bytes=parse_size(mirror.get("max-file-size"), where, "max-file-size",
+                                  DEFAULT_MAX_FILE_BYTES),
         global_timeout=parse_timeout(mirror.get("global-timeout"), where, "global-timeout",
                                      DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT),
     )

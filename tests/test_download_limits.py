@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from fakepypi import SIMPLE_JSON, Upstream, blob_path
-from mirrortools import MirrorSetup, assert_mirror_matches, pending_work, temp_files, write_config
+from mirrortools import assert_mirror_matches, pending_work, temp_files, write_config
 
 from bandersnatch import storage
 
@@ -83,7 +83,7 @@ def test_an_unsized_file_is_cut_off_at_max_file_size_and_the_rest_syncs(
     assert mirror.run() == 1
     assert max(staged_sizes) <= (1 << 20) + CHUNK, staged_sizes
     lines = [line for line in errors(caplog) if "endless" in line]
-    assert len(lines) == 2 and "max-file-size" in lines[0], errors(caplog)  # its line, then the summary
+    assert len(lines) == 1 and "max-file-size" in lines[0], errors(caplog)
     assert not (mirror.web / "packages" / "aa").exists()
     assert temp_files(mirror.root) == []
     assert (mirror.web / "simple" / "good" / "index.html").is_file()
@@ -124,7 +124,7 @@ def test_a_file_trickling_past_global_timeout_fails_alone_in_bounded_time(
     assert mirror.run() == 1
     assert time.monotonic() - started < 4
     lines = [line for line in errors(caplog) if "slowpoke" in line]
-    assert len(lines) == 2 and "global-timeout" in lines[0], errors(caplog)
+    assert len(lines) == 1 and "global-timeout" in lines[0], errors(caplog)
     assert upstream.count_requests(entry.path) == 1  # not retried: it would only take as long again
     assert temp_files(mirror.root) == []
     assert set(pending_work(mirror.root)) == {"slowpoke"}
@@ -136,7 +136,6 @@ def test_a_file_trickling_past_global_timeout_fails_alone_in_bounded_time(
 # ---------------------------------------------------------------- interrupts
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rate", [1.0, 0.05], ids=["1-byte-per-s", "stalled-20s-per-byte"])
 def test_sigterm_abandons_a_trickling_download_within_seconds(
     tmp_path: Path, upstream: Upstream, rate: float
@@ -159,7 +158,8 @@ def test_sigterm_abandons_a_trickling_download_within_seconds(
     assert proc.returncode == 130, err
     assert took < 3, f"exit came {took:.1f}s after SIGTERM"
     assert b"Traceback" not in err
-    assert err.decode().strip().splitlines()[-1].endswith("interrupted; progress is saved, run again to finish")
+    last_line = err.decode().strip().splitlines()[-1]
+    assert last_line.endswith("interrupted; progress is saved, run again to finish")
     assert not list((mirror.web / "packages").rglob("slowpoke-*"))
     assert temp_files(mirror.root) == []
     assert "slowpoke" in pending_work(mirror.root)
