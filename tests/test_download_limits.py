@@ -25,6 +25,9 @@ from fakepypi import SIMPLE_JSON, Upstream, blob_path
 from mirrortools import assert_mirror_matches, pending_work, temp_files, write_config
 
 from bandersnatch import storage
+from bandersnatch.errors import UpstreamError, UpstreamUnreachable
+from bandersnatch.layout import UrlPolicy
+from bandersnatch.master import Master
 
 CHUNK = 1 << 16
 
@@ -215,3 +218,32 @@ def test_an_upstream_that_goes_away_mid_run_stops_it_with_one_line_and_loses_not
     mirror = write_config(tmp_path, upstream.url)
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(upstream: Upstream) -> None:
+    master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
+                    policy=UrlPolicy.for_master(upstream.url, (), True))
+    assert master.unreachable_after == 10
+
+    def serial_after_resets(resets: int) -> None:
+        upstream.reset("/pypi", times=resets)
+        for _ in range(resets):
+            with pytest.raises(UpstreamError) as failed:
+                master.changelog_last_serial()
+            assert not isinstance(failed.value, UpstreamUnreachable)
+
+    serial_after_resets(9)
+    upstream.fail("/pypi", 503, times=1)  # an error status is still an answer: the count starts again
+    with pytest.raises(UpstreamError):
+        master.changelog_last_serial()
+    serial_after_resets(9)
+    assert master.changelog_last_serial() == upstream.serial
+    serial_after_resets(9)
+    upstream.reset("/pypi", times=1)
+    with pytest.raises(UpstreamUnreachable, match="unreachable: 10 requests in a row got no answer"):
+        master.changelog_last_serial()
+    sent = upstream.count_requests()
+    with pytest.raises(UpstreamUnreachable):  # from now on, without asking
+        master.changelog_last_serial()
+    assert upstream.count_requests() == sent
+    master.close()
