@@ -36,11 +36,17 @@ DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 DEFAULT_MASTER = "https://pypi.org"
 DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 3600.0
+# bandersnatch's own default: five hours for one request, body included, is room for
+# PyPI's largest files on a slow link while still ending a download that crawls for ever.
+DEFAULT_GLOBAL_TIMEOUT = 18000.0
+MAX_GLOBAL_TIMEOUT = 7 * 86400.0
 DEFAULT_WORKERS = 3
 MIN_WORKERS = 1
 MAX_WORKERS = 50
 DEFAULT_DOWNLOAD_HOSTS = ("files.pythonhosted.org",)
 DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
+# PyPI's largest files are several GiB; the cap only stops an unsized body that never ends.
+DEFAULT_MAX_FILE_BYTES = 32 * 1024**3
 DEFAULT_ACCESS_LOG_PATTERN = "/var/log/nginx/access.log*"
 
 MIRROR = "mirror"
@@ -58,6 +64,8 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "allow-non-https",
         "download-hosts",
         "max-page-size",
+        "max-file-size",
+        "global-timeout",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -94,6 +102,8 @@ class Config:
     max_page_bytes: int
     access_log_pattern: str
     filters: FilterConfig = FilterConfig()
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    global_timeout: float = DEFAULT_GLOBAL_TIMEOUT
 
 
 # --------------------------------------------------------------------------
@@ -171,6 +181,10 @@ def parse(text: str, path: Path) -> Config:
              if parser.has_section(section)},
             where,
         ),
+        max_file_bytes=parse_size(mirror.get("max-file-size"), where, "max-file-size",
+                                  DEFAULT_MAX_FILE_BYTES),
+        global_timeout=parse_timeout(mirror.get("global-timeout"), where, "global-timeout",
+                                     DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT),
     )
 
 
@@ -301,17 +315,18 @@ def parse_master(raw: str | None, where: str) -> str:
     return f"{scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
 
 
-def parse_timeout(raw: str | None, where: str) -> float:
+def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,
+                  maximum: float = MAX_TIMEOUT) -> float:
     """Seconds to wait for the upstream; positive and finite so a hung connection ends."""
     if raw is None:
-        return DEFAULT_TIMEOUT
-    why = f"{raw!r} is not a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}"
+        return default
+    why = f"{raw!r} is not a number of seconds greater than 0 and at most {maximum:g}"
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(where, MIRROR, "timeout", why) from None
-    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
-        raise ConfigError(where, MIRROR, "timeout", why)
+        raise ConfigError(where, MIRROR, option, why) from None
+    if not (math.isfinite(value) and 0 < value <= maximum):
+        raise ConfigError(where, MIRROR, option, why)
     return value
 
 
@@ -348,15 +363,16 @@ def parse_download_hosts(raw: str | None, where: str) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def parse_size(raw: str | None, where: str) -> int:
+def parse_size(raw: str | None, where: str, option: str = "max-page-size",
+               default: int = DEFAULT_MAX_PAGE_BYTES) -> int:
     """A byte count such as ``67108864``, ``512K``, ``64M`` or ``1G`` (binary units)."""
     if raw is None:
-        return DEFAULT_MAX_PAGE_BYTES
+        return default
     match = _SIZE.match(raw)
     value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
     if value <= 0:
         raise ConfigError(
-            where, MIRROR, "max-page-size", f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"
+            where, MIRROR, option, f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"
         )
     return value
 

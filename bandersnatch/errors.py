@@ -53,3 +53,11 @@ class StorageError(BandersnatchError):
 
 class NotFound(UpstreamError):
     """The upstream answered 404."""
+
+
+class UpstreamUnreachable(UpstreamError):
+    """Request after request got no answer at all: the upstream is down or cut off, so the run stops."""
+
+
+class Cancelled(BandersnatchError):
+    """The run was interrupted: a request in flight was abandoned, and no new one is sent."""

@@ -6,6 +6,7 @@ timeouts, the User-Agent and the keep-alive connection pool.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -23,9 +24,19 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from . import __version__
-from .errors import HashMismatch, NotFound, StalePage, UnsafePath, UpstreamError
+from .config import DEFAULT_GLOBAL_TIMEOUT, DEFAULT_MAX_FILE_BYTES
+from .errors import (
+    Cancelled,
+    HashMismatch,
+    NotFound,
+    StalePage,
+    UnsafePath,
+    UpstreamError,
+    UpstreamUnreachable,
+)
 from .layout import UrlPolicy
 from .rpcstream import iter_items
 from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
@@ -76,17 +87,36 @@ class Master:
         workers: int,
         max_page_bytes: int,
         policy: UrlPolicy,
+        global_timeout: float = DEFAULT_GLOBAL_TIMEOUT,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         attempts: int = 3,
         backoff: float = 0.5,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.global_timeout = global_timeout
+        self.max_file_bytes = max_file_bytes
         self.max_page_bytes = max_page_bytes
         # PyPI's full listing is tens of megabytes of XML: allow RPC answers more room.
         self.max_rpc_bytes = max_page_bytes * 8
         self.policy = policy
         self.attempts = attempts
         self.backoff = backoff
+        # Set by cancel(): requests in flight end at once and no new one starts.
+        self.cancelled = threading.Event()
+        # Set with it, or once the upstream is unreachable: ends every back-off early.
+        self._stopping = threading.Event()
+        self._sleep = sleep or self._stopping.wait
+        self._lock = threading.Lock()  # guards the two below
+        self._reading: set[requests.Response] = set()  # responses whose bodies are being read
+        self._failures_in_row = 0  # requests that got no answer at all, since the last one that did
+        # That many requests in a row without an answer mean the upstream went away: stop the run
+        # rather than fail every pending project after its own retries. It is the whole retry budget
+        # of every request slot (one outage seen by all of them), and at least 10, which a flaky
+        # link does not reach: any answer in between, even an error status, starts the count again.
+        self.unreachable_after = max(10, attempts * workers)
+        self._unreachable: str | None = None
         self._slots = threading.BoundedSemaphore(workers)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
@@ -98,6 +128,21 @@ class Master:
     def close(self) -> None:
         self.session.close()
 
+    def cancel(self) -> None:
+        """Abandon every request: bodies being read end now, and no request starts after this.
+
+        Called from another thread when the run is interrupted.  Waiting for the
+        next byte is not enough: a file trickling one byte a second never times out.
+        Shutting the socket down wakes the reader at once.
+        """
+        self.cancelled.set()
+        self._stopping.set()
+        with self._lock:
+            reading = list(self._reading)
+        for response in reading:
+            with contextlib.suppress(ValueError, RuntimeError, OSError):  # finished or released meanwhile
+                response.raw.shutdown()
+
     # ------------------------------------------------------------ plumbing
 
     def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
@@ -105,10 +150,34 @@ class Master:
             delay = min(retry_after, 60.0)
         else:
             delay = min(self.backoff * 2**attempt, 30.0) * random.uniform(0.5, 1.5)
-        time.sleep(delay)
+        self._sleep(delay)
+
+    def _check_usable(self) -> None:
+        """Raise instead of sending a request the run no longer wants."""
+        if self.cancelled.is_set():
+            raise Cancelled("request abandoned: the run was interrupted")
+        if self._unreachable is not None:
+            raise UpstreamUnreachable(self._unreachable)
+
+    def _answered(self) -> None:
+        with self._lock:
+            self._failures_in_row = 0
+
+    def _not_answered(self, exc: Exception) -> None:
+        """Count a request that got no answer at all; past the limit, the upstream is unreachable."""
+        with self._lock:
+            self._failures_in_row += 1
+            if self._failures_in_row >= self.unreachable_after and self._unreachable is None:
+                self._unreachable = (
+                    f"upstream {urlsplit(self.url).netloc} unreachable: {self._failures_in_row} requests in "
+                    f"a row got no answer (last: {type(exc).__name__}); stopping the run early"
+                )
+                self._stopping.set()
+        self._check_usable()
 
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(self.attempts):
+            self._check_usable()
             try:
                 # One slot per request in flight: never more connections than `workers`,
                 # and no slot is held while backing off.
@@ -127,12 +196,17 @@ class Master:
     ) -> requests.Response:
         """One request, following a few redirects only where policy allows, body not yet read."""
         for _ in range(MAX_REDIRECTS + 1):
+            self._check_usable()
             try:
                 response = self.session.request(
                     method, url, headers=dict(headers), data=data, timeout=self.timeout,
                     stream=True, allow_redirects=False,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.ConnectionError as exc:
+                # Refused, reset before any answer, DNS, TLS, connect timeout: nobody answered.
+                self._not_answered(exc)
+                raise _Transient(f"{type(exc).__name__}") from None
+            except requests.Timeout as exc:
                 raise _Transient(f"{type(exc).__name__}") from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
@@ -140,6 +214,7 @@ class Master:
                 raise UpstreamError(
                     f"{url[:200]}: unusable request or answer: {type(exc).__name__}: {str(exc)[:100]}"
                 ) from None
+            self._answered()
             if response.status_code in RETRY_STATUSES:
                 response.close()
                 raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
@@ -166,29 +241,64 @@ class Master:
             raise UnsafePath(f"refusing redirect from {old.netloc} to {new.scheme[:20]}://{where}")
         return target
 
-    def _read_capped(self, response: requests.Response, limit: int, what: str) -> bytes:
+    def _deadline(self) -> float:
+        """When a request started now must be over, body included (``global-timeout``)."""
+        return time.monotonic() + self.global_timeout
+
+    def _pump(self, response: requests.Response, take: Callable[[bytes], None], *, decode: bool,
+              deadline: float, what: str) -> None:
+        """Hand the body to ``take`` piece by piece as it arrives; always closes ``response``.
+
+        ``read1`` returns whatever has arrived instead of waiting for a full
+        chunk, so the deadline and the cancel flag are checked at least once per
+        ``timeout`` however slowly the bytes come.  ``decode`` undoes a
+        Content-Encoding (pages); files are taken exactly as sent.
+        """
+        with self._lock:
+            self._reading.add(response)
+        try:
+            self._check_usable()  # cancel() may have run before the response was registered
+            while True:
+                try:
+                    chunk = response.raw.read1(CHUNK, decode_content=decode)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    self._check_usable()
+                    raise _Transient(f"body cut short ({type(exc).__name__})") from None
+                # After cancel() a shut-down socket reads as the end of the body: never trust it.
+                self._check_usable()
+                if not chunk:
+                    return
+                if time.monotonic() > deadline:
+                    raise UpstreamError(
+                        f"{what}: not complete after global-timeout ({self.global_timeout:g} s); abandoned")
+                take(chunk)
+        finally:
+            with self._lock:
+                self._reading.discard(response)
+            response.close()
+
+    def _read_capped(self, response: requests.Response, limit: int, what: str, deadline: float) -> bytes:
         buffer = io.BytesIO()
-        self._copy_capped(response, buffer, limit, what)
+        self._copy_capped(response, buffer, limit, what, deadline)
         return buffer.getvalue()
 
-    def _copy_capped(self, response: requests.Response, sink: BinaryIO, limit: int, what: str) -> None:
-        """The body into ``sink``, refusing more than ``limit`` bytes (declared or sent)."""
+    def _copy_capped(self, response: requests.Response, sink: BinaryIO, limit: int, what: str,
+                     deadline: float) -> None:
+        """The (decoded) body into ``sink``, refusing more than ``limit`` bytes (declared or sent)."""
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             response.close()
             raise UpstreamError(f"{what}: answer of {declared} bytes exceeds the limit of {limit}")
         total = 0
-        try:
-            for chunk in response.iter_content(CHUNK):
-                total += len(chunk)
-                if total > limit:
-                    raise UpstreamError(f"{what}: answer exceeds the limit of {limit} bytes")
-                sink.write(chunk)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError, requests.Timeout) as exc:
-            raise _Transient(f"body cut short ({type(exc).__name__})") from None
-        finally:
-            response.close()
+
+        def take(chunk: bytes) -> None:
+            nonlocal total
+            total += len(chunk)
+            if total > limit:
+                raise UpstreamError(f"{what}: answer exceeds the limit of {limit} bytes")
+            sink.write(chunk)
+
+        self._pump(response, take, decode=True, deadline=deadline, what=what)
 
     # ------------------------------------------------------------ XML-RPC
 
@@ -212,11 +322,12 @@ class Master:
             def call() -> None:
                 spool.seek(0)
                 spool.truncate()
+                deadline = self._deadline()
                 response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
                 if response.status_code != 200:
                     response.close()
                     raise UpstreamError(f"{what}: HTTP {response.status_code} from {endpoint}")
-                self._copy_capped(response, spool, self.max_rpc_bytes, what)
+                self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
 
             self._with_retries(what, call)
             spool.seek(0)
@@ -280,6 +391,7 @@ class Master:
         raise StalePage(f"page {name}: upstream serves serial {seen}, older than {min_serial} (stale CDN?)")
 
     def _get_page(self, url: str, name: str) -> ProjectPage | None:
+        deadline = self._deadline()
         response = self._send("GET", url, headers={"Accept": ACCEPT})
         if response.status_code == 404:
             response.close()
@@ -289,7 +401,7 @@ class Master:
             raise UpstreamError(f"page {name}: HTTP {response.status_code}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         header_serial = response.headers.get("X-PyPI-Last-Serial", "")
-        data = self._read_capped(response, self.max_page_bytes, f"page {name}")
+        data = self._read_capped(response, self.max_page_bytes, f"page {name}", deadline)
         if content_type == JSON_CONTENT_TYPE:
             page = parse_json_page(data, url)
         elif content_type in ("text/html", "application/vnd.pypi.simple.v1+html"):
@@ -312,6 +424,9 @@ class Master:
     ) -> Digest:
         sink.seek(0)
         sink.truncate()
+        deadline = self._deadline()
+        # identity: the bytes as stored upstream.  A server may encode anyway (a .tar.gz sent
+        # with Content-Encoding: gzip is a classic): its body is still taken exactly as sent.
         response = self._send("GET", url, headers={"Accept-Encoding": "identity"}, same_host_only=False)
         if response.status_code == 404:
             response.close()
@@ -319,21 +434,30 @@ class Master:
         if response.status_code != 200:
             response.close()
             raise UpstreamError(f"{what}: HTTP {response.status_code}")
+        # With no size on the page, only max-file-size stops a body that never ends.
+        limit = size if size is not None else self.max_file_bytes
+        declared = response.headers.get("Content-Length", "")
+        if size is None and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise UpstreamError(
+                f"{what}: {declared} bytes announced, more than max-file-size ({limit}); refused")
         checkers = {algo: hashlib.new(algo) for algo in hashes if algo in hashlib.algorithms_guaranteed}
         sha256 = checkers.setdefault("sha256", hashlib.sha256())
         total = 0
-        try:
-            for chunk in response.iter_content(CHUNK):
-                total += len(chunk)
-                if size is not None and total > size:
+
+        def take(chunk: bytes) -> None:
+            nonlocal total
+            if total + len(chunk) > limit:  # checked before writing: the staged file never exceeds it
+                if size is not None:
                     raise HashMismatch(f"{what}: more bytes than the advertised {size}")
-                for h in checkers.values():
-                    h.update(chunk)
-                sink.write(chunk)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as exc:
-            raise _Transient(f"body cut short after {total} bytes ({type(exc).__name__})") from None
-        finally:
-            response.close()
+                raise UpstreamError(f"{what}: larger than max-file-size ({limit} bytes) and its size is not "
+                                    "advertised; refused")
+            total += len(chunk)
+            for h in checkers.values():
+                h.update(chunk)
+            sink.write(chunk)
+
+        self._pump(response, take, decode=False, deadline=deadline, what=what)
         if size is not None and total != size:
             raise _Transient(f"body cut short: {total} of {size} bytes")
         for algo, h in checkers.items():

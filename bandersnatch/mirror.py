@@ -23,7 +23,7 @@ import filelock
 from .config import Config
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
-from .errors import BandersnatchError, LockHeld, StorageError
+from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
@@ -89,6 +89,7 @@ class Mirror:
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
             max_page_bytes=config.max_page_bytes, policy=self.policy,
+            global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes,
         )
         self.state = StateFiles(self.directory, self.staging)
         self.refused: set[str] = set()
@@ -338,6 +339,9 @@ class Mirror:
                         else:
                             self.progress.advance()
             except BaseException:
+                # Interrupted: abandon the downloads in flight first, so that waiting for the
+                # threads takes a moment, not as long as the slowest file would trickle.
+                self.master.cancel()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return removed, items
@@ -358,6 +362,14 @@ class Mirror:
                  removed: list[Outcome]) -> Outcome | None:
         try:
             outcome = future.result()
+        except UpstreamUnreachable as exc:
+            # Not this project's fault, and every project in flight ends the same way: one line.
+            report.failed[key] = Failure.now(name, serial, str(exc))
+            if report.stop_reason != str(exc):
+                logger.error("%s; the pending projects stay in todo for the next run", exc)
+            report.stopped_early = True
+            report.stop_reason = str(exc)
+            return None
         except BandersnatchError as exc:
             logger.error("%s: %s; left in todo for the next run", key, exc)
             report.failed[key] = Failure.now(name, serial, str(exc))

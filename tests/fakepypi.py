@@ -302,6 +302,7 @@ class _Faults:
     shorten: _Countdown = field(default_factory=_Countdown)
     raw_rpc: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     raw_path: dict[str, Response] = field(default_factory=dict)
+    trickle: dict[str, tuple[float, int | None]] = field(default_factory=dict)
 
 
 class Response(NamedTuple):
@@ -314,6 +315,7 @@ class Response(NamedTuple):
     repeat: int = 1  # the body is sent this many times (huge answers without allocating them)
     chunked: bool = False  # no Content-Length: chunked transfer encoding
     reset: bool = False  # no answer at all: the connection is reset
+    bandwidth: float | None = None  # bytes per second for this answer alone (trickle)
 
 
 # ---------------------------------------------------------------- upstream
@@ -704,6 +706,14 @@ class Upstream:
         """Wait ``seconds`` before answering requests whose path starts with ``path_prefix``."""
         with self._lock:
             self._faults.slow[path_prefix] = (seconds, times)
+
+    def trickle(self, path_prefix: str, bytes_per_second: float, times: int | None = None) -> None:
+        """Send matching answers' bodies at ``bytes_per_second`` (1 byte at a time when slower than 20/s).
+
+        Unlike :meth:`slow`, bytes keep arriving, so a per-read timeout never fires.
+        """
+        with self._lock:
+            self._faults.trickle[path_prefix] = (bytes_per_second, times)
 
     def reset(self, path_prefix: str, times: int | None = 1) -> None:
         """Reset the connection instead of answering (nothing of a response is sent)."""
@@ -1291,7 +1301,7 @@ class _UpstreamHandler(BaseHandler):
         record.status = response.status
         record.sent = _body_bytes(response, method)
         upstream._count_traffic(method, self.path, record.sent)
-        self.send_body(response, head=method == "HEAD", bandwidth=upstream.bandwidth)
+        self.send_body(response, head=method == "HEAD", bandwidth=response.bandwidth or upstream.bandwidth)
         record.finished = time.monotonic()
         with upstream._lock:
             upstream.busy_seconds += record.finished - record.started
@@ -1319,6 +1329,7 @@ class _Router:
             delay = upstream._take_prefix(faults.slow, self.path)
             reset = upstream._take_prefix(faults.reset, self.path)
             cut = upstream._take_prefix(faults.cut, self.path)
+            rate = upstream._take_prefix(faults.trickle, self.path)
             raw = faults.raw_path.get(self.path)
             rpc = None
             if self.method == "POST" and faults.raw_rpc:
@@ -1341,6 +1352,9 @@ class _Router:
         if cut:
             upstream._note("cut", self.path)
             response = response._replace(truncate=True)
+        if rate:
+            upstream._note("trickle", self.path)
+            response = response._replace(bandwidth=rate)
         return response
 
     def _route(self) -> Response:

@@ -69,6 +69,8 @@ def test_only_directory_given_yields_every_documented_default() -> None:
         download_hosts=("files.pythonhosted.org",),
         max_page_bytes=64 * 1024 * 1024,
         access_log_pattern="/var/log/nginx/access.log*",
+        max_file_bytes=32 * 1024**3,
+        global_timeout=18000.0,
     )
 
 
@@ -166,6 +168,11 @@ def test_booleans_take_configparser_words_in_any_case(word: str, value: bool) ->
     assert parse(mirror_text(f"hash-index = {word}"), CONF).hash_index is value
 
 
+def test_max_file_size_and_global_timeout_are_read() -> None:
+    cfg = parse(mirror_text("max-file-size = 1M", "global-timeout = 2.5"), CONF)
+    assert (cfg.max_file_bytes, cfg.global_timeout) == (1 << 20, 2.5)
+
+
 def test_timeout_and_workers_accept_their_boundaries() -> None:
     low = parse(mirror_text("timeout = 0.001", "workers = 1"), CONF)
     high = parse(mirror_text("timeout = 3600", "workers = 50"), CONF)
@@ -226,6 +233,8 @@ INVALID_VALUES = [
     ("max-page-size", "lots", "greater than 0"),
     ("max-page-size", "64T", "greater than 0"),
     ("max-page-size", "", "greater than 0"),
+    *[("max-file-size", raw, "greater than 0") for raw in ["0", "lots", "1T", ""]],
+    *[("global-timeout", raw, "at most 604800") for raw in ["0", "-1", "inf", "nan", "604801", "5h", ""]],
 ]
 
 
