@@ -58,6 +58,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "allow-non-https",
         "download-hosts",
         "max-page-size",
+        "require-hashes",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -94,6 +95,7 @@ class Config:
     max_page_bytes: int
     access_log_pattern: str
     filters: FilterConfig = FilterConfig()
+    require_hashes: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -171,6 +173,7 @@ def parse(text: str, path: Path) -> Config:
              if parser.has_section(section)},
             where,
         ),
+        require_hashes=boolean("require-hashes", False),
     )
 
 
