@@ -66,6 +66,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "max-page-size",
         "max-file-size",
         "global-timeout",
+        "require-hashes",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -104,6 +105,7 @@ class Config:
     filters: FilterConfig = FilterConfig()
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     global_timeout: float = DEFAULT_GLOBAL_TIMEOUT
+    require_hashes: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -185,6 +187,7 @@ def parse(text: str, path: Path) -> Config:
                                   DEFAULT_MAX_FILE_BYTES),
         global_timeout=parse_timeout(mirror.get("global-timeout"), where, "global-timeout",
                                      DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT),
+        require_hashes=boolean("require-hashes", False),
     )
 
 

@@ -55,6 +55,7 @@ class RunReport:
     stop_reason: str | None = None  # the error that stopped the run early, for its last line
     refused: int = 0  # project names upstream sent that cannot be mirrored
     unselected: int = 0  # projects taken off the mirror because the filters no longer select them
+    unverified: int = 0  # files downloaded with no hash we could check
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +107,7 @@ class Mirror:
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
+            require_hashes=config.require_hashes,
         )
 
     def run(self) -> RunReport:
@@ -392,6 +394,7 @@ class Mirror:
         report.bytes += outcome.bytes
         if self.tracker is not None and outcome.requires is not None:
             self._follow_dependencies(outcome.key, outcome.requires)
+        report.unverified += outcome.unverified
         self.state.done(name, serial)
         return outcome
 
@@ -440,6 +443,8 @@ class Mirror:
         removed = report.removed + report.unselected
         summary = (f"{report.synced} project(s) synced, {removed} removed, {report.files} file(s) "
                    f"({report.bytes} bytes) downloaded in {seconds:.1f}s; serial {report.target}")
+        if report.unverified:
+            summary += f"; {report.unverified} file(s) with no usable hash mirrored unverified"
         if report.stop_reason:
             summary += f"; stopped early ({report.stop_reason})"
         if report.failed:

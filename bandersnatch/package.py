@@ -9,26 +9,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
 from .depstore import DependencyRecords, MirroredFile
-from .errors import NotFound, UnsafePath
+from .errors import NotFound, UnsafePath, UpstreamError
 from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, project_dir
 from .master import Digest, Master
 from .names import normalize
+from .owners import Linked, Links
 from .rootindex import has_pages
 from .selection import Exclusion, Selection
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
-from .stats.filenames import candidate_projects
 from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
 
 logger = logging.getLogger(__name__)
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
+# Digests a download can be checked against; shake_* need a length and prove nothing as named.
+VERIFIABLE = frozenset(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_"))
+ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file as verified on disk: its sha256, and the size and mtime it had then."""
+
+    sha256: str
+    size: int | None
+    mtime_ns: int | None  # None: recorded before mtimes were (the size alone is checked, once)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,19 @@ class Known:
     sha256: str
     size: int | None
     metadata_sha256: str | None
+    mtime_ns: int | None = None
+    metadata_size: int | None = None
+    metadata_mtime_ns: int | None = None
+
+    @property
+    def file(self) -> Stored:
+        return Stored(self.sha256, self.size, self.mtime_ns)
+
+    @property
+    def metadata(self) -> Stored | None:
+        if self.metadata_sha256 is None:
+            return None
+        return Stored(self.metadata_sha256, self.metadata_size, self.metadata_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,7 @@ class Outcome:
     bytes: int = 0
     excluded: Exclusion | None = None  # the operator's filters do not select it (after its page)
     requires: tuple[str, ...] | None = None  # its Requires-Dist, when dependencies are followed
+    unverified: int = 0  # files downloaded with no usable hash to check them against
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,16 @@ class Layout:
         """Per project, the files an interrupted sync may leave on disk with no page linking them."""
         return self.web.parent / "intents"
 
+    @property
+    def claims(self) -> Path:
+        """Per project, the files its page links that its name does not own (see ``owners``)."""
+        return self.web.parent / "claims"
+
+    @property
+    def href_prefix(self) -> str:
+        """How our project pages' links to files start (``file_href``)."""
+        return "../../../packages/" if self.hash_index else "../../packages/"
+
     def page_dir(self, name: str) -> Path:
         return confined(self.simple, project_dir(name, self.hash_index))
 
@@ -91,14 +127,24 @@ def read_known(page_dir: Path) -> dict[str, Known]:
     for entry in files:
         try:
             metadata = entry.get("core-metadata")
+            on_disk = entry.get(ON_DISK)
+            if not isinstance(on_disk, dict):
+                on_disk = {}
             known[entry["url"]] = Known(
                 sha256=entry["hashes"]["sha256"],
                 size=entry.get("size"),
                 metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
+                mtime_ns=_int_or_none(on_disk.get("mtime-ns")),
+                metadata_size=_int_or_none(on_disk.get("metadata-size")),
+                metadata_mtime_ns=_int_or_none(on_disk.get("metadata-mtime-ns")),
             )
         except (KeyError, TypeError, AttributeError):
             continue
     return known
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
@@ -123,7 +169,8 @@ class ProjectSync:
 
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
                  workers: int, delete_packages: bool, force_check: bool,
-                 selection: Selection | None = None, records: DependencyRecords | None = None) -> None:
+                 selection: Selection | None = None, records: DependencyRecords | None = None,
+                 require_hashes: bool = False) -> None:
         self.master = master
         self.selection = selection
         self.records = records
@@ -131,6 +178,9 @@ class ProjectSync:
         self.policy = policy
         self.delete_packages = delete_packages
         self.force_check = force_check
+        self.require_hashes = require_hashes
+        # Which other pages link a file: asked before any delete or overwrite.
+        self.links = Links(layout.claims, layout.staging, self._page_links)
         # Files of all projects share one pool, so a project with many files keeps every
         # connection busy.  Twice `workers` threads: while one fsyncs and renames the file it
         # just fetched, another already holds the request slot it let go.  Master's slots
@@ -166,33 +216,46 @@ class ProjectSync:
         intent = (wanted - set(known)) | unlinked
         if self.delete_packages and intent != leftover:
             self._write_intent(key, intent)
-        local, fetched, fetched_bytes = self._fetch_files(plan, known)
-        requires = None
-        if self.records is not None:
-            requires = self.records.update(key, (
-                MirroredFile(f.filename, f.hashes["sha256"], path,
-                             path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata else None)
-                for f, (_, _, path) in zip(local, plan, strict=False)))
-        local_page = replace(page, name=key, files=tuple(local))
-        page_serial = page.last_serial if page.last_serial is not None else serial
-        # JSON first: it is our record of what is verified on disk.
-        atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), self.layout.staging)
-        atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), self.layout.staging)
-        if self.delete_packages:
-            self._delete_files(key, unlinked)
-            self._clear_intent(key)
+        linked = {self._rel(h): Linked(None, None) for h in leftover}
+        linked.update({self._rel(h): Linked(k.sha256, k.metadata_sha256) for h, k in known.items()})
+        self.links.begin(key, linked, [self._rel(h) for h in wanted])
+        try:
+            local, fetched, fetched_bytes, unverified = self._fetch_files(key, plan, known)
+            requires = None
+            if self.records is not None:
+                requires = self.records.update(key, (
+                    MirroredFile(f.filename, f.hashes["sha256"], path,
+                                 path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata else None)
+                    for f, (_, _, path) in zip(local, plan, strict=False)))
+            local_page = replace(page, name=key, files=tuple(local))
+            page_serial = page.last_serial if page.last_serial is not None else serial
+            # JSON first: it is our record of what is verified on disk.
+            staging = self.layout.staging
+            atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), staging)
+            atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), staging)
+            if self.delete_packages:
+                self._delete_files(key, unlinked)
+                self._clear_intent(key)
+            self.links.settle(key, [self._rel(h) for h in wanted])
+        finally:
+            self.links.end(key)
         if fetched:
             logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
         else:
             logger.debug("%s: up to date", key)
         return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes,
-                       requires=requires)
+                       requires=requires, unverified=unverified)
+
+    def _rel(self, href: str) -> str:
+        """A page's link as a path below ``web/packages/`` (the same in both layouts)."""
+        prefix = self.layout.href_prefix
+        return href[len(prefix):] if href.startswith(prefix) else href
 
     def _fetch_files(
-        self, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
-    ) -> tuple[list[DistFile], int, int]:
+        self, key: str, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
+    ) -> tuple[list[DistFile], int, int, int]:
         """Fetch the planned files in parallel on the shared download pool; local records in page order."""
-        futures = [self.downloads.submit(self._fetch_one, f, href, path, known.get(href))
+        futures = [self.downloads.submit(self._fetch_one, key, f, href, path, known.get(href))
                    for f, href, path in plan]
         results: list[tuple[DistFile, int]] = []
         error: BaseException | None = None
@@ -207,8 +270,10 @@ class ProjectSync:
         if error is not None:
             wait(futures)  # let started downloads finish discarding their temp files
             raise error
-        fetched = sum(1 for _, size in results if size >= 0)
-        return [f for f, _ in results], fetched, sum(size for _, size in results if size > 0)
+        fetched = [(upstream, size)
+                   for (upstream, _, _), (_, size) in zip(plan, results, strict=True) if size >= 0]
+        unverified = sum(1 for f, _ in fetched if not _verifiable(f.hashes))
+        return ([f for f, _ in results], len(fetched), sum(size for _, size in fetched), unverified)
 
     def _plan_files(self, page: ProjectPage) -> list[tuple[DistFile, str, Path]]:
         plan: list[tuple[DistFile, str, Path]] = []
@@ -217,66 +282,105 @@ class ProjectSync:
             segments = file_segments(f.url, self.policy)
             if f.filename != segments[-1]:
                 raise UnsafePath(f"refusing file {f.filename[:100]!r}: its URL names {segments[-1][:100]!r}")
+            if segments[-1].lower().endswith(METADATA_SUFFIX):
+                # PEP 658 keeps a file's metadata at its name plus .metadata: such a name is never a
+                # distribution, and accepting one would let this page own another file's metadata.
+                raise UnsafePath(f"refusing file {f.filename[:100]!r}: a {METADATA_SUFFIX} name is PEP 658 "
+                                 "metadata, not a distribution file")
             if f.core_metadata and len(segments[-1].encode()) > MAX_SEGMENT_BYTES - len(METADATA_SUFFIX):
                 raise UnsafePath(f"refusing file {f.filename[:40]!r}...: too long a name to keep its "
                                  f"{METADATA_SUFFIX} beside it")
+            if self.require_hashes and not _verifiable(f.hashes):
+                raise UpstreamError(f"refusing file {f.filename[:100]!r}: no hash we can check "
+                                    "(require-hashes = true)")
             href = file_href(segments, self.layout.hash_index)
             if href not in seen:
                 seen.add(href)
                 plan.append((f, href, confined(self.layout.packages, segments)))
         return plan
 
-    def _fetch_one(self, f: DistFile, href: str, path: Path, old: Known | None) -> tuple[DistFile, int]:
+    def _fetch_one(self, key: str, f: DistFile, href: str, path: Path,
+                   old: Known | None) -> tuple[DistFile, int]:
         """One file and its metadata; returns its local record and bytes downloaded (-1: none)."""
-        digest, downloaded = self._ensure(path, f.url, f.hashes, f.size, old)
-        metadata = self._ensure_metadata(path, f, old)
+        rel = self._rel(href)
+        stored, downloaded = self._ensure(
+            path, f.url, f.hashes, f.size, old.file if old else None, rel,
+            lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False))
+        metadata = self._ensure_metadata(key, rel, path, f, old)
+        on_disk: dict[str, int] = {}
+        if stored.mtime_ns is not None:
+            on_disk["mtime-ns"] = stored.mtime_ns
+        if metadata is not None and metadata.size is not None and metadata.mtime_ns is not None:
+            on_disk.update({"metadata-size": metadata.size, "metadata-mtime-ns": metadata.mtime_ns})
         local = replace(
-            f, url=href, hashes={"sha256": digest.sha256}, size=digest.size,
-            core_metadata={"sha256": metadata} if metadata else False,
+            f, url=href, hashes={"sha256": stored.sha256}, size=stored.size,
+            core_metadata={"sha256": metadata.sha256} if metadata else False, on_disk=on_disk or None,
         )
-        return local, digest.size if downloaded else -1
+        self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
+        return local, (stored.size or 0) if downloaded else -1
 
-    def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None,
-                old: Known | None) -> tuple[Digest, bool]:
-        """The file at ``path`` verified against ``hashes``; True when it had to be downloaded."""
-        if old is not None and not self.force_check and _matches(hashes, {"sha256": old.sha256}):
+    def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
+                lock_key: str, before_download: Callable[[], None]) -> tuple[Stored, bool]:
+        """The file at ``path`` verified against ``hashes``; True when it had to be downloaded.
+
+        ``old`` is our record of the file when we last verified it: while its size and mtime
+        still hold, the file is trusted without reading it; otherwise it is hashed.
+        """
+        trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
+        if trusted is not None and not self.force_check:
             try:
-                on_disk = path.stat().st_size
+                now = path.stat()
             except FileNotFoundError:
-                on_disk = -1
-            if on_disk == old.size and size in (None, on_disk):
-                return Digest(old.sha256, on_disk), False
-        if path.is_file():
-            # Left by an interrupted run or asked to re-check: hashing beats downloading.
-            digest, digests = hash_file(path, set(hashes))
-            if _matches(hashes, digests) and size in (None, digest.size):
-                return digest, False
-            logger.warning("%s: on-disk copy does not match upstream; downloading again", path.name)
-        with staged(path, self.layout.staging) as st:
-            digest = self.master.download(url, st.file, hashes, size)
-            st.commit()
-        return digest, True
+                now = None
+            if (now is not None and now.st_size == trusted.size and size in (None, now.st_size)
+                    and trusted.mtime_ns in (None, now.st_mtime_ns)):
+                return Stored(trusted.sha256, now.st_size, now.st_mtime_ns), False
+        with self.links.exclusive(lock_key):
+            if path.is_file():
+                # Left by an interrupted run, changed since we verified it, or asked to re-check.
+                digest, digests = hash_file(path, set(hashes))
+                if (_matches(hashes, digests) and size in (None, digest.size)
+                        and (trusted is None or digest.sha256 == trusted.sha256)):
+                    return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), False
+                logger.warning("%s: on-disk copy does not match upstream; downloading again", path.name)
+            before_download()
+            with staged(path, self.layout.staging) as st:
+                digest = self.master.download(url, st.file, hashes, size)
+                st.commit()
+            return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), True
 
-    def _ensure_metadata(self, path: Path, f: DistFile, old: Known | None) -> str | None:
-        """PEP 658 metadata beside the file; its sha256, or None when upstream has none to give."""
+    def _refuse_conflict(self, key: str, rel: str, filename: str, sha256: str | None, *,
+                         metadata: bool) -> None:
+        """Raise when another page links ``rel`` with other bytes than this page asks for."""
+        for project, how in sorted(self.links.others(key, rel).items()):
+            theirs = how.metadata_sha256 if metadata else how.sha256
+            if theirs is not None and theirs != sha256:
+                what = f"{filename}{METADATA_SUFFIX if metadata else ''}"
+                raise UpstreamError(
+                    f"file {what[:120]!r}: {project}'s page links it with sha256 {theirs}; refusing to "
+                    f"replace it with {'other' if sha256 else 'unverifiable'} bytes for this project")
+
+    def _ensure_metadata(self, key: str, rel: str, path: Path, f: DistFile,
+                         old: Known | None) -> Stored | None:
+        """PEP 658 metadata beside the file as verified, or None when upstream has none to give."""
         if not f.core_metadata:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
-        meta_path = path.with_name(path.name + ".metadata")
-        if (old is not None and old.metadata_sha256 and not self.force_check
-                and _matches(expected, {"sha256": old.metadata_sha256}) and meta_path.is_file()):
-            return old.metadata_sha256
+        meta_path = path.with_name(path.name + METADATA_SUFFIX)
         try:
-            digest, _ = self._ensure(meta_path, f.url + ".metadata", expected, None, None)
+            stored, _ = self._ensure(
+                meta_path, f.url + METADATA_SUFFIX, expected, None, old.metadata if old else None,
+                rel + METADATA_SUFFIX,
+                lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True))
         except NotFound:
             # PEP 714: a page may advertise metadata the server cannot serve; pip then falls back.
             logger.warning("%s: advertised metadata is missing upstream; not advertising it", f.filename)
             return None
-        return digest.sha256
+        return stored
 
     def _delete_files(self, owner: str, hrefs: set[str]) -> None:
-        """Delete files ``owner``'s page no longer links, unless another project's page links them."""
-        prefix = "../../../packages/" if self.layout.hash_index else "../../packages/"
+        """Delete files ``owner``'s pages no longer link, unless another project's page links them."""
+        prefix = self.layout.href_prefix
         for href in hrefs:
             if not href.startswith(prefix):
                 continue
@@ -284,31 +388,28 @@ class ProjectSync:
                 path = confined(self.layout.packages, [unquote(s) for s in href[len(prefix):].split("/")])
             except UnsafePath:
                 continue
-            other = self._linked_elsewhere(owner, href, path.name)
+
+            def delete(path: Path = path) -> None:
+                for victim in (path, path.with_name(path.name + METADATA_SUFFIX)):
+                    if remove_file(victim):
+                        logger.debug("deleted %s", victim)
+                prune_empty_dirs(path.parent, self.layout.packages)
+
+            other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
             if other is not None:
                 logger.warning("%s: no longer links %s, but %s does: file kept", owner, path.name, other)
-                continue
-            for victim in (path, path.with_name(path.name + ".metadata")):
-                if remove_file(victim):
-                    logger.debug("deleted %s", victim)
-            prune_empty_dirs(path.parent, self.layout.packages)
 
-    def _linked_elsewhere(self, owner: str, href: str, filename: str) -> str | None:
-        """Another project whose page links ``href``: an upstream page may claim any project's file.
-
-        File names on PyPI start with their project's name, so the projects
-        the name could belong to are the only pages to read.
-        """
-        for candidate in candidate_projects(filename):
-            if candidate == owner:
-                continue
-            try:
-                page_dir = self.layout.page_dir(candidate)
-            except UnsafePath:
-                continue
-            if href in read_known(page_dir):
-                return candidate
-        return None
+    def _page_links(self, project: str, rel: str) -> Linked | None:
+        """How ``project``'s pages (or its interrupted sync) link ``rel``; None when they do not."""
+        try:
+            page_dir = self.layout.page_dir(project)
+        except UnsafePath:
+            return None
+        href = self.layout.href_prefix + rel
+        known = read_known(page_dir).get(href)
+        if known is not None:
+            return Linked(known.sha256, known.metadata_sha256)
+        return Linked(None, None) if href in self._read_intent(project) else None
 
     def _read_intent(self, key: str) -> set[str]:
         try:
@@ -324,7 +425,10 @@ class ProjectSync:
         remove_file(self.layout.intents / key)
 
     def remove_project(self, name: str, why: str = "gone upstream") -> None:
-        """Take a project off the mirror: its pages, then (with delete-packages) its files."""
+        """Take a project off the mirror: its pages, then (with delete-packages) its files.
+
+        The entry point for every removal (gone upstream, or no longer selected).
+        """
         key = normalize(name)
         page_dir = self.layout.page_dir(name)
         doomed = set(read_known(page_dir)) | self._read_intent(key)
@@ -336,4 +440,10 @@ class ProjectSync:
         if self.delete_packages:
             self._delete_files(key, doomed)
             self._clear_intent(key)
+        self.links.settle(key, ())
         logger.info("%s: removed (%s)", key, why)
+
+
+def _verifiable(hashes: Mapping[str, str]) -> bool:
+    """True when ``hashes`` names a digest a download can be checked against."""
+    return any(a in VERIFIABLE for a in hashes)

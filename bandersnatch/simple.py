@@ -43,6 +43,8 @@ class DistFile:
     core_metadata: CoreMetadata = False
     size: int | None = None
     upload_time: str | None = None
+    # Ours only: how the stored file looked when we verified it (size/mtime), under a private JSON key.
+    on_disk: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
             entry["size"] = f.size
         if f.upload_time is not None:
             entry["upload-time"] = f.upload_time
+        if f.on_disk:
+            entry["_on-disk"] = dict(f.on_disk)  # PEP 691 reserves keys starting with "_" for private use
         files.append(entry)
     doc = {
         "meta": {"api-version": API_VERSION, "_last-serial": serial},

@@ -227,7 +227,8 @@ class StateFiles:
         elif self.state_path.exists() or self.todo_path.exists():
             logger.warning(
                 "Mirror format generation %s is not %s: resetting the state for a full sync "
-                "(files already on disk are verified, not downloaded again)", found or "missing", GENERATION
+                "(files already on disk are reused: trusted while their size and mtime match our pages' "
+                "record, hashed when not)", found or "missing", GENERATION
             )
             self._remove(self.state_path, self.todo_path, self.journal_path, self.failures_path)
         atomic_write(self.generation_path, (GENERATION + "\n").encode(), self.staging)

@@ -77,7 +77,8 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture) -> int:
+def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture,
+                                  hash_index: bool = False) -> int:
     before = site.snapshot()
     code = site.mirror.run()
     assert site.snapshot() == before
@@ -85,7 +86,7 @@ def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture) 
         assert not canary.exists()
     assert "Traceback" not in caplog.text
     assert SECRET not in caplog.text
-    assert WebReader(site.mirror.web).sweep() == []
+    assert WebReader(site.mirror.web, hash_index).sweep() == []
     return code
 
 
@@ -310,6 +311,136 @@ def test_a_page_that_claims_another_projects_file_cannot_make_the_mirror_delete_
     if how == "project-removed":
         assert_mirror_matches(upstream, site.mirror.web)
     assert (site.mirror.web / "packages").joinpath(*good.path.split("/")[2:]).is_file()
+
+
+def claim_of(upstream: Upstream, project: str, filename: str, **changes: object) -> dict[str, object]:
+    """A file entry naming ``project``'s file by its real URL, as another page would list it."""
+    entry = upstream.get_file(project, filename)
+    claim: dict[str, object] = {"filename": entry.filename, "url": upstream.file_url(entry),
+                                "hashes": {"sha256": entry.sha256}}
+    claim.update(changes)
+    return claim
+
+
+@pytest.mark.parametrize("hash_index", [False, True], ids=["flat", "hash-index"])
+def test_a_file_two_pages_link_stays_while_one_links_it_after_the_other_is_removed(
+    site: Site, caplog: pytest.LogCaptureFixture, hash_index: bool
+) -> None:
+    upstream = site.upstream
+    if hash_index:
+        site.mirror.config.write_text(site.mirror.config.read_text() + "hash-index = true\n")
+    good = upstream.get_file("good", "good-1.0.tar.gz")
+    upstream.add_project("thief")
+    upstream.raw_page("thief", claim_page("thief", [claim_of(upstream, "good", good.filename)]), SIMPLE_JSON,
+                      upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog, hash_index) == 0
+    upstream.remove_project("good")
+    # The sweep: thief's link still resolves.
+    assert run_and_check_nothing_escaped(site, caplog, hash_index) == 0
+    stored = (site.mirror.web / "packages").joinpath(*good.path.split("/")[2:])
+    assert stored.read_bytes() == GOOD_CONTENT
+    assert not list((site.mirror.web / "simple").rglob("good"))
+    kept = [r.getMessage() for r in caplog.records if "file kept" in r.getMessage()]
+    assert kept == ["good: no longer links good-1.0.tar.gz, but thief does: file kept"]
+    assert (site.mirror.root / "claims" / "thief").read_text() == good.path.split("/", 2)[2] + "\n"
+    # Once thief lets go too, nothing links the file and it goes: no orphan, no claim is left.
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog, hash_index) == 0
+    assert_mirror_matches(upstream, site.mirror.web, hash_index)
+    assert not stored.exists()
+    assert not (site.mirror.root / "claims" / "thief").exists()
+
+
+def test_a_metadata_name_is_never_accepted_as_a_distribution_file(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    wheel = "good-1.0-py3-none-any.whl"
+    upstream.add_file("good", wheel, b"wheel bytes" * 40, metadata=b"Metadata-Version: 2.1\nName: good\n")
+    entry = upstream.get_file("good", wheel)
+    claim = {"filename": wheel + ".metadata", "url": upstream.file_url(entry) + ".metadata",
+             "hashes": {"sha256": entry.metadata_sha256}}
+    upstream.add_project("thief")
+    upstream.raw_page("thief", claim_page("thief", [claim]), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    thief_lines = [line for line in errors(caplog) if line.startswith("thief")]
+    assert len(thief_lines) == 1 and ".metadata" in thief_lines[0], errors(caplog)
+    assert pending_work(site.mirror.root) == {"thief": upstream.serial}
+    metadata = (site.mirror.web / "packages").joinpath(*entry.metadata_path.split("/")[2:])
+    assert metadata.read_bytes() == entry.metadata
+    # thief drops the entry: good's PEP 658 metadata stays, pip can still read it.
+    upstream.touch("thief")
+    upstream.raw_page("thief", claim_page("thief", []), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert metadata.read_bytes() == entry.metadata
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+@pytest.mark.parametrize("what", ["file", "metadata"])
+def test_a_page_linking_a_verified_file_with_other_bytes_cannot_overwrite_it(
+    site: Site, caplog: pytest.LogCaptureFixture, what: str
+) -> None:
+    upstream = site.upstream
+    wheel = "good-1.0-py3-none-any.whl"
+    upstream.add_file("good", wheel, b"wheel bytes" * 40, metadata=b"Metadata-Version: 2.1\nName: good\n")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    entry = upstream.get_file("good", wheel)
+    evil = b"evil bytes" * 44
+    if what == "file":  # same URL, another sha256, and the server serves those bytes
+        claim = claim_of(upstream, "good", wheel, hashes={"sha256": hashlib.sha256(evil).hexdigest()})
+        upstream.raw_path(entry.path, evil)
+    else:  # same file, but other metadata bytes advertised and served
+        other = {"sha256": hashlib.sha256(evil).hexdigest()}
+        claim = claim_of(upstream, "good", wheel, **{"core-metadata": other})
+        upstream.raw_path(entry.metadata_path, evil)
+    upstream.add_project("thief")
+    upstream.raw_page("thief", claim_page("thief", [claim]), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 1  # the sweep: good's pages still correct
+    thief_lines = [line for line in errors(caplog) if line.startswith("thief")]
+    assert len(thief_lines) == 1 and wheel in thief_lines[0] and "good" in thief_lines[0], errors(caplog)
+    stored = (site.mirror.web / "packages").joinpath(*entry.path.split("/")[2:])
+    assert stored.read_bytes() == entry.content
+    assert stored.with_name(wheel + ".metadata").read_bytes() == entry.metadata
+    assert pending_work(site.mirror.root) == {"thief": upstream.serial}
+    assert not (site.mirror.web / "simple" / "thief").exists()
+
+
+def unhashed_page(upstream: Upstream) -> bytes:
+    """Two files with no hash we can check: none at all, and only an algorithm we do not know."""
+    files = []
+    for filename, hashes in (("loose-1.0.tar.gz", {}), ("loose-2.0.tar.gz", {"whirlpool": "ab" * 64})):
+        path = f"/packages/lo/ose/{filename}"
+        upstream.raw_path(path, filename.encode() * 20)
+        files.append({"filename": filename, "url": upstream.url + path, "hashes": hashes})
+    return claim_page("loose", files)
+
+
+def test_files_with_no_usable_hash_are_mirrored_but_counted_in_the_summary(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    upstream.add_project("loose")
+    upstream.raw_page("loose", unhashed_page(upstream), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    summary = caplog.records[-1].getMessage()
+    assert "; 2 file(s) with no usable hash mirrored unverified;" in summary, summary
+    assert len(list((site.mirror.web / "packages" / "lo").rglob("loose-*.tar.gz"))) == 2
+
+
+def test_require_hashes_refuses_a_file_with_no_usable_hash_with_one_line(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    site.mirror.config.write_text(site.mirror.config.read_text() + "require-hashes = true\n")
+    upstream.add_project("loose")
+    upstream.raw_page("loose", unhashed_page(upstream), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    loose_lines = [line for line in errors(caplog) if line.startswith("loose")]
+    assert len(loose_lines) == 1 and "require-hashes = true" in loose_lines[0], errors(caplog)
+    assert pending_work(site.mirror.root) == {"loose": upstream.serial}
+    assert not (site.mirror.web / "packages" / "lo").exists()
+    assert (site.mirror.web / "simple" / "good" / "index.html").is_file()
 
 
 # ---------------------------------------------------------------- hostile XML-RPC answers

@@ -172,3 +172,66 @@ def test_pages_carry_pep_691_and_700_fields(
     assert '<meta name="pypi:repository-version" content="1.1">' in html
     assert 'data-requires-python="&gt;=3.8"' in html
     assert "data-core-metadata=\"sha256=" in html
+
+
+def test_a_same_size_bit_flip_is_found_and_repaired_when_its_project_resyncs(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    victim = next(mirror.web.rglob("beta-0.5.tar.gz"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))  # same size; its mtime is now not the one we recorded
+    upstream.touch("beta")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/packages/") == 1
+
+
+def test_a_truncated_metadata_file_is_found_and_repaired_when_its_project_resyncs(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    sample = next(f for f in sample_corpus.files.values() if f.has_metadata)
+    victim = next(mirror.web.rglob(sample.filename + ".metadata"))
+    victim.write_bytes(victim.read_bytes()[:10])
+    upstream.touch(sample.project)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_file_whose_record_still_holds_is_trusted_without_hashing_on_a_resync(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    import bandersnatch.package as package
+
+    def no_hashing(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
+        raise AssertionError(f"{path.name} hashed although its size and mtime match the record")
+
+    monkeypatch.setattr(package, "hash_file", no_hashing)
+    for project in ("alpha-lib", "beta"):
+        upstream.touch(project)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_after_a_generation_reset_a_damaged_kept_file_is_found_as_the_log_line_says(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    (mirror.root / "generation").write_text("some-older-format\n")
+    victim = next(mirror.web.rglob("beta-0.5.tar.gz"))
+    data = bytearray(victim.read_bytes())
+    data[0] ^= 0x01
+    victim.write_bytes(bytes(data))
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert "trusted while their size and mtime match our pages' record, hashed when not" in caplog.text
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/packages/") == 1

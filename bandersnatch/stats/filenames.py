@@ -1,78 +1,22 @@
-"""Distribution file name → project name, without the index (pure).
+"""Distribution file name -> project name, without the index (pure).
 
 The mirror's own index is authoritative (see :mod:`bandersnatch.stats.index`),
 but it cannot be searched by file name without reading every project page.
-So the file name proposes candidate project names, the index confirms one,
-and when the index knows none of them the best guess here is used.
-
-* Wheels (PEP 427) and eggs escape ``-`` in the name, so the name is
-  everything before the first ``-``.
-* Sdists and the old binary formats are ``name-version.ext`` where both
-  name and version may contain ``-``.  Every ``-`` followed by a digit is a
-  possible split; longer names are tried first because a name such as
-  ``jinja2-time`` or ``py-3to2`` contains ``-<digit>`` while a version rarely
-  contains ``-`` at all.
-
-Anything else under ``/packages/`` (PEP 658 ``.metadata`` files, ``.asc``
-signatures, provenance) is not a distribution and has no candidates, so it is
-never counted as a download.
+So the file name proposes candidate project names (the grammar is the core's,
+:mod:`bandersnatch.filenames`), the index confirms one, and when the index
+knows none of them the best guess here is used.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..names import is_valid_project_name, normalize
+from ..filenames import candidate_projects, raw_candidates, split_suffix
+from ..names import normalize
 
-WHEEL_SUFFIXES = (".whl", ".egg")
-SDIST_SUFFIXES = (
-    ".tar.gz",
-    ".tar.bz2",
-    ".tar.xz",
-    ".tar.zst",
-    ".tar.Z",
-    ".tgz",
-    ".tbz",
-    ".tar",
-    ".zip",
-)
-LEGACY_SUFFIXES = (".exe", ".msi", ".rpm", ".dmg", ".deb")
+__all__ = ["candidate_projects", "guess_project", "split_suffix"]
 
 _DOTTED_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)+")
-
-
-def split_suffix(filename: str) -> tuple[str, str] | None:
-    """(stem, suffix) for a distribution file name, None for anything else."""
-    lowered = filename.lower()
-    for suffix in WHEEL_SUFFIXES + SDIST_SUFFIXES + LEGACY_SUFFIXES:
-        if lowered.endswith(suffix.lower()) and len(filename) > len(suffix):
-            return filename[: -len(suffix)], suffix
-    return None
-
-
-def _raw_candidates(filename: str) -> list[str]:
-    """Candidate names as spelled in ``filename``, valid and distinct once normalized."""
-    parts = split_suffix(filename)
-    if parts is None:
-        return []
-    stem, suffix = parts
-    if suffix in WHEEL_SUFFIXES:
-        raw = [stem.split("-", 1)[0]] if "-" in stem else []
-    else:
-        splits = [i for i in range(1, len(stem) - 1) if stem[i] == "-" and stem[i + 1].isdigit()]
-        raw = [stem[:i] for i in reversed(splits)]
-    seen: set[str] = set()
-    names: list[str] = []
-    for name in raw:
-        if is_valid_project_name(name) and normalize(name) not in seen:
-            seen.add(normalize(name))
-            names.append(name)
-    return names
-
-
-def candidate_projects(filename: str) -> list[str]:
-    """PEP 503-normalized names ``filename`` may belong to, most likely first."""
-    return [normalize(name) for name in _raw_candidates(filename)]
 
 
 def guess_project(filename: str) -> str | None:
@@ -82,7 +26,7 @@ def guess_project(filename: str) -> str | None:
     version (``foo-1.0`` from ``foo-1.0-1.tar.gz``) is taken only when nothing
     else fits: that shape is far more often a legacy ``version-build``.
     """
-    candidates = _raw_candidates(filename)
+    candidates = raw_candidates(filename)
     for name in candidates:
         if "-" in name and _DOTTED_VERSION.fullmatch(name.rsplit("-", 1)[-1]):
             continue
