@@ -146,6 +146,7 @@ def test_project_wide_limits_need_the_page(sections: tuple[str, ...], excluded: 
 
 def test_roots_carry_the_extras_asked_for() -> None:
     sel = selection("[plugins]\nenabled = allowlist_project",
-                    "[allowlist]\npackages =\n    Dep_Root[Fancy]\n    dep-root[other]\nwith-dependencies = true")
+                    "[allowlist]\npackages =\n    Dep_Root[Fancy]\n    dep-root[other]\n"
+                    "with-dependencies = true")
     assert sel.with_dependencies
     assert sel.roots == {"dep-root": frozenset({"fancy", "other"})}
