@@ -21,10 +21,11 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from .filenames import SDIST_SUFFIXES, split_suffix
 from .names import normalize
 
-SDIST_EXTENSIONS = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip")
-_INSTALLER_EXTENSIONS = (".exe", ".msi")
+# The suffixes are filenames' (the one table of what a distribution file is called).
+SDIST_EXTENSIONS = tuple(s.lower() for s in SDIST_SUFFIXES)
 # bdist_wininst/msi and bdist_dumb put the platform after a dot: ``name-1.0.win-amd64-py2.7.exe``,
 # ``name-1.0.linux-x86_64.tar.gz``.  A version never continues with one of these words.
 _DOTTED_PLATFORM = re.compile(
@@ -56,11 +57,8 @@ def _after_name(stem: str, project_key: str) -> str | None:
 
 
 def _strip_extension(filename: str, extensions: Iterable[str]) -> str | None:
-    lower = filename.lower()
-    for ext in extensions:
-        if lower.endswith(ext):
-            return filename[: -len(ext)]
-    return None
+    parts = split_suffix(filename)
+    return parts[0] if parts is not None and parts[1].lower() in extensions else None
 
 
 def _wheel_version(filename: str) -> Version | None:
@@ -124,18 +122,19 @@ def file_version(filename: str, project_key: str) -> Version | None:
     ``project_key`` is the PEP 503 name of the project whose page lists the file: formats
     other than wheels separate name and version with a dash that may also occur in the name.
     """
-    lower = filename.lower()
-    if lower.endswith(".whl"):
+    parts = split_suffix(filename)
+    suffix = parts[1].lower() if parts is not None else ""
+    if suffix == ".whl":
         return _wheel_version(filename)
-    if lower.endswith(".egg"):
+    if suffix == ".egg":
         return _egg_version(filename, project_key)
-    if lower.endswith(_INSTALLER_EXTENSIONS):
+    if suffix in (".exe", ".msi"):
         return _installer_version(filename, project_key)
-    if lower.endswith(".rpm"):
+    if suffix == ".rpm":
         return _rpm_version(filename, project_key)
-    if lower.endswith(".dmg"):
+    if suffix == ".dmg":
         return _dmg_version(filename, project_key)
-    if lower.endswith(SDIST_EXTENSIONS):
+    if suffix in SDIST_EXTENSIONS:
         return _sdist_version(filename, project_key)
     return None
 

@@ -62,9 +62,9 @@ from bandersnatch.dists import ACCEPTED, PlatformFilter, file_version, version_t
         ("pkg-2.1-1.x86_64.rpm", "pkg", "2.1"),
         # macOS installers
         ("numpy-1.6.0-py2.7-python.org-macosx10.3.dmg", "numpy", "1.6.0"),
+        ("pkg-1.0.tar", "pkg", "1.0"),  # an uncompressed sdist, rare but on PyPI
         # not release files
         ("pkg-1.0.deb", "pkg", None),
-        ("pkg-1.0.tar", "pkg", None),
         ("pkg-1.0.tar.gz.asc", "pkg", None),
         ("README", "pkg", None),
     ],

@@ -216,7 +216,7 @@ def test_lone_surrogates_from_upstream_json_still_render_valid_utf8() -> None:
         ("pkg-1.0.egg", "pkg", "1.0"),
         ("pkg-1!2.0+local.tar.gz", "pkg", "1!2.0+local"),
         ("pkg-1.0.deb", "pkg", None),
-        ("pkg-1.0.tar", "pkg", None),
+        ("pkg-1.0.tar", "pkg", "1.0"),  # an uncompressed sdist, rare but on PyPI
         ("pkg-1.0.tar.gz.asc", "pkg", None),
         ("README", "pkg", None),
         ("other-1.0.tar.gz", "pkg", None),
