@@ -195,3 +195,29 @@ def test_config_names_and_requirements_use_pep503_names(tmp_path: Path, graph: U
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == BASE
     assert isinstance(mirror, MirrorSetup)
+
+
+def test_a_malformed_requires_dist_upstream_is_logged_once_and_skipped(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.add_wheel("root", "1.0", with_metadata=True, requires=("good-dep", "bad dep ;; ==="))
+    upstream.add_wheel("good-dep", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "good-dep"}
+    lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1 and "root" in lines[0] and "bad dep" in lines[0]
+
+
+def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Path, upstream: Upstream) -> None:
+    wheel = upstream.add_wheel("root", "1.0", with_metadata=True, requires=("dep",))
+    upstream.add_wheel("dep", "1.0")
+    upstream.corrupt("root", wheel.filename + ".metadata")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    assert mirror.run() == 1  # root fails (hash mismatch) and stays owed
+    assert not (mirror.root / "deps" / "root.json").exists()
+    assert "dep" not in (mirror.root / "selected.txt").read_text()
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "dep"}
