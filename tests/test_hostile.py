@@ -34,6 +34,7 @@ from mirrortools import (
     anchors_in,
     assert_mirror_matches,
     pending_work,
+    temp_files,
     tree_snapshot,
     write_config,
 )
@@ -617,3 +618,86 @@ def test_no_credential_in_a_file_url_reaches_any_log_output(tmp_path: Path, upst
     assert "refusing redirect" in result.stderr
     assert SECRET not in result.stderr + result.stdout
     assert all(SECRET not in r.path for r in upstream.requests)
+
+
+# ---------------------------------------------------------------- one path needed as a file and a directory
+
+
+def served_file(upstream: Upstream, path: str, content: bytes) -> dict[str, object]:
+    """A page entry for ``content``, which upstream serves at ``path`` (any path, not only a blob's)."""
+    upstream.raw_path(path, content)
+    return {"filename": path.rsplit("/", 1)[1], "url": upstream.url + path,
+            "hashes": {"sha256": hashlib.sha256(content).hexdigest()}}
+
+
+def listed(upstream: Upstream, name: str, *entries: dict[str, object]) -> None:
+    upstream.add_project(name)
+    upstream.touch(name)
+    upstream.raw_page(name, claim_page(name, entries), SIMPLE_JSON, upstream.serial)
+
+
+def many_projects(upstream: Upstream, prefix: str, count: int = 30) -> set[str]:
+    """More projects than the run keeps in flight: a run that stops early leaves some unstarted."""
+    for i in range(count):
+        upstream.add_file(f"{prefix}{i}", f"{prefix}{i}-1.0.tar.gz", f"{prefix}{i}".encode() * 40)
+    return {f"{prefix}{i}" for i in range(count)}
+
+
+def assert_synced(web: Path, names: set[str]) -> None:
+    missing = sorted(n for n in names if not (web / "simple" / n / "index.html").is_file())
+    assert missing == []
+
+
+def test_a_page_needing_one_path_as_a_file_and_a_directory_is_refused_alone_and_the_run_goes_on(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    listed(upstream, "clash", served_file(upstream, "/packages/zz", b"a file named zz"),
+           served_file(upstream, "/packages/zz/clash-1.0.tar.gz", b"a file below zz"))
+    clash_serial = upstream.serial
+    others = many_projects(upstream, "after")
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    (line,) = [e for e in errors(caplog) if e.startswith("clash")]
+    assert "packages/zz" in line and line.endswith("left in todo for the next run"), line
+    assert "stopped early" not in caplog.text
+    assert_synced(site.mirror.web, others | {"good"})
+    assert not (site.mirror.web / "packages" / "zz").exists()  # refused before anything was fetched
+    assert pending_work(site.mirror.root) == {"clash": clash_serial}
+    # The next run retries it first, fails it again, and still syncs what changed since.
+    later = many_projects(upstream, "later")
+    caplog.clear()
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    assert "stopped early" not in caplog.text
+    assert_synced(site.mirror.web, later)
+    assert set(pending_work(site.mirror.root)) == {"clash"}
+
+
+@pytest.mark.parametrize("first", ["file-first", "directory-first"])
+def test_projects_whose_urls_need_one_path_as_a_file_and_a_directory_fail_the_later_one_alone(
+    site: Site, caplog: pytest.LogCaptureFixture, first: str
+) -> None:
+    """Across projects only the disk can tell: the second one to claim the path fails, the run goes on."""
+    upstream = site.upstream
+    as_file = served_file(upstream, "/packages/zz", b"a file named zz")
+    as_dir = served_file(upstream, "/packages/zz/x-1.0.tar.gz", b"a file below zz")
+    first_entry, second_entry = (as_file, as_dir) if first == "file-first" else (as_dir, as_file)
+    listed(upstream, "owner", first_entry)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    kept = tree_snapshot(site.mirror.web / "packages" / "zz") if first == "directory-first" else None
+    kept_bytes = (site.mirror.web / "packages" / "zz").read_bytes() if first == "file-first" else None
+    listed(upstream, "claimer", second_entry)
+    others = many_projects(upstream, "after")
+    for attempt in range(2):
+        caplog.clear()
+        assert run_and_check_nothing_escaped(site, caplog) == 1
+        (line,) = [e for e in errors(caplog) if e.startswith("claimer")]
+        assert "packages/zz" in line and line.endswith("left in todo for the next run"), line
+        assert "stopped early" not in caplog.text
+        assert_synced(site.mirror.web, others | {"owner"})
+        assert set(pending_work(site.mirror.root)) == {"claimer"}
+        if kept is not None:
+            assert tree_snapshot(site.mirror.web / "packages" / "zz") == kept
+        else:
+            assert (site.mirror.web / "packages" / "zz").read_bytes() == kept_bytes
+        others = many_projects(upstream, f"more{attempt}")
+    assert temp_files(site.mirror.root) == []

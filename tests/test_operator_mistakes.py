@@ -242,3 +242,136 @@ def test_update_stats_beside_a_running_mirror_both_succeed_and_nothing_is_harmed
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---------------------------------------------------------------- symbolic links inside the mirror directory
+
+
+def outside_with_canary(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "canary").write_bytes(b"keep me")
+    (outside / "sub" / "canary").write_bytes(b"keep me too")
+    return outside
+
+
+def link_elsewhere(path: Path, outside: Path) -> Path:
+    """Move the real directory ``path`` into ``outside`` and leave a link to it in its place."""
+    moved = outside / path.name
+    path.rename(moved)
+    path.symlink_to(moved, target_is_directory=True)
+    return moved
+
+
+def undo_link(path: Path, moved: Path) -> None:
+    path.unlink()
+    moved.rename(path)
+
+
+@pytest.mark.parametrize("change", ["write", "delete"])
+@pytest.mark.parametrize("where", ["packages", "simple"])
+def test_a_symlink_inside_web_is_never_followed_and_the_run_stops_with_one_line(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, where: str, change: str
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    entry = upstream.files("op1")[0]
+    if where == "packages":  # web/packages/<ab>: op1's file is written and deleted below it
+        link = mirror.web.joinpath(*entry.path.split("/")[1:3])
+    else:  # web/simple/op1: op1's pages are written and deleted there
+        link = mirror.web / "simple" / "op1"
+    outside = outside_with_canary(tmp_path)
+    moved = link_elsewhere(link, outside)
+    if change == "write":
+        for victim in moved.rglob("*"):
+            if victim.is_file():
+                victim.unlink()  # gone: the mirror fetches the file, or writes the pages, again
+        upstream.touch("op1")
+    elif where == "packages":
+        upstream.remove_file("op1", entry.filename)
+    else:
+        upstream.remove_project("op1")
+    before = tree_snapshot(outside)
+    assert mirror.run() == 1
+    assert tree_snapshot(outside) == before
+    assert "Traceback" not in caplog.text
+    named = [e for e in error_lines_of(caplog) if f"{link} is a symbolic link" in e]
+    assert named and "stopped early" in named[-1], error_lines_of(caplog)
+    undo_link(link, moved)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def error_lines_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("where", ["tmp/mirror", "tmp", "web/simple", "web/packages", "intents"])
+def test_a_symlinked_directory_of_the_mirror_stops_the_run_at_once_and_is_left_alone(
+    tmp_path: Path, upstream: Upstream, where: str
+) -> None:
+    """tmp/mirror is emptied on every run: through a link, that emptied another directory."""
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_file("op2", "op2-2.0.tar.gz", b"two" * 300)
+    upstream.remove_project("op3")
+    path = mirror.root / where
+    path.mkdir(parents=True, exist_ok=True)
+    outside = outside_with_canary(tmp_path)
+    for entry in path.iterdir():
+        entry.rename(outside / entry.name)
+    path.rmdir()
+    path.symlink_to(outside, target_is_directory=True)
+    before = tree_snapshot(outside)
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 1, result.stderr
+    assert tree_snapshot(outside) == before
+    assert "Traceback" not in result.stderr
+    assert any(f"{path} is a symbolic link" in line for line in error_lines(result.stderr)), result.stderr
+    path.unlink()
+    path.mkdir()
+    for entry in outside.iterdir():
+        if entry.name not in ("canary", "sub"):
+            entry.rename(path / entry.name)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_symlinked_journal_is_not_written_through(tmp_path: Path, upstream: Upstream) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_file("op2", "op2-2.0.tar.gz", b"two" * 300)
+    outside = outside_with_canary(tmp_path)
+    (mirror.root / "todo.journal").symlink_to(outside / "canary")
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 1, result.stderr
+    assert (outside / "canary").read_bytes() == b"keep me"
+    assert any("todo.journal is a symbolic link" in line for line in error_lines(result.stderr)), result.stderr
+    (mirror.root / "todo.journal").unlink()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+@pytest.mark.parametrize("linked", ["directory", "web"])
+def test_a_mirror_directory_or_web_that_is_itself_a_symlink_keeps_working(
+    tmp_path: Path, upstream: Upstream, linked: str
+) -> None:
+    """The admin's own links (/srv/pypi -> /data/pypi) are not inside the tree: they are followed."""
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    real = tmp_path / "data" / linked
+    real.mkdir(parents=True)
+    if linked == "directory":
+        mirror.root.symlink_to(real, target_is_directory=True)
+    else:
+        mirror.root.mkdir()
+        mirror.web.symlink_to(real, target_is_directory=True)
+    assert mirror.run() == 0
+    upstream.add_file("op2", "op2-2.0.tar.gz", b"two" * 300)
+    upstream.remove_project("op3")
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert any(real.rglob("op2-2.0.tar.gz"))

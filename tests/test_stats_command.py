@@ -17,7 +17,7 @@ from typing import Any
 import filelock
 import pytest
 
-from bandersnatch.errors import BandersnatchError, ConfigError, LockHeld
+from bandersnatch.errors import BandersnatchError, ConfigError, LockHeld, StorageError
 from bandersnatch.stats import command, logfiles
 from bandersnatch.stats.command import StatsRun, StatsSummary, update_stats
 from bandersnatch.stats.dayfile import decode_day, encode_day
@@ -606,3 +606,27 @@ def test_state_file_records_logs_by_content(mirror: Mirror) -> None:
     assert entry["lines"] == 2
     assert entry["name"] == str(mirror.log())
     assert len(entry["marks"]) == 2
+
+
+@pytest.mark.parametrize("where", ["web/local-stats", "web/local-stats/days", "tmp/stats"])
+def test_a_symlinked_stats_directory_is_never_written_through(mirror: Mirror, tmp_path: Path, where: str) -> None:
+    """update-stats writes below web/local-stats/ and stages in tmp/stats/: a link there is refused."""
+    mirror.append(hit(TS_A) * 2)
+    mirror.run()
+    mirror.append(hit(TS_B))
+    path = mirror.directory / where
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "canary").write_bytes(b"keep me")
+    for entry in path.iterdir() if path.is_dir() else ():
+        entry.rename(outside / entry.name)
+    if path.is_dir():
+        path.rmdir()
+    path.symlink_to(outside, target_is_directory=True)
+    def contents() -> dict[str, bytes]:
+        return {str(p.relative_to(outside)): p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+
+    before = contents()
+    with pytest.raises(StorageError, match=f"{path} is a symbolic link"):
+        mirror.run()
+    assert contents() == before
