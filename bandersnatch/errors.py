@@ -32,7 +32,11 @@ class LockHeld(BandersnatchError):
 
 
 class UnsafePath(BandersnatchError):
-    """A name or URL from upstream would map outside the mirror."""
+    """A name or URL from upstream would map outside the mirror, or onto a path it cannot take.
+
+    The second: two URLs need one path as a file and as a directory.  That
+    fails the project that wants the path, never the run, unlike StorageError.
+    """
 
 
 class UpstreamError(BandersnatchError):

@@ -7,7 +7,7 @@ Everything here refuses input that could escape ``web/packages`` or
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -65,6 +65,22 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
             raise UnsafePath(f"refusing file URL with non-UTF-8 path: {parts.path[:200]!r}") from None
         segments.append(check_segment(decoded))
     return segments
+
+
+def refuse_file_below_file(paths: Iterable[Sequence[str]]) -> None:
+    """Refuse a page whose files include one path below another: no disk holds both.
+
+    ``/packages/zz`` and ``/packages/zz/x.tar.gz`` need ``zz`` as a file and as a
+    directory.  Checked before anything is fetched; another project's files can
+    still clash on disk, which storage refuses when it writes.
+    """
+    files = {tuple(p) for p in paths}
+    for path in files:
+        for depth in range(1, len(path)):
+            if path[:depth] in files:
+                below = "/packages/" + "/".join(path)[:200]
+                above = "/packages/" + "/".join(path[:depth])[:200]
+                raise UnsafePath(f"refusing file URL path {below!r}: the page also lists {above!r} as a file")
 
 
 def without_userinfo(url: str) -> str:

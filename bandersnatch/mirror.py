@@ -32,7 +32,7 @@ from .progress import Progress
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
-from .storage import atomic_write, clear_staging
+from .storage import atomic_write, clear_staging, make_dirs, staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Mirror:
         self.progress = progress or Progress(None)
         self.force_check = force_check
         self.directory = config.directory
-        self.staging = self.directory / "tmp" / "mirror"
+        self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
@@ -133,7 +133,7 @@ class Mirror:
         if left:
             logger.info("Removed %d temporary file(s) left by an interrupted run", left)
         for path in (self.staging, self.layout.simple, self.layout.packages):
-            path.mkdir(parents=True, exist_ok=True)
+            make_dirs(path, self.staging)
         if self.staging.stat().st_dev != self.layout.web.stat().st_dev:
             raise StorageError(
                 f"{self.layout.web} is on another filesystem than {self.directory}: files are staged in "

@@ -122,7 +122,7 @@ class Links:
             atomic_write(self.directory / key, lines.encode(), self.staging)
             claims[key] = set(paths)
         else:
-            remove_file(self.directory / key)
+            remove_file(self.directory / key, self.staging)
             claims.pop(key, None)
         for rel in old - paths:
             holders = self._claimants.get(rel)

@@ -17,7 +17,15 @@ from urllib.parse import unquote
 
 from .depstore import DependencyRecords, MirroredFile
 from .errors import NotFound, UnsafePath, UpstreamError
-from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_href, file_segments, project_dir
+from .layout import (
+    PAGE_HTML,
+    PAGE_JSON,
+    UrlPolicy,
+    file_href,
+    file_segments,
+    project_dir,
+    refuse_file_below_file,
+)
 from .master import Digest, Master
 from .names import normalize
 from .owners import Linked, Links
@@ -278,6 +286,7 @@ class ProjectSync:
     def _plan_files(self, page: ProjectPage) -> list[tuple[DistFile, str, Path]]:
         plan: list[tuple[DistFile, str, Path]] = []
         seen: set[str] = set()
+        on_disk: list[list[str]] = []
         for f in page.files:
             segments = file_segments(f.url, self.policy)
             if f.filename != segments[-1]:
@@ -297,6 +306,10 @@ class ProjectSync:
             if href not in seen:
                 seen.add(href)
                 plan.append((f, href, confined(self.layout.packages, segments)))
+                on_disk.append(segments)
+                if f.core_metadata:
+                    on_disk.append([*segments[:-1], segments[-1] + METADATA_SUFFIX])
+        refuse_file_below_file(on_disk)
         return plan
 
     def _fetch_one(self, key: str, f: DistFile, href: str, path: Path,
@@ -391,9 +404,9 @@ class ProjectSync:
 
             def delete(path: Path = path) -> None:
                 for victim in (path, path.with_name(path.name + METADATA_SUFFIX)):
-                    if remove_file(victim):
+                    if remove_file(victim, self.layout.staging):
                         logger.debug("deleted %s", victim)
-                prune_empty_dirs(path.parent, self.layout.packages)
+                prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
             if other is not None:
@@ -422,7 +435,7 @@ class ProjectSync:
                      self.layout.staging)
 
     def _clear_intent(self, key: str) -> None:
-        remove_file(self.layout.intents / key)
+        remove_file(self.layout.intents / key, self.layout.staging)
 
     def remove_project(self, name: str, why: str = "gone upstream") -> None:
         """Take a project off the mirror: its pages, then (with delete-packages) its files.
@@ -435,8 +448,8 @@ class ProjectSync:
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files
         for page in (PAGE_HTML, PAGE_JSON):
-            remove_file(page_dir / page)
-        prune_empty_dirs(page_dir, self.layout.simple)
+            remove_file(page_dir / page, self.layout.staging)
+        prune_empty_dirs(page_dir, self.layout.simple, self.layout.staging)
         if self.delete_packages:
             self._delete_files(key, doomed)
             self._clear_intent(key)

@@ -31,7 +31,7 @@ from typing import TextIO
 
 from .errors import StorageError
 from .names import normalize
-from .storage import atomic_write, staged
+from .storage import atomic_write, open_new_text, staged
 
 logger = logging.getLogger(__name__)
 
@@ -378,10 +378,7 @@ class StateFiles:
         """
         count = self.write_todo(target, entries)
         final = _read_int_line(self.todo_path)
-        try:
-            self._journal = self.journal_path.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise StorageError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
+        self._journal = open_new_text(self.journal_path, self.staging)
         self._append(f"target {final}\n")
         return final, count
 

@@ -5,21 +5,45 @@ complete, fsynced temporary file, so a reader sees the old bytes or the new
 bytes and never a half-written file.  Temporary files live in a staging
 directory of their own (``<directory>/tmp/<owner>/``) on the same filesystem,
 so a run can clear what a killed run left behind without walking the tree.
+
+No symbolic link inside the mirror directory is ever followed by a write or
+a delete.  A link there is damage, or the work of someone who can write the
+tree; following it would write, delete or empty directories elsewhere, as
+root under the README's cron example.  So every write and delete reaches its
+directory from the mirror directory one component at a time with
+``O_NOFOLLOW`` and then works relative to that directory's descriptor: a
+link is found where it is, and cannot be swapped in between a check and the
+use.  Only the mirror directory itself and its ``web/`` may be links, which
+is how an admin puts them on another volume (``/srv/pypi -> /data/pypi``).
+Each function finds the mirror directory from the staging directory it is
+given: the staging directory's grandparent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import shutil
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
-from .errors import StorageError, UnsafePath
+from .errors import BandersnatchError, StorageError, UnsafePath
 
 MAX_SEGMENT_BYTES = 255
+
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_INSIDE = _DIRECTORY | os.O_NOFOLLOW
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# The mirror directory's entries an admin may make links (see the module docstring).
+_ADMIN_LINKS = ("web",)
+# Failures of one path rather than of the disk: one path needed as a file and as a
+# directory (two upstream URLs), or a name this filesystem cannot hold.  They fail the
+# project that wants the path; any other error is the disk's and stops the run.
+_PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY,
+                          errno.ENAMETOOLONG, errno.EILSEQ})
 
 
 def check_segment(segment: str) -> str:
@@ -47,6 +71,11 @@ def confined(base: Path, parts: Sequence[str]) -> Path:
     return path
 
 
+def staging_dir(directory: Path, owner: str) -> Path:
+    """Where ``owner`` (``mirror``, ``stats``) stages its temporary files below the mirror ``directory``."""
+    return directory / "tmp" / owner
+
+
 def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -56,14 +85,131 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+# ---------------------------------------------------------------- reaching a directory without links
+
+
+def _link_refused(path: Path, root: Path) -> StorageError:
+    return StorageError(
+        f"{path} is a symbolic link: bandersnatch follows no link inside the mirror directory {root} "
+        "(only the directory itself and its web/ may be links); put what it points to in its place, "
+        "or remove it, and run again"
+    )
+
+
+def _open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None = None) -> int | None:
+    """A descriptor of the directory ``path``, reached from the mirror directory without following links.
+
+    With ``create``, missing directories are made on the way; without, None
+    when one is missing or is not a directory.  ``purpose`` is the file the
+    caller means to store: a file in its way fails that one file (UnsafePath,
+    two upstream URLs clashing); a file where one of our own directories
+    belongs is damage (StorageError).
+    """
+    root = staging.parent.parent
+    parts = path.relative_to(root).parts  # ValueError: a caller's bug, never upstream data
+    base = root
+    if parts[:1] and parts[0] in _ADMIN_LINKS:
+        base, parts = root / parts[0], parts[1:]
+    try:
+        try:
+            fd = os.open(base, _DIRECTORY)
+        except FileNotFoundError:
+            if not create:
+                return None
+            base.mkdir(parents=True, exist_ok=True)
+            fd = os.open(base, _DIRECTORY)
+    except OSError as exc:
+        raise StorageError(f"cannot write {base}: {exc.strerror or exc}") from exc
+    here = base
+    try:
+        for part in parts:
+            here = here / part
+            child = _open_child(fd, part, here, root, create, purpose)
+            os.close(fd)
+            fd = -1
+            if child is None:
+                return None
+            fd = child
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    return fd
+
+
+def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpose: Path | None) -> int | None:
+    for attempt in range(2):
+        try:
+            return os.open(name, _INSIDE, dir_fd=fd)
+        except FileNotFoundError:
+            if not create or attempt:
+                return None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            if _is_link(fd, name):
+                raise _link_refused(path, root) from None
+            if not create:
+                return None
+            if purpose is None:  # one of our own directories: damage, not upstream's doing
+                raise StorageError(f"cannot write {path}: it is a file, not a directory") from None
+            raise UnsafePath(f"cannot store {purpose}: {path} is a file, not a directory") from None
+        try:
+            os.mkdir(name, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass  # another thread made it first; or it is a file, which the next open tells
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return None
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def _failure(action: str, path: Path, exc: OSError) -> BandersnatchError:
+    """The disk's failure (stops the run) or one path's (fails the project that wants it)."""
+    if exc.errno == errno.EISDIR:
+        return UnsafePath(f"cannot {action} {path}: it is a directory, not a file")
+    if exc.errno in _PATH_ERRNOS:
+        return UnsafePath(f"cannot {action} {path}: {exc.strerror or exc}")
+    return StorageError(f"cannot {action} {path}: {exc.strerror or exc}")
+
+
+def make_dirs(path: Path, staging: Path) -> None:
+    """Create the directory ``path`` and its parents below the mirror directory, through no link."""
+    fd = _open_dir(path, staging, create=True)
+    if fd is not None:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- atomic files
+
+
 class StagedFile:
     """A temporary file that becomes ``target`` on ``commit()`` and vanishes otherwise."""
 
     def __init__(self, target: Path, staging: Path) -> None:
         self.target = target
-        staging.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="stage-", dir=staging)
-        self.temp = Path(name)
+        self.staging = staging
+        self._dir: int | None = _open_dir(staging, staging, create=True)
+        assert self._dir is not None, "created above"
+        try:
+            while True:
+                name = f"stage-{secrets.token_hex(8)}"
+                try:
+                    fd = os.open(name, _NEW_FILE, 0o600, dir_fd=self._dir)
+                    break
+                except FileExistsError:
+                    continue
+        except BaseException:
+            self._close_dir()
+            raise
+        self.temp_name = name
+        self.temp = staging / name
         self.file: BinaryIO = os.fdopen(fd, "wb")
         self.committed = False
 
@@ -71,20 +217,39 @@ class StagedFile:
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
+            os.fchmod(self.file.fileno(), 0o644)
             self.file.close()
-            os.chmod(self.temp, 0o644)
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.temp, self.target)
         except OSError as exc:
             self.discard()
             raise StorageError(f"cannot write {self.target}: {exc.strerror or exc}") from exc
+        try:
+            parent = _open_dir(self.target.parent, self.staging, create=True, purpose=self.target)
+            assert parent is not None, "created above"
+        except BaseException:
+            self.discard()
+            raise
+        try:
+            os.replace(self.temp_name, self.target.name, src_dir_fd=self._dir, dst_dir_fd=parent)
+        except OSError as exc:
+            self.discard()
+            raise _failure("store", self.target, exc) from exc
+        finally:
+            os.close(parent)
         self.committed = True
+        self._close_dir()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
             self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.temp.unlink()
+        if self._dir is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_name, dir_fd=self._dir)
+        self._close_dir()
+
+    def _close_dir(self) -> None:
+        if self._dir is not None:
+            fd, self._dir = self._dir, None
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -117,36 +282,121 @@ def atomic_write(target: Path, data: bytes | Iterable[bytes], staging: Path) -> 
         f.commit()
 
 
-def clear_staging(staging: Path) -> int:
-    """Remove what a killed run left in ``staging``; return how many entries went."""
-    if not staging.is_dir():
-        return 0
-    count = 0
-    for entry in staging.iterdir():
-        count += 1
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-    return count
-
-
-def remove_file(path: Path) -> bool:
-    """Delete ``path`` if present; prune now-empty parent directories is the caller's job."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
+def move_staged(source: Path, target: Path, staging: Path) -> bool:
+    """Rename ``source``, a complete file below ``staging``, to ``target``; False when ``source`` is gone."""
+    src_dir = _open_dir(source.parent, staging, create=False)
+    if src_dir is None:
         return False
+    try:
+        dst_dir = _open_dir(target.parent, staging, create=True, purpose=target)
+        assert dst_dir is not None, "created above"
+        try:
+            os.replace(source.name, target.name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _failure("store", target, exc) from exc
+        finally:
+            os.close(dst_dir)
+    finally:
+        os.close(src_dir)
     return True
 
 
-def prune_empty_dirs(start: Path, stop: Path) -> None:
-    """Remove ``start`` and its parents while they are empty, never ``stop`` or above."""
-    path = start
-    while path != stop and stop in path.parents:
+def open_new_text(path: Path, staging: Path) -> TextIO:
+    """``path`` emptied (or created) for writing text, refusing a link in its place."""
+    parent = _open_dir(path.parent, staging, create=True, purpose=path)
+    assert parent is not None, "created above"
+    try:
+        fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_refused(path, staging.parent.parent) from None
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(parent)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- deleting
+
+
+def clear_staging(staging: Path) -> int:
+    """Remove what a killed run left in ``staging``; return how many entries went."""
+    fd = _open_dir(staging, staging, create=False)
+    if fd is None:
+        return 0
+    try:
+        with os.scandir(fd) as entries:
+            names = [entry.name for entry in entries]
+        for name in names:
+            _remove_tree(fd, name)
+    finally:
+        os.close(fd)
+    return len(names)
+
+
+def _remove_tree(dir_fd: int, name: str) -> None:
+    """Remove ``name`` below ``dir_fd``: a file or a link itself, a directory with all it holds."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        pass
+    with contextlib.suppress(OSError):
+        fd = os.open(name, _INSIDE, dir_fd=dir_fd)
         try:
-            path.rmdir()
-        except OSError:
-            return
-        path = path.parent
+            with os.scandir(fd) as entries:
+                names = [entry.name for entry in entries]
+            for child in names:
+                _remove_tree(fd, child)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)
+
+
+def remove_file(path: Path, staging: Path) -> bool:
+    """Delete the file ``path`` if present; pruning now-empty parent directories is the caller's job."""
+    fd = _open_dir(path.parent, staging, create=False)
+    if fd is None:
+        return False
+    try:
+        os.unlink(path.name, dir_fd=fd)
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return True
+
+
+def prune_empty_dirs(start: Path, stop: Path, staging: Path) -> None:
+    """Remove ``start`` and its parents while they are empty, never ``stop`` or above."""
+    try:
+        parts = start.relative_to(stop).parts
+    except ValueError:
+        return
+    if not parts or ".." in parts:
+        return
+    fd = _open_dir(stop, staging, create=False)
+    if fd is None:
+        return
+    fds = [fd]
+    try:
+        for part in parts[:-1]:
+            try:
+                fds.append(os.open(part, _INSIDE, dir_fd=fds[-1]))
+            except OSError:
+                return
+        for parent, name in zip(reversed(fds), reversed(parts), strict=True):
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError:
+                return
+    finally:
+        for each in fds:
+            os.close(each)

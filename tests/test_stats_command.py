@@ -609,7 +609,9 @@ def test_state_file_records_logs_by_content(mirror: Mirror) -> None:
 
 
 @pytest.mark.parametrize("where", ["web/local-stats", "web/local-stats/days", "tmp/stats"])
-def test_a_symlinked_stats_directory_is_never_written_through(mirror: Mirror, tmp_path: Path, where: str) -> None:
+def test_a_symlinked_stats_directory_is_never_written_through(
+    mirror: Mirror, tmp_path: Path, where: str
+) -> None:
     """update-stats writes below web/local-stats/ and stages in tmp/stats/: a link there is refused."""
     mirror.append(hit(TS_A) * 2)
     mirror.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from bandersnatch.storage import (
     check_segment,
     clear_staging,
     confined,
+    move_staged,
+    open_new_text,
     prune_empty_dirs,
     remove_file,
     staged,
@@ -142,20 +145,32 @@ def test_staged_temp_file_lives_in_staging_until_commit(tmp_path: Path, staging:
     assert list(staging.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["staging-is-a-file", "target-parent-is-a-file", "target-is-a-dir"])
-def test_unwritable_place_raises_storage_error(tmp_path: Path, where: str) -> None:
+def test_a_staging_directory_that_is_a_file_raises_storage_error(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    staging.write_bytes(b"")
+    with pytest.raises(StorageError, match="it is a file, not a directory"):
+        atomic_write(tmp_path / "out" / "file", b"data", staging)
+
+
+@pytest.mark.parametrize("where", ["target-parent-is-a-file", "target-is-a-dir"])
+def test_a_target_path_taken_by_the_other_kind_is_that_files_failure_not_the_disks(
+    tmp_path: Path, where: str
+) -> None:
+    """Two upstream URLs need one path as a file and as a directory: UnsafePath, failing one project."""
     staging = tmp_path / "staging"
     target = tmp_path / "out" / "file"
-    if where == "staging-is-a-file":
-        staging.write_bytes(b"")
-    elif where == "target-parent-is-a-file":
+    if where == "target-parent-is-a-file":
         target.parent.write_bytes(b"")
+        message = f"cannot store {target}: {target.parent} is a file, not a directory"
     else:
-        target.mkdir(parents=True)
-    with pytest.raises(StorageError):
+        (target / "inside").mkdir(parents=True)
+        message = f"cannot store {target}: it is a directory, not a file"
+    with pytest.raises(UnsafePath) as raised:
         atomic_write(target, b"data", staging)
-    if staging.is_dir():
-        assert list(staging.iterdir()) == []
+    assert str(raised.value) == message
+    assert not isinstance(raised.value, StorageError)
+    assert list(staging.iterdir()) == []
+    assert (target / "inside").is_dir() if where == "target-is-a-dir" else target.parent.read_bytes() == b""
 
 
 @pytest.fixture
@@ -244,15 +259,15 @@ def test_clear_staging_does_not_follow_a_symlinked_directory(tmp_path: Path) -> 
 def test_remove_file_reports_whether_it_removed(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_bytes(b"")
-    assert remove_file(f) is True
-    assert remove_file(f) is False
+    assert remove_file(f, tmp_path / "tmp" / "owner") is True
+    assert remove_file(f, tmp_path / "tmp" / "owner") is False
 
 
 def test_prune_empty_dirs_removes_empty_chain_but_never_stop(tmp_path: Path) -> None:
     stop = tmp_path / "packages"
     leaf = stop / "ab" / "cd" / "digest"
     leaf.mkdir(parents=True)
-    prune_empty_dirs(leaf, stop)
+    prune_empty_dirs(leaf, stop, tmp_path / "tmp" / "owner")
     assert stop.is_dir()
     assert list(stop.iterdir()) == []
 
@@ -262,7 +277,7 @@ def test_prune_empty_dirs_stops_at_first_non_empty_dir(tmp_path: Path) -> None:
     leaf = stop / "ab" / "cd" / "digest"
     leaf.mkdir(parents=True)
     (stop / "ab" / "sibling.whl").write_bytes(b"x")
-    prune_empty_dirs(leaf, stop)
+    prune_empty_dirs(leaf, stop, tmp_path / "tmp" / "owner")
     assert not (stop / "ab" / "cd").exists()
     assert (stop / "ab" / "sibling.whl").is_file()
 
@@ -272,7 +287,7 @@ def test_prune_empty_dirs_leaves_non_empty_start_alone(tmp_path: Path) -> None:
     start = stop / "ab"
     start.mkdir(parents=True)
     (start / "f").write_bytes(b"x")
-    prune_empty_dirs(start, stop)
+    prune_empty_dirs(start, stop, tmp_path / "tmp" / "owner")
     assert (start / "f").is_file()
 
 
@@ -282,7 +297,104 @@ def test_prune_empty_dirs_never_touches_stop_or_outside_it(tmp_path: Path, start
     stop.mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     start = (stop / start_rel).resolve() if start_rel != "." else stop
-    prune_empty_dirs(start, stop)
+    prune_empty_dirs(start, stop, tmp_path / "tmp" / "owner")
     assert stop.is_dir()
     assert (tmp_path / "elsewhere").is_dir()
     assert os.path.isdir(tmp_path / "web")
+
+
+# ---------------------------------------------------------------- symbolic links inside the mirror directory
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory beside the mirror with a file in it: no write or delete may reach it."""
+    path = tmp_path / "outside"
+    (path / "cd").mkdir(parents=True)
+    (path / "cd" / "x.whl").write_bytes(b"outside")
+    return path
+
+
+def contents(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("linked", ["web/packages/ab", "web/packages", "intents"])
+def test_no_write_or_delete_goes_through_a_symlinked_directory_inside_the_mirror(
+    tmp_path: Path, outside: Path, linked: str
+) -> None:
+    mirror = tmp_path / "mirror"
+    staging = mirror / "tmp" / "mirror"
+    link = mirror / linked
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside, target_is_directory=True)
+    below = link / "cd" / "x.whl"
+    before = contents(outside)
+    message = f"{link} is a symbolic link: bandersnatch follows no link inside the mirror directory {mirror}"
+    with pytest.raises(StorageError, match=re.escape(message)):
+        atomic_write(below, b"mirror", staging)
+    with pytest.raises(StorageError, match=re.escape(message)):
+        remove_file(below, staging)
+    with pytest.raises(StorageError, match=re.escape(message)):
+        move_staged(staging / "f", below, staging)
+    prune_empty_dirs(link / "cd", link.parent, staging)
+    assert contents(outside) == before
+    assert list(staging.iterdir()) == []
+
+
+def test_a_symlink_in_place_of_a_file_is_replaced_or_removed_never_written_through(
+    tmp_path: Path, outside: Path
+) -> None:
+    staging = tmp_path / "tmp" / "owner"
+    target = tmp_path / "web" / "page"
+    target.parent.mkdir()
+    target.symlink_to(outside / "cd" / "x.whl")
+    atomic_write(target, b"ours", staging)
+    assert not target.is_symlink() and target.read_bytes() == b"ours"
+    target.unlink()
+    target.symlink_to(outside / "cd" / "x.whl")
+    assert remove_file(target, staging) is True
+    assert contents(outside) == {"cd/x.whl": b"outside"}
+
+
+def test_a_file_opened_for_appending_is_never_a_symlink(tmp_path: Path, outside: Path) -> None:
+    staging = tmp_path / "tmp" / "owner"
+    journal = tmp_path / "todo.journal"
+    journal.symlink_to(outside / "cd" / "x.whl")
+    with pytest.raises(StorageError, match=f"{journal} is a symbolic link"):
+        open_new_text(journal, staging)
+    assert contents(outside) == {"cd/x.whl": b"outside"}
+    journal.unlink()
+    with open_new_text(journal, staging) as f:
+        f.write("target 5\n")
+    assert journal.read_text() == "target 5\n"
+
+
+@pytest.mark.parametrize("linked", ["tmp", "tmp/owner"])
+def test_a_symlinked_staging_directory_is_neither_emptied_nor_written(
+    tmp_path: Path, outside: Path, linked: str
+) -> None:
+    staging = tmp_path / "tmp" / "owner"
+    (tmp_path / linked).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / linked).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError, match=f"{tmp_path / linked} is a symbolic link"):
+        clear_staging(staging)
+    with pytest.raises(StorageError, match=f"{tmp_path / linked} is a symbolic link"):
+        atomic_write(tmp_path / "state", b"1\n", staging)
+    assert contents(outside) == {"cd/x.whl": b"outside"}
+
+
+@pytest.mark.parametrize("linked", ["mirror", "mirror/web"])
+def test_the_mirror_directory_and_its_web_may_be_symlinks_an_admin_made(tmp_path: Path, linked: str) -> None:
+    real = tmp_path / "data"
+    real.mkdir()
+    (tmp_path / linked).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / linked).symlink_to(real, target_is_directory=True)
+    staging = tmp_path / "mirror" / "tmp" / "mirror"
+    target = tmp_path / "mirror" / "web" / "packages" / "ab" / "x.whl"
+    atomic_write(target, b"ours", staging)
+    assert target.read_bytes() == b"ours"
+    assert remove_file(target, staging) is True
+    prune_empty_dirs(target.parent, tmp_path / "mirror" / "web" / "packages", staging)
+    assert not target.parent.exists() and (tmp_path / "mirror" / "web" / "packages").is_dir()
+    assert clear_staging(staging) == 0

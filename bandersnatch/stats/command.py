@@ -31,7 +31,7 @@ from typing import Protocol
 import filelock
 
 from ..errors import ConfigError, LockHeld, StorageError
-from ..storage import atomic_write, clear_staging, fsync_dir
+from ..storage import atomic_write, clear_staging, fsync_dir, move_staged, staging_dir
 from .aggregate import Tally, merge_counts
 from .dayfile import decode_day, encode_day
 from .errors import MirrorMissing, StatsStateError
@@ -129,7 +129,7 @@ class StatsPaths:
 
     @property
     def staging(self) -> Path:
-        return self.directory / "tmp" / "stats"
+        return staging_dir(self.directory, "stats")
 
     @property
     def pending(self) -> Path:
@@ -234,17 +234,9 @@ class StatsRun:
 
     def publish(self) -> None:
         """Move the staged day files of ``state.pending`` into place, then commit that."""
-        self.paths.days.mkdir(parents=True, exist_ok=True)
         for day in self.state.pending:
-            staged = self.paths.pending / f"{day}.bz2"
-            try:
-                os.replace(staged, self.paths.day_file(day))
-            except FileNotFoundError:
-                continue  # published before the previous run stopped
-            except OSError as exc:
-                raise StorageError(
-                    f"cannot move {staged} to {self.paths.day_file(day)}: {exc.strerror or exc}"
-                ) from exc
+            # False: published before the previous run stopped.
+            move_staged(self.paths.pending / f"{day}.bz2", self.paths.day_file(day), self.paths.staging)
         fsync_dir(self.paths.days)
         self.state.pending = []
         self.write_state()
