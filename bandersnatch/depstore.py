@@ -118,13 +118,12 @@ class DependencyRecords:
             self._cache[key] = None
 
     def forget(self, key: str) -> None:
-        if remove_file(self._path(key)):
+        if remove_file(self._path(key), self.staging):
             self.changed = True
         with self._lock:
             self._cache.pop(key, None)
 
     def _write(self, key: str, doc: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write(self._path(key), json.dumps(doc, sort_keys=True).encode(), self.staging)
         self.changed = True
 
