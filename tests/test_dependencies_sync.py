@@ -210,7 +210,8 @@ def test_a_malformed_requires_dist_upstream_is_logged_once_and_skipped(
     assert len(lines) == 1 and "root" in lines[0] and "bad dep" in lines[0]
 
 
-def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Path, upstream: Upstream) -> None:
+def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Path,
+                                                                   upstream: Upstream) -> None:
     wheel = upstream.add_wheel("root", "1.0", with_metadata=True, requires=("dep",))
     upstream.add_wheel("dep", "1.0")
     upstream.corrupt("root", wheel.filename + ".metadata")
