@@ -7,6 +7,21 @@ and maps the class to an exit code.  Anything else escaping is a bug.
 from __future__ import annotations
 
 
+def shown(text: str, limit: int = 200) -> str:
+    """``text`` from upstream made safe for one log line: escapes for what a terminal would obey.
+
+    Control characters (ESC, C1 such as CSI, line breaks, bidi overrides, lone
+    surrogates) become Python-style escapes, and so does a backslash, so an
+    escape on the line is always ours.  Printable non-ASCII stays readable.
+    Longer texts are cut at ``limit`` characters, with "..." to say so.
+    """
+    cut = text[:limit]
+    if not (cut.isprintable() and "\\" not in cut):
+        cut = "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+                      for c in cut)
+    return cut + "..." if len(text) > limit else cut
+
+
 class BandersnatchError(Exception):
     """Base class: an expected failure with an operator-facing message."""
 

@@ -19,6 +19,7 @@ import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -33,12 +34,14 @@ from .errors import (
     HashMismatch,
     NotFound,
     StalePage,
+    StorageError,
     UnsafePath,
     UpstreamError,
     UpstreamUnreachable,
+    shown,
 )
 from .layout import UrlPolicy
-from .rpcstream import iter_items
+from .rpcstream import MAX_SERIAL, describe, is_serial, iter_items
 from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 3
 CHUNK = 1 << 16
 T = TypeVar("T")
+# Hashes a page may name that we can check: fixed-length ones.  shake_128/shake_256 need a length
+# for hexdigest() that nothing on a page gives; like any algorithm we do not know, they are ignored.
+VERIFIABLE = frozenset(a for a in hashlib.algorithms_guaranteed if hashlib.new(a).digest_size)
 
 USER_AGENT = (
     f"bandersnatch/{__version__} (PyPI mirror client; {platform.python_implementation()}/"
@@ -68,6 +74,13 @@ class Digest:
     size: int
 
 
+def checked_serial(value: object, what: str) -> int:
+    """``value`` when it is a serial we could send back to upstream; else one clear error."""
+    if not is_serial(value):
+        raise UpstreamError(f"{what}: serial {describe(value)} is not an integer from 0 to {MAX_SERIAL}")
+    return value
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
@@ -87,6 +100,7 @@ class Master:
         workers: int,
         max_page_bytes: int,
         policy: UrlPolicy,
+        spool_dir: Path,
         global_timeout: float = DEFAULT_GLOBAL_TIMEOUT,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         attempts: int = 3,
@@ -100,6 +114,8 @@ class Master:
         self.max_page_bytes = max_page_bytes
         # PyPI's full listing is tens of megabytes of XML: allow RPC answers more room.
         self.max_rpc_bytes = max_page_bytes * 8
+        # Where XML-RPC answers are spooled: the mirror's staging area, not /tmp, which may be RAM.
+        self.spool_dir = spool_dir
         self.policy = policy
         self.attempts = attempts
         self.backoff = backoff
@@ -212,7 +228,7 @@ class Master:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
                 raise UpstreamError(
-                    f"{url[:200]}: unusable request or answer: {type(exc).__name__}: {str(exc)[:100]}"
+                    f"{shown(url)}: unusable request or answer: {type(exc).__name__}: {shown(str(exc), 100)}"
                 ) from None
             self._answered()
             if response.status_code in RETRY_STATUSES:
@@ -223,22 +239,24 @@ class Master:
                 url = self._redirect_target(url, response.headers["Location"], same_host_only)
                 continue
             return response
-        raise UpstreamError(f"{url}: too many redirects")
+        raise UpstreamError(f"{shown(url)}: too many redirects")
 
     def _redirect_target(self, url: str, location: str, same_host_only: bool) -> str:
         try:
             target = urljoin(url, location)
             old, new = urlsplit(url), urlsplit(target)
         except ValueError:
-            raise UnsafePath(f"refusing redirect from {urlsplit(url).netloc} to a malformed URL") from None
+            where = shown(urlsplit(url).netloc)
+            raise UnsafePath(f"refusing redirect from {where} to a malformed URL") from None
         scheme_ok = new.scheme == old.scheme or (new.scheme == "https" and old.scheme == "http")
         host_ok = new.netloc.lower() == old.netloc.lower() or (
             not same_host_only and new.netloc.lower() in self.policy.hosts
         )
         if not (scheme_ok and host_ok) or new.username or new.password:
             # Never log a user:password@ part.
-            where = new.netloc.rpartition("@")[2][:100]
-            raise UnsafePath(f"refusing redirect from {old.netloc} to {new.scheme[:20]}://{where}")
+            where = shown(new.netloc.rpartition("@")[2], 100)
+            old_host, scheme = shown(old.netloc), shown(new.scheme, 20)
+            raise UnsafePath(f"refusing redirect from {old_host} to {scheme}://{where}")
         return target
 
     def _deadline(self) -> float:
@@ -296,9 +314,16 @@ class Master:
             total += len(chunk)
             if total > limit:
                 raise UpstreamError(f"{what}: answer exceeds the limit of {limit} bytes")
-            sink.write(chunk)
+            try:
+                sink.write(chunk)
+            except OSError as exc:  # the spool file on a full disk
+                raise StorageError(f"{what}: cannot spool the answer: {exc.strerror or exc}") from exc
 
         self._pump(response, take, decode=True, deadline=deadline, what=what)
+        try:
+            sink.flush()
+        except OSError as exc:
+            raise StorageError(f"{what}: cannot spool the answer: {exc.strerror or exc}") from exc
 
     # ------------------------------------------------------------ XML-RPC
 
@@ -310,14 +335,14 @@ class Master:
     def rpc_stream(self, method: str, *params: Any) -> Iterator[Any]:
         """The top-level members of a big XML-RPC answer, parsed from a spool file.
 
-        The answer is spooled to an anonymous temporary file first (so a body cut
-        short is retried like any other request, and memory stays flat), then
-        parsed as a stream.
+        The answer is spooled to an anonymous temporary file in ``spool_dir``
+        first (so a body cut short is retried like any other request, and
+        memory stays flat), then parsed as a stream.
         """
         body = xmlrpc.client.dumps(params, method, allow_none=False).encode("utf-8")
         endpoint = self.url + "/pypi"
         what = f"XML-RPC {method}"
-        with tempfile.TemporaryFile() as spool:
+        with self._spool(what) as spool:
 
             def call() -> None:
                 spool.seek(0)
@@ -336,26 +361,38 @@ class Master:
             except UpstreamError as exc:
                 raise UpstreamError(f"{what}: {exc}") from None
 
+    @contextlib.contextmanager
+    def _spool(self, what: str) -> Iterator[BinaryIO]:
+        try:
+            spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StorageError(f"{what}: cannot create a spool file in {self.spool_dir}: "
+                               f"{exc.strerror or exc}") from exc
+        try:
+            yield spool
+        finally:
+            with contextlib.suppress(OSError):  # a full disk fails close()'s flush again; nothing to keep
+                spool.close()
+
     def list_packages_with_serial(self) -> Iterator[tuple[str, int]]:
         """Every ``(name, serial)`` upstream lists, streamed: 750,000 of them never sit in memory."""
+        what = "XML-RPC list_packages_with_serial"
         for item in self.rpc_stream("list_packages_with_serial"):
-            if not (isinstance(item, tuple) and isinstance(item[1], int) and not isinstance(item[1], bool)):
-                raise UpstreamError(f"XML-RPC list_packages_with_serial: unexpected member {str(item)[:100]}")
-            yield item
+            if not isinstance(item, tuple):  # the answer was not a struct
+                raise UpstreamError(f"{what}: unexpected member {describe(item)}")
+            name, serial = item
+            yield name, checked_serial(serial, f"{what}: {describe(name)}")
 
     def changelog_since_serial(self, serial: int) -> Iterator[tuple[str, int]]:
         """``(name, serial)`` of every change after ``serial``; other columns are not needed."""
+        what = "XML-RPC changelog_since_serial"
         for row in self.rpc_stream("changelog_since_serial", serial):
-            if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)
-                    and isinstance(row[4], int) and not isinstance(row[4], bool)):
-                raise UpstreamError(f"XML-RPC changelog_since_serial: malformed row {str(row)[:100]}")
-            yield row[0], row[4]
+            if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)):
+                raise UpstreamError(f"{what}: malformed row: {describe(row)}")
+            yield row[0], checked_serial(row[4], f"{what}: {describe(row[0])}")
 
     def changelog_last_serial(self) -> int:
-        result = self.rpc("changelog_last_serial")
-        if not isinstance(result, int):
-            raise UpstreamError("XML-RPC changelog_last_serial: unexpected answer")
-        return result
+        return checked_serial(self.rpc("changelog_last_serial"), "XML-RPC changelog_last_serial")
 
     # ------------------------------------------------------------ pages
 
@@ -383,6 +420,7 @@ class Master:
                 # Without a serial we cannot tell PyPI's page from a proxy's error page served
                 # with 200, and mirroring the latter would delete the project's files.
                 raise UpstreamError(f"page {name}: no X-PyPI-Last-Serial header or _last-serial; refused")
+            checked_serial(page.last_serial, f"page {name}")
             if page.last_serial >= min_serial:
                 return page
             seen = page.last_serial
@@ -400,7 +438,7 @@ class Master:
             response.close()
             raise UpstreamError(f"page {name}: HTTP {response.status_code}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        header_serial = response.headers.get("X-PyPI-Last-Serial", "")
+        header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
         data = self._read_capped(response, self.max_page_bytes, f"page {name}", deadline)
         if content_type == JSON_CONTENT_TYPE:
             page = parse_json_page(data, url)
@@ -408,7 +446,10 @@ class Master:
             page = parse_html_page(data, url, name)
         else:
             raise UpstreamError(f"page {name}: unexpected Content-Type {content_type[:60]!r}")
-        if header_serial.strip().isdigit():
+        if header_serial.isascii() and header_serial.isdigit():
+            if len(header_serial) > len(str(MAX_SERIAL)):  # int() would refuse 5,000 digits
+                raise UpstreamError(f"page {name}: X-PyPI-Last-Serial {shown(header_serial, 40)} is not "
+                                    f"an integer from 0 to {MAX_SERIAL}")
             page = replace(page, last_serial=int(header_serial))
         return page
 
@@ -416,7 +457,7 @@ class Master:
 
     def download(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None) -> Digest:
         """Stream ``url`` into ``sink``, hashing as it arrives; verify size and every known hash."""
-        what = f"file {url.rsplit('/', 1)[-1][:120]}"
+        what = f"file {shown(url.rsplit('/', 1)[-1], 120)}"
         return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what))
 
     def _download_once(
@@ -441,7 +482,7 @@ class Master:
             response.close()
             raise UpstreamError(
                 f"{what}: {declared} bytes announced, more than max-file-size ({limit}); refused")
-        checkers = {algo: hashlib.new(algo) for algo in hashes if algo in hashlib.algorithms_guaranteed}
+        checkers = {algo: hashlib.new(algo) for algo in hashes if algo in VERIFIABLE}
         sha256 = checkers.setdefault("sha256", hashlib.sha256())
         total = 0
 
@@ -463,6 +504,7 @@ class Master:
         for algo, h in checkers.items():
             expected = hashes.get(algo)
             if expected is not None and h.hexdigest() != expected:
-                shown = expected if expected.isalnum() else repr(expected[:130])  # one log line, always
-                raise HashMismatch(f"{what}: {algo} {h.hexdigest()} does not match the advertised {shown}")
+                advertised = expected if expected.isalnum() else f"'{shown(expected, 130)}'"
+                raise HashMismatch(
+                    f"{what}: {algo} {h.hexdigest()} does not match the advertised {advertised}")
         return Digest(sha256.hexdigest(), total)

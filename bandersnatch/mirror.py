@@ -89,7 +89,7 @@ class Mirror:
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
-            max_page_bytes=config.max_page_bytes, policy=self.policy,
+            max_page_bytes=config.max_page_bytes, policy=self.policy, spool_dir=self.staging,
             global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes,
         )
         self.state = StateFiles(self.directory, self.staging)
@@ -163,7 +163,7 @@ class Mirror:
             self.state.set_prune_pending(True)
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
-        if serial is None and pending is None or self.force_check or reconcile:
+        if serial is None and pending is None or self.force_check or reconcile or self.state.damaged:
             plan = self._plan_full()
             self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
             return plan

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from .depstore import DependencyRecords, MirroredFile
-from .errors import NotFound, UnsafePath, UpstreamError
+from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .layout import (
     PAGE_HTML,
     PAGE_JSON,
@@ -26,7 +26,7 @@ from .layout import (
     project_dir,
     refuse_file_below_file,
 )
-from .master import Digest, Master
+from .master import VERIFIABLE, Digest, Master
 from .names import normalize
 from .owners import Linked, Links
 from .rootindex import has_pages
@@ -37,8 +37,6 @@ from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs
 logger = logging.getLogger(__name__)
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
-# Digests a download can be checked against; shake_* need a length and prove nothing as named.
-VERIFIABLE = frozenset(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_"))
 ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
 
 
@@ -157,7 +155,7 @@ def _int_or_none(value: object) -> int | None:
 
 def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
     """sha256 and size of a file on disk, plus any other requested digests."""
-    hashers = {a: hashlib.new(a) for a in algorithms | {"sha256"} if a in hashlib.algorithms_guaranteed}
+    hashers = {a: hashlib.new(a) for a in algorithms | {"sha256"} if a in VERIFIABLE}
     size = 0
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -305,7 +303,8 @@ class ProjectSync:
             href = file_href(segments, self.layout.hash_index)
             if href not in seen:
                 seen.add(href)
-                plan.append((f, href, confined(self.layout.packages, segments)))
+                room = len(METADATA_SUFFIX) if f.core_metadata else 0
+                plan.append((f, href, confined(self.layout.packages, segments, room)))
                 on_disk.append(segments)
                 if f.core_metadata:
                     on_disk.append([*segments[:-1], segments[-1] + METADATA_SUFFIX])
@@ -355,7 +354,8 @@ class ProjectSync:
                 if (_matches(hashes, digests) and size in (None, digest.size)
                         and (trusted is None or digest.sha256 == trusted.sha256)):
                     return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), False
-                logger.warning("%s: on-disk copy does not match upstream; downloading again", path.name)
+                logger.warning("%s: on-disk copy does not match upstream; downloading again",
+                               shown(path.name))
             before_download()
             with staged(path, self.layout.staging) as st:
                 digest = self.master.download(url, st.file, hashes, size)
@@ -387,7 +387,8 @@ class ProjectSync:
                 lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True))
         except NotFound:
             # PEP 714: a page may advertise metadata the server cannot serve; pip then falls back.
-            logger.warning("%s: advertised metadata is missing upstream; not advertising it", f.filename)
+            logger.warning("%s: advertised metadata is missing upstream; not advertising it",
+                           shown(f.filename))
             return None
         return stored
 
@@ -405,12 +406,13 @@ class ProjectSync:
             def delete(path: Path = path) -> None:
                 for victim in (path, path.with_name(path.name + METADATA_SUFFIX)):
                     if remove_file(victim, self.layout.staging):
-                        logger.debug("deleted %s", victim)
+                        logger.debug("deleted %s", shown(str(victim), 400))
                 prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
             if other is not None:
-                logger.warning("%s: no longer links %s, but %s does: file kept", owner, path.name, other)
+                logger.warning("%s: no longer links %s, but %s does: file kept", owner, shown(path.name),
+                               other)
 
     def _page_links(self, project: str, rel: str) -> Linked | None:
         """How ``project``'s pages (or its interrupted sync) link ``rel``; None when they do not."""

@@ -12,24 +12,65 @@ bytes in, items out.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 from xml.parsers import expat
 
-from .errors import UpstreamError
+from .errors import UpstreamError, shown
 
 _SCALARS = frozenset({"int", "i4", "i8", "boolean", "string", "double", "base64", "dateTime.iso8601", "nil"})
+# At most 64 bits (<i8>); ASCII digits only: int() would also take "1_0" and Arabic-Indic digits.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+# PyPI's serials travel as XML-RPC <int>, which is 32 bits signed.  A larger one could never
+# be sent back (changelog_since_serial), so it is refused on the way in and, found in the
+# mirror's own files, treated as damage.  The one bound for every serial bandersnatch keeps.
+MAX_SERIAL = 2**31 - 1
+
+
+def is_serial(value: object) -> TypeGuard[int]:
+    """True for an integer (not a boolean) from 0 to ``MAX_SERIAL``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL
+
+
+def describe(value: Any) -> str:
+    """A value from an answer, for one line of a message.
+
+    Never ``str()`` of an array or struct: an answer may nest them 200,000 deep,
+    and formatting that would raise ``RecursionError``.
+    """
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return shown(str(value), 40)
+    if isinstance(value, str):
+        return f"'{shown(value, 100)}'"
+    if isinstance(value, list | tuple):
+        return f"an array of {len(value)}"
+    if isinstance(value, dict):
+        return f"a struct of {len(value)} member(s)"
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes of base64"
+    return "nil" if value is None else type(value).__name__
 
 
 def _scalar(kind: str, text: str) -> Any:
-    if kind in ("int", "i4", "i8"):
-        return int(text)
-    if kind == "boolean":
-        return text.strip() == "1"
-    if kind == "double":
-        return float(text)
-    if kind == "base64":
-        return base64.b64decode(text)
+    try:
+        if kind in ("int", "i4", "i8"):
+            if not _INTEGER.fullmatch(text.strip()):
+                raise ValueError
+            return int(text)
+        if kind == "boolean":
+            if text.strip() not in ("0", "1"):
+                raise ValueError
+            return text.strip() == "1"
+        if kind == "double":
+            return float(text)
+        if kind == "base64":
+            return base64.b64decode(text)
+    except ValueError:  # binascii.Error for base64 is one too
+        raise UpstreamError(f"malformed <{kind}> value '{shown(text, 40)}'") from None
     if kind == "nil":
         return None
     return text
@@ -140,6 +181,5 @@ def iter_items(chunks: Iterable[bytes]) -> Iterator[Any]:
         raise UpstreamError(f"malformed XML-RPC answer: {exc}") from None
     if builder.in_fault:
         fault = builder.fault if isinstance(builder.fault, dict) else {}
-        code, why = str(fault.get("faultCode"))[:20], str(fault.get("faultString"))[:200]
-        raise UpstreamError(f"fault {code}: {why!r}")
+        raise UpstreamError(f"fault {describe(fault.get('faultCode'))}: {describe(fault.get('faultString'))}")
     yield from builder.ready

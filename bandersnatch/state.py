@@ -29,8 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .errors import StorageError
+from .errors import StorageError, shown
 from .names import normalize
+from .rpcstream import MAX_SERIAL
 from .storage import atomic_write, open_new_text, staged
 
 logger = logging.getLogger(__name__)
@@ -188,12 +189,18 @@ def _is_uint(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _read_int(path: Path) -> int | None:
+def _beyond(text: str) -> bool:
+    """Digits of a number above ``MAX_SERIAL``: written by a version that did not bound serials."""
+    return len(text) > len(str(MAX_SERIAL)) or int(text) > MAX_SERIAL
+
+
+def _read_digits(path: Path) -> str | None:
+    """The file's one number as text (it may be too large for a serial); None when it holds none."""
     try:
         text = path.read_text(encoding="ascii").strip()
     except (FileNotFoundError, UnicodeDecodeError):
         return None
-    return int(text) if text.isdigit() else None
+    return text if _is_uint(text) else None
 
 
 class StateFiles:
@@ -211,6 +218,9 @@ class StateFiles:
         self.selection_path = directory / "selection"
         self.prune_path = directory / "prune-pending"
         self._journal: TextIO | None = None
+        # Set when state or todo held a serial upstream's XML-RPC cannot carry: the changes since
+        # then cannot be asked for, so only a full listing is safe.
+        self.damaged = False
 
     # -------------------------------------------------------- generation
 
@@ -234,9 +244,10 @@ class StateFiles:
         atomic_write(self.generation_path, (GENERATION + "\n").encode(), self.staging)
 
     def _adopt_status(self) -> None:
-        serial = _read_int(self.status_path)
-        if serial is None or self.state_path.exists():
+        digits = _read_digits(self.status_path)
+        if digits is None or _beyond(digits) or self.state_path.exists():
             return
+        serial = int(digits)
         self.write_serial(serial)
         self.status_path.rename(self.directory / "status.adopted")
         logger.info("Adopted serial %d from bandersnatch's status file (renamed to status.adopted)", serial)
@@ -244,10 +255,20 @@ class StateFiles:
     # -------------------------------------------------------- state
 
     def read_serial(self) -> int | None:
-        serial = _read_int(self.state_path)
-        if serial is None and self.state_path.exists():
-            logger.warning("Ignoring unreadable %s: a full sync follows", self.state_path)
-        return serial
+        digits = _read_digits(self.state_path)
+        if digits is None:
+            if self.state_path.exists():
+                logger.warning("Ignoring unreadable %s: a full sync follows", self.state_path)
+            return None
+        if _beyond(digits):
+            self._note_damage(f"{self.state_path} holds serial {shown(digits, 30)}")
+            return None
+        return int(digits)
+
+    def _note_damage(self, what: str) -> None:
+        self.damaged = True
+        logger.warning("%s, beyond the largest serial %d upstream can be asked about: ignoring it; "
+                       "a full listing follows", what, MAX_SERIAL)
 
     def write_serial(self, serial: int) -> None:
         atomic_write(self.state_path, f"{serial}\n".encode(), self.staging)
@@ -288,11 +309,17 @@ class StateFiles:
                 header = f.readline().strip()
                 if not _is_uint(header):
                     return self._recover_todo("empty or without a target serial on its first line")
+                if _beyond(header):
+                    self._damaged_todo(header)
+                    return None
                 count = 0
                 for number, line in enumerate(f, start=2):
                     name, _, serial_text = line.strip().rpartition(" ")
                     if not name or not _is_uint(serial_text):
                         return self._recover_todo(f"line {number} is not 'name serial'")
+                    if _beyond(serial_text):
+                        self._damaged_todo(serial_text)
+                        return None
                     count += 1
         except FileNotFoundError:
             return None
@@ -310,6 +337,11 @@ class StateFiles:
         for name, serial in pending:
             todo.add(name, serial)
         return todo
+
+    def _damaged_todo(self, serial_text: str) -> None:
+        """Drop a todo naming a serial we cannot ask about; the full listing that follows owes it all."""
+        self._note_damage(f"{self.todo_path} holds serial {shown(serial_text, 30)}")
+        self._remove(self.todo_path, self.journal_path)
 
     def _recover_todo(self, why: str) -> PendingFile | None:
         """Replace a corrupt ``todo`` by what is known to be owed without it.

@@ -30,9 +30,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from .errors import BandersnatchError, StorageError, UnsafePath
+from .errors import BandersnatchError, StorageError, UnsafePath, shown
 
 MAX_SEGMENT_BYTES = 255
+# Linux's PATH_MAX, counting the terminating NUL: a longer path fails every system call with
+# ENAMETOOLONG, however short each of its components is.
+PATH_MAX = 4096
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _INSIDE = _DIRECTORY | os.O_NOFOLLOW
@@ -61,13 +64,20 @@ def check_segment(segment: str) -> str:
     return segment
 
 
-def confined(base: Path, parts: Sequence[str]) -> Path:
-    """Join ``parts`` below ``base``, refusing anything that could leave it."""
+def confined(base: Path, parts: Sequence[str], room: int = 0) -> Path:
+    """Join ``parts`` below ``base``, refusing anything that could leave it or be too long to use.
+
+    ``room``: bytes the caller will append to the last component (a suffix).
+    """
     if not parts:
         raise UnsafePath("refusing an empty path")
     path = base
     for part in parts:
         path = path / check_segment(part)
+    length = len(os.fsencode(path)) + room
+    if length >= PATH_MAX:
+        raise UnsafePath(f"refusing a path of {length} bytes below {shown(str(base))}: "
+                         f"the system's limit is {PATH_MAX - 1}")
     return path
 
 

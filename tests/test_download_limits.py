@@ -220,9 +220,11 @@ def test_an_upstream_that_goes_away_mid_run_stops_it_with_one_line_and_loses_not
     assert_mirror_matches(upstream, mirror.web)
 
 
-def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(upstream: Upstream) -> None:
+def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(
+    upstream: Upstream, tmp_path: Path
+) -> None:
     master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
-                    policy=UrlPolicy.for_master(upstream.url, (), True))
+                    policy=UrlPolicy.for_master(upstream.url, (), True), spool_dir=tmp_path)
     assert master.unreachable_after == 10
 
     def serial_after_resets(resets: int) -> None:

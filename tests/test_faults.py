@@ -74,7 +74,8 @@ def mirror(tmp_path: Path, upstream: Upstream) -> MirrorSetup:
 
 def _master(**kwargs: Any) -> Master:
     return Master("http://127.0.0.1:9", timeout=1, workers=1, max_page_bytes=1 << 20,
-                  policy=UrlPolicy.for_master("http://127.0.0.1:9", (), True), **kwargs)
+                  policy=UrlPolicy.for_master("http://127.0.0.1:9", (), True),
+                  spool_dir=Path("/nonexistent"), **kwargs)  # these never ask XML-RPC
 
 
 def test_backoff_is_exponential_with_jitter_and_retry_after_wins() -> None:

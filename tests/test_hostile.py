@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from mirrortools import (
     assert_mirror_matches,
     pending_work,
     temp_files,
+    tmpfs,
     tree_snapshot,
     write_config,
 )
@@ -78,6 +80,11 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def raw_controls(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log messages carrying a control character (ESC, CSI, line breaks...) instead of its escape."""
+    return [r.getMessage() for r in caplog.records if not r.getMessage().isprintable()]
+
+
 def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture,
                                   hash_index: bool = False) -> int:
     before = site.snapshot()
@@ -87,6 +94,7 @@ def run_and_check_nothing_escaped(site: Site, caplog: pytest.LogCaptureFixture,
         assert not canary.exists()
     assert "Traceback" not in caplog.text
     assert SECRET not in caplog.text
+    assert raw_controls(caplog) == []
     assert WebReader(site.mirror.web, hash_index).sweep() == []
     return code
 
@@ -147,6 +155,8 @@ BAD_JSON: list[tuple[str, str, str, dict[str, object]]] = [
     ("hash-with-line-break", "good-1.0.tar.gz", "{u}{good}",
      {"hashes": {"sha256": "0\nERROR: fake line"}}),
     ("bad-size", "bad.tar.gz", "{u}/packages/a/bad.tar.gz", {"size": -5}),
+    ("longer-than-path-max", "bad-1.0.tar.gz", "{u}/packages/" + ("d" * 200 + "/") * 25 + "bad-1.0.tar.gz",
+     {}),
 ]
 # Other pages: (id, content type, body).
 BAD_OTHER: list[tuple[str, str, bytes]] = [
@@ -461,6 +471,12 @@ LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
 EXTERNAL = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><methodResponse>'
             b"<params><param><value><struct><member><name>&e;</name><value><int>5</int></value></member>"
             b"</struct></value></param></params></methodResponse>")
+def member_answer(value: bytes) -> bytes:
+    """A listing whose one member, "good", has ``value`` (raw XML) as its serial."""
+    return (b"<?xml version='1.0'?><methodResponse><params><param><value><struct><member><name>good</name>"
+            b"<value>" + value + b"</value></member></struct></value></param></params></methodResponse>")
+
+
 BAD_RPC: list[tuple[str, bytes]] = [
     ("billion-laughs", LAUGHS),
     ("external-entity", EXTERNAL),
@@ -477,6 +493,15 @@ BAD_RPC: list[tuple[str, bytes]] = [
     ("wrong-type", xml_response("a string, not a listing")),
     ("wrong-value-types", xml_response({"good": "not a serial"})),
     ("empty", b""),
+    ("int-not-a-number", member_answer(b"<int>abc</int>")),
+    ("int-empty", member_answer(b"<int></int>")),
+    ("int-unicode-digits", member_answer("<int>\u0663</int>".encode())),
+    ("double-not-a-number", member_answer(b"<double>zz</double>")),
+    ("base64-invalid", member_answer(b"<base64>abc</base64>")),
+    ("boolean-not-0-or-1", member_answer(b"<boolean>yes</boolean>")),
+    ("serial-beyond-int", member_answer(b"<int>2147483648</int>")),
+    ("serial-negative", member_answer(b"<i4>-1</i4>")),
+    ("serial-boolean", member_answer(b"<boolean>1</boolean>")),
 ]
 
 
@@ -555,7 +580,8 @@ def test_a_huge_answer_is_cut_off_at_the_size_cap_and_memory_stays_bounded(
 
 def test_tls_verification_is_never_turned_off() -> None:
     master = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
-                    policy=UrlPolicy.for_master("https://pypi.example", (), False))
+                    policy=UrlPolicy.for_master("https://pypi.example", (), False),
+                    spool_dir=Path("/nonexistent"))
     assert master.session.verify is True and master.session.trust_env is False
     master.close()
     source = "\n".join(p.read_text() for p in Path(bandersnatch.__file__).parent.rglob("*.py"))
@@ -701,3 +727,238 @@ def test_projects_whose_urls_need_one_path_as_a_file_and_a_directory_fail_the_la
             assert (site.mirror.web / "packages" / "zz").read_bytes() == kept_bytes
         others = many_projects(upstream, f"more{attempt}")
     assert temp_files(site.mirror.root) == []
+
+
+# ---------------------------------------------------------------- serials XML-RPC cannot carry
+
+
+BEYOND = 2**31  # an XML-RPC <int> is 32 bits: a state holding this could never be sent back
+
+
+def changelog_answer(serial: int) -> bytes:
+    return (b"<?xml version='1.0'?><methodResponse><params><param><value><array><data><value><array><data>"
+            b"<value><string>good</string></value><value><string>2.0</string></value><value><int>0</int>"
+            b"</value><value><string>new release</string></value><value><int>%d</int></value>"
+            b"</data></array></value></data></array></value></param></params></methodResponse>" % serial)
+
+
+def bookkeeping(root: Path) -> str:
+    files = (root / "state", root / "todo", root / "todo.journal")
+    return "".join(p.read_text() for p in files if p.exists())
+
+
+@pytest.mark.parametrize("method, body, incremental", [
+    pytest.param("list_packages_with_serial", member_answer(b"<int>%d</int>" % BEYOND), False, id="listing"),
+    pytest.param("list_packages_with_serial", xml_response({"good": -1}), False, id="listing-negative"),
+    pytest.param("changelog_since_serial", changelog_answer(BEYOND), True, id="changelog"),
+    pytest.param("changelog_since_serial", changelog_answer(-7), True, id="changelog-negative"),
+    pytest.param("changelog_last_serial", xml_response(0).replace(b"<int>0</int>", b"<i8>%d</i8>" % BEYOND),
+                 False, id="last-serial"),
+    pytest.param("changelog_last_serial", xml_response(True), False, id="last-serial-boolean"),
+])
+def test_a_serial_xmlrpc_cannot_carry_is_refused_and_never_reaches_state_or_todo(
+    site: Site, caplog: pytest.LogCaptureFixture, method: str, body: bytes, incremental: bool
+) -> None:
+    upstream = site.upstream
+    if incremental:
+        assert site.mirror.run() == 0
+        upstream.add_file("good", "good-2.0.tar.gz", b"two" * 100)
+    if method == "changelog_last_serial":
+        upstream.raw_rpc("list_packages_with_serial", xml_response({}))  # no highest serial to use
+    upstream.raw_rpc(method, body)
+    before = bookkeeping(site.mirror.root)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    last = errors(caplog)[-1]
+    assert last.startswith(f"XML-RPC {method}: ") and "not an integer from 0 to 2147483647" in last, last
+    assert bookkeeping(site.mirror.root) == before  # nothing of it in state, todo or the journal
+    upstream.clear_faults()
+    assert site.mirror.run() == 0
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+def json_page_with_serial(serial: int) -> bytes:
+    return json.dumps({"meta": {"api-version": "1.1", "_last-serial": serial}, "name": "bad",
+                       "files": []}).encode()
+
+
+@pytest.mark.parametrize("header, body", [
+    pytest.param(BEYOND, claim_page("bad", []), id="header"),
+    pytest.param(None, json_page_with_serial(BEYOND), id="json-meta"),
+    pytest.param(None, json_page_with_serial(-3), id="json-meta-negative"),
+])
+def test_a_page_serial_xmlrpc_cannot_carry_fails_that_project_alone(
+    site: Site, caplog: pytest.LogCaptureFixture, header: int | None, body: bytes
+) -> None:
+    upstream = site.upstream
+    upstream.add_project("bad")
+    upstream.raw_page("bad", body, SIMPLE_JSON, header)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    bad_lines = [line for line in errors(caplog) if line.startswith("bad")]
+    assert len(bad_lines) == 1 and "not an integer from 0 to 2147483647" in bad_lines[0], errors(caplog)
+    assert pending_work(site.mirror.root) == {"bad": upstream.serial}
+    assert not (site.mirror.web / "simple" / "bad").exists()
+    assert (site.mirror.web / "simple" / "good" / "index.html").is_file()
+    upstream.clear_faults()
+    assert site.mirror.run() == 0
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+@pytest.mark.parametrize("damage", ["state", "todo-target", "todo-entry"])
+def test_a_serial_xmlrpc_cannot_carry_left_in_state_or_todo_by_an_older_run_heals_with_a_full_listing(
+    site: Site, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    upstream = site.upstream
+    assert site.mirror.run() == 0
+    root = site.mirror.root
+    serial = int((root / "state").read_text())
+    if damage == "state":
+        (root / "state").write_text(f"{BEYOND}\n")
+    elif damage == "todo-target":
+        (root / "todo").write_text(f"{BEYOND}\ngood {serial}\n")
+    else:
+        (root / "todo").write_text(f"{serial}\ngood {BEYOND}\n")
+    upstream.add_file("good", "good-2.0.tar.gz", b"two" * 100)
+    caplog.clear()
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    damaged = [r.getMessage() for r in caplog.records if str(BEYOND) in r.getMessage()]
+    assert len(damaged) == 1 and "full" in damaged[0], damaged
+    assert upstream.count_requests("/pypi", "POST") >= 1
+    assert int((root / "state").read_text()) == upstream.serial
+    assert not (root / "todo").exists()
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+# ---------------------------------------------------------------- more hostile scalars and hashes
+
+
+DEPTH = 200_000
+
+
+@pytest.mark.parametrize("where", ["listing-member", "changelog-row", "fault-code"])
+def test_an_xmlrpc_answer_nested_200000_deep_is_refused_with_one_line(
+    site: Site, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    upstream = site.upstream
+    write_config(site.mirror.root.parent, upstream.url, max_page_size="1M")  # 8 MiB for XML-RPC
+    deep = b"<array>" * DEPTH + b"</array>" * DEPTH
+    head, tail = b"<?xml version='1.0'?><methodResponse>", b"</methodResponse>"
+    if where == "listing-member":
+        method, body = "list_packages_with_serial", member_answer(deep)
+    elif where == "changelog-row":
+        assert site.mirror.run() == 0
+        upstream.add_file("good", "good-2.0.tar.gz", b"two" * 100)
+        method = "changelog_since_serial"
+        body = head + b"<params><param><value><array><data><value>" + deep + (
+            b"</value></data></array></value></param></params>" + tail)
+    else:
+        method = "list_packages_with_serial"
+        body = head + b"<fault><value><struct><member><name>faultCode</name><value>" + deep + (
+            b"</value></member></struct></value></fault>" + tail)
+    upstream.raw_rpc(method, body)
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    last = errors(caplog)[-1]
+    assert last.startswith(f"XML-RPC {method}: ") and len(last) < 400, last[:400]
+    upstream.clear_faults()
+    assert site.mirror.run() == 0
+
+
+def test_a_hash_without_a_fixed_length_like_shake_is_ignored_for_verification(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    both, shake_only = b"both hashes" * 40, b"only shake" * 40
+    upstream.raw_path("/packages/sh/shaky-1.0.tar.gz", both)
+    upstream.raw_path("/packages/sh/shaky-1.1.tar.gz", shake_only)
+    files = [
+        {"filename": "shaky-1.0.tar.gz", "url": f"{upstream.url}/packages/sh/shaky-1.0.tar.gz",
+         "hashes": {"shake_128": "00", "sha256": hashlib.sha256(both).hexdigest()}},
+        {"filename": "shaky-1.1.tar.gz", "url": f"{upstream.url}/packages/sh/shaky-1.1.tar.gz",
+         "hashes": {"shake_256": "00"}},
+    ]
+    upstream.add_project("shaky")
+    upstream.raw_page("shaky", claim_page("shaky", files), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    stored = {p.name: p.read_bytes() for p in (site.mirror.web / "packages").rglob("shaky-*")}
+    assert stored == {"shaky-1.0.tar.gz": both, "shaky-1.1.tar.gz": shake_only}
+    assert site.mirror.run("--force-check") == 0  # files on disk are hashed again: same algorithms
+    assert "Traceback" not in caplog.text
+
+
+# ---------------------------------------------------------------- escape sequences from upstream
+
+
+ESC = "\x1b[2J\x1b]0;pwned\x07"  # clear the screen, set the terminal title
+CSI = "\x9b2J"  # the same as one C1 control character
+
+
+def test_escape_sequences_in_a_location_header_are_escaped_in_the_log(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    good = upstream.get_file("good", "good-1.0.tar.gz")
+    upstream.redirect(good.path, f"http://evil{ESC}.invalid/x")
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    (line,) = [m for m in errors(caplog) if m.startswith("good: ")]
+    assert "\\x1b" in line  # requests refuses the Location; its own error message is escaped too
+
+
+def test_escape_sequences_in_a_redirect_loop_are_escaped_in_the_log(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    upstream.redirect("/simple/good/", f"/x{ESC}/1")
+    upstream.redirect(f"/x{ESC}/1", f"/x{ESC}/2")
+    upstream.redirect(f"/x{ESC}/2", f"/x{ESC}/1")
+    assert run_and_check_nothing_escaped(site, caplog) == 1
+    line = next(m for m in errors(caplog) if "too many redirects" in m)
+    assert "\\x1b[2J" in line
+
+
+def test_control_characters_in_a_filename_are_escaped_in_the_log(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    filename = f"bad{CSI}\u2028-1.0.tar.gz"
+    content = b"sneaky" * 100
+    upstream.raw_path(f"/packages/cc/{filename}", content)
+    entry = {"filename": filename, "url": upstream.url + quote(f"/packages/cc/{filename}"),
+             "hashes": {"sha256": hashlib.sha256(content).hexdigest()}, "core-metadata": True}
+    upstream.add_project("bad")
+    upstream.raw_page("bad", claim_page("bad", [entry]), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0  # its metadata 404s: a warning names the file
+    line = next(r.getMessage() for r in caplog.records if "metadata is missing" in r.getMessage())
+    assert line.startswith("bad\\x9b2J\\u2028-1.0.tar.gz: ")
+
+
+def test_the_xmlrpc_answer_is_spooled_in_the_mirror_staging_area(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    upstream.add_file("good", "good-1.0.tar.gz", GOOD_CONTENT)
+    upstream.add_file("other", "other-1.0.tar.gz", b"other" * 10)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20, spool_dir=spool,
+                    policy=UrlPolicy.for_master(upstream.url, (), True))
+    try:
+        listing = master.list_packages_with_serial()
+        next(listing)  # the answer is on disk now, read as it is parsed
+        open_files = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                      if os.path.exists(f"/proc/self/fd/{fd}")]
+        assert [f for f in open_files if f.startswith(str(spool))], open_files
+        listing.close()
+    finally:
+        master.close()
+
+
+def test_a_full_disk_while_the_xmlrpc_answer_is_spooled_is_one_line(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    listing = {f"project-{i:06d}": 100 + i for i in range(20_000)}  # about 1.3 MB of XML
+    upstream.raw_rpc("list_packages_with_serial", xml_response(listing))
+    with tmpfs(tmp_path / "disk", "512k") as disk:
+        setup = write_config(tmp_path, upstream.url, directory=str(disk / "mirror"), max_page_size="1M")
+        assert MirrorSetup(disk / "mirror", setup.config).run() == 1
+        assert not (disk / "mirror" / "state").exists()
+    last = errors(caplog)[-1]
+    assert last.startswith("XML-RPC list_packages_with_serial: ") and "No space left on device" in last, last
+    assert "Traceback" not in caplog.text
