@@ -17,7 +17,7 @@ import lxml.etree
 import lxml.html
 
 from .dists import file_version, version_text
-from .errors import UpstreamError
+from .errors import UpstreamError, shown
 from .layout import without_userinfo
 from .names import normalize
 
@@ -93,7 +93,7 @@ def _absolute(base: str, href: str, page_url: str) -> str:
     try:
         return urljoin(base, href)
     except ValueError as exc:
-        raise UpstreamError(f"{page_url}: unusable URL {without_userinfo(href)[:200]!r}: {exc}") from None
+        raise UpstreamError(f"{page_url}: unusable URL {without_userinfo(href)[:200]!r}: {shown(str(exc))}") from None
 
 
 def _file_from_json(entry: Any, page_url: str) -> DistFile:
@@ -131,7 +131,7 @@ def parse_json_page(data: bytes, page_url: str) -> ProjectPage:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise UpstreamError(f"{page_url}: malformed JSON page: {exc}") from None
+        raise UpstreamError(f"{page_url}: malformed JSON page: {shown(str(exc))}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise UpstreamError(f"{page_url}: JSON page lacks a files list")
     meta = doc.get("meta")
@@ -174,7 +174,7 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
         parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False)
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError) as exc:
-        raise UpstreamError(f"{page_url}: malformed HTML page: {exc}") from None
+        raise UpstreamError(f"{page_url}: malformed HTML page: {shown(str(exc))}") from None
     base = page_url
     for base_el in root.iter("base"):
         href = base_el.get("href")
