@@ -93,7 +93,8 @@ def _absolute(base: str, href: str, page_url: str) -> str:
     try:
         return urljoin(base, href)
     except ValueError as exc:
-        raise UpstreamError(f"{page_url}: unusable URL {without_userinfo(href)[:200]!r}: {shown(str(exc))}") from None
+        shown_href = without_userinfo(href)[:200]
+        raise UpstreamError(f"{page_url}: unusable URL {shown_href!r}: {shown(str(exc))}") from None
 
 
 def _file_from_json(entry: Any, page_url: str) -> DistFile:
