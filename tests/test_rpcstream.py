@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bandersnatch.errors import UpstreamError
-from bandersnatch.rpcstream import iter_items
+from bandersnatch.rpcstream import MAX_SERIAL, describe, is_serial, iter_items
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:
@@ -60,3 +60,41 @@ def test_fault_raises_with_its_message() -> None:
 def test_malformed_truncated_or_dtd_answers_are_refused(body: bytes) -> None:
     with pytest.raises(UpstreamError):
         list(iter_items([body]))
+
+
+def scalar_answer(xml: bytes) -> bytes:
+    return b"<methodResponse><params><param><value>" + xml + b"</value></param></params></methodResponse>"
+
+
+@pytest.mark.parametrize("xml", [
+    b"<int>abc</int>", b"<int></int>", b"<i4>1_000</i4>", "<int>\u0663</int>".encode(),
+    b"<i8>" + b"9" * 20 + b"</i8>",
+    b"<double>zz</double>", b"<base64>abc</base64>", b"<boolean>yes</boolean>",
+])
+def test_a_malformed_scalar_is_refused_with_its_escaped_text(xml: bytes) -> None:
+    with pytest.raises(UpstreamError, match="malformed <"):
+        list(iter_items([scalar_answer(xml)]))
+
+
+@pytest.mark.parametrize(("xml", "value"), [
+    (b"<int> 42 </int>", 42), (b"<i4>-7</i4>", -7), (b"<i8>+9223372036854775807</i8>", 2**63 - 1),
+    (b"<boolean>0</boolean>", False), (b"<double>1.5</double>", 1.5), (b"<base64>aGk=\n</base64>", b"hi"),
+])
+def test_well_formed_scalars_still_parse(xml: bytes, value: object) -> None:
+    assert list(iter_items([scalar_answer(xml)])) == [value]
+
+
+def test_the_serial_bound_is_an_xmlrpc_int() -> None:
+    assert MAX_SERIAL == 2**31 - 1
+    assert is_serial(0) and is_serial(MAX_SERIAL)
+    assert not any(is_serial(v) for v in (MAX_SERIAL + 1, -1, True, "5", 5.0, None))
+
+
+def test_describe_never_formats_a_container() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert describe(deep) == "an array of 1"
+    assert describe({"a": deep}) == "a struct of 1 member(s)"
+    assert describe("x\x1b[2J") == "'x\\x1b[2J'"
+    assert describe(True) == "the boolean true"
