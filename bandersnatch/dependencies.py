@@ -14,13 +14,9 @@ from pathlib import Path
 
 from .deps import Need, closure
 from .depstore import DependencyRecords
+from .errors import shown
 from .selection import Selection
 from .storage import atomic_write
-
-
-def escape(text: str) -> str:
-    """Upstream text made safe for one log line (no control characters)."""
-    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +66,7 @@ class DependencyTracker:
     def _malformed(self, key: str, line: str) -> None:
         if (key, line) not in self._bad:
             self._bad.add((key, line))
-            logger.warning("%s: skipping malformed Requires-Dist %s", key, escape(line[:200]))
+            logger.warning("%s: skipping malformed Requires-Dist %s", key, shown(line, 200))
 
     def admits(self, key: str) -> bool:
         with self._lock:
@@ -86,7 +82,7 @@ class DependencyTracker:
             return "not selected"
         if need.parent is None:
             return "allowlist"
-        return f"{need.parent} requires {need.requirement!r}"
+        return f"{need.parent} requires {shown(need.requirement)!r}"
 
     def owed(self, has_pages: Callable[[str], bool]) -> list[str]:
         """Reached projects the mirror does not hold yet (and upstream was not found to lack)."""
@@ -101,6 +97,6 @@ class DependencyTracker:
         lines = ["# project [extras] <- why it is on this mirror (written by bandersnatch mirror)\n"]
         for need in needs:
             extras = f"[{','.join(sorted(need.extras))}]" if need.extras else ""
-            why = "allowlist" if need.parent is None else f"{need.parent}: {need.requirement}"
+            why = "allowlist" if need.parent is None else f"{need.parent}: {shown(need.requirement)}"
             lines.append(f"{need.key}{extras} <- {why}\n")
         atomic_write(path, "".join(lines).encode(), staging)

@@ -27,6 +27,7 @@ from packaging.version import Version
 
 from .deps import requires_dist, sdist_pkg_info, sdist_requires_dist, wheel_metadata
 from .dists import file_version
+from .errors import shown
 from .names import is_valid_project_name
 from .storage import atomic_write, remove_file
 
@@ -143,14 +144,14 @@ class DependencyRecords:
             if data is None:
                 data = wheel_metadata(f.path, METADATA_LIMIT)
             if data is None:
-                logger.debug("%s: %s has no readable core metadata; no dependencies known", key, name)
+                logger.debug("%s: %s has no readable core metadata; no dependencies known", key, shown(name))
                 return None
             return requires_dist(data)
         if name.lower().endswith(_SDIST_SUFFIXES) and file_version(name, key) not in with_wheels:
             info = sdist_pkg_info(f.path, METADATA_LIMIT)
             declared = sdist_requires_dist(info) if info is not None else None
             if declared is None:
-                logger.debug("%s: %s does not declare its dependencies; none known", key, name)
+                logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))
             return declared
         return None
 

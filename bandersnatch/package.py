@@ -208,7 +208,7 @@ class ProjectSync:
                 return Outcome(key, name, serial, excluded=excluded)
             chosen = self.selection.plan_files(key, page)
             for filename, why in chosen.dropped:
-                logger.debug("%s: not mirroring %s (%s)", key, filename, why)
+                logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
         known = read_known(page_dir)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
