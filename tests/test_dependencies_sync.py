@@ -222,3 +222,43 @@ def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Pat
     upstream.clear_faults()
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == {"root", "dep"}
+
+
+def test_a_dependency_already_on_the_mirror_without_a_record_is_synced_so_its_own_dependencies_join(
+        tmp_path: Path, graph: Upstream) -> None:
+    # An unfiltered mirror switched to with-dependencies: mid and the rest have pages but no
+    # deps/ record, so only a sync of mid tells the closure that mid needs dep-cycle-a.
+    mirror = write_config(tmp_path, graph.url)
+    assert mirror.run() == 0
+    mirror.config.write_text(mirror.config.read_text() + with_deps("dep-root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert graph.count_requests("/simple/") == 0
+
+
+def test_a_root_that_fails_while_dependencies_are_first_recorded_does_not_prune_them(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url)
+    assert mirror.run() == 0
+    mirror.config.write_text(mirror.config.read_text() + with_deps("dep-root"))
+    graph.fail("/simple/dep-root/", 500, times=None)
+    assert mirror.run() == 1
+    # Nothing says yet what dep-root needs: what it may need stays until it is known.
+    assert BASE <= set(mirrored(mirror))
+    graph.clear_faults()
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert graph.count_requests("/packages/") == 0
+
+
+def test_a_root_removed_upstream_takes_what_only_it_needed_with_it(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root", "dep-leaf"))
+    assert mirror.run() == 0
+    graph.remove_project("dep-root")
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-leaf"}
+    assert not (mirror.root / "deps" / "mid.json").exists()
