@@ -89,10 +89,21 @@ class DependencyTracker:
         return f"{need.parent} requires {need.requirement!r}"
 
     def owed(self, has_pages: Callable[[str], bool]) -> list[str]:
-        """Reached projects the mirror does not hold yet (and upstream was not found to lack)."""
+        """Reached projects to sync: see ``needs_sync``."""
         with self._lock:
             keys = sorted(self.reached)
-        return [k for k in keys if not has_pages(k) and not self.records.is_missing(k)]
+        return [k for k in keys if self.needs_sync(k, has_pages)]
+
+    def needs_sync(self, key: str, has_pages: Callable[[str], bool]) -> bool:
+        """A reached project the mirror does not hold, or holds with no record of its requirements.
+
+        Without a record (a mirror that ran without with-dependencies, a lost
+        ``deps/`` file) the closure cannot see past the project: only a sync says
+        what it needs.  Projects upstream was found to lack are not asked for again.
+        """
+        if self.records.is_missing(key):
+            return False
+        return not has_pages(key) or self.records.requirements(key) is None
 
     def write_report(self, path: Path, staging: Path) -> None:
         """``selected.txt``: every selected project and the requirement that pulled it in."""

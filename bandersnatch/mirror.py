@@ -416,8 +416,11 @@ class Mirror:
         """Sync, in this run, what the project's requirements newly bring into the closure."""
         assert self.tracker is not None
         for new in sorted(self.tracker.synced(key, requires)):
-            if new not in self._started and not self._has_pages(new):
-                logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
+            if new not in self._started and self.tracker.needs_sync(new, self._has_pages):
+                if self._has_pages(new):
+                    logger.debug("%s: on the mirror without a record of its requirements: synced again", new)
+                else:
+                    logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
                 self._extra.append((new, 0))
 
     def _unselected_on_mirror(self, already: set[str]) -> list[str]:
