@@ -288,7 +288,8 @@ class Mirror:
 
     def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> None:
         """Remove what upstream removed and what the filters no longer select: root index first."""
-        pruning = self.selection.active and self.state.prune_pending() and not report.stopped_early
+        pruning = (self.selection.active and self.state.prune_pending() and not report.stopped_early
+                   and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
         self.root.update(self._created, {o.key for o in removed} | set(unselected), target)
         for outcome in removed:
@@ -305,6 +306,20 @@ class Mirror:
             self.state.set_prune_pending(False)
         if self.tracker is not None:
             self.tracker.write_report(self.directory / "selected.txt", self.staging)
+
+    def _closure_unknown(self, report: RunReport) -> bool:
+        """A failed project the closure reaches has no record: what it needs is unknown, so nothing is pruned.
+
+        The prune stays pending for the run that syncs it.
+        """
+        if self.tracker is None or self.records is None:
+            return False
+        tracker, records = self.tracker, self.records
+        unknown = sorted(k for k in report.failed if tracker.admits(k) and records.requirements(k) is None)
+        if unknown:
+            logger.info("Projects the filters no longer select stay until the requirements of %s are known",
+                        ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+        return bool(unknown)
 
     def _run_pool(self, report: RunReport) -> tuple[list[Outcome], Iterator[tuple[str, int]]]:
         """Sync every project in ``todo``; returns removals and the entries never started."""
