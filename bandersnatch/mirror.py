@@ -288,6 +288,7 @@ class Mirror:
 
     def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> None:
         """Remove what upstream removed and what the filters no longer select: root index first."""
+        self._forget_requirements(removed)
         pruning = (self.selection.active and self.state.prune_pending() and not report.stopped_early
                    and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
@@ -306,6 +307,17 @@ class Mirror:
             self.state.set_prune_pending(False)
         if self.tracker is not None:
             self.tracker.write_report(self.directory / "selected.txt", self.staging)
+
+    def _forget_requirements(self, removed: list[Outcome]) -> None:
+        """What projects leaving the mirror required no longer holds anything on it."""
+        if self.records is None or self.tracker is None or not removed:
+            return
+        for outcome in removed:
+            if outcome.excluded:
+                self.records.forget(outcome.key)
+            else:
+                self.records.mark_missing(outcome.key)  # as for a dependency upstream lacks
+        self.tracker.recompute()
 
     def _closure_unknown(self, report: RunReport) -> bool:
         """A failed project the closure reaches has no record: what it needs is unknown, so nothing is pruned.

@@ -262,3 +262,6 @@ def test_a_root_removed_upstream_takes_what_only_it_needed_with_it(tmp_path: Pat
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == {"dep-leaf"}
     assert not (mirror.root / "deps" / "mid.json").exists()
+    graph.add_wheel("dep-root", "4.0", requires=("mid",))  # and back it comes
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-root", "mid", "dep-cycle-a", "dep-cycle-b", "dep-leaf"}
