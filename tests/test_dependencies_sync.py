@@ -18,6 +18,11 @@ from fakepypi import Upstream
 from mirrortools import MirrorSetup, page_dir, write_config
 from test_filters_sync import mirrored, plugins
 
+from bandersnatch.config import load
+from bandersnatch.dependencies import DependencyTracker
+from bandersnatch.depstore import DependencyRecords
+from bandersnatch.selection import Selection
+
 
 def with_deps(*roots: str, extra: str = "", enabled: tuple[str, ...] = ("allowlist_project",),
               **sections: str) -> str:
@@ -265,3 +270,39 @@ def test_a_root_removed_upstream_takes_what_only_it_needed_with_it(tmp_path: Pat
     graph.add_wheel("dep-root", "4.0", requires=("mid",))  # and back it comes
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == {"dep-root", "mid", "dep-cycle-a", "dep-cycle-b", "dep-leaf"}
+
+
+class _CountingRecords(DependencyRecords):
+    """Records held in memory, counting how often the tracker reads one."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp / "deps", tmp)
+        self.known: dict[str, tuple[str, ...]] = {}
+        self.reads = 0
+
+    def requirements(self, key: str) -> tuple[str, ...] | None:
+        self.reads += 1
+        return self.known.get(key)
+
+
+def test_a_first_sync_closes_the_allowlist_in_work_linear_in_its_size(tmp_path: Path) -> None:
+    # p0000 -> p0001 -> ... : every synced project brings the next.  Closing the whole
+    # allowlist again after each one read every record so far: n^2/2 reads, and minutes
+    # of the main thread for a few thousand projects.
+    count = 400
+    names = [f"p{i:04d}" for i in range(count)]
+    config = load(write_config(tmp_path, "http://127.0.0.1:9/", sections=with_deps(names[0])).config)
+    records = _CountingRecords(tmp_path)
+    tracker = DependencyTracker(Selection(config.filters), records)
+    synced = [names[0]]
+    for key in synced:
+        index = int(key[1:])
+        records.known[key] = (f'{names[index + 1]}>=1; python_version >= "3"',) if index + 1 < count else ()
+        synced.extend(sorted(tracker.synced(key, records.known[key])))
+    assert synced == names
+    assert tracker.owed(lambda key: True) == []
+    assert records.reads <= 4 * count
+    # Requirements that shrink still close exactly.
+    records.known[names[10]] = ()
+    assert tracker.synced(names[10], ()) == set()
+    assert not tracker.admits(names[11]) and tracker.admits(names[10])
