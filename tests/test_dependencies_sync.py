@@ -306,3 +306,18 @@ def test_a_first_sync_closes_the_allowlist_in_work_linear_in_its_size(tmp_path: 
     records.known[names[10]] = ()
     assert tracker.synced(names[10], ()) == set()
     assert not tracker.admits(names[11]) and tracker.admits(names[10])
+
+
+def test_a_dependency_a_project_filter_excludes_is_not_asked_for_again_on_a_no_op_run(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps(
+        "dep-root", enabled=("allowlist_project", "versions_count_project_metadata"),
+        versions_count_project_metadata="min_versions = 2"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-root", "dep-leaf"}  # the rest have one version
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert graph.count_requests("/simple/") == 0
+    graph.add_wheel("mid", "2.0")  # a second version: the changelog brings it
+    assert mirror.run() == 0
+    assert "mid" in mirrored(mirror)
