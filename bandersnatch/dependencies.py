@@ -99,9 +99,9 @@ class DependencyTracker:
         ``deps/`` file) the closure cannot see past the project: only a sync says
         what it needs.  Projects upstream was found to lack are not asked for again.
         """
-        if self.records.is_missing(key):
+        if has_pages(key) and self.records.requirements(key) is not None:
             return False
-        return not has_pages(key) or self.records.requirements(key) is None
+        return not self.records.is_missing(key)
 
     def write_report(self, path: Path, staging: Path) -> None:
         """``selected.txt``: every selected project and the requirement that pulled it in."""

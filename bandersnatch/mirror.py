@@ -312,11 +312,8 @@ class Mirror:
         """What projects leaving the mirror required no longer holds anything on it."""
         if self.records is None or self.tracker is None or not removed:
             return
-        for outcome in removed:
-            if outcome.excluded:
-                self.records.forget(outcome.key)
-            else:
-                self.records.mark_missing(outcome.key)  # as for a dependency upstream lacks
+        for outcome in removed:  # as for a dependency upstream lacks or a filter excludes
+            self.records.mark_missing(outcome.key, str(outcome.excluded) if outcome.excluded else None)
         self.tracker.recompute()
 
     def _closure_unknown(self, report: RunReport) -> bool:
@@ -432,6 +429,8 @@ class Mirror:
             return
         if outcome.excluded:
             logger.debug("%s: not selected (%s)", outcome.key, outcome.excluded)
+            if self.records is not None and self.tracker is not None and self.tracker.admits(outcome.key):
+                self.records.mark_missing(outcome.key, excluded=str(outcome.excluded))
         elif self.tracker is not None and self.tracker.admits(outcome.key):
             logger.warning("%s: upstream has no such project (%s); it stays off the mirror",
                            outcome.key, self.tracker.why(outcome.key))
