@@ -321,3 +321,16 @@ def test_a_dependency_a_project_filter_excludes_is_not_asked_for_again_on_a_no_o
     graph.add_wheel("mid", "2.0")  # a second version: the changelog brings it
     assert mirror.run() == 0
     assert "mid" in mirrored(mirror)
+
+
+def test_a_dependency_joining_in_an_incremental_run_is_asked_at_its_changelog_serial(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    graph.add_wheel("new-dep", "1.0")
+    before = graph.serial
+    graph.add_wheel("new-dep", "2.0")
+    graph.add_wheel("dep-root", "3.0", requires=("new-dep",))
+    graph.stale("new-dep", times=1, at_serial=before)  # a CDN lagging behind new-dep 2.0
+    assert mirror.run() == 0
+    assert mirrored(mirror)["new-dep"] == ["new_dep-1.0-py3-none-any.whl", "new_dep-2.0-py3-none-any.whl"]
