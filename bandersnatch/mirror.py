@@ -103,6 +103,7 @@ class Mirror:
         # Dependencies reached during the run, synced after the work list; each project once.
         self._extra: deque[tuple[str, int]] = deque()
         self._started: set[str] = set()
+        self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
@@ -170,8 +171,13 @@ class Mirror:
         since = max(serial or 0, pending.target if pending else 0)
         changes = Todo(since)
         for name, change_serial in self.master.changelog_since_serial(since):
-            if self._acceptable(name) and self._selected(name):
+            if not self._acceptable(name):
+                continue
+            if self._selected(name):
                 changes.add(name, change_serial)
+            elif self.tracker is not None:  # may join during the run: then asked at this serial
+                key = normalize(name)
+                self._unselected[key] = max(self._unselected.get(key, 0), change_serial)
         if self.tracker is not None:
             for key in self.tracker.owed(self._has_pages):
                 changes.add(key, 0)  # reached by the closure but not on the mirror yet
@@ -447,7 +453,7 @@ class Mirror:
                     logger.debug("%s: on the mirror without a record of its requirements: synced again", new)
                 else:
                     logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
-                self._extra.append((new, 0))
+                self._extra.append((new, self._unselected.get(new, 0)))
 
     def _unselected_on_mirror(self, already: set[str]) -> list[str]:
         """Projects the root index names that the filters no longer select."""
