@@ -1,8 +1,9 @@
 """The dependency-closed allowlist during one run: which projects it reaches, and which are owed.
 
-The closure is recomputed from the allowlist and the per-project records of
-``depstore`` whenever a project's record changes; the run asks it whether a
-name is selected, and syncs what it newly reaches in the same run.
+The closure is built from the allowlist and the per-project records of
+``depstore``, extended in place when a project's record grows and built again
+when one shrinks; the run asks it whether a name is selected, and syncs what
+it newly reaches in the same run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .deps import Need, closure
+from .deps import Closure, Need
 from .depstore import DependencyRecords
 from .errors import shown
 from .selection import Selection
@@ -31,37 +32,34 @@ class DependencyTracker:
         self._lock = threading.Lock()
         self.reached: dict[str, Need] = {}
         self._bad: set[tuple[str, str]] = set()
-        self._used: dict[str, tuple[str, ...] | None] = {}  # what the last closure read, per project
+        self._closure: Closure
         self.recompute()
 
     def _admits(self, key: str) -> bool:
         return self.selection.blocks(key) is None
 
     def recompute(self) -> set[str]:
-        """Close the allowlist again; returns the keys reached now that were not before."""
-        used: dict[str, tuple[str, ...] | None] = {}
-
-        def requirements_of(key: str) -> tuple[str, ...] | None:
-            used[key] = self.records.requirements(key)
-            return used[key]
-
-        reached = closure(self.selection.roots, requirements_of, self.environments, self._admits,
-                          self._malformed)
+        """Close the allowlist again from the records; returns the keys reached now that were not before."""
+        built = Closure(self.selection.roots, self.records.requirements, self.environments, self._admits,
+                        self._malformed)
         with self._lock:
-            new = set(reached) - set(self.reached)
-            self.reached = reached
-            self._used = used
+            new = set(built.needs) - set(self.reached)
+            self._closure = built
+            self.reached = built.needs
         return new
 
     def synced(self, key: str, requires: tuple[str, ...]) -> set[str]:
         """A project's requirements as just recorded: the keys the closure newly reaches.
 
-        The closure is recomputed only when they differ from what it was built with,
-        so a run over thousands of unchanged projects does not close it thousands of times.
+        Requirements that only grew extend the closure in place (a first sync of thousands
+        of projects stays linear); one that lost a line closes the allowlist again.
         """
         with self._lock:
-            unchanged = key in self._used and self._used[key] == requires
-        return set() if unchanged else self.recompute()
+            before = self._closure.lines(key)
+            if before is not None and set(before) == set(requires):
+                return set()
+            grown = self._closure.grow(key)
+        return self.recompute() if grown is None else set(grown)
 
     def _malformed(self, key: str, line: str) -> None:
         if (key, line) not in self._bad:
@@ -85,10 +83,21 @@ class DependencyTracker:
         return f"{need.parent} requires {shown(need.requirement)!r}"
 
     def owed(self, has_pages: Callable[[str], bool]) -> list[str]:
-        """Reached projects the mirror does not hold yet (and upstream was not found to lack)."""
+        """Reached projects to sync: see ``needs_sync``."""
         with self._lock:
             keys = sorted(self.reached)
-        return [k for k in keys if not has_pages(k) and not self.records.is_missing(k)]
+        return [k for k in keys if self.needs_sync(k, has_pages)]
+
+    def needs_sync(self, key: str, has_pages: Callable[[str], bool]) -> bool:
+        """A reached project the mirror does not hold, or holds with no record of its requirements.
+
+        Without a record (a mirror that ran without with-dependencies, a lost
+        ``deps/`` file) the closure cannot see past the project: only a sync says
+        what it needs.  Projects upstream was found to lack are not asked for again.
+        """
+        if has_pages(key) and self.records.requirements(key) is not None:
+            return False
+        return not self.records.is_missing(key)
 
     def write_report(self, path: Path, staging: Path) -> None:
         """``selected.txt``: every selected project and the requirement that pulled it in."""

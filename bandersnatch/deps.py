@@ -360,52 +360,100 @@ def closure(
     reached again with more extras is expanded again for those.  ``on_bad(key, line)`` hears
     of each malformed requirement line of project ``key``.
     """
-    evaluator = Evaluator(environments)
-    needs: dict[str, Need] = {}
-    expanded: dict[str, frozenset[str]] = {}
-    admitted: dict[str, bool] = {}
-    queue: deque[str] = deque()
+    return Closure(roots, requirements_of, environments, admits, on_bad).needs
 
-    def reach(key: str, extras: frozenset[str], requirement: str, parent: str | None) -> None:
-        if key not in admitted:
-            admitted[key] = admits(key)
-        if not admitted[key]:
+
+class Closure:
+    """``closure``'s result, kept so that a project's requirements growing extends it in place.
+
+    A run learns requirements one project at a time; building the closure again after
+    each would read every record so far each time (quadratic in the mirror's size).
+    Growth only adds what the new lines reach; a project whose requirements lost a line
+    needs a new ``Closure``, since what only that line reached may have to go.
+    """
+
+    def __init__(
+        self,
+        roots: Mapping[str, frozenset[str]],
+        requirements_of: Callable[[str], Iterable[str] | None],
+        environments: Sequence[Mapping[str, str]],
+        admits: Callable[[str], bool],
+        on_bad: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._requirements_of = requirements_of
+        self._admits = admits
+        self._on_bad = on_bad
+        self._evaluator = Evaluator(environments)
+        self.needs: dict[str, Need] = {}
+        self._expanded: dict[str, frozenset[str]] = {}  # the extras each project was expanded for
+        self._lines: dict[str, tuple[str, ...] | None] = {}  # the requirements it was expanded with
+        self._admitted: dict[str, bool] = {}
+        self._queue: deque[str] = deque()
+        self._new: list[str] = []
+        merged: dict[str, frozenset[str]] = {}
+        for name, extras in roots.items():
+            key = normalize(name)
+            merged[key] = merged.get(key, frozenset()) | {normalize(e) for e in extras}
+        for key in sorted(merged):
+            self._reach(key, merged[key], ROOT_REQUIREMENT, None)
+        self._drain()
+
+    def lines(self, key: str) -> tuple[str, ...] | None:
+        """The requirements of ``key`` the closure was built with (None: unknown or never read)."""
+        return self._lines.get(key)
+
+    def grow(self, key: str) -> list[str] | None:
+        """Re-read ``key``'s requirements; the projects newly reached, or None when some line went.
+
+        On None nothing changed here: the caller builds a new ``Closure``.
+        """
+        if key not in self._expanded:
+            return []  # not reached (or not expanded yet): read when it is
+        texts = self._requirements_of(key)
+        new = None if texts is None else tuple(sorted(set(texts)))
+        old = self._lines.get(key) or ()
+        if new is None or not set(old) <= set(new):
+            return None if old else []
+        added = [line for line in new if line not in set(old)]
+        self._lines[key] = new
+        self._new = []
+        self._expand(key, added, sorted(self._expanded[key]), report=True)
+        self._drain()
+        return self._new
+
+    def _reach(self, key: str, extras: frozenset[str], requirement: str, parent: str | None) -> None:
+        if key not in self._admitted:
+            self._admitted[key] = self._admits(key)
+        if not self._admitted[key]:
             return
-        old = needs.get(key)
+        old = self.needs.get(key)
         if old is None:
-            needs[key] = Need(key, extras, requirement, parent)
+            self.needs[key] = Need(key, extras, requirement, parent)
+            self._new.append(key)
         elif extras <= old.extras:
             return
         else:
-            needs[key] = old._replace(extras=old.extras | extras)
-        queue.append(key)
+            self.needs[key] = old._replace(extras=old.extras | extras)
+        self._queue.append(key)
 
-    merged: dict[str, frozenset[str]] = {}
-    for name, extras in roots.items():
-        key = normalize(name)
-        merged[key] = merged.get(key, frozenset()) | {normalize(e) for e in extras}
-    for key in sorted(merged):
-        reach(key, merged[key], ROOT_REQUIREMENT, None)
+    def _drain(self) -> None:
+        while self._queue:
+            key = self._queue.popleft()
+            wanted = frozenset({"", *self.needs[key].extras})
+            todo = sorted(wanted - self._expanded.get(key, frozenset()))
+            if not todo:
+                continue
+            first_time = key not in self._expanded
+            if first_time:
+                texts = self._requirements_of(key)
+                self._lines[key] = None if texts is None else tuple(sorted(set(texts)))
+            self._expanded[key] = wanted
+            self._expand(key, self._lines[key] or (), todo, report=first_time)
 
-    known: dict[str, tuple[str, ...] | None] = {}
-    while queue:
-        key = queue.popleft()
-        wanted = frozenset({"", *needs[key].extras})
-        todo = sorted(wanted - expanded.get(key, frozenset()))
-        if not todo:
-            continue
-        first_time = key not in expanded
-        expanded[key] = wanted
-        if first_time:
-            texts = requirements_of(key)
-            known[key] = None if texts is None else tuple(sorted(set(texts)))
-        lines = known[key]
-        if lines is None:
-            continue
-        joined, bad = evaluator.joining(lines, todo)
-        if first_time and on_bad is not None:
+    def _expand(self, key: str, lines: Sequence[str], extras: Sequence[str], *, report: bool) -> None:
+        joined, bad = self._evaluator.joining(lines, extras)
+        if report and self._on_bad is not None:
             for line in bad:
-                on_bad(key, line)
+                self._on_bad(key, line)
         for dep in joined:
-            reach(dep.key, dep.extras, dep.requirement, key)
-    return needs
+            self._reach(dep.key, dep.extras, dep.requirement, key)

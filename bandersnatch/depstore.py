@@ -83,7 +83,10 @@ class DependencyRecords:
         return result
 
     def is_missing(self, key: str) -> bool:
-        """True when the last sync found no such project upstream."""
+        """True when the last sync found no such project upstream, or a filter excluded it from its page.
+
+        Either way it stays off the mirror until the changelog names it again.
+        """
         doc = self._load(key)
         return bool(doc is not None and doc.get("missing"))
 
@@ -110,9 +113,12 @@ class DependencyRecords:
             self._cache[key] = result
         return result
 
-    def mark_missing(self, key: str) -> None:
-        """Upstream has no such project: remember it, so no-op runs do not ask again."""
+    def mark_missing(self, key: str, excluded: str | None = None) -> None:
+        """Upstream has no such project (or ``excluded`` says which filter keeps it off): remember
+        it, so no-op runs do not ask again."""
         doc: dict[str, Any] = {"project": key, "missing": True}
+        if excluded is not None:
+            doc["excluded"] = excluded
         if self._load(key) != doc:
             self._write(key, doc)
         with self._lock:

@@ -103,6 +103,7 @@ class Mirror:
         # Dependencies reached during the run, synced after the work list; each project once.
         self._extra: deque[tuple[str, int]] = deque()
         self._started: set[str] = set()
+        self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
@@ -170,8 +171,13 @@ class Mirror:
         since = max(serial or 0, pending.target if pending else 0)
         changes = Todo(since)
         for name, change_serial in self.master.changelog_since_serial(since):
-            if self._acceptable(name) and self._selected(name):
+            if not self._acceptable(name):
+                continue
+            if self._selected(name):
                 changes.add(name, change_serial)
+            elif self.tracker is not None:  # may join during the run: then asked at this serial
+                key = normalize(name)
+                self._unselected[key] = max(self._unselected.get(key, 0), change_serial)
         if self.tracker is not None:
             for key in self.tracker.owed(self._has_pages):
                 changes.add(key, 0)  # reached by the closure but not on the mirror yet
@@ -288,7 +294,9 @@ class Mirror:
 
     def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> None:
         """Remove what upstream removed and what the filters no longer select: root index first."""
-        pruning = self.selection.active and self.state.prune_pending() and not report.stopped_early
+        self._forget_requirements(removed)
+        pruning = (self.selection.active and self.state.prune_pending() and not report.stopped_early
+                   and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
         self.root.update(self._created, {o.key for o in removed} | set(unselected), target)
         for outcome in removed:
@@ -305,6 +313,28 @@ class Mirror:
             self.state.set_prune_pending(False)
         if self.tracker is not None:
             self.tracker.write_report(self.directory / "selected.txt", self.staging)
+
+    def _forget_requirements(self, removed: list[Outcome]) -> None:
+        """What projects leaving the mirror required no longer holds anything on it."""
+        if self.records is None or self.tracker is None or not removed:
+            return
+        for outcome in removed:  # as for a dependency upstream lacks or a filter excludes
+            self.records.mark_missing(outcome.key, str(outcome.excluded) if outcome.excluded else None)
+        self.tracker.recompute()
+
+    def _closure_unknown(self, report: RunReport) -> bool:
+        """A failed project the closure reaches has no record: what it needs is unknown, so nothing is pruned.
+
+        The prune stays pending for the run that syncs it.
+        """
+        if self.tracker is None or self.records is None:
+            return False
+        tracker, records = self.tracker, self.records
+        unknown = sorted(k for k in report.failed if tracker.admits(k) and records.requirements(k) is None)
+        if unknown:
+            logger.info("Projects the filters no longer select stay until the requirements of %s are known",
+                        ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+        return bool(unknown)
 
     def _run_pool(self, report: RunReport) -> tuple[list[Outcome], Iterator[tuple[str, int]]]:
         """Sync every project in ``todo``; returns removals and the entries never started."""
@@ -405,6 +435,8 @@ class Mirror:
             return
         if outcome.excluded:
             logger.debug("%s: not selected (%s)", outcome.key, outcome.excluded)
+            if self.records is not None and self.tracker is not None and self.tracker.admits(outcome.key):
+                self.records.mark_missing(outcome.key, excluded=str(outcome.excluded))
         elif self.tracker is not None and self.tracker.admits(outcome.key):
             logger.warning("%s: upstream has no such project (%s); it stays off the mirror",
                            outcome.key, self.tracker.why(outcome.key))
@@ -416,9 +448,12 @@ class Mirror:
         """Sync, in this run, what the project's requirements newly bring into the closure."""
         assert self.tracker is not None
         for new in sorted(self.tracker.synced(key, requires)):
-            if new not in self._started and not self._has_pages(new):
-                logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
-                self._extra.append((new, 0))
+            if new not in self._started and self.tracker.needs_sync(new, self._has_pages):
+                if self._has_pages(new):
+                    logger.debug("%s: on the mirror without a record of its requirements: synced again", new)
+                else:
+                    logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
+                self._extra.append((new, self._unselected.get(new, 0)))
 
     def _unselected_on_mirror(self, already: set[str]) -> list[str]:
         """Projects the root index names that the filters no longer select."""

@@ -18,6 +18,11 @@ from fakepypi import Upstream
 from mirrortools import MirrorSetup, page_dir, write_config
 from test_filters_sync import mirrored, plugins
 
+from bandersnatch.config import load
+from bandersnatch.dependencies import DependencyTracker
+from bandersnatch.depstore import DependencyRecords
+from bandersnatch.selection import Selection
+
 
 def with_deps(*roots: str, extra: str = "", enabled: tuple[str, ...] = ("allowlist_project",),
               **sections: str) -> str:
@@ -222,3 +227,110 @@ def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Pat
     upstream.clear_faults()
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == {"root", "dep"}
+
+
+def test_a_dependency_already_on_the_mirror_without_a_record_is_synced_so_its_own_dependencies_join(
+        tmp_path: Path, graph: Upstream) -> None:
+    # An unfiltered mirror switched to with-dependencies: mid and the rest have pages but no
+    # deps/ record, so only a sync of mid tells the closure that mid needs dep-cycle-a.
+    mirror = write_config(tmp_path, graph.url)
+    assert mirror.run() == 0
+    mirror.config.write_text(mirror.config.read_text() + with_deps("dep-root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert graph.count_requests("/simple/") == 0
+
+
+def test_a_root_that_fails_while_dependencies_are_first_recorded_does_not_prune_them(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url)
+    assert mirror.run() == 0
+    mirror.config.write_text(mirror.config.read_text() + with_deps("dep-root"))
+    graph.fail("/simple/dep-root/", 500, times=None)
+    assert mirror.run() == 1
+    # Nothing says yet what dep-root needs: what it may need stays until it is known.
+    assert set(mirrored(mirror)) >= BASE
+    graph.clear_faults()
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == BASE
+    assert graph.count_requests("/packages/") == 0
+
+
+def test_a_root_removed_upstream_takes_what_only_it_needed_with_it(tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root", "dep-leaf"))
+    assert mirror.run() == 0
+    graph.remove_project("dep-root")
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-leaf"}
+    assert not (mirror.root / "deps" / "mid.json").exists()
+    graph.add_wheel("dep-root", "4.0", requires=("mid",))  # and back it comes
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-root", "mid", "dep-cycle-a", "dep-cycle-b", "dep-leaf"}
+
+
+class _CountingRecords(DependencyRecords):
+    """Records held in memory, counting how often the tracker reads one."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp / "deps", tmp)
+        self.known: dict[str, tuple[str, ...]] = {}
+        self.reads = 0
+
+    def requirements(self, key: str) -> tuple[str, ...] | None:
+        self.reads += 1
+        return self.known.get(key)
+
+
+def test_a_first_sync_closes_the_allowlist_in_work_linear_in_its_size(tmp_path: Path) -> None:
+    # p0000 -> p0001 -> ... : every synced project brings the next.  Closing the whole
+    # allowlist again after each one read every record so far: n^2/2 reads, and minutes
+    # of the main thread for a few thousand projects.
+    count = 400
+    names = [f"p{i:04d}" for i in range(count)]
+    config = load(write_config(tmp_path, "http://127.0.0.1:9/", sections=with_deps(names[0])).config)
+    records = _CountingRecords(tmp_path)
+    tracker = DependencyTracker(Selection(config.filters), records)
+    synced = [names[0]]
+    for key in synced:
+        index = int(key[1:])
+        records.known[key] = (f'{names[index + 1]}>=1; python_version >= "3"',) if index + 1 < count else ()
+        synced.extend(sorted(tracker.synced(key, records.known[key])))
+    assert synced == names
+    assert tracker.owed(lambda key: True) == []
+    assert records.reads <= 4 * count
+    # Requirements that shrink still close exactly.
+    records.known[names[10]] = ()
+    assert tracker.synced(names[10], ()) == set()
+    assert not tracker.admits(names[11]) and tracker.admits(names[10])
+
+
+def test_a_dependency_a_project_filter_excludes_is_not_asked_for_again_on_a_no_op_run(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps(
+        "dep-root", enabled=("allowlist_project", "versions_count_project_metadata"),
+        versions_count_project_metadata="min_versions = 2"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"dep-root", "dep-leaf"}  # the rest have one version
+    graph.reset_requests()
+    assert mirror.run() == 0
+    assert graph.count_requests("/simple/") == 0
+    graph.add_wheel("mid", "2.0")  # a second version: the changelog brings it
+    assert mirror.run() == 0
+    assert "mid" in mirrored(mirror)
+
+
+def test_a_dependency_joining_in_an_incremental_run_is_asked_at_its_changelog_serial(
+        tmp_path: Path, graph: Upstream) -> None:
+    mirror = write_config(tmp_path, graph.url, sections=with_deps("dep-root"))
+    assert mirror.run() == 0
+    graph.add_wheel("new-dep", "1.0")
+    before = graph.serial
+    graph.add_wheel("new-dep", "2.0")
+    graph.add_wheel("dep-root", "3.0", requires=("new-dep",))
+    graph.stale("new-dep", times=1, at_serial=before)  # a CDN lagging behind new-dep 2.0
+    assert mirror.run() == 0
+    assert mirrored(mirror)["new-dep"] == ["new_dep-1.0-py3-none-any.whl", "new_dep-2.0-py3-none-any.whl"]
