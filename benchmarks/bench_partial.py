@@ -266,6 +266,7 @@ class Outcome:
     before_first: float  # process start -> first request received
     first_page: float  # process start -> first project page asked (the listing and planning before it)
     after_last: float  # last answer written -> process exit
+    rpc_seconds: float  # the upstream's time to answer the XML-RPC calls (building and sending them)
 
     @property
     def ok(self) -> bool:
@@ -313,7 +314,8 @@ def judge(phase: str, upstream: CountingUpstream, measured: tuple[clients.ChildR
     last = max((r.finished for r in records), default=result.started)
     page = min((r.started for r in records if traffic_kind(r.method, r.path) == "page"), default=result.ended)
     return Outcome(phase, result, exp, actual, stray, checks, load, in_flight, first - result.started,
-                   page - result.started, result.ended - last)
+                   page - result.started, result.ended - last,
+                   sum(r.finished - r.started for r in records if r.method == "POST"))
 
 
 # ------------------------------------------------------------------ the run
@@ -475,6 +477,7 @@ def format_report(outcomes: list[Outcome], info: dict[str, Any], notes: list[str
         ("  s before 1st page request",
          lambda o: f"{o.first_page:.2f}" if o.first_page < o.result.wall else "-"),
         ("  s after last response", lambda o: f"{o.after_last:.2f}"),
+        ("  s upstream spent on XML-RPC", lambda o: f"{o.rpc_seconds:.2f}"),
         ("load average at start", lambda o: f"{o.load:.1f}"),
         ("exit code", lambda o: str(o.result.exit_code)),
     ]
