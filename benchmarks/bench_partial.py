@@ -7,7 +7,7 @@ pulls in a shared tree of ~230 more projects (extras, markers, sdist-only
 projects, a cycle, a dependency upstream does not have).  Every request
 waits 30 ms (``--latency``); the mirror runs with 3 workers::
 
-    venv/bin/python benchmarks/bench_partial.py                     # ~2 min on 2 cores
+    venv/bin/python benchmarks/bench_partial.py                     # ~40 s on 2 cores
     venv/bin/python benchmarks/bench_partial.py --projects 10000    # quick look
 
 Three phases, each a measured ``bandersnatch mirror`` process (wall, CPU,
