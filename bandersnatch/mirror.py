@@ -30,7 +30,7 @@ from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync
-from .progress import Progress
+from .progress import Progress, human_bytes
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
@@ -59,6 +59,8 @@ class RunReport:
     unselected: int = 0  # projects taken off the mirror because the filters no longer select them
     unverified: int = 0  # files downloaded with no hash we could check
     held_back: str | None = None  # why removals past the limit were not made (they stay owed)
+    deleted_files: int = 0  # files taken off the mirror (upstream deleted them, or their project)
+    deleted_bytes: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -322,6 +324,7 @@ class Mirror:
         self.state.finish(target, report.failed, itertools.chain(held, remaining))
         if not report.exit_code:
             self._write_last_modified()
+        report.deleted_files, report.deleted_bytes = self.projects.deleted_files, self.projects.deleted_bytes
         self._log_summary(report, time.monotonic() - started)
         if report.held_back:
             logger.error("%s", report.held_back)  # the last line: what to do
@@ -504,7 +507,10 @@ class Mirror:
     def _log_summary(report: RunReport, seconds: float) -> None:
         removed = report.removed + report.unselected
         summary = (f"{report.synced} project(s) synced, {removed} removed, {report.files} file(s) "
-                   f"({report.bytes} bytes) downloaded in {seconds:.1f}s; serial {report.target}")
+                   f"({human_bytes(report.bytes)}) downloaded")
+        if report.deleted_files:
+            summary += f", {report.deleted_files} file(s) ({human_bytes(report.deleted_bytes)}) deleted"
+        summary += f" in {seconds:.1f}s; serial {report.target}"
         if report.unverified:
             summary += f"; {report.unverified} file(s) with no usable hash mirrored unverified"
         if report.stop_reason:

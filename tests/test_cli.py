@@ -72,7 +72,8 @@ def test_a_config_after_the_command_wins_over_one_before_it(tmp_path: Path) -> N
     assert not (tmp_path / "other.conf").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["mirror"], ["update-stats"]], ids=["main", "mirror", "update-stats"])
+@pytest.mark.parametrize("command", [[], ["mirror"], ["update-stats"]],
+                         ids=["main", "mirror", "update-stats"])
 def test_every_command_has_help_text(command: list[str]) -> None:
     result = bandersnatch(*command, "--help")
     assert result.returncode == 0

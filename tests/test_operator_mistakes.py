@@ -605,3 +605,30 @@ def test_an_unwritable_state_file_or_directory_is_one_line_naming_the_path(
     assert "run again to finish" not in last
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- messages
+
+
+def test_deleted_files_are_logged_at_info_and_counted_in_a_human_readable_summary(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    upstream.add_file("op1", "op1-2.0.tar.gz", b"two" * 1000)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.remove_file("op1", "op1-1.0.tar.gz")
+    upstream.remove_project("op2")
+    upstream.add_file("op3", "op3-2.0.tar.gz", b"x" * 3 * 1024 * 1024)
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    deleted = [line for line in lines if " INFO: deleted " in line]
+    assert len(deleted) == 2, result.stderr
+    assert any(line.endswith("op1-1.0.tar.gz") for line in deleted)
+    assert any(line.endswith("op2-1.0.tar.gz") for line in deleted)
+    assert any("op3: 1 new file(s), 3.0 MB" in line for line in lines), result.stderr
+    summary = lines[-1]
+    assert "1 file(s) (3.0 MB) downloaded" in summary and "2 file(s) (2.3 KB) deleted" in summary, summary
+    assert "bytes" not in summary
+    assert_mirror_matches(upstream, mirror.web)
