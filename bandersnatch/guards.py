@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, StorageError
-from .rootindex import has_pages
+from .layout import PAGE_HTML, PAGE_JSON
 from .storage import atomic_write
 
 LAYOUT_RECORD = "simple-layout"
@@ -34,6 +34,11 @@ def _shape(layout: str) -> str:
     return "web/simple/<p>/<project>/" if layout == HASHED else "web/simple/<project>/"
 
 
+def _has_a_page(path: Path) -> bool:
+    """Either page: a mirror adopted from bandersnatch 8 may have only ``index.html``."""
+    return (path / PAGE_HTML).is_file() or (path / PAGE_JSON).is_file()
+
+
 def infer_layout(simple: Path) -> str | None:
     """The layout of the project pages under ``simple``, from its first directories; None: no pages seen.
 
@@ -47,12 +52,12 @@ def infer_layout(simple: Path) -> str | None:
                 if not entry.is_dir(follow_symlinks=False):
                     continue
                 path = Path(entry.path)
-                if has_pages(path):
+                if _has_a_page(path):
                     return FLAT
                 if len(entry.name) == 1:
                     with os.scandir(path) as inner:
                         for sub, _ in zip(inner, range(_PROBES), strict=False):
-                            if sub.is_dir(follow_symlinks=False) and has_pages(Path(sub.path)):
+                            if sub.is_dir(follow_symlinks=False) and _has_a_page(Path(sub.path)):
                                 return HASHED
                 seen += 1
                 if seen >= _PROBES:

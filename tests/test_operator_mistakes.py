@@ -533,6 +533,31 @@ def test_switching_hash_index_on_an_existing_mirror_is_refused_with_the_steps(
         k: v for k, v in before.items() if k != "simple-layout"}
 
 
+@pytest.mark.parametrize(
+    ("pages", "expected"),
+    [
+        (["requests/index.html"], "flat"),  # bandersnatch 8, HTML pages only
+        (["a/index.html", "a/index.v1_json"], "flat"),  # a one-letter project, flat
+        (["r/requests/index.html"], "hash-index"),
+        (["r/requests/"], None),  # a killed run's directory without pages
+        ([], None),
+    ],
+)
+def test_the_layout_of_a_mirror_without_a_record_is_inferred_from_its_first_pages(
+    tmp_path: Path, pages: list[str], expected: str | None
+) -> None:
+    from bandersnatch.guards import infer_layout
+
+    simple = tmp_path / "simple"
+    simple.mkdir()
+    (simple / "index.html").write_text("root")
+    for page in pages:
+        (simple / page).parent.mkdir(parents=True, exist_ok=True)
+        if not page.endswith("/"):
+            (simple / page).write_text("page")
+    assert infer_layout(simple) == expected
+
+
 def test_hash_index_may_change_while_the_mirror_has_no_project_pages(
     tmp_path: Path, upstream: Upstream
 ) -> None:
