@@ -1,4 +1,4 @@
-"""Command line: ``bandersnatch [-c CONFIG] [-v|-q] {mirror,update-stats}``.
+"""Command line: ``bandersnatch [-c CONFIG] [-v|-q] {mirror,update-stats} [-c CONFIG] [-v|-q]``.
 
 Turns expected failures into one log line and an exit code; tracebacks are for bugs.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config
-from .errors import BandersnatchError, ConfigError, LockHeld
+from .errors import BandersnatchError, ConfigError, LockHeld, StorageError
 from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
@@ -27,6 +27,22 @@ EXIT_INTERRUPTED = 130
 DEFAULT_CONFIG = config.DEFAULT_CONFIG_PATH
 
 
+def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """-c, -v and -q, accepted before the command and after it (``bandersnatch mirror -c FILE``).
+
+    After the command they default to SUPPRESS: absent there, what came before it stays.
+    """
+    parser.add_argument(
+        "-c", "--config", type=Path, default=DEFAULT_CONFIG if top else argparse.SUPPRESS,
+        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)",
+    )
+    flag: object = False if top else argparse.SUPPRESS
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=flag, help="log debug details too")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=flag,
+                           help="log warnings and errors only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bandersnatch",
@@ -35,18 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
                "2 usage or configuration error, 3 another run holds the lock, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"bandersnatch {__version__}")
-    parser.add_argument(
-        "-c", "--config", type=Path, default=DEFAULT_CONFIG,
-        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)",
-    )
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    _common_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    mirror = commands.add_parser("mirror", help="bring the mirror up to date with the master")
+    mirror = commands.add_parser(
+        "mirror", help="bring the mirror up to date with the master",
+        description="Bring the mirror up to date with the master: fetch what changed since the last "
+                    "run (the first run fetches everything), verify every file, then publish its pages.",
+        epilog=parser.epilog,
+    )
     mirror.add_argument("--force-check", action="store_true",
                         help="list every project upstream and re-hash every file on disk")
-    commands.add_parser("update-stats", help="turn the web server's access logs into download statistics")
+    mirror.add_argument("--allow-mass-removal", action="store_true",
+                        help="let this run remove more projects than [mirror] max-removals and "
+                             "max-removals-percent allow")
+    stats = commands.add_parser(
+        "update-stats", help="turn the web server's access logs into download statistics",
+        description="Count downloads per file from the web server's access logs ([statistics] "
+                    "access-log-pattern) and publish them under web/local-stats/.",
+    )
+    for command in (mirror, stats):
+        _common_options(command, top=False)
     return parser
 
 
@@ -66,19 +90,20 @@ def setup_logging(verbose: bool, quiet: bool) -> StatusStream | None:
     return status
 
 
-def load_config(path: Path) -> config.Config:
-    if not path.exists():
-        config.write_default(path)
-        raise ConfigError(str(path), None, None,
-                          "did not exist; wrote the default configuration there: review it "
-                          "(at least [mirror] directory) and run again")
-    return config.load(path)
+def write_default_config(path: Path) -> int:
+    """A first run: write the default file and say what to do with it (guidance, not an error)."""
+    config.write_default(path)
+    logger.warning("%s did not exist: wrote the default configuration there. Set [mirror] directory "
+                   "(commented out until you choose one), review the rest, then run again", path)
+    return EXIT_CONFIG
 
 
-def run_mirror(cfg: config.Config, force_check: bool, status: StatusStream | None) -> int:
+def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
     from .mirror import Mirror
 
-    return Mirror(cfg, force_check=force_check, progress=Progress(status)).run().exit_code
+    mirror = Mirror(cfg, force_check=args.force_check, progress=Progress(status),
+                    allow_mass_removal=args.allow_mass_removal)
+    return mirror.run().exit_code
 
 
 def run_update_stats(cfg: config.Config) -> int:
@@ -99,6 +124,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose and args.quiet:
+        build_parser().error("-v/--verbose and -q/--quiet exclude each other")
     status = setup_logging(args.verbose, args.quiet)
     if threading.current_thread() is not threading.main_thread():
         return _dispatch(args, status)
@@ -112,16 +139,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
-        cfg = load_config(args.config)
+        if not args.config.exists():
+            return write_default_config(args.config)
+        cfg = config.load(args.config)
         if args.command == "mirror":
-            return run_mirror(cfg, args.force_check, status)
+            return run_mirror(cfg, args, status)
         return run_update_stats(cfg)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
         return EXIT_CONFIG
     except LockHeld as exc:
-        logger.error("%s", exc)
+        # Expected whenever cron starts a run while a long one goes on: not an error, exit 3 says it.
+        logger.info("%s", exc)
         return EXIT_LOCKED
+    except StorageError as exc:
+        # A full disk or a permission: running again changes nothing until that is fixed.
+        logger.error("%s; the run is incomplete: once that is fixed, the next run finishes it", exc)
+        return EXIT_INCOMPLETE
     except BandersnatchError as exc:
         logger.error("%s; the run is incomplete, run again to finish", exc)
         return EXIT_INCOMPLETE

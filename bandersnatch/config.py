@@ -34,6 +34,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
 
 DEFAULT_MASTER = "https://pypi.org"
+PYPI_HOSTS = frozenset({"pypi.org", "test.pypi.org", "pypi.python.org"})
 DEFAULT_TIMEOUT = 20.0
 MAX_TIMEOUT = 3600.0
 # bandersnatch's own default: five hours for one request, body included, is room for
@@ -48,6 +49,9 @@ DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
 # PyPI's largest files are several GiB; the cap only stops an unsized body that never ends.
 DEFAULT_MAX_FILE_BYTES = 32 * 1024**3
 DEFAULT_ACCESS_LOG_PATTERN = "/var/log/nginx/access.log*"
+# A run that would take more projects off the mirror than both of these stops before deleting.
+DEFAULT_MAX_REMOVALS = 100
+DEFAULT_MAX_REMOVALS_PERCENT = 5.0
 
 MIRROR = "mirror"
 STATISTICS = "statistics"
@@ -67,6 +71,8 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "max-file-size",
         "global-timeout",
         "require-hashes",
+        "max-removals",
+        "max-removals-percent",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -106,6 +112,8 @@ class Config:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     global_timeout: float = DEFAULT_GLOBAL_TIMEOUT
     require_hashes: bool = False
+    max_removals: int = DEFAULT_MAX_REMOVALS
+    max_removals_percent: float = DEFAULT_MAX_REMOVALS_PERCENT
 
 
 # --------------------------------------------------------------------------
@@ -149,8 +157,8 @@ def parse(text: str, path: Path) -> Config:
     where = str(path)
     parser = _read_ini(text, where)
     _check_names(parser, where)
-    mirror = _section_values(parser, MIRROR)
-    stats = _section_values(parser, STATISTICS)
+    mirror = _section_values(parser, MIRROR, where)
+    stats = _section_values(parser, STATISTICS, where)
 
     def boolean(option: str, default: bool) -> bool:
         return parse_bool(mirror.get(option), default, where, MIRROR, option)
@@ -179,7 +187,7 @@ def parse(text: str, path: Path) -> Config:
         max_page_bytes=parse_size(mirror.get("max-page-size"), where),
         access_log_pattern=parse_access_log_pattern(stats.get("access-log-pattern"), where),
         filters=filterconfig.parse(
-            {section: _section_values(parser, section) for section in filterconfig.SCHEMA
+            {section: _section_values(parser, section, where) for section in filterconfig.SCHEMA
              if parser.has_section(section)},
             where,
         ),
@@ -188,6 +196,9 @@ def parse(text: str, path: Path) -> Config:
         global_timeout=parse_timeout(mirror.get("global-timeout"), where, "global-timeout",
                                      DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT),
         require_hashes=boolean("require-hashes", False),
+        max_removals=parse_count(mirror.get("max-removals"), where, "max-removals", DEFAULT_MAX_REMOVALS),
+        max_removals_percent=parse_percent(mirror.get("max-removals-percent"), where, "max-removals-percent",
+                                           DEFAULT_MAX_REMOVALS_PERCENT),
     )
 
 
@@ -249,11 +260,28 @@ def _suggest(word: str, candidates: list[str], form: str) -> str:
     return "; known: " + ", ".join(form.format(c) for c in candidates)
 
 
-def _section_values(parser: configparser.ConfigParser, section: str) -> dict[str, str]:
-    """The raw, stripped values of ``section`` (empty when the section is absent)."""
+# configparser keeps ``value  # note`` whole: the note would become part of the value.
+_TRAILING_COMMENT = re.compile(r"\s#")
+
+
+def _section_values(parser: configparser.ConfigParser, section: str, where: str) -> dict[str, str]:
+    """The raw, stripped values of ``section`` (empty when the section is absent).
+
+    A value with a ``#`` after a space is refused: ``workers = 3  # be gentle``
+    means a comment to whoever wrote it, but not to configparser.
+    """
     if not parser.has_section(section):
         return {}
-    return {option: parser.get(section, option).strip() for option in parser.options(section)}
+    values = {option: parser.get(section, option).strip() for option in parser.options(section)}
+    for option, value in values.items():
+        for line in value.splitlines():
+            if _TRAILING_COMMENT.search(line):
+                raise ConfigError(
+                    where, section, option,
+                    f"{line.strip()[:80]!r} has a comment after the value; comments must be on a line of "
+                    "their own (configparser would read the comment as part of the value)",
+                )
+    return values
 
 
 # --------------------------------------------------------------------------
@@ -315,7 +343,18 @@ def parse_master(raw: str | None, where: str) -> str:
     if "#" in raw:
         raise bad("has a fragment (#...); give only the base URL")
     scheme = parts.scheme.lower()
-    return f"{scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
+    base = f"{scheme}://{parts.netloc.lower()}{parts.path}".rstrip("/")
+    path = parts.path.rstrip("/")
+    # pip's index URL (.../simple) and PyPI's API path are common mix-ups: with either, XML-RPC
+    # may answer while every project page is a 404, which reads as "everything was deleted".
+    # Elsewhere a path ending in /pypi is a mirror's own prefix (mirrors.aliyun.com/pypi).
+    on_pypi = parts.hostname.lower() in PYPI_HOSTS
+    for suffix, wrong in (("/simple", path.lower().endswith("/simple")),
+                          ("/pypi", on_pypi and path.lower() == "/pypi")):
+        if wrong:
+            raise bad(f"ends in {suffix}: give the base URL {base[: -len(suffix)]} (without {suffix}); "
+                      "bandersnatch adds /simple/ and /pypi itself")
+    return base
 
 
 def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,
@@ -343,6 +382,25 @@ def parse_workers(raw: str | None, where: str) -> int:
             where, MIRROR, "workers", f"{raw!r} is not a whole number from {MIN_WORKERS} to {MAX_WORKERS}"
         )
     return int(raw)
+
+
+def parse_count(raw: str | None, where: str, option: str, default: int) -> int:
+    """A plain whole number, 0 or more."""
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,12}", raw):
+        raise ConfigError(where, MIRROR, option, f"{raw!r} is not a whole number of 0 or more")
+    return int(raw)
+
+
+def parse_percent(raw: str | None, where: str, option: str, default: float) -> float:
+    """A share of the mirror in percent, ``5`` or ``5%`` or ``2.5``, from 0 to 100."""
+    if raw is None:
+        return default
+    match = re.fullmatch(r"([0-9]{1,3}(?:\.[0-9]+)?)\s*%?", raw)
+    if match is None or float(match.group(1)) > 100:
+        raise ConfigError(where, MIRROR, option, f"{raw!r} is not a percentage from 0 to 100")
+    return float(match.group(1))
 
 
 def parse_download_hosts(raw: str | None, where: str) -> tuple[str, ...]:

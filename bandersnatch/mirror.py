@@ -8,6 +8,7 @@ only after its page exists and stops naming it before its page goes, and
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from array import array
@@ -24,11 +25,12 @@ from .config import Config
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
+from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync
-from .progress import Progress
+from .progress import Progress, human_bytes
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
@@ -56,10 +58,13 @@ class RunReport:
     refused: int = 0  # project names upstream sent that cannot be mirrored
     unselected: int = 0  # projects taken off the mirror because the filters no longer select them
     unverified: int = 0  # files downloaded with no hash we could check
+    held_back: str | None = None  # why removals past the limit were not made (they stay owed)
+    deleted_files: int = 0  # files taken off the mirror (upstream deleted them, or their project)
+    deleted_bytes: int = 0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.stopped_early or self.refused else 0
+        return 1 if self.failed or self.stopped_early or self.refused or self.held_back else 0
 
 
 def acquire_lock(directory: Path) -> filelock.BaseFileLock:
@@ -71,6 +76,8 @@ def acquire_lock(directory: Path) -> filelock.BaseFileLock:
         raise LockHeld(
             f"another bandersnatch mirror run holds {directory / '.lock'}; this run stops without changes"
         ) from None
+    except PermissionError as exc:  # e.g. a .lock left by a run as another user
+        raise permission_problem(exc, directory) from None
     return lock
 
 
@@ -78,8 +85,10 @@ class Mirror:
     """Brings ``<directory>/web`` up to date with the master."""
 
     def __init__(self, config: Config, *, force_check: bool = False, master: Master | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, allow_mass_removal: bool = False) -> None:
         self.config = config
+        self.removal_limit = None if allow_mass_removal else RemovalLimit(
+            config.max_removals, config.max_removals_percent)
         self.progress = progress or Progress(None)
         self.force_check = force_check
         self.directory = config.directory
@@ -121,8 +130,14 @@ class Mirror:
         lock = acquire_lock(self.directory)
         try:
             self._prepare_directories()
+            check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
+                         self.staging)
             self.state.check_generation()
             return self._sync()
+        except PermissionError as exc:  # whichever file: its path, its owner, the fix; not a traceback
+            raise permission_problem(exc, self.directory) from None
+        except StorageError as exc:
+            raise explained(exc, self.directory) from exc.__cause__
         finally:
             self.state.close()
             self.projects.close()
@@ -164,7 +179,8 @@ class Mirror:
             self.state.set_prune_pending(True)
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
-        if serial is None and pending is None or self.force_check or reconcile or self.state.damaged:
+        lost = serial is not None and not self.force_check and self._content_lost()
+        if serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost:
             plan = self._plan_full()
             self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
             return plan
@@ -187,6 +203,28 @@ class Mirror:
         target, count = self.state.begin_stream(lambda: target, self._merged(pending or (), changes))
         logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since, target)
         return target, count
+
+    def _content_lost(self) -> bool:
+        """True, with a warning, when pages are gone that the state says the mirror has.
+
+        Cheap enough for every run: the root index's ends name two projects whose
+        pages must exist; without a whole index, ``simple/`` must hold some pages.
+        A deleted ``web/`` or ``web/simple/`` then means a full sync, not "up to date".
+        """
+        ends = self.root.end_names()
+        if ends is not None:
+            missing = [key for key in ends if not self._has_pages(key)]
+            if not missing:
+                return False
+            why = f"the root index names {missing[0]} but its pages are missing"
+        elif self.root.any_pages() is False:
+            why = f"{self.layout.simple} holds no project pages"
+        else:
+            return False
+        logger.warning("%s although %s says the mirror is current: content was lost; a full sync "
+                       "follows (files still on disk are checked, not downloaded again)", why,
+                       self.state.state_path)
+        return True
 
     def _merged(self, pending: Iterable[tuple[str, int]], changes: Todo) -> Iterator[tuple[str, int]]:
         """Earlier pending work, each project once at its highest serial, then the new changes."""
@@ -273,6 +311,9 @@ class Mirror:
                 self._take_off([], serial, report)  # a killed run's prune, finished now
             else:
                 self.root.update(set(), set(), serial)  # still whole? (its ends only)
+            if report.held_back:
+                logger.error("%s", report.held_back)
+                return report
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
@@ -285,19 +326,29 @@ class Mirror:
             removed, remaining = self._run_pool(report)
         finally:
             self.progress.finish()
-        self._take_off(removed, target, report)
-        self.state.finish(target, report.failed, remaining)
+        held = self._take_off(removed, target, report)
+        self.state.finish(target, report.failed, itertools.chain(held, remaining))
         if not report.exit_code:
             self._write_last_modified()
+        report.deleted_files, report.deleted_bytes = self.projects.deleted_files, self.projects.deleted_bytes
         self._log_summary(report, time.monotonic() - started)
+        if report.held_back:
+            logger.error("%s", report.held_back)  # the last line: what to do
         return report
 
-    def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> None:
-        """Remove what upstream removed and what the filters no longer select: root index first."""
+    def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> list[tuple[str, int]]:
+        """Remove what upstream removed and what the filters no longer select: root index first.
+
+        Past the removal limit nothing is removed: the removed projects are
+        returned to stay owed, and a pending prune stays pending.
+        """
         self._forget_requirements(removed)
         pruning = (self.selection.active and self.state.prune_pending() and not report.stopped_early
                    and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
+        if self._past_limit(len(removed) + len(unselected), report):
+            self.root.update(self._created, set(), target)
+            return [(o.name, o.serial) for o in removed]
         self.root.update(self._created, {o.key for o in removed} | set(unselected), target)
         for outcome in removed:
             why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
@@ -313,6 +364,18 @@ class Mirror:
             self.state.set_prune_pending(False)
         if self.tracker is not None:
             self.tracker.write_report(self.directory / "selected.txt", self.staging)
+        return []
+
+    def _past_limit(self, removals: int, report: RunReport) -> bool:
+        """True, noting why in the report, when ``removals`` needs ``--allow-mass-removal``."""
+        limit = self.removal_limit
+        if limit is None or removals <= limit.projects:
+            return False
+        size = sum(1 for _ in self.root.names())  # streamed; only when a large removal is due
+        if not limit.exceeded(removals, size):
+            return False
+        report.held_back = limit.message(removals, size)
+        return True
 
     def _forget_requirements(self, removed: list[Outcome]) -> None:
         """What projects leaving the mirror required no longer holds anything on it."""
@@ -403,6 +466,8 @@ class Mirror:
             report.stop_reason = str(exc)
             return None
         except BandersnatchError as exc:
+            if isinstance(exc, StorageError):
+                exc = explained(exc, self.directory)
             logger.error("%s: %s; left in todo for the next run", key, exc)
             report.failed[key] = Failure.now(name, serial, str(exc))
             if isinstance(exc, StorageError) or self.config.stop_on_error:
@@ -477,7 +542,10 @@ class Mirror:
     def _log_summary(report: RunReport, seconds: float) -> None:
         removed = report.removed + report.unselected
         summary = (f"{report.synced} project(s) synced, {removed} removed, {report.files} file(s) "
-                   f"({report.bytes} bytes) downloaded in {seconds:.1f}s; serial {report.target}")
+                   f"({human_bytes(report.bytes)}) downloaded")
+        if report.deleted_files:
+            summary += f", {report.deleted_files} file(s) ({human_bytes(report.deleted_bytes)}) deleted"
+        summary += f" in {seconds:.1f}s; serial {report.target}"
         if report.unverified:
             summary += f"; {report.unverified} file(s) with no usable hash mirrored unverified"
         if report.stop_reason:
@@ -487,5 +555,7 @@ class Mirror:
                          len(report.failed))
         elif report.refused:
             logger.error("%s; %d project name(s) refused", summary, report.refused)
+        elif report.held_back:
+            logger.warning("%s; removals held back", summary)
         else:
             logger.info("%s; mirror complete", summary)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from .layout import (
 from .master import VERIFIABLE, Digest, Master
 from .names import normalize
 from .owners import Linked, Links
+from .progress import human_bytes
 from .rootindex import has_pages
 from .selection import Exclusion, Selection
 from .simple import DistFile, ProjectPage, render_project_html, render_project_json
@@ -192,6 +194,9 @@ class ProjectSync:
         # just fetched, another already holds the request slot it let go.  Master's slots
         # still cap the requests in flight at `workers`.
         self.downloads = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="download")
+        self._deleted_lock = threading.Lock()
+        self.deleted_files = 0  # files (not .metadata) this run deleted, and their bytes
+        self.deleted_bytes = 0
 
     def close(self) -> None:
         self.downloads.shutdown(wait=True, cancel_futures=True)
@@ -246,7 +251,7 @@ class ProjectSync:
         finally:
             self.links.end(key)
         if fetched:
-            logger.info("%s: %d new file(s), %d bytes", key, fetched, fetched_bytes)
+            logger.info("%s: %d new file(s), %s", key, fetched, human_bytes(fetched_bytes))
         else:
             logger.debug("%s: up to date", key)
         return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes,
@@ -404,9 +409,18 @@ class ProjectSync:
                 continue
 
             def delete(path: Path = path) -> None:
-                for victim in (path, path.with_name(path.name + METADATA_SUFFIX)):
-                    if remove_file(victim, self.layout.staging):
-                        logger.debug("deleted %s", shown(str(victim), 400))
+                try:
+                    size = path.lstat().st_size
+                except OSError:
+                    size = 0
+                if remove_file(path, self.layout.staging):
+                    logger.info("deleted %s", shown(str(path), 400))
+                    with self._deleted_lock:
+                        self.deleted_files += 1
+                        self.deleted_bytes += size
+                metadata = path.with_name(path.name + METADATA_SUFFIX)
+                if remove_file(metadata, self.layout.staging):
+                    logger.debug("deleted %s", shown(str(metadata), 400))
                 prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)

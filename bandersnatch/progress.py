@@ -1,6 +1,8 @@
 """A live status line for a terminal: projects done/total, files, bytes, rate, ETA.
 
-Under cron (no TTY) there is no status line at all, only log lines.  On a
+Under cron (no TTY) there is no status line; instead a long run logs the same
+text as an INFO line every few minutes, so a multi-day sync shows how far it
+is and when it should end.  On a
 terminal, log lines and the status line share stderr: ``StatusStream`` erases
 the status before each log line and draws it again after, so neither garbles
 the other.  Hand-written (a few dozen lines) rather than a new runtime
@@ -9,9 +11,15 @@ dependency for one line of text.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY = 300.0  # seconds between progress lines when there is no terminal
 
 ERASE = "\r\x1b[K"
 
@@ -80,24 +88,33 @@ class StatusStream:
 
 
 class Progress:
-    """Counters of one run, shown on a StatusStream when there is one."""
+    """Counters of one run: shown on a StatusStream when there is one, else logged now and then."""
 
-    def __init__(self, stream: StatusStream | None) -> None:
+    def __init__(self, stream: StatusStream | None, log_every: float = LOG_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
+        self.log_every = log_every
+        self.clock = clock
         self.total = self.done = self.files = self.bytes = 0
-        self.started = time.monotonic()
+        self.started = self._logged = clock()
 
     def start(self, total: int) -> None:
-        self.total, self.started = total, time.monotonic()
+        self.total = total
+        self.started = self._logged = self.clock()
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
         self.done += 1
         self.files += files
         self.bytes += nbytes
+        now = self.clock()
         if self.stream is not None:
-            elapsed = time.monotonic() - self.started
-            self.stream.show(status_text(self.done, self.total, self.files, self.bytes, elapsed),
-                             force=self.done == self.total)
+            self.stream.show(self._text(now), force=self.done == self.total)
+        elif now - self._logged >= self.log_every and self.done < self.total:
+            self._logged = now
+            logger.info("Progress: %s", self._text(now))
+
+    def _text(self, now: float) -> str:
+        return status_text(self.done, self.total, self.files, self.bytes, now - self.started)
 
     def finish(self) -> None:
         if self.stream is not None:

@@ -356,6 +356,58 @@ class RootIndex:
                 last = name
                 yield name
 
+    def end_names(self) -> tuple[str, str] | None:
+        """The first and the last project ``index.v1_json`` names, from a few small reads.
+
+        None when it names none, is missing, or is not whole in our layout: then
+        nothing cheap can be said, and the caller looks at the directories instead.
+        """
+        try:
+            fd = os.open(self.json, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            if _json_shape(fd) is not _Shape.WHOLE:
+                return None
+            old = _OldIndex(fd, _json_format(None))
+            if old.start >= old.end:
+                return None
+            first, _ = old.line_at(old.start)
+            window = min(old.end - old.start, _MAX_LINE)
+            body_end = os.pread(fd, window, old.end - window)
+            at = body_end.rfind(b"\n", 0, len(body_end) - 1)  # the break before the last line
+            last, _ = old.line_at(old.end - window + at + 1 if at >= 0 else old.start)
+            return first, last
+        except (OSError, _NotOurLayout):
+            return None
+        finally:
+            os.close(fd)
+
+    def any_pages(self, probes: int = 32) -> bool | None:
+        """Whether project pages are on disk, from the first few directories of ``simple/``.
+
+        True as soon as one has both pages; False when ``simple/`` holds no directory at
+        all; None when the first ``probes`` directories had none (a killed run's leftovers).
+        """
+        try:
+            with os.scandir(self.simple) as entries:
+                seen = 0
+                for entry in entries:
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                    seen += 1
+                    inner = [Path(entry.path)]
+                    if self.hash_index:
+                        with os.scandir(entry.path) as sub:
+                            inner = [Path(e.path) for e, _ in zip(sub, range(probes), strict=False)]
+                    if any(has_pages(d) for d in inner):
+                        return True
+                    if seen >= probes:
+                        return None
+                return False if seen == 0 else None
+        except FileNotFoundError:
+            return False
+
     def scan(self) -> list[str]:
         """Only when the index must be rebuilt: the projects whose pages are both on disk."""
         if not self.simple.is_dir():

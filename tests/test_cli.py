@@ -22,13 +22,85 @@ def test_version_is_printed() -> None:
     assert result.stdout.strip() == f"bandersnatch {__version__}"
 
 
+def test_version_sorts_above_every_bandersnatch_on_pypi() -> None:
+    """Else ``pip install -U bandersnatch`` would replace this code with bandersnatch 8."""
+    from packaging.version import Version
+
+    assert Version(__version__) > Version("8.2.0")  # the newest release on PyPI when this was written
+    assert Version(__version__) >= Version("10.0.0.dev0")  # leaves 9.x to upstream
+
+
 def test_missing_config_is_written_with_defaults_and_the_run_stops(tmp_path: Path) -> None:
     path = tmp_path / "etc" / "bandersnatch.conf"
     result = bandersnatch("-c", str(path), "mirror")
     assert result.returncode == 2
     assert path.read_text() == config.default_config_text()
-    assert str(path) in result.stderr and "review" in result.stderr
-    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line and "Set [mirror] directory" in line and "review" in line
+    assert " WARNING: " in line and "ERROR" not in line  # guidance for a first run, not a failure
+
+
+def test_an_unedited_default_config_starts_no_sync(tmp_path: Path) -> None:
+    path = tmp_path / "bandersnatch.conf"
+    assert bandersnatch("-c", str(path), "mirror").returncode == 2
+    result = bandersnatch("-c", str(path), "mirror")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "[mirror] directory: missing" in line
+    assert "\n# directory = /srv/pypi\n" in path.read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ["mirror", "-c", "{path}"],
+    ["mirror", "--config", "{path}", "--force-check"],
+    ["-q", "update-stats", "-c", "{path}"],
+])
+def test_config_may_follow_the_command(tmp_path: Path, args: list[str]) -> None:
+    path = tmp_path / "b.conf"
+    path.write_text("[mirror]\ndirectory = {}\nwokers = 3\n".format(tmp_path / "m"))
+    result = bandersnatch(*(a.format(path=path) for a in args))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line and "wokers" in line
+
+
+def test_a_config_after_the_command_wins_over_one_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "b.conf"
+    path.write_text("[mirror]\ndirectory = {}\nwokers = 3\n".format(tmp_path / "m"))
+    result = bandersnatch("-c", str(tmp_path / "other.conf"), "mirror", "-c", str(path))
+    assert result.returncode == 2 and str(path) in result.stderr
+    assert not (tmp_path / "other.conf").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["mirror"], ["update-stats"]],
+                         ids=["main", "mirror", "update-stats"])
+def test_every_command_has_help_text(command: list[str]) -> None:
+    result = bandersnatch(*command, "--help")
+    assert result.returncode == 0
+    assert "--config" in result.stdout
+    described = {"main": "PyPI mirror client", "mirror": "Bring the mirror up to date",
+                 "update-stats": "Count downloads per file"}
+    assert described[command[0] if command else "main"] in result.stdout
+
+
+def test_mirror_help_names_allow_mass_removal_and_the_exit_codes() -> None:
+    result = bandersnatch("mirror", "--help")
+    assert "--allow-mass-removal" in result.stdout and "3 another run holds the lock" in result.stdout
+
+
+def test_a_held_lock_is_one_info_line_and_exit_3(tmp_path: Path) -> None:
+    import filelock
+
+    path = tmp_path / "b.conf"
+    path.write_text(VALID.format(dir=tmp_path / "m"))
+    (tmp_path / "m").mkdir()
+    with filelock.FileLock(str(tmp_path / "m" / ".lock")):
+        result = bandersnatch("-c", str(path), "mirror")
+        quiet = bandersnatch("-q", "-c", str(path), "mirror")
+    assert result.returncode == quiet.returncode == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert " INFO: " in line and "holds" in line  # cron every few minutes must not log errors
+    assert quiet.stderr == ""
 
 
 VALID = "[mirror]\ndirectory = {dir}\nmaster = https://pypi.org\n"

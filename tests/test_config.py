@@ -206,7 +206,7 @@ INVALID_VALUES = [
     *[
         (option, raw, "not a boolean")
         for option in ["stop-on-error", "delete-packages", "hash-index", "allow-non-https"]
-        for raw in ["maybe", "", "2", "true # comment"]
+        for raw in ["maybe", "", "2"]
     ],
     ("master", "ftp://pypi.org", "https://"),
     ("master", "pypi.org", "https://"),
@@ -235,6 +235,13 @@ INVALID_VALUES = [
     ("max-page-size", "", "greater than 0"),
     *[("max-file-size", raw, "greater than 0") for raw in ["0", "lots", "1T", ""]],
     *[("global-timeout", raw, "at most 604800") for raw in ["0", "-1", "inf", "nan", "604801", "5h", ""]],
+    *[("max-removals", raw, "whole number") for raw in ["-1", "many", "1.5", ""]],
+    *[("max-removals-percent", raw, "from 0 to 100") for raw in ["-1", "101", "half", "1e1", ""]],
+    ("master", "https://pypi.org/simple", "give the base URL https://pypi.org"),
+    ("master", "https://pypi.org/simple/", "without /simple"),
+    ("master", "https://mirror.example.org/pypi/simple", "give the base URL https://mirror.example.org/pypi"),
+    ("master", "https://pypi.org/pypi", "give the base URL https://pypi.org"),
+    ("master", "https://pypi.org/pypi/", "without /pypi"),
 ]
 
 
@@ -492,7 +499,15 @@ def test_default_config_text_is_the_top_level_default_conf() -> None:
 
 
 def test_default_conf_parses_to_the_documented_defaults() -> None:
-    assert parse(default_config_text(), CONF) == parse(mirror_text(directory="/srv/pypi"), CONF)
+    text = default_config_text().replace("\n# directory = /srv/pypi\n", "\ndirectory = /srv/pypi\n")
+    assert parse(text, CONF) == parse(mirror_text(directory="/srv/pypi"), CONF)
+
+
+def test_default_conf_unedited_is_refused_until_a_directory_is_set() -> None:
+    """An unedited rerun must not start a full sync of PyPI into a directory nobody chose."""
+    error = refused(default_config_text())
+    assert_names(error, "mirror", "directory")
+    assert "set it" in str(error)
 
 
 def test_default_conf_documents_every_option() -> None:
@@ -502,11 +517,13 @@ def test_default_conf_documents_every_option() -> None:
         commented = "# " if section in filterconfig.SCHEMA else ""
         assert f"\n{commented}[{section}]" in text, section
         for option in options:
-            assert f"\n{commented}{option} =" in text, option
+            # directory too: it stays commented out until the operator chooses one.
+            shown = "# " if option == "directory" else commented
+            assert f"\n{shown}{option} =" in text, option
 
 
 def test_default_conf_loads_once_its_directory_is_writable(tmp_path: Path, mirror_dir: Path) -> None:
-    text = default_config_text().replace("directory = /srv/pypi", f"directory = {mirror_dir}")
+    text = default_config_text().replace("# directory = /srv/pypi", f"directory = {mirror_dir}")
     assert load(write_conf(tmp_path, text)).directory == mirror_dir
 
 
@@ -550,3 +567,39 @@ def test_build_ships_default_conf_inside_the_package(tmp_path: Path) -> None:
     )
     shipped = build / "bandersnatch" / "default.conf"
     assert shipped.read_text(encoding="utf-8") == (REPO / "default.conf").read_text(encoding="utf-8")
+
+
+def test_master_ending_in_pypi_off_pypi_org_is_a_mirror_prefix_and_accepted() -> None:
+    # A mirror served under /pypi (its index at /pypi/simple/, as mirrors.aliyun.com) is a base URL.
+    assert parse(mirror_text("master = https://mirror.example.org/pypi"), CONF).master == (
+        "https://mirror.example.org/pypi")
+
+
+def test_removal_limits_default_to_100_projects_and_5_percent() -> None:
+    cfg = parse(mirror_text(), CONF)
+    assert (cfg.max_removals, cfg.max_removals_percent) == (100, 5.0)
+    cfg = parse(mirror_text("max-removals = 0", "max-removals-percent = 100"), CONF)
+    assert (cfg.max_removals, cfg.max_removals_percent) == (0, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "option"),
+    [
+        ("workers = 3 # more is rude", "workers"),
+        ("hash-index = true\t# ext3", "hash-index"),
+        ("directory = /srv/pypi  # the big disk", "directory"),
+        ("[allowlist]\npackages =\n    requests  # pinned below", "packages"),
+    ],
+)
+def test_a_value_ending_in_a_comment_is_refused_with_a_hint(line: str, option: str) -> None:
+    text = mirror_text(line) if not line.startswith("directory") else f"[mirror]\n{line}\n"
+    if line.startswith("["):
+        text = mirror_text("[plugins]", "enabled = allowlist_project", line)
+    error = refused(text)
+    assert error.option == option
+    assert "comments must be on a line of their own" in str(error)
+
+
+def test_a_hash_inside_a_value_without_a_space_before_it_is_not_a_comment() -> None:
+    cfg = parse(mirror_text("[statistics]", "access-log-pattern = /var/log/#nginx/access.log*"), CONF)
+    assert cfg.access_log_pattern == "/var/log/#nginx/access.log*"

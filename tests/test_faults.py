@@ -503,7 +503,8 @@ def test_a_journal_that_cannot_grow_stops_the_run_with_one_line_and_loses_nothin
     assert mirror.run() == 1
     journal = mirror.root / "todo.journal"
     assert error_lines(caplog)[-1] == (
-        f"cannot write {journal}: No space left on device; the run is incomplete, run again to finish")
+        f"cannot write {journal}: No space left on device; the run is incomplete: once that is fixed, "
+        "the next run finishes it")
     assert "Traceback" not in caplog.text
     assert len(pending_work(mirror.root)) == 4  # nothing journaled: everything still owed
     assert WebReader(mirror.web).sweep() == []

@@ -7,8 +7,11 @@ with the reason where mounting is not permitted.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -377,3 +380,280 @@ def test_a_mirror_directory_or_web_that_is_itself_a_symlink_keeps_working(
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
     assert any(real.rglob("op2-2.0.tar.gz"))
+
+
+# ---------------------------------------------------------------- guards: lost content
+
+
+def project_dirs(web: Path) -> list[str]:
+    return sorted(p.name for p in (web / "simple").iterdir() if p.is_dir())
+
+
+def test_web_removed_with_the_state_kept_is_rebuilt_not_reported_current(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    shutil.rmtree(mirror.web)
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 0, result.stderr
+    assert "Mirror is up to date" not in result.stderr
+    assert "full sync" in result.stderr
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_simple_pages_removed_with_the_state_kept_are_rebuilt_without_downloading_files(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    shutil.rmtree(mirror.web / "simple")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/packages/") == 0  # the files on disk were checked, not fetched
+
+
+def test_project_pages_gone_under_a_whole_root_index_make_the_run_rebuild_them(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    for name in project_dirs(mirror.web):
+        shutil.rmtree(mirror.web / "simple" / name)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_mirror_that_is_current_and_whole_costs_no_listing(tmp_path: Path, upstream: Upstream) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert upstream.count_requests("/simple/") == 0
+    assert upstream.count_requests("/pypi", "POST") == 1  # the changelog only
+
+
+# ---------------------------------------------------------------- guards: mass removal
+
+
+def test_a_master_whose_pages_all_404_removes_nothing_past_the_limit_and_says_how_to_allow_it(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """The issue's reproduction: XML-RPC answers, every page 404s, then ``--force-check``."""
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url, max_removals="2", max_removals_percent="5")
+    assert mirror.run() == 0
+    before = tree_snapshot(mirror.web)
+    upstream.fail("/simple/", 404, times=None)
+    result = run_cli(mirror.config, "mirror", "--force-check")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "6 project(s)" in last and "--allow-mass-removal" in last, last
+    assert "bandersnatch mirror --allow-mass-removal" in last
+    assert tree_snapshot(mirror.web) == before
+    # The master is fixed: the held-back projects are synced again, nothing was lost.
+    upstream.clear_faults()
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/packages/") == 0
+
+
+def test_mass_removal_goes_ahead_once_allowed(tmp_path: Path, upstream: Upstream) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url, max_removals="2", max_removals_percent="5")
+    assert mirror.run() == 0
+    for i in range(4):
+        upstream.remove_project(f"op{i}")
+    assert mirror.run() == 1
+    assert sorted(project_dirs(mirror.web)) == [f"op{i}" for i in range(6)]
+    assert mirror.run() == 1  # still held back: the projects stay owed
+    assert mirror.run("--allow-mass-removal") == 0
+    assert project_dirs(mirror.web) == ["op4", "op5"]
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_removals_within_the_limit_need_no_permission(tmp_path: Path, upstream: Upstream) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url, max_removals="2", max_removals_percent="5")
+    assert mirror.run() == 0
+    upstream.remove_project("op0")
+    upstream.remove_project("op1")
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_filters_that_would_drop_most_of_the_mirror_are_held_back_until_allowed(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url, max_removals="2", max_removals_percent="5")
+    assert mirror.run() == 0
+    with mirror.config.open("a") as conf:
+        conf.write("[plugins]\nenabled = allowlist_project\n[allowlist]\npackages = op0\n")
+    files = tree_snapshot(mirror.web / "packages")
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 1, result.stderr
+    assert "--allow-mass-removal" in result.stderr.strip().splitlines()[-1]
+    assert project_dirs(mirror.web) == [f"op{i}" for i in range(6)]  # op0's pages were rewritten, no more
+    assert tree_snapshot(mirror.web / "packages") == files
+    assert mirror.run("--allow-mass-removal") == 0
+    assert project_dirs(mirror.web) == ["op0"]
+
+
+# ---------------------------------------------------------------- guards: hash-index switched
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recorded", "inferred"])
+@pytest.mark.parametrize("first", [False, True], ids=["flat-to-hashed", "hashed-to-flat"])
+def test_switching_hash_index_on_an_existing_mirror_is_refused_with_the_steps(
+    tmp_path: Path, upstream: Upstream, first: bool, record: bool
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url, hash_index=str(first).lower())
+    assert mirror.run() == 0
+    if not record:
+        (mirror.root / "simple-layout").unlink()  # a mirror from before the record existed
+    write_config(tmp_path, upstream.url, hash_index=str(not first).lower())
+    upstream.add_file("op1", "op1-2.0.tar.gz", b"two" * 300)
+    before = tree_snapshot(mirror.root)
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "hash-index" in line and str(mirror.web / "simple") in line and "Traceback" not in line
+    assert f"hash-index = {str(first).lower()}" in line  # the way back
+    after = tree_snapshot(mirror.root)
+    assert {k: v for k, v in after.items() if k != "simple-layout"} == {
+        k: v for k, v in before.items() if k != "simple-layout"}
+
+
+@pytest.mark.parametrize(
+    ("pages", "expected"),
+    [
+        (["requests/index.html"], "flat"),  # bandersnatch 8, HTML pages only
+        (["a/index.html", "a/index.v1_json"], "flat"),  # a one-letter project, flat
+        (["r/requests/index.html"], "hash-index"),
+        (["r/requests/"], None),  # a killed run's directory without pages
+        ([], None),
+    ],
+)
+def test_the_layout_of_a_mirror_without_a_record_is_inferred_from_its_first_pages(
+    tmp_path: Path, pages: list[str], expected: str | None
+) -> None:
+    from bandersnatch.guards import infer_layout
+
+    simple = tmp_path / "simple"
+    simple.mkdir()
+    (simple / "index.html").write_text("root")
+    for page in pages:
+        (simple / page).parent.mkdir(parents=True, exist_ok=True)
+        if not page.endswith("/"):
+            (simple / page).write_text("page")
+    assert infer_layout(simple) == expected
+
+
+def test_hash_index_may_change_while_the_mirror_has_no_project_pages(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    shutil.rmtree(mirror.web / "simple")  # the documented way to switch
+    write_config(tmp_path, upstream.url, hash_index="true")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web, hash_index=True)
+    assert upstream.count_requests("/packages/") == 0
+
+
+# ---------------------------------------------------------------- guards: permissions
+
+
+def immutable(path: Path) -> None:
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make {path} immutable here: {done.stderr.strip()}")
+
+
+def mutable(path: Path) -> None:
+    subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_a_lock_owned_by_another_user_is_one_line_naming_it_and_the_fix(upstream: Upstream) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as two users")
+    corpus(upstream)
+    base = Path(tempfile.mkdtemp(prefix="bandersnatch-perm-"))
+    try:
+        base.chmod(0o777)
+        mirror = write_config(base, upstream.url)
+        mirror.config.chmod(0o644)
+        mirror.root.mkdir(mode=0o777)
+        mirror.root.chmod(0o777)
+        (mirror.root / ".lock").write_text("")  # root's, 0644: nobody else may open it to lock
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = subprocess.run([*as_nobody, sys.executable, "-m", "bandersnatch", "-c", str(mirror.config),
+                                 "mirror"], capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert str(mirror.root / ".lock") in line and "root" in line and "chown" in line, line
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("victim", ["state", "tmp/mirror", "web/simple"])
+def test_an_unwritable_state_file_or_directory_is_one_line_naming_the_path(
+    tmp_path: Path, upstream: Upstream, victim: str
+) -> None:
+    corpus(upstream)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_file("op1", "op1-2.0.tar.gz", b"two" * 300)
+    upstream.add_file("op9", "op9-1.0.tar.gz", b"new" * 300)
+    path = mirror.root / victim
+    immutable(path)
+    try:
+        result = run_cli(mirror.config, "mirror")
+    finally:
+        mutable(path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert str(path) in last and "Operation not permitted" in last, last
+    assert "run again to finish" not in last
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- messages
+
+
+def test_deleted_files_are_logged_at_info_and_counted_in_a_human_readable_summary(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    corpus(upstream)
+    upstream.add_file("op1", "op1-2.0.tar.gz", b"two" * 1000)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.remove_file("op1", "op1-1.0.tar.gz")
+    upstream.remove_project("op2")
+    upstream.add_file("op3", "op3-2.0.tar.gz", b"x" * 3 * 1024 * 1024)
+    result = run_cli(mirror.config, "mirror")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    deleted = [line for line in lines if " INFO: deleted " in line]
+    assert len(deleted) == 2, result.stderr
+    assert any(line.endswith("op1-1.0.tar.gz") for line in deleted)
+    assert any(line.endswith("op2-1.0.tar.gz") for line in deleted)
+    assert any("op3: 1 new file(s), 3.0 MB" in line for line in lines), result.stderr
+    summary = lines[-1]
+    assert "1 file(s) (3.0 MB) downloaded" in summary and "2 file(s) (2.3 KB) deleted" in summary, summary
+    assert "bytes" not in summary
+    assert_mirror_matches(upstream, mirror.web)
