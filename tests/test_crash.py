@@ -234,6 +234,24 @@ def _stop_removal_between_its_files(mirror: MirrorSetup, upstream: Upstream,
     assert deleted and not (mirror.web / "simple" / "gone").exists()
 
 
+def _stop_removal_before_its_pages(mirror: MirrorSetup, upstream: Upstream,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """gone's removal stops after the root index let go of it, before its intents file and pages."""
+    _upload_gone(upstream)
+    assert mirror.run() == 0
+    upstream.remove_project("gone")
+
+    def write(target: Path, data: bytes, staging: Path) -> None:
+        if target.parent.name == "intents":
+            raise StorageError(f"cannot write {target}: injected stop")
+        real_write(target, data, staging)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(package, "atomic_write", write)
+        assert mirror.run() == 1
+    assert (mirror.web / "simple" / "gone" / "index.html").is_file()
+
+
 def _stop_first_sync_between_its_files(mirror: MirrorSetup, upstream: Upstream,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """gone's first sync fetches its sdist, then fails on its wheel: no page, one file on disk."""
@@ -261,17 +279,17 @@ def _stop_sync_between_its_pages(mirror: MirrorSetup, upstream: Upstream,
 
 
 @pytest.mark.parametrize("next_run", [(), ("--force-check",)], ids=["changelog", "force-check"])
-@pytest.mark.parametrize("stop", [_stop_removal_between_its_files, _stop_first_sync_between_its_files,
-                                  _stop_sync_between_its_pages],
-                         ids=["removal-between-its-files", "first-sync-between-its-files",
-                              "sync-between-its-pages"])
+@pytest.mark.parametrize("stop", [_stop_removal_between_its_files, _stop_removal_before_its_pages,
+                                  _stop_first_sync_between_its_files, _stop_sync_between_its_pages],
+                         ids=["removal-between-its-files", "removal-before-its-pages",
+                              "first-sync-between-its-files", "sync-between-its-pages"])
 def test_a_project_removed_upstream_leaves_nothing_behind_whichever_step_its_last_sync_stopped_at(
     tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch,
     stop: Callable[[MirrorSetup, Upstream, pytest.MonkeyPatch], None], next_run: tuple[str, ...]
 ) -> None:
     # Found by the SIGKILL test (seed 1): a removal killed between its two files' deletions left no
     # page, so the next run took upstream's 404 for "nothing of it here" and never read the intents
-    # file that still named the other file.
+    # file that still named the other file.  A --force-check run also dropped what todo still owed.
     for i in range(3):
         upstream.add_file(f"keep{i}", f"keep{i}-1.0.tar.gz", os.urandom(900))
     mirror = write_config(tmp_path, upstream.url)
@@ -282,4 +300,4 @@ def test_a_project_removed_upstream_leaves_nothing_behind_whichever_step_its_las
     assert_mirror_matches(upstream, mirror.web)
     assert not (mirror.web / "simple" / "gone").exists()
     assert not (mirror.root / "intents" / "gone").exists()
-    assert pending_work(mirror.root) == []
+    assert pending_work(mirror.root) == {}
