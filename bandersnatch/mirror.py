@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 
 import filelock
@@ -181,7 +182,7 @@ class Mirror:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         lost = serial is not None and not self.force_check and self._content_lost()
         if serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost:
-            plan = self._plan_full()
+            plan = self._plan_full(pending)
             self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
             return plan
         since = max(serial or 0, pending.target if pending else 0)
@@ -236,7 +237,7 @@ class Mirror:
             yield change if change is not None and change[1] > serial else (name, serial)
         yield from fresh.values()
 
-    def _plan_full(self) -> tuple[int, int]:
+    def _plan_full(self, pending: Iterable[tuple[str, int]] | None) -> tuple[int, int]:
         highest = 0
         listed: array[int] = array("Q")
 
@@ -249,15 +250,21 @@ class Mirror:
                         listed.append(name_hash(normalize(name)))
                         yield name, serial
             # Projects we still serve but upstream no longer lists: ask for them, they will 404.
+            # Besides the root index's names: what an earlier run still owed (a removal stopped
+            # after the root index let go of the project, before its pages), and projects whose
+            # sync or removal stopped between its files (their intents file names what is left).
             known = NameSet(listed)
             del listed[:]
             self._repeated = known.repeated()
-            for key in self.root.names():
-                if key not in known and self._selected(key):
+            unlisted: set[str] = set()
+            owed = (normalize(name) for name, _ in pending or ())
+            for key in chain(self.root.names(), owed, self.projects.interrupted()):
+                if key not in known and key not in unlisted and self._selected(key):
+                    unlisted.add(key)
                     yield key, 0
             if self.tracker is not None:
                 for key in self.tracker.owed(self._has_pages):
-                    if key not in known:
+                    if key not in known and key not in unlisted:
                         yield key, 0
 
         target, count = self.state.begin_stream(
@@ -495,8 +502,10 @@ class Mirror:
 
     def _collect_gone(self, outcome: Outcome, removed: list[Outcome]) -> None:
         """A project upstream does not have, or that a filter excludes once its page is seen."""
-        if self._has_pages(outcome.key):
-            removed.append(outcome)  # taken off the mirror after the pool, root index first
+        if self.projects.on_mirror(outcome.key):
+            # Pages, or files an intents file names (a sync or removal stopped between its files
+            # leaves no page): taken off the mirror after the pool, root index first.
+            removed.append(outcome)
             return
         if outcome.excluded:
             logger.debug("%s: not selected (%s)", outcome.key, outcome.excluded)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,7 +29,7 @@ from .layout import (
     refuse_file_below_file,
 )
 from .master import VERIFIABLE, Digest, Master
-from .names import normalize
+from .names import is_valid_project_name, normalize
 from .owners import Linked, Links
 from .progress import human_bytes
 from .rootindex import has_pages
@@ -439,6 +440,28 @@ class ProjectSync:
         if known is not None:
             return Linked(known.sha256, known.metadata_sha256)
         return Linked(None, None) if href in self._read_intent(project) else None
+
+    def on_mirror(self, name: str) -> bool:
+        """Anything of the project is on the mirror: a page, or files its intents file names.
+
+        A sync stopped between its two pages leaves one; a sync or removal stopped
+        between its files may leave files and no page at all.
+        """
+        key = normalize(name)
+        try:
+            page_dir = self.layout.page_dir(name)
+        except UnsafePath:
+            return False
+        return any((page_dir / page).is_file() for page in (PAGE_JSON, PAGE_HTML)) or bool(
+            self.delete_packages and self._read_intent(key))
+
+    def interrupted(self) -> list[str]:
+        """Projects with an intents file: a sync or removal of theirs stopped before its end."""
+        try:
+            return sorted(entry.name for entry in os.scandir(self.layout.intents)
+                          if is_valid_project_name(entry.name))
+        except FileNotFoundError:
+            return []
 
     def _read_intent(self, key: str) -> set[str]:
         try:

@@ -106,6 +106,14 @@ def _link_refused(path: Path, root: Path) -> StorageError:
     )
 
 
+class _Vanished(Exception):
+    """A directory being written into was removed meanwhile: another thread pruned it while empty."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
 def _open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None = None) -> int | None:
     """A descriptor of the directory ``path``, reached from the mirror directory without following links.
 
@@ -115,6 +123,17 @@ def _open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None =
     two upstream URLs clashing); a file where one of our own directories
     belongs is damage (StorageError).
     """
+    try:
+        return _walk_to_dir(path, staging, create, purpose)
+    except _Vanished:
+        pass  # a concurrent prune_empty_dirs removed a directory on the way: make it again, once
+    try:
+        return _walk_to_dir(path, staging, create, purpose)
+    except _Vanished as exc:
+        raise StorageError(f"cannot write {exc.path}: removed twice while being made") from None
+
+
+def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) -> int | None:
     root = staging.parent.parent
     parts = path.relative_to(root).parts  # ValueError: a caller's bug, never upstream data
     base = root
@@ -152,8 +171,10 @@ def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpos
         try:
             return os.open(name, _INSIDE, dir_fd=fd)
         except FileNotFoundError:
-            if not create or attempt:
+            if not create:
                 return None
+            if attempt:
+                raise _Vanished(path) from None  # made just now, and already pruned
         except OSError as exc:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
@@ -168,6 +189,8 @@ def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpos
             os.mkdir(name, 0o755, dir_fd=fd)
         except FileExistsError:
             pass  # another thread made it first; or it is a file, which the next open tells
+        except FileNotFoundError:
+            raise _Vanished(path.parent) from None  # the directory ``fd`` was pruned since we opened it
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return None
@@ -232,19 +255,15 @@ class StagedFile:
         except OSError as exc:
             self.discard()
             raise StorageError(f"cannot write {self.target}: {exc.strerror or exc}") from exc
+        assert self._dir is not None, "open until committed"
         try:
-            parent = _open_dir(self.target.parent, self.staging, create=True, purpose=self.target)
-            assert parent is not None, "created above"
-        except BaseException:
-            self.discard()
-            raise
-        try:
-            os.replace(self.temp_name, self.target.name, src_dir_fd=self._dir, dst_dir_fd=parent)
+            _replace_into(self._dir, self.temp_name, self.target, self.staging)
         except OSError as exc:
             self.discard()
             raise _failure("store", self.target, exc) from exc
-        finally:
-            os.close(parent)
+        except BaseException:
+            self.discard()
+            raise
         self.committed = True
         self._close_dir()
 
@@ -292,22 +311,49 @@ def atomic_write(target: Path, data: bytes | Iterable[bytes], staging: Path) -> 
         f.commit()
 
 
+def _replace_into(src_dir: int, name: str, target: Path, staging: Path) -> None:
+    """Rename ``name`` (below ``src_dir``) to ``target``, making its directory if missing.
+
+    Another thread pruning that directory while it is still empty (it deleted the
+    last other file there) may remove it between our open and the rename: the
+    rename then fails with ENOENT though our file is there, and is tried once more.
+    FileNotFoundError otherwise means ``name`` is gone.
+    """
+    for attempt in range(2):
+        parent = _open_dir(target.parent, staging, create=True, purpose=target)
+        assert parent is not None, "created above"
+        try:
+            os.replace(name, target.name, src_dir_fd=src_dir, dst_dir_fd=parent)
+            return
+        except FileNotFoundError:
+            if attempt or not _exists(src_dir, name):
+                raise
+        finally:
+            os.close(parent)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def move_staged(source: Path, target: Path, staging: Path) -> bool:
     """Rename ``source``, a complete file below ``staging``, to ``target``; False when ``source`` is gone."""
     src_dir = _open_dir(source.parent, staging, create=False)
     if src_dir is None:
         return False
     try:
-        dst_dir = _open_dir(target.parent, staging, create=True, purpose=target)
-        assert dst_dir is not None, "created above"
-        try:
-            os.replace(source.name, target.name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise _failure("store", target, exc) from exc
-        finally:
-            os.close(dst_dir)
+        _replace_into(src_dir, source.name, target, staging)
+    except FileNotFoundError:
+        if _exists(src_dir, source.name):
+            raise StorageError(f"cannot store {target}: its directory was removed twice while being "
+                               "written into") from None
+        return False
+    except OSError as exc:
+        raise _failure("store", target, exc) from exc
     finally:
         os.close(src_dir)
     return True

@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,11 @@ from mirrortools import (
     temp_files,
     write_config,
 )
+
+from bandersnatch import package
+from bandersnatch.errors import StorageError
+from bandersnatch.storage import atomic_write as real_write
+from bandersnatch.storage import remove_file as real_remove
 
 MIN_KILLS = 22
 MAX_ITERATIONS = 45
@@ -195,3 +201,103 @@ def test_sigterm_mid_run_stops_with_one_line_exit_130_and_loses_nothing(
     upstream.latency = 0.0
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+
+GONE_METADATA = b"Metadata-Version: 2.1\nName: gone\nVersion: 1.0\n"
+
+
+def _upload_gone(upstream: Upstream) -> None:
+    upstream.add_file("gone", "gone-1.0.tar.gz", os.urandom(1000))
+    upstream.add_file("gone", "gone-1.0-py3-none-any.whl", os.urandom(1100), metadata=GONE_METADATA)
+
+
+def _stop_removal_between_its_files(mirror: MirrorSetup, upstream: Upstream,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """gone's removal stops (as a kill would) after its pages and its first file went, before the next."""
+    _upload_gone(upstream)
+    assert mirror.run() == 0
+    upstream.remove_project("gone")
+    deleted: list[Path] = []
+
+    def remove_then_stop(path: Path, staging: Path) -> bool:
+        if "packages" in path.parts and deleted:
+            raise StorageError(f"cannot delete {path}: injected stop")
+        gone = real_remove(path, staging)
+        if gone and "packages" in path.parts:
+            deleted.append(path)
+        return gone
+
+    with monkeypatch.context() as patch:
+        patch.setattr(package, "remove_file", remove_then_stop)
+        assert mirror.run() == 1
+    assert deleted and not (mirror.web / "simple" / "gone").exists()
+
+
+def _stop_removal_before_its_pages(mirror: MirrorSetup, upstream: Upstream,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """gone's removal stops after the root index let go of it, before its intents file and pages."""
+    _upload_gone(upstream)
+    assert mirror.run() == 0
+    upstream.remove_project("gone")
+
+    def write(target: Path, data: bytes, staging: Path) -> None:
+        if target.parent.name == "intents":
+            raise StorageError(f"cannot write {target}: injected stop")
+        real_write(target, data, staging)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(package, "atomic_write", write)
+        assert mirror.run() == 1
+    assert (mirror.web / "simple" / "gone" / "index.html").is_file()
+
+
+def _stop_first_sync_between_its_files(mirror: MirrorSetup, upstream: Upstream,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """gone's first sync fetches its sdist, then fails on its wheel: no page, one file on disk."""
+    _upload_gone(upstream)
+    upstream.fail(upstream.get_file("gone", "gone-1.0-py3-none-any.whl").path, 404, times=None)
+    assert mirror.run() == 1
+    upstream.clear_faults()
+    upstream.remove_project("gone")
+
+
+def _stop_sync_between_its_pages(mirror: MirrorSetup, upstream: Upstream,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """gone's first sync stops after its JSON page, before its HTML page."""
+    _upload_gone(upstream)
+
+    def write(target: Path, data: bytes, staging: Path) -> None:
+        if target.parent.name == "gone" and target.name == "index.html":
+            raise StorageError(f"cannot write {target}: injected stop")
+        real_write(target, data, staging)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(package, "atomic_write", write)
+        assert mirror.run() == 1
+    upstream.remove_project("gone")
+
+
+@pytest.mark.parametrize("next_run", [(), ("--force-check",)], ids=["changelog", "force-check"])
+@pytest.mark.parametrize("stop", [_stop_removal_between_its_files, _stop_removal_before_its_pages,
+                                  _stop_first_sync_between_its_files, _stop_sync_between_its_pages],
+                         ids=["removal-between-its-files", "removal-before-its-pages",
+                              "first-sync-between-its-files", "sync-between-its-pages"])
+def test_a_project_removed_upstream_leaves_nothing_behind_whichever_step_its_last_sync_stopped_at(
+    tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch,
+    stop: Callable[[MirrorSetup, Upstream, pytest.MonkeyPatch], None], next_run: tuple[str, ...]
+) -> None:
+    # Found by the SIGKILL test (seed 1): a removal killed between its two files' deletions left no
+    # page, so the next run took upstream's 404 for "nothing of it here" and never read the intents
+    # file that still named the other file.  A --force-check run also dropped what todo still owed.
+    for i in range(3):
+        upstream.add_file(f"keep{i}", f"keep{i}-1.0.tar.gz", os.urandom(900))
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    stop(mirror, upstream, monkeypatch)
+    assert [p for p in (mirror.web / "packages").rglob("gone*") if p.is_file()]  # what the stop left
+    assert mirror.run(*next_run) == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert not (mirror.web / "simple" / "gone").exists()
+    assert not (mirror.root / "intents" / "gone").exists()
+    assert pending_work(mirror.root) == {}

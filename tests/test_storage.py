@@ -10,9 +10,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bandersnatch import storage
 from bandersnatch.errors import StorageError, UnsafePath
 from bandersnatch.storage import (
     atomic_write,
@@ -398,3 +400,76 @@ def test_the_mirror_directory_and_its_web_may_be_symlinks_an_admin_made(tmp_path
     prune_empty_dirs(target.parent, tmp_path / "mirror" / "web" / "packages", staging)
     assert not target.parent.exists() and (tmp_path / "mirror" / "web" / "packages").is_dir()
     assert clear_staging(staging) == 0
+
+
+# ---------------------------------------------------------------- a prune racing a write
+
+
+def _prune_once_at(point: str, packages: Path, staging: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Make another thread's prune of ``packages/ab/cd`` land at ``point`` of the next write below it.
+
+    The directories are empty at that moment (the write's file is not there yet), so the
+    prune (as a sync deleting another file of ``ab/cd`` runs it) removes them.
+    """
+    pruned: list[Path] = []
+    cd = packages / "ab" / "cd"
+
+    def prune(path: Path) -> None:
+        if not pruned:
+            pruned.append(path)
+            prune_empty_dirs(path, packages, staging)
+
+    if point == "before-its-directory-is-made":
+        real_open_child = storage._open_child
+
+        def open_child(fd: int, name: str, path: Path, *args: Any) -> int | None:
+            if name == "x":
+                prune(cd)
+            return real_open_child(fd, name, path, *args)
+
+        monkeypatch.setattr(storage, "_open_child", open_child)
+    elif point == "just-after-its-directory-is-made":
+        real_mkdir = os.mkdir
+
+        def mkdir(name: Any, *args: Any, **kwargs: Any) -> None:
+            real_mkdir(name, *args, **kwargs)
+            if name == "x":
+                prune(cd / "x")
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    else:
+        real_open_dir = storage._open_dir
+
+        def open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None = None) -> int | None:
+            fd = real_open_dir(path, staging, create=create, purpose=purpose)
+            if purpose is not None:
+                prune(path)
+            return fd
+
+        monkeypatch.setattr(storage, "_open_dir", open_dir)
+    return pruned
+
+
+@pytest.mark.parametrize("point", ["before-its-directory-is-made", "just-after-its-directory-is-made",
+                                   "before-the-rename"])
+@pytest.mark.parametrize("writer", ["atomic_write", "move_staged"])
+def test_a_write_whose_directory_a_concurrent_prune_removes_makes_it_again(
+    tmp_path: Path, staging: Path, monkeypatch: pytest.MonkeyPatch, point: str, writer: str
+) -> None:
+    # Deleting one file prunes its emptied directories while another download commits a file
+    # into the same ab/cd bucket; the write used to fail with StorageError, stopping the run.
+    packages = tmp_path / "web" / "packages"
+    (packages / "ab" / "cd").mkdir(parents=True)  # left empty by the other file's deletion
+    target = packages / "ab" / "cd" / "x" / "f-1.0.tar.gz"
+    source = staging / "pending" / "f.tar.gz"
+    if writer == "move_staged":
+        source.parent.mkdir(parents=True)
+        source.write_bytes(b"payload")
+    pruned = _prune_once_at(point, packages, staging, monkeypatch)
+    if writer == "atomic_write":
+        atomic_write(target, b"payload", staging)
+    else:
+        assert move_staged(source, target, staging) is True
+    assert pruned, "the prune never ran: the test injects nothing"
+    assert target.read_bytes() == b"payload"
+    assert [p for p in staging.rglob("*") if p.is_file()] == []
