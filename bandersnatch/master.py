@@ -46,6 +46,9 @@ from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, par
 
 logger = logging.getLogger(__name__)
 
+# PyPI caps one changelog_since_serial answer at this many rows; a full page means "ask again".
+CHANGELOG_PAGE = 50_000
+CHANGELOG_PAUSE = 1.0  # seconds between paged calls: 3,600 an hour is PyPI's XML-RPC limit
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 3
 CHUNK = 1 << 16
@@ -106,8 +109,10 @@ class Master:
         attempts: int = 3,
         backoff: float = 0.5,
         sleep: Callable[[float], object] | None = None,
+        changelog_page: int = CHANGELOG_PAGE,
     ) -> None:
         self.url = url.rstrip("/")
+        self.changelog_page = changelog_page
         self.timeout = timeout
         self.global_timeout = global_timeout
         self.max_file_bytes = max_file_bytes
@@ -384,12 +389,28 @@ class Master:
             yield name, checked_serial(serial, f"{what}: {describe(name)}")
 
     def changelog_since_serial(self, serial: int) -> Iterator[tuple[str, int]]:
-        """``(name, serial)`` of every change after ``serial``; other columns are not needed."""
+        """``(name, serial)`` of every change after ``serial``; other columns are not needed.
+
+        PyPI answers at most 50,000 rows per call: a full page means there is more, so
+        ask again from the last serial seen, pausing between calls so a long catch-up
+        stays under PyPI's XML-RPC rate limit (3,600 calls an hour).
+        """
         what = "XML-RPC changelog_since_serial"
-        for row in self.rpc_stream("changelog_since_serial", serial):
-            if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)):
-                raise UpstreamError(f"{what}: malformed row: {describe(row)}")
-            yield row[0], checked_serial(row[4], f"{what}: {describe(row[0])}")
+        since = serial
+        while True:
+            rows = 0
+            for row in self.rpc_stream("changelog_since_serial", since):
+                if not (isinstance(row, list) and len(row) >= 5 and isinstance(row[0], str)):
+                    raise UpstreamError(f"{what}: malformed row: {describe(row)}")
+                row_serial = checked_serial(row[4], f"{what}: {describe(row[0])}")
+                rows += 1
+                since = max(since, row_serial)
+                yield row[0], row_serial
+            if rows < self.changelog_page:
+                return
+            logger.debug("%s: a full page of %d rows; asking again from serial %d", what, rows, since)
+            self._sleep(CHANGELOG_PAUSE)
+            self._check_usable()
 
     def changelog_last_serial(self) -> int:
         return checked_serial(self.rpc("changelog_last_serial"), "XML-RPC changelog_last_serial")

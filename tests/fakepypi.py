@@ -368,6 +368,8 @@ class Upstream:
         self.traffic: dict[str, list[int]] = {}  # kind -> [requests, body bytes]
         self.busy_seconds = 0.0  # summed time from reading a request to writing its response
         self._bulk: list[_BulkRange] = []
+        # PyPI returns at most 50,000 changelog rows per call; tests set a small cap.
+        self.changelog_page_limit: int | None = None
         self._root_cache: dict[str, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------ lifecycle
@@ -621,13 +623,13 @@ class Upstream:
             return listing
 
     def changelog_since_serial(self, since: int) -> list[list[Any]]:
-        """Journal rows newer than ``since``, oldest first."""
+        """Journal rows newer than ``since``, oldest first; at most ``changelog_page_limit`` of them."""
         with self._lock:
             rows = [list(entry) for entry in self.changelog if entry.serial > since]
-            if not self._bulk:
-                return rows
-            bulk_rows = [bulk.changelog_rows(since) for bulk in self._bulk]
-            return list(heapq.merge(rows, *bulk_rows, key=lambda row: row[4]))
+            if self._bulk:
+                bulk_rows = [bulk.changelog_rows(since) for bulk in self._bulk]
+                rows = list(heapq.merge(rows, *bulk_rows, key=lambda row: row[4]))
+            return rows if self.changelog_page_limit is None else rows[: self.changelog_page_limit]
 
     def changelog_last_serial(self) -> int:
         """The newest serial."""

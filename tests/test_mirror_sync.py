@@ -9,7 +9,10 @@ import pytest
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import assert_mirror_matches, page_dir, temp_files, write_config
 
-from bandersnatch.master import Digest
+from bandersnatch.config import load
+from bandersnatch.layout import UrlPolicy
+from bandersnatch.master import CHANGELOG_PAUSE, Digest, Master
+from bandersnatch.mirror import Mirror
 
 
 def test_full_sync_mirrors_every_project_file_and_metadata(
@@ -235,3 +238,25 @@ def test_after_a_generation_reset_a_damaged_kept_file_is_found_as_the_log_line_s
     assert "trusted while their size and mtime match our pages' record, hashed when not" in caplog.text
     assert_mirror_matches(upstream, mirror.web)
     assert upstream.count_requests("/packages/") == 1
+
+
+def test_a_full_changelog_page_is_followed_by_another_call_from_its_last_serial(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    for version in ("3.0", "4.0", "5.0", "6.0"):
+        upstream.add_wheel("Alpha-Lib", version)  # 2 changelog rows each: new release, add file
+    upstream.add_wheel("beta", "9.0")
+    upstream.changelog_page_limit = 3  # PyPI's is 50,000
+    pauses: list[float] = []
+    cfg = load(mirror.config)
+    master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20,
+                    policy=UrlPolicy.for_master(upstream.url, (), True), spool_dir=tmp_path,
+                    sleep=pauses.append, changelog_page=3)
+    upstream.reset_requests()
+    assert Mirror(cfg, master=master).run().exit_code == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # 10 rows in pages of 3: four calls, a pause before each follow-up (rate limit), none after the last.
+    assert upstream.count_requests("/pypi", "POST") == 4
+    assert pauses == [CHANGELOG_PAUSE] * 3
