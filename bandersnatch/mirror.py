@@ -24,6 +24,7 @@ import filelock
 
 from .config import Config
 from .dependencies import DependencyTracker
+from .difffile import SPOOL_NAME, Changes
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
 from .guards import RemovalLimit, check_layout, explained, permission_problem
@@ -95,7 +96,8 @@ class Mirror:
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
-        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index)
+        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None)
+        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
@@ -118,7 +120,7 @@ class Mirror:
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
-            require_hashes=config.require_hashes,
+            require_hashes=config.require_hashes, changes=self.changes,
         )
 
     def run(self) -> RunReport:
@@ -134,12 +136,18 @@ class Mirror:
             check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
                          self.staging)
             self.state.check_generation()
-            return self._sync()
+            started = time.time()
+            report = self._sync()
+            if self.config.diff_file is not None:
+                self.changes.publish(self.config.diff_file, self.config.diff_append_epoch, started,
+                                     self.staging)
+            return report
         except PermissionError as exc:  # whichever file: its path, its owner, the fix; not a traceback
             raise permission_problem(exc, self.directory) from None
         except StorageError as exc:
             raise explained(exc, self.directory) from exc.__cause__
         finally:
+            self.changes.close()
             self.state.close()
             self.projects.close()
             self.master.close()
@@ -546,6 +554,7 @@ class Mirror:
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         atomic_write(self.layout.web / "last-modified", f"{stamp}\n".encode(), self.staging)
+        self.changes.written(self.layout.web / "last-modified")
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:

@@ -26,6 +26,7 @@ import errno
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -338,6 +339,41 @@ def _exists(dir_fd: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def publish_file(target: Path, data: Iterable[bytes], staging: Path) -> None:
+    """Replace ``target``, which may lie outside the mirror (an operator's diff-file), atomically.
+
+    Inside the mirror directory this is ``atomic_write``.  Elsewhere the path
+    is the operator's own choice, so its links are followed as for any other
+    program's output; the temporary file sits beside it, so the rename stays
+    on one filesystem.
+    """
+    root = staging.parent.parent
+    if target.is_relative_to(root):
+        atomic_write(target, data, staging)
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in data:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o644)
+        os.replace(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def move_staged(source: Path, target: Path, staging: Path) -> bool:
