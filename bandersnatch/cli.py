@@ -101,7 +101,8 @@ def apply_log_config(path: Path, config_path: Path) -> None:
     except (configparser.Error, KeyError, ValueError, TypeError, AttributeError, ImportError,
             OSError, RuntimeError) as exc:
         raise ConfigError(str(config_path), "mirror", "log-config",
-                          f"{path} is not a usable logging configuration: {type(exc).__name__}: {exc}") from None
+                          f"{path} is not a usable logging configuration: {type(exc).__name__}: {exc}",
+                          ) from None
 
 
 def write_default_config(path: Path) -> int:
@@ -166,7 +167,8 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     except ConfigErrors as exc:
         for problem in exc.problems:
             logger.error("configuration error: %s", problem)
-        logger.error("%s: %d configuration problems; fix them all, then run again", exc.path, len(exc.problems))
+        logger.error("%s: %d configuration problems; fix them all, then run again", exc.path,
+                     len(exc.problems))
         return EXIT_CONFIG
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)

@@ -144,13 +144,13 @@ def _absolute(raw: str | None, option: str, where: str) -> Path | None:
 
 
 def _diff_file(raw: str | None, directory: Path, where: str) -> Path | None:
-    """``diff-file``: a path, where ``{{mirror_directory}}`` stands for the mirror directory (8.x's syntax)."""
+    """``diff-file``: a path; ``{{mirror_directory}}`` stands for the mirror directory (8.x's syntax)."""
     if raw is None or raw == "":
         return None
     for match in _REFERENCE.finditer(raw):
         if (match.group(1).lower(), match.group(2).lower()) != ("mirror", "directory"):
-            raise ConfigError(where, MIRROR, "diff-file", f"{match.group(0)!r}: only {{{{mirror_directory}}}} "
-                              "can be referred to")
+            raise ConfigError(where, MIRROR, "diff-file",
+                              f"{match.group(0)!r}: only {{{{mirror_directory}}}} can be referred to")
     return _absolute(_REFERENCE.sub(lambda _: str(directory), raw), "diff-file", where)
 
 
@@ -176,7 +176,8 @@ def _keep_index_versions(raw: str | None, option: str, where: str, problems: Pro
 def _storage(raw: str | None, where: str) -> None:
     backend = (raw or "filesystem").lower()
     if backend not in _BACKENDS:
-        raise ConfigError(where, MIRROR, "storage-backend", f"{raw!r} is not a storage backend; use filesystem")
+        raise ConfigError(where, MIRROR, "storage-backend",
+                          f"{raw!r} is not a storage backend; use filesystem")
     if backend != "filesystem":
         raise ConfigError(where, MIRROR, "storage-backend", f"{backend} is not supported yet: this version "
                           "keeps the mirror on a filesystem only; use filesystem")

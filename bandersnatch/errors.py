@@ -70,8 +70,8 @@ class Problems:
     def add(self, error: ConfigError) -> None:
         """Note ``error``; an option already noted is not noted again (its value was dropped)."""
         for each in error.problems if isinstance(error, ConfigErrors) else (error,):
-            if each.option is None or not any(
-                    (e.path, e.section, e.option) == (each.path, each.section, each.option) for e in self.found):
+            where = (each.path, each.section, each.option)
+            if each.option is None or not any((e.path, e.section, e.option) == where for e in self.found):
                 self.found.append(each)
 
     def take(self, check: Callable[..., _T], *args: Any, fallback: _T) -> _T:

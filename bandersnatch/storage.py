@@ -450,6 +450,22 @@ def _remove_tree(dir_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=dir_fd)
 
 
+def remove_tree(path: Path, staging: Path) -> bool:
+    """Delete ``path`` (a file, a link itself, or a directory with all it holds); False when absent."""
+    fd = _open_dir(path.parent, staging, create=False)
+    if fd is None:
+        return False
+    try:
+        try:
+            os.lstat(path.name, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        _remove_tree(fd, path.name)
+    finally:
+        os.close(fd)
+    return True
+
+
 def remove_file(path: Path, staging: Path) -> bool:
     """Delete the file ``path`` if present; pruning now-empty parent directories is the caller's job."""
     fd = _open_dir(path.parent, staging, create=False)
