@@ -6,7 +6,9 @@ Turns expected failures into one log line and an exit code; tracebacks are for b
 from __future__ import annotations
 
 import argparse
+import configparser
 import logging
+import logging.config
 import signal
 import sys
 import threading
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config
-from .errors import BandersnatchError, ConfigError, LockHeld, StorageError
+from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError
 from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
@@ -90,6 +92,19 @@ def setup_logging(verbose: bool, quiet: bool) -> StatusStream | None:
     return status
 
 
+def apply_log_config(path: Path, config_path: Path) -> None:
+    """``[mirror] log-config``: a ``logging.config.fileConfig`` file replaces our logging, as in 8.x."""
+    if not path.is_file():
+        raise ConfigError(str(config_path), "mirror", "log-config", f"{path} is not a readable file")
+    try:
+        logging.config.fileConfig(path, disable_existing_loggers=False)
+    except (configparser.Error, KeyError, ValueError, TypeError, AttributeError, ImportError,
+            OSError, RuntimeError) as exc:
+        raise ConfigError(str(config_path), "mirror", "log-config",
+                          f"{path} is not a usable logging configuration: {type(exc).__name__}: {exc}",
+                          ) from None
+
+
 def write_default_config(path: Path) -> int:
     """A first run: write the default file and say what to do with it (guidance, not an error)."""
     config.write_default(path)
@@ -142,9 +157,19 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         if not args.config.exists():
             return write_default_config(args.config)
         cfg = config.load(args.config)
+        if cfg.log_config is not None:
+            apply_log_config(cfg.log_config, cfg.path)
+        for warning in cfg.warnings:
+            logger.warning("%s", warning)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         return run_update_stats(cfg)
+    except ConfigErrors as exc:
+        for problem in exc.problems:
+            logger.error("configuration error: %s", problem)
+        logger.error("%s: %d configuration problems; fix them all, then run again", exc.path,
+                     len(exc.problems))
+        return EXIT_CONFIG
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
         return EXIT_CONFIG

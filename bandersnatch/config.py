@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import filterconfig
-from .errors import ConfigError
+from . import compat, filterconfig
+from .errors import ConfigError, Problems
 from .filterconfig import FilterConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
@@ -73,6 +73,8 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "require-hashes",
         "max-removals",
         "max-removals-percent",
+        "diff-file",
+        "diff-append-epoch",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -114,6 +116,13 @@ class Config:
     require_hashes: bool = False
     max_removals: int = DEFAULT_MAX_REMOVALS
     max_removals_percent: float = DEFAULT_MAX_REMOVALS_PERCENT
+    diff_file: Path | None = None  # where each run lists the files it wrote (bandersnatch's diff-file)
+    diff_append_epoch: bool = False
+    json: bool = False  # bandersnatch's `json`: keep a JSON API copy under web/pypi/<project>/json
+    log_config: Path | None = None  # a logging.config.fileConfig file replacing the default logging
+    cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
+    warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
 
 
 # --------------------------------------------------------------------------
@@ -152,57 +161,74 @@ def read_text(path: Path) -> str:
 def parse(text: str, path: Path) -> Config:
     """Validate the configuration ``text`` (read from ``path``, used in messages only) into a Config.
 
+    Every problem is collected before anything is refused, so one run names
+    them all: a single problem is raised as itself, several as ConfigErrors.
     Touches no disk, so whatever it accepts may still fail the directory check in ``load``.
     """
     where = str(path)
-    parser = _read_ini(text, where)
-    _check_names(parser, where)
-    mirror = _section_values(parser, MIRROR, where)
-    stats = _section_values(parser, STATISTICS, where)
+    problems = Problems()
+    parser = _read_ini(text, where, problems)
+    _check_names(parser, where, problems)
+    mirror = _section_values(parser, MIRROR, where, problems)
+    stats = _section_values(parser, STATISTICS, where, problems)
+    take = problems.take
 
     def boolean(option: str, default: bool) -> bool:
-        return parse_bool(mirror.get(option), default, where, MIRROR, option)
+        return take(parse_bool, mirror.get(option), default, where, MIRROR, option, fallback=default)
 
     allow_non_https = boolean("allow-non-https", False)
-    master = parse_master(mirror.get("master"), where)
+    master = take(parse_master, mirror.get("master"), where, fallback=DEFAULT_MASTER)
     if master.startswith("http://") and not allow_non_https:
-        raise ConfigError(
+        problems.add(ConfigError(
             where,
             MIRROR,
             "master",
             f"{master} is plain http: anyone on the path could alter what is mirrored; "
             "use https or set allow-non-https = true",
-        )
-    return Config(
+        ))
+    directory = take(parse_directory, mirror.get("directory"), where, fallback=Path("/"))
+    eight = take(compat.parse_mirror, mirror, directory, where, tuple(parser.sections()),
+                 fallback=compat.Settings())
+    filter_values = {section: _section_values(parser, section, where, problems)
+                     for section in filterconfig.SCHEMA if parser.has_section(section)}
+    config = Config(
         path=path,
-        directory=parse_directory(mirror.get("directory"), where),
+        directory=directory,
         master=master,
-        timeout=parse_timeout(mirror.get("timeout"), where),
-        workers=parse_workers(mirror.get("workers"), where),
+        timeout=take(parse_timeout, mirror.get("timeout"), where, fallback=DEFAULT_TIMEOUT),
+        workers=take(parse_workers, mirror.get("workers"), where, fallback=DEFAULT_WORKERS),
         stop_on_error=boolean("stop-on-error", False),
         delete_packages=boolean("delete-packages", True),
         hash_index=boolean("hash-index", False),
         allow_non_https=allow_non_https,
-        download_hosts=parse_download_hosts(mirror.get("download-hosts"), where),
-        max_page_bytes=parse_size(mirror.get("max-page-size"), where),
-        access_log_pattern=parse_access_log_pattern(stats.get("access-log-pattern"), where),
-        filters=filterconfig.parse(
-            {section: _section_values(parser, section, where) for section in filterconfig.SCHEMA
-             if parser.has_section(section)},
-            where,
-        ),
-        max_file_bytes=parse_size(mirror.get("max-file-size"), where, "max-file-size",
-                                  DEFAULT_MAX_FILE_BYTES),
-        global_timeout=parse_timeout(mirror.get("global-timeout"), where, "global-timeout",
-                                     DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT),
+        download_hosts=take(parse_download_hosts, mirror.get("download-hosts"), where,
+                            fallback=DEFAULT_DOWNLOAD_HOSTS),
+        max_page_bytes=take(parse_size, mirror.get("max-page-size"), where, fallback=DEFAULT_MAX_PAGE_BYTES),
+        access_log_pattern=take(parse_access_log_pattern, stats.get("access-log-pattern"), where,
+                                fallback=DEFAULT_ACCESS_LOG_PATTERN),
+        filters=take(filterconfig.parse, filter_values, where, fallback=FilterConfig()),
+        max_file_bytes=take(parse_size, mirror.get("max-file-size"), where, "max-file-size",
+                            DEFAULT_MAX_FILE_BYTES, fallback=DEFAULT_MAX_FILE_BYTES),
+        global_timeout=take(parse_timeout, mirror.get("global-timeout"), where, "global-timeout",
+                            DEFAULT_GLOBAL_TIMEOUT, MAX_GLOBAL_TIMEOUT, fallback=DEFAULT_GLOBAL_TIMEOUT),
         require_hashes=boolean("require-hashes", False),
-        max_removals=parse_count(mirror.get("max-removals"), where, "max-removals", DEFAULT_MAX_REMOVALS),
-        max_removals_percent=parse_percent(mirror.get("max-removals-percent"), where, "max-removals-percent",
-                                           DEFAULT_MAX_REMOVALS_PERCENT),
+        max_removals=take(parse_count, mirror.get("max-removals"), where, "max-removals",
+                          DEFAULT_MAX_REMOVALS, fallback=DEFAULT_MAX_REMOVALS),
+        max_removals_percent=take(parse_percent, mirror.get("max-removals-percent"), where,
+                                  "max-removals-percent", DEFAULT_MAX_REMOVALS_PERCENT,
+                                  fallback=DEFAULT_MAX_REMOVALS_PERCENT),
+        diff_file=eight.diff_file,
+        diff_append_epoch=eight.diff_append_epoch,
+        json=eight.json,
+        log_config=eight.log_config,
+        cleanup=eight.cleanup,
+        warnings=eight.warnings,
     )
+    problems.raise_any()
+    return config
 
 
-def _read_ini(text: str, where: str) -> configparser.ConfigParser:
+def _read_ini(text: str, where: str, problems: Problems) -> configparser.ConfigParser:
     """Run configparser over ``text``, turning its syntax errors into one-line ConfigErrors."""
     parser = configparser.ConfigParser(
         interpolation=None,  # '%' is common in URLs and log patterns; never expand it
@@ -220,28 +246,39 @@ def _read_ini(text: str, where: str) -> configparser.ConfigParser:
     except configparser.DuplicateOptionError as exc:
         raise ConfigError(where, exc.section, exc.option, f"line {exc.lineno}: option is set twice") from None
     except configparser.ParsingError as exc:
-        lineno, line = exc.errors[0]
-        raise ConfigError(
-            where, None, None, f"line {lineno}: cannot parse {line.strip()!r}; expected 'option = value'"
-        ) from None
+        # configparser read the whole file first: every bad line is named, and the rest is checked.
+        for lineno, line in exc.errors:
+            problems.add(ConfigError(
+                where, None, None, f"line {lineno}: cannot parse {line.strip()!r}; expected 'option = value'"
+            ))
     except configparser.Error as exc:
         raise ConfigError(where, None, None, f"syntax error: {exc.message}") from None
     return parser
 
 
-def _check_names(parser: configparser.ConfigParser, where: str) -> None:
-    """Reject unknown sections and options, suggesting what was probably meant."""
+def _check_names(parser: configparser.ConfigParser, where: str, problems: Problems) -> None:
+    """Note unknown sections and options, suggesting what was probably meant.
+
+    bandersnatch 8's options are known (``compat``); an unknown one is dropped
+    from the parser once noted, so no later check reads it again.
+    """
     for section in parser.sections():
         if section in filterconfig.REFUSED:
-            raise ConfigError(where, section, None,
-                              f"plugin {section} is not supported: {filterconfig.REFUSED[section]}")
+            problems.add(ConfigError(where, section, None,
+                                     f"plugin {section} is not supported: {filterconfig.REFUSED[section]}"))
+            continue
+        if section in compat.STORAGE_SECTIONS:
+            continue  # checked against storage-backend by compat
         if section not in SCHEMA:
-            raise ConfigError(
+            problems.add(ConfigError(
                 where, section, None, "unknown section" + _suggest(section, list(SCHEMA), "[{}]")
-            )
+            ))
+            continue
+        known = (*SCHEMA[section], *compat.MIRROR_OPTIONS) if section == MIRROR else SCHEMA[section]
         for option in parser.options(section):
-            if option not in SCHEMA[section]:
-                raise ConfigError(where, section, option, _unknown_option_why(section, option))
+            if option not in known:
+                problems.add(ConfigError(where, section, option, _unknown_option_why(section, option)))
+                parser.remove_option(section, option)
 
 
 def _unknown_option_why(section: str, option: str) -> str:
@@ -264,7 +301,8 @@ def _suggest(word: str, candidates: list[str], form: str) -> str:
 _TRAILING_COMMENT = re.compile(r"\s#")
 
 
-def _section_values(parser: configparser.ConfigParser, section: str, where: str) -> dict[str, str]:
+def _section_values(parser: configparser.ConfigParser, section: str, where: str,
+                    problems: Problems | None = None) -> dict[str, str]:
     """The raw, stripped values of ``section`` (empty when the section is absent).
 
     A value with a ``#`` after a space is refused: ``workers = 3  # be gentle``
@@ -273,14 +311,19 @@ def _section_values(parser: configparser.ConfigParser, section: str, where: str)
     if not parser.has_section(section):
         return {}
     values = {option: parser.get(section, option).strip() for option in parser.options(section)}
-    for option, value in values.items():
+    for option, value in list(values.items()):
         for line in value.splitlines():
             if _TRAILING_COMMENT.search(line):
-                raise ConfigError(
+                error = ConfigError(
                     where, section, option,
                     f"{line.strip()[:80]!r} has a comment after the value; comments must be on a line of "
                     "their own (configparser would read the comment as part of the value)",
                 )
+                if problems is None:
+                    raise error
+                problems.add(error)
+                del values[option]  # noted: not checked again as a value
+                break
     return values
 
 

@@ -6,6 +6,11 @@ and maps the class to an exit code.  Anything else escaping is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
 
 def shown(text: str, limit: int = 200) -> str:
     """``text`` from upstream made safe for one log line: escapes for what a terminal would obey.
@@ -40,6 +45,49 @@ class ConfigError(BandersnatchError):
         if option:
             where += f" {option}"
         super().__init__(f"{where}: {why}")
+
+
+class ConfigErrors(ConfigError):
+    """Several problems in one configuration file, all reported by one run.
+
+    Each problem keeps its own file, section and option; the message lists
+    them one per line after a count, so the operator fixes them all at once.
+    """
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = tuple(problems)
+        listing = "".join(f"\n  {problem}" for problem in self.problems)
+        path = problems[0].path if problems else ""
+        super().__init__(path, None, None, f"{len(self.problems)} problems:{listing}")
+
+
+class Problems:
+    """The ConfigErrors found so far in one file; ``take`` runs one check and keeps its error."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        """Note ``error``; an option already noted is not noted again (its value was dropped)."""
+        for each in error.problems if isinstance(error, ConfigErrors) else (error,):
+            where = (each.path, each.section, each.option)
+            if each.option is None or not any((e.path, e.section, e.option) == where for e in self.found):
+                self.found.append(each)
+
+    def take(self, check: Callable[..., _T], *args: Any, fallback: _T) -> _T:
+        """``check(*args)``, or ``fallback`` once its ConfigError is noted (the value is never used)."""
+        try:
+            return check(*args)
+        except ConfigError as exc:
+            self.add(exc)
+            return fallback
+
+    def raise_any(self) -> None:
+        """Raise what was found: one problem as itself, several as one ConfigErrors."""
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigErrors(self.found)
 
 
 class LockHeld(BandersnatchError):

@@ -205,15 +205,16 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
             plugin for plugin, needs in _SETTINGS.items()
             if not needs or any(values.get(section, {}).get(option) for section, option in needs)
         )
+    whys = []  # every bad name at once: an 8.x file may name several plugins we lack
     for name in names:
         if name == "all":
-            raise ConfigError(where, PLUGINS, "enabled", "'all' must stand alone")
-        if name in REFUSED:
-            raise ConfigError(where, PLUGINS, "enabled", f"plugin {name} is not supported: {REFUSED[name]}")
-        if name not in IMPLEMENTED:
-            raise ConfigError(
-                where, PLUGINS, "enabled", f"unknown plugin {name!r}; known: {', '.join(IMPLEMENTED)}"
-            )
+            whys.append("'all' must stand alone")
+        elif name in REFUSED:
+            whys.append(f"plugin {name} is not supported: {REFUSED[name]}")
+        elif name not in IMPLEMENTED:
+            whys.append(f"unknown plugin {name!r}; known: {', '.join(IMPLEMENTED)}")
+    if whys:
+        raise ConfigError(where, PLUGINS, "enabled", "; ".join(whys))
     return frozenset(names)
 
 

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import filelock
 
+from . import adopt
 from .config import Config
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
+from .difffile import SPOOL_NAME, Changes
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
 from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .layout import UrlPolicy
@@ -95,7 +97,8 @@ class Mirror:
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
-        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index)
+        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None)
+        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
@@ -118,7 +121,7 @@ class Mirror:
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
-            require_hashes=config.require_hashes,
+            require_hashes=config.require_hashes, changes=self.changes,
         )
 
     def run(self) -> RunReport:
@@ -134,12 +137,21 @@ class Mirror:
             check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
                          self.staging)
             self.state.check_generation()
-            return self._sync()
+            started = time.time()
+            if self.state.adopting():
+                adopt.remove_leftovers(self.layout.web, self.config.hash_index, self.config.cleanup,
+                                       self.staging, self.changes)
+            report = self._sync()
+            if self.config.diff_file is not None:
+                self.changes.publish(self.config.diff_file, self.config.diff_append_epoch, started,
+                                     self.staging)
+            return report
         except PermissionError as exc:  # whichever file: its path, its owner, the fix; not a traceback
             raise permission_problem(exc, self.directory) from None
         except StorageError as exc:
             raise explained(exc, self.directory) from exc.__cause__
         finally:
+            self.changes.close()
             self.state.close()
             self.projects.close()
             self.master.close()
@@ -181,9 +193,12 @@ class Mirror:
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         lost = serial is not None and not self.force_check and self._content_lost()
-        if serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost:
-            plan = self._plan_full(pending)
+        adopting = self.state.adopting()
+        if (serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost
+                or adopting and self.config.json):  # every project's JSON copy is written anew
+            plan = self._plan_full(pending, adopting)
             self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
+            self.state.adopted()
             return plan
         since = max(serial or 0, pending.target if pending else 0)
         changes = Todo(since)
@@ -199,9 +214,13 @@ class Mirror:
             for key in self.tracker.owed(self._has_pages):
                 changes.add(key, 0)  # reached by the closure but not on the mirror yet
         target = max([since, *(s for _, s in changes.pending.values())])
-        if not changes.pending and pending is None and target == serial:
+        if not changes.pending and pending is None and target == serial and not adopting:
             return None
-        target, count = self.state.begin_stream(lambda: target, self._merged(pending or (), changes))
+        work = self._merged(pending or (), changes)
+        if adopting:
+            work = itertools.chain(work, self._adoption_work())
+        target, count = self.state.begin_stream(lambda: target, work)
+        self.state.adopted()
         logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since, target)
         return target, count
 
@@ -237,7 +256,34 @@ class Mirror:
             yield change if change is not None and change[1] > serial else (name, serial)
         yield from fresh.values()
 
-    def _plan_full(self, pending: Iterable[tuple[str, int]] | None) -> tuple[int, int]:
+    def _adoption_work(self) -> Iterator[tuple[str, int]]:
+        """An adopted 8.x mirror's projects upstream no longer lists, or without both our pages.
+
+        Upstream is listed once for this: the first go through the work list removes
+        the first (their pages answer 404) and writes the pages of the others.
+        """
+        listed: array[int] = array("Q")
+        for name, _ in self.master.list_packages_with_serial():
+            if is_valid_project_name(name):
+                listed.append(name_hash(normalize(name)))
+        known = NameSet(listed)
+        del listed[:]
+        ghosts = 0
+        for page_dir in adopt.project_dirs(self.layout.simple, self.config.hash_index):
+            key = page_dir.name
+            if not is_valid_project_name(key) or normalize(key) != key or not self._selected(key):
+                continue
+            if key not in known:
+                ghosts += 1
+                yield key, 0
+            elif not has_pages(page_dir):
+                yield key, 0
+        if ghosts:
+            logger.info("Adopting a bandersnatch 8 mirror: %d project(s) on it are no longer listed "
+                        "upstream and will be removed", ghosts)
+
+    def _plan_full(self, pending: Iterable[tuple[str, int]] | None,
+                   adopting: bool = False) -> tuple[int, int]:
         highest = 0
         listed: array[int] = array("Q")
 
@@ -258,8 +304,12 @@ class Mirror:
             self._repeated = known.repeated()
             unlisted: set[str] = set()
             owed = (normalize(name) for name, _ in pending or ())
-            for key in chain(self.root.names(), owed, self.projects.interrupted()):
-                if key not in known and key not in unlisted and self._selected(key):
+            # An 8.x mirror being adopted may have projects with one page only: its directories count.
+            on_mirror = (d.name for d in adopt.project_dirs(self.layout.simple, self.config.hash_index)) \
+                if adopting else self.root.names()
+            for key in chain(on_mirror, owed, self.projects.interrupted()):
+                if key not in known and key not in unlisted and is_valid_project_name(key) \
+                        and normalize(key) == key and self._selected(key):
                     unlisted.add(key)
                     yield key, 0
             if self.tracker is not None:
@@ -546,6 +596,7 @@ class Mirror:
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         atomic_write(self.layout.web / "last-modified", f"{stamp}\n".encode(), self.staging)
+        self.changes.written(self.layout.web / "last-modified")
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from .depstore import DependencyRecords, MirroredFile
+from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .layout import (
     PAGE_HTML,
@@ -179,8 +180,9 @@ class ProjectSync:
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
-                 require_hashes: bool = False) -> None:
+                 require_hashes: bool = False, changes: Changes | None = None) -> None:
         self.master = master
+        self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         self.selection = selection
         self.records = records
         self.layout = layout
@@ -244,7 +246,9 @@ class ProjectSync:
             # JSON first: it is our record of what is verified on disk.
             staging = self.layout.staging
             atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), staging)
+            self.changes.written(page_dir / PAGE_JSON)
             atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), staging)
+            self.changes.written(page_dir / PAGE_HTML)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
                 self._clear_intent(key)
@@ -366,6 +370,7 @@ class ProjectSync:
             with staged(path, self.layout.staging) as st:
                 digest = self.master.download(url, st.file, hashes, size)
                 st.commit()
+            self.changes.written(path)
             return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), True
 
     def _refuse_conflict(self, key: str, rel: str, filename: str, sha256: str | None, *,
@@ -415,12 +420,14 @@ class ProjectSync:
                 except OSError:
                     size = 0
                 if remove_file(path, self.layout.staging):
+                    self.changes.deleted(path)
                     logger.info("deleted %s", shown(str(path), 400))
                     with self._deleted_lock:
                         self.deleted_files += 1
                         self.deleted_bytes += size
                 metadata = path.with_name(path.name + METADATA_SUFFIX)
                 if remove_file(metadata, self.layout.staging):
+                    self.changes.deleted(metadata)
                     logger.debug("deleted %s", shown(str(metadata), 400))
                 prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
@@ -487,7 +494,8 @@ class ProjectSync:
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files
         for page in (PAGE_HTML, PAGE_JSON):
-            remove_file(page_dir / page, self.layout.staging)
+            if remove_file(page_dir / page, self.layout.staging):
+                self.changes.deleted(page_dir / page)
         prune_empty_dirs(page_dir, self.layout.simple, self.layout.staging)
         if self.delete_packages:
             self._delete_files(key, doomed)

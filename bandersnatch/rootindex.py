@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .difffile import Changes
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .simple import (
     ROOT_JSON_TAIL,
@@ -304,8 +305,9 @@ def _patch(path: Path, fmt: _Format, added: list[str], removed: list[str], stagi
 class RootIndex:
     """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
 
-    def __init__(self, simple: Path, staging: Path, hash_index: bool) -> None:
+    def __init__(self, simple: Path, staging: Path, hash_index: bool, changes: Changes | None = None) -> None:
         self.simple, self.staging, self.hash_index = simple, staging, hash_index
+        self.changes = changes or Changes(None)  # what this run wrote, for diff-file
         self.html, self.json = simple / PAGE_HTML, simple / PAGE_JSON
 
     def href(self, name: str) -> str:
@@ -442,8 +444,13 @@ class RootIndex:
             return
         gone = sorted(removed - added)
         try:
-            changed = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
-            changed = _patch(self.json, _json_format(serial), new, gone, self.staging) or changed
+            html = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
+            if html:
+                self.changes.written(self.html)
+            json = _patch(self.json, _json_format(serial), new, gone, self.staging)
+            if json:
+                self.changes.written(self.json)
+            changed = html or json
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
             self._merge(new, removed, serial)
@@ -471,5 +478,7 @@ class RootIndex:
                 yield name, self.href(name)
 
         atomic_write(self.html, iter_root_html(projects(), serial), self.staging)
+        self.changes.written(self.html)
         atomic_write(self.json, iter_root_json(projects(), serial), self.staging)
+        self.changes.written(self.json)
         logger.info("Root index: %d project(s)", count)

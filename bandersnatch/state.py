@@ -13,6 +13,8 @@
   A run that stopped early leaves ``state`` where it was: what never started is still in
   the changelog since then.
 - ``generation``: the on-disk format; anything we do not understand resets the state.
+- ``adopting``: present from the run that finds a bandersnatch 8 mirror (generation 5) until
+  that mirror's leftovers are cleaned and its work list, ghosts included, is in ``todo``.
 """
 
 from __future__ import annotations
@@ -217,6 +219,7 @@ class StateFiles:
         self.status_path = directory / "status"
         self.selection_path = directory / "selection"
         self.prune_path = directory / "prune-pending"
+        self.adopting_path = directory / "adopting"
         self._journal: TextIO | None = None
         # Set when state or todo held a serial upstream's XML-RPC cannot carry: the changes since
         # then cannot be asked for, so only a full listing is safe.
@@ -233,6 +236,8 @@ class StateFiles:
         if found == GENERATION:
             return
         if found in ADOPTABLE_GENERATIONS:
+            # First: a run killed from here on still finishes the adoption (see ``adopt``).
+            atomic_write(self.adopting_path, b"a bandersnatch 8 mirror is being adopted\n", self.staging)
             self._adopt_status()
         elif self.state_path.exists() or self.todo_path.exists():
             logger.warning(
@@ -251,6 +256,13 @@ class StateFiles:
         self.write_serial(serial)
         self.status_path.rename(self.directory / "status.adopted")
         logger.info("Adopted serial %d from bandersnatch's status file (renamed to status.adopted)", serial)
+
+    def adopting(self) -> bool:
+        """True until the adoption of a bandersnatch 8 mirror is done (its leftovers, its ghosts)."""
+        return self.adopting_path.exists()
+
+    def adopted(self) -> None:
+        self._remove(self.adopting_path)
 
     # -------------------------------------------------------- state
 

@@ -26,6 +26,7 @@ import errno
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -340,6 +341,41 @@ def _exists(dir_fd: int, name: str) -> bool:
     return True
 
 
+def publish_file(target: Path, data: Iterable[bytes], staging: Path) -> None:
+    """Replace ``target``, which may lie outside the mirror (an operator's diff-file), atomically.
+
+    Inside the mirror directory this is ``atomic_write``.  Elsewhere the path
+    is the operator's own choice, so its links are followed as for any other
+    program's output; the temporary file sits beside it, so the rename stays
+    on one filesystem.
+    """
+    root = staging.parent.parent
+    if target.is_relative_to(root):
+        atomic_write(target, data, staging)
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in data:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o644)
+        os.replace(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 def move_staged(source: Path, target: Path, staging: Path) -> bool:
     """Rename ``source``, a complete file below ``staging``, to ``target``; False when ``source`` is gone."""
     src_dir = _open_dir(source.parent, staging, create=False)
@@ -412,6 +448,22 @@ def _remove_tree(dir_fd: int, name: str) -> None:
         finally:
             os.close(fd)
         os.rmdir(name, dir_fd=dir_fd)
+
+
+def remove_tree(path: Path, staging: Path) -> bool:
+    """Delete ``path`` (a file, a link itself, or a directory with all it holds); False when absent."""
+    fd = _open_dir(path.parent, staging, create=False)
+    if fd is None:
+        return False
+    try:
+        try:
+            os.lstat(path.name, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        _remove_tree(fd, path.name)
+    finally:
+        os.close(fd)
+    return True
 
 
 def remove_file(path: Path, staging: Path) -> bool:

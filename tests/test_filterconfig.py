@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bandersnatch.config import load, parse
-from bandersnatch.errors import ConfigError
+from bandersnatch.errors import ConfigError, ConfigErrors
 from bandersnatch.filterconfig import IMPLEMENTED, REFUSED, FilterConfig, Pin
 
 CONF = Path("/etc/bandersnatch-test.conf")
@@ -122,9 +122,13 @@ def test_a_bad_filter_setting_names_section_option_and_line(
 
 
 def test_unknown_option_in_a_filter_section_is_a_typo_we_report() -> None:
-    error = refused("[plugins]\nenabled = allowlist_project", "[allowlist]\npackage = foo")
-    assert (error.section, error.option) == ("allowlist", "package")
-    assert "did you mean packages?" in str(error)
+    with pytest.raises(ConfigErrors) as info:
+        parse(conf("[plugins]\nenabled = allowlist_project", "[allowlist]\npackage = foo"), CONF)
+    # The typo, and what it leaves missing, in the same run.
+    typo, missing = info.value.problems
+    assert (typo.section, typo.option) == ("allowlist", "package")
+    assert "did you mean packages?" in str(typo)
+    assert (missing.section, missing.option) == ("allowlist", "packages")
 
 
 def test_requirement_files_add_their_names_and_globs_are_expanded(tmp_path: Path) -> None:
