@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
-from .depstore import DependencyRecords, MirroredFile
+from .deps import wheel_metadata
+from .depstore import METADATA_LIMIT, DependencyRecords, MirroredFile
 from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .layout import (
@@ -172,6 +173,19 @@ def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]
 
 def _matches(expected: Mapping[str, str], digests: Mapping[str, str]) -> bool:
     return all(digests.get(a, v) == v for a, v in expected.items())
+
+
+def _metadata_in_wheel(path: Path) -> bytes | None:
+    try:
+        return wheel_metadata(path, METADATA_LIMIT)
+    except OSError:
+        return None
+
+
+def _verified_bytes(data: bytes, expected: Mapping[str, str]) -> bool:
+    """True when ``expected`` names a hash we can check and every such hash matches ``data``."""
+    checks = {a: v for a, v in expected.items() if a in VERIFIABLE}
+    return bool(checks) and all(hashlib.new(a, data).hexdigest() == v for a, v in checks.items())
 
 
 class ProjectSync:
@@ -342,11 +356,14 @@ class ProjectSync:
         return local, (stored.size or 0) if downloaded else -1
 
     def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
-                lock_key: str, before_download: Callable[[], None]) -> tuple[Stored, bool]:
+                lock_key: str, before_download: Callable[[], None],
+                local: Callable[[], bytes | None] | None = None) -> tuple[Stored, bool]:
         """The file at ``path`` verified against ``hashes``; True when it had to be downloaded.
 
         ``old`` is our record of the file when we last verified it: while its size and mtime
-        still hold, the file is trusted without reading it; otherwise it is hashed.
+        still hold, the file is trusted without reading it; otherwise it is hashed.  ``local``
+        may offer the bytes from what the mirror already holds; they are used instead of a
+        download only when they match ``hashes``.
         """
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
         if trusted is not None and not self.force_check:
@@ -367,6 +384,11 @@ class ProjectSync:
                 logger.warning("%s: on-disk copy does not match upstream; downloading again",
                                shown(path.name))
             before_download()
+            data = local() if local is not None else None
+            if data is not None and _verified_bytes(data, hashes) and size in (None, len(data)):
+                atomic_write(path, data, self.layout.staging)
+                self.changes.written(path)
+                return Stored(hashlib.sha256(data).hexdigest(), len(data), path.stat().st_mtime_ns), False
             with staged(path, self.layout.staging) as st:
                 digest = self.master.download(url, st.file, hashes, size)
                 st.commit()
@@ -391,11 +413,15 @@ class ProjectSync:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
         meta_path = path.with_name(path.name + METADATA_SUFFIX)
+        # A wheel's PEP 658 file is its own *.dist-info/METADATA, which the mirror has just verified
+        # as part of the wheel: take it from there when it matches the page's hash (no request).
+        local = (lambda: _metadata_in_wheel(path)) if f.filename.endswith(".whl") else None
         try:
             stored, _ = self._ensure(
                 meta_path, f.url + METADATA_SUFFIX, expected, None, old.metadata if old else None,
                 rel + METADATA_SUFFIX,
-                lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True))
+                lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True),
+                local)
         except NotFound:
             # PEP 714: a page may advertise metadata the server cannot serve; pip then falls back.
             logger.warning("%s: advertised metadata is missing upstream; not advertising it",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import distbuild
 import pytest
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import assert_mirror_matches, page_dir, temp_files, write_config
@@ -260,3 +261,20 @@ def test_a_full_changelog_page_is_followed_by_another_call_from_its_last_serial(
     # 10 rows in pages of 3: four calls, a pause before each follow-up (rate limit), none after the last.
     assert upstream.count_requests("/pypi", "POST") == 4
     assert pauses == [CHANGELOG_PAUSE] * 3
+
+
+def test_a_wheels_metadata_file_is_taken_from_the_wheel_when_it_matches_the_page(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    same = upstream.add_wheel("same", "1.0", with_metadata=True, requires=("dep",))
+    # An index may serve metadata that differs from the wheel's own (PEP 658 only promises the hash).
+    name, data, _ = distbuild.make_wheel("other", "1.0")
+    upstream.add_file("other", name, data, version="1.0", metadata=b"Metadata-Version: 2.1\nName: other\n")
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # No request for the matching one; the other's came from upstream, byte for byte.
+    assert upstream.count_requests("/packages/", "GET") == 3
+    assert not any(r.path.endswith(same.filename + ".metadata") for r in upstream.requests)
+    local = next(mirror.web.rglob(name + ".metadata"))
+    assert local.read_bytes() == b"Metadata-Version: 2.1\nName: other\n"
