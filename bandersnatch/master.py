@@ -13,6 +13,7 @@ import io
 import logging
 import platform
 import random
+import re
 import tempfile
 import threading
 import time
@@ -61,6 +62,40 @@ USER_AGENT = (
     f"bandersnatch/{__version__} (PyPI mirror client; {platform.python_implementation()}/"
     f"{platform.python_version()}; requests/{requests.__version__})"
 )
+
+
+class _Partial:
+    """What earlier attempts of one download staged: bytes, running hashes, the file's ETag."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.checkers: dict[str, Any] = {"sha256": hashlib.sha256()}
+        self.etag: str | None = None
+
+    @property
+    def resumable(self) -> bool:
+        return self.total > 0 and self.etag is not None
+
+    def start(self, response: requests.Response, hashes: Mapping[str, str]) -> None:
+        """A whole body begins: fresh hashes, and the ETag that lets a later attempt resume it."""
+        self.total = 0
+        self.checkers = {algo: hashlib.new(algo) for algo in hashes if algo in VERIFIABLE}
+        self.checkers.setdefault("sha256", hashlib.sha256())
+        etag = response.headers.get("ETag", "")
+        # Only a strong validator may join byte ranges (RFC 9110, If-Range).
+        self.etag = etag if etag.startswith('"') and etag.endswith('"') and len(etag) > 2 else None
+
+    def continues(self, response: requests.Response, size: int | None) -> bool:
+        """True when a 206 answer carries exactly the bytes after ours, of a file of the right size."""
+        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response.headers.get("Content-Range", "").strip())
+        if (match is None or int(match.group(1)) != self.total or response.headers.get("ETag") != self.etag
+                or (size is not None and int(match.group(3)) != size)):
+            return False
+        return int(match.group(2)) + 1 == int(match.group(3))
+
+    def forget(self) -> None:
+        self.total = 0
+        self.etag = None
 
 
 class _Transient(Exception):
@@ -113,6 +148,7 @@ class Master:
     ) -> None:
         self.url = url.rstrip("/")
         self.changelog_page = changelog_page
+        self.resumed_bytes = 0  # bytes not fetched again because a cut download was resumed
         self.timeout = timeout
         self.global_timeout = global_timeout
         self.max_file_bytes = max_file_bytes
@@ -477,24 +513,44 @@ class Master:
     # ------------------------------------------------------------ files
 
     def download(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None) -> Digest:
-        """Stream ``url`` into ``sink``, hashing as it arrives; verify size and every known hash."""
+        """Stream ``url`` into ``sink``, hashing as it arrives; verify size and every known hash.
+
+        A body cut off part way is resumed by the next attempt with a ``Range`` request
+        from the bytes already in ``sink``, when the server answers 206 for the same
+        version of the file (``If-Range`` with its strong ETag); otherwise it starts over.
+        The hashes carry on from where they stopped, so they still cover the whole file.
+        """
         what = f"file {shown(url.rsplit('/', 1)[-1], 120)}"
-        return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what))
+        partial = _Partial()
+        return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what, partial))
 
     def _download_once(
-        self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str
+        self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str,
+        partial: _Partial,
     ) -> Digest:
-        sink.seek(0)
-        sink.truncate()
         deadline = self._deadline()
         # identity: the bytes as stored upstream.  A server may encode anyway (a .tar.gz sent
         # with Content-Encoding: gzip is a classic): its body is still taken exactly as sent.
-        response = self._send("GET", url, headers={"Accept-Encoding": "identity"}, same_host_only=False)
+        headers = {"Accept-Encoding": "identity"}
+        if partial.resumable:
+            headers["Range"] = f"bytes={partial.total}-"
+            headers["If-Range"] = partial.etag or ""
+        response = self._send("GET", url, headers=headers, same_host_only=False)
         if response.status_code == 404:
             response.close()
             raise NotFound(f"{what}: HTTP 404")
-        if response.status_code != 200:
+        if response.status_code == 206 and partial.resumable and partial.continues(response, size):
+            sink.seek(partial.total)
+            with self._lock:
+                self.resumed_bytes += partial.total
+            logger.debug("%s: resuming after %d bytes", what, partial.total)
+        elif response.status_code == 200:
+            sink.seek(0)
+            sink.truncate()
+            partial.start(response, hashes)
+        else:
             response.close()
+            partial.forget()  # a 206 for other bytes than ours: start over next time
             raise UpstreamError(f"{what}: HTTP {response.status_code}")
         # With no size on the page, only max-file-size stops a body that never ends.
         limit = size if size is not None else self.max_file_bytes
@@ -503,23 +559,22 @@ class Master:
             response.close()
             raise UpstreamError(
                 f"{what}: {declared} bytes announced, more than max-file-size ({limit}); refused")
-        checkers = {algo: hashlib.new(algo) for algo in hashes if algo in VERIFIABLE}
-        sha256 = checkers.setdefault("sha256", hashlib.sha256())
-        total = 0
+        checkers = partial.checkers
+        sha256 = checkers["sha256"]
 
         def take(chunk: bytes) -> None:
-            nonlocal total
-            if total + len(chunk) > limit:  # checked before writing: the staged file never exceeds it
+            if partial.total + len(chunk) > limit:  # checked before writing: the file never exceeds it
                 if size is not None:
                     raise HashMismatch(f"{what}: more bytes than the advertised {size}")
                 raise UpstreamError(f"{what}: larger than max-file-size ({limit} bytes) and its size is not "
                                     "advertised; refused")
-            total += len(chunk)
+            sink.write(chunk)  # first: the hashes and the count only ever cover bytes in the sink
             for h in checkers.values():
                 h.update(chunk)
-            sink.write(chunk)
+            partial.total += len(chunk)
 
         self._pump(response, take, decode=False, deadline=deadline, what=what)
+        total = partial.total
         if size is not None and total != size:
             raise _Transient(f"body cut short: {total} of {size} bytes")
         for algo, h in checkers.items():

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
@@ -312,6 +312,7 @@ class Response(NamedTuple):
     headers: dict[str, str]
     body: bytes
     truncate: bool = False
+    keep: float = 0.5  # the share of a truncated body that is sent before the connection closes
     repeat: int = 1  # the body is sent this many times (huge answers without allocating them)
     chunked: bool = False  # no Content-Length: chunked transfer encoding
     reset: bool = False  # no answer at all: the connection is reset
@@ -370,6 +371,9 @@ class Upstream:
         self._bulk: list[_BulkRange] = []
         # PyPI returns at most 50,000 changelog rows per call; tests set a small cap.
         self.changelog_page_limit: int | None = None
+        # Files answer Range requests (206) as PyPI's CDN does; False: Range is ignored (200).
+        self.honour_range = True
+        self._truncate_keep: dict[str, float] = {}
         self._root_cache: dict[str, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------ lifecycle
@@ -679,10 +683,11 @@ class Upstream:
         with self._lock:
             self._faults.corrupt.set((normalize(project) if project else None, filename), times)
 
-    def truncate(self, filename: str, times: int | None = 1) -> None:
-        """Announce the full Content-Length but close after half the body."""
+    def truncate(self, filename: str, times: int | None = 1, keep: float = 0.5) -> None:
+        """Announce the full Content-Length but close after ``keep`` (half) of the body."""
         with self._lock:
             self._faults.truncate.set(filename, times)
+            self._truncate_keep[filename] = keep
 
     def fail(
         self, path_prefix: str, status: int, times: int | None = 1, retry_after: float | None = None
@@ -984,7 +989,12 @@ def _body_bytes(response: Response, method: str) -> int:
     """How many body bytes the handler writes for ``response``."""
     if method == "HEAD":
         return 0
-    return len(response.body) // 2 if response.truncate else len(response.body) * response.repeat
+    return _kept(response) if response.truncate else len(response.body) * response.repeat
+
+
+def _kept(response: Response) -> int:
+    """How many body bytes a truncated response sends."""
+    return int(len(response.body) * response.keep)
 
 
 # ------------------------------------------------------------------ render
@@ -1237,7 +1247,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         if response.chunked or response.repeat > 1:
             self._write_repeated(response)
             return
-        body = response.body[: len(response.body) // 2] if response.truncate else response.body
+        body = response.body[: _kept(response)] if response.truncate else response.body
         self._write(body, bandwidth)
         if response.truncate:
             self.close_connection = True
@@ -1299,7 +1309,9 @@ class _UpstreamHandler(BaseHandler):
                 upstream.requests.append(record)
         if upstream.latency:
             time.sleep(upstream.latency)
-        response = _Router(upstream, method, self.path, self.headers.get("Accept"), payload).respond()
+        response = _Router(upstream, method, self.path, self.headers.get("Accept"), payload,
+                           {k: v for k in ("Range", "If-Range") if (v := self.headers.get(k)) is not None},
+                           ).respond()
         record.status = response.status
         record.sent = _body_bytes(response, method)
         upstream._count_traffic(method, self.path, record.sent)
@@ -1313,8 +1325,10 @@ class _Router:
     """Turns one request into a Response, consulting the fault switches."""
 
     def __init__(
-        self, upstream: Upstream, method: str, raw_path: str, accept: str | None, payload: bytes
+        self, upstream: Upstream, method: str, raw_path: str, accept: str | None, payload: bytes,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        self.headers: Mapping[str, str] = headers or {}
         self.upstream = upstream
         self.method = method
         parts = urlsplit(raw_path)
@@ -1524,8 +1538,25 @@ class _Router:
             content = _corrupted(content)
         if truncate:
             upstream._note("truncate", self.path)
+        keep = upstream._truncate_keep.get(blob.filename, 0.5)
         truncate = truncate or self._random_truncate()
-        return Response(200, {"Content-Type": "application/octet-stream"}, content, truncate=truncate)
+        etag = f'"{hashlib.sha256(blob.content).hexdigest()}"'
+        headers = {"Content-Type": "application/octet-stream", "ETag": etag, "Accept-Ranges": "bytes"}
+        start = self._range_start(etag, len(content)) if upstream.honour_range else None
+        if start is not None:
+            upstream._note("range", self.path)
+            headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
+            return Response(206, headers, content[start:], truncate=truncate, keep=keep)
+        return Response(200, headers, content, truncate=truncate, keep=keep)
+
+    def _range_start(self, etag: str, length: int) -> int | None:
+        """The start of a ``Range: bytes=N-`` this file can answer with 206, else None (send it all)."""
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "").strip())
+        if_range = self.headers.get("If-Range")
+        if match is None or (if_range is not None and if_range != etag):
+            return None
+        start = int(match.group(1))
+        return start if 0 < start < length else None
 
     def _legacy(self, match: re.Match[str]) -> Response:
         name = match.group(1)

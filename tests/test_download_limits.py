@@ -249,3 +249,26 @@ def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(
         master.changelog_last_serial()
     assert upstream.count_requests() == sent
     master.close()
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_a_download_cut_off_part_way_resumes_from_the_staged_bytes(
+    tmp_path: Path, upstream: Upstream, honour_range: bool
+) -> None:
+    content = bytes(range(256)) * (4 * 4096)  # 4 MiB
+    upstream.add_file("big", "big-1.0.tar.gz", content, version="1.0")
+    upstream.honour_range = honour_range
+    upstream.truncate("big-1.0.tar.gz", keep=0.9)  # the connection drops after 90%
+    mirror = write_config(tmp_path, upstream.url)
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    sent = sum(r.sent for r in upstream.requests if r.path.endswith("big-1.0.tar.gz"))
+    refetched = sent - len(content)
+    if honour_range:
+        # One Range request for the last 10%: nothing fetched twice, the sha256 still whole.
+        assert refetched == 0
+        assert [k for k, _ in upstream.fault_log] == ["truncate", "range"]
+    else:
+        # A server that ignores Range gets a clean restart: the 90% are fetched again.
+        assert refetched == int(len(content) * 0.9)

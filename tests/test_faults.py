@@ -207,7 +207,8 @@ def test_a_body_cut_short_is_detected_by_its_length_and_retried(
             "metadata": file_path(upstream, "proj3", "proj3-1.0-py3-none-any.whl") + ".metadata"}[target]
     upstream.cut(path, times=2)
     assert mirror.run() == 0
-    assert [kind for kind, _ in upstream.fault_log] == ["cut", "cut"]
+    # A file's retries resume with Range requests ("range"); the cuts are what this test counts.
+    assert [kind for kind, _ in upstream.fault_log if kind != "range"] == ["cut", "cut"]
     assert_mirror_matches(upstream, mirror.web)
 
 
