@@ -1,4 +1,6 @@
-"""Pure parsing and rendering of simple-repository pages (PEP 503, 592, 629, 658/714, 691, 700, 740, 792, 833).
+"""Pure parsing and rendering of simple-repository pages.
+
+PEP 503, 592, 629, 658/714, 691, 700, 740 (provenance), 792 (project status), 833 (HTML frozen at 1.4).
 
 Bytes in, records out; records in, bytes out.  No network, no disk.
 """

@@ -459,7 +459,8 @@ def test_relative_provenance_urls_come_back_absolute() -> None:
     page = parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
     assert page.files[0].provenance == "https://h/integrity/p-1.tar.gz/provenance"
     html = b'<a href="p-1.zip" data-provenance="p-1.zip.provenance">p-1.zip</a>'
-    assert parse_html_page(html, "https://h/simple/p/", "p").files[0].provenance == "https://h/simple/p/p-1.zip.provenance"
+    provenance = parse_html_page(html, "https://h/simple/p/", "p").files[0].provenance
+    assert provenance == "https://h/simple/p/p-1.zip.provenance"
 
 
 @pytest.mark.parametrize(
@@ -485,7 +486,7 @@ def test_api_versions_of_major_1_are_read(version: str | None) -> None:
 @pytest.mark.parametrize("version", ["2.0", "3.1", "10.0", "0002.0", "9" * 5000 + ".0"])
 def test_api_major_version_above_1_is_refused_with_a_clear_error(version: str) -> None:
     doc = {"meta": {"api-version": version}, "name": "p", "files": []}
-    with pytest.raises(UpstreamError, match="is not supported .*reads 1.x.*upgrade bandersnatch") as json_error:
+    with pytest.raises(UpstreamError, match="is not supported .*reads 1.x.*upgrade") as json_error:
         parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
     html = f'<meta name="pypi:repository-version" content="{version}"><a href="p-1.zip">p-1.zip</a>'.encode()
     with pytest.raises(UpstreamError, match="is not supported") as html_error:
@@ -506,7 +507,8 @@ def test_well_formed_provenance_is_accepted(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"{", b"[]", b"null", b'"x"', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000, b"<html></html>"],
+    "raw",
+    [b"", b"{", b"[]", b"null", b'"x"', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000, b"<html></html>"],
 )
 def test_malformed_provenance_raises_upstream_error(raw: bytes) -> None:
     with pytest.raises(UpstreamError, match="malformed provenance"):

@@ -426,14 +426,16 @@ def test_json_without_a_status_has_no_project_status_key() -> None:
 @pytest.mark.parametrize(
     ("status", "metas"),
     [
-        (ProjectStatus("archived", HOSTILE), {"pypi:project-status": "archived", "pypi:project-status-reason": HOSTILE}),
+        (ProjectStatus("archived", HOSTILE),
+         {"pypi:project-status": "archived", "pypi:project-status-reason": HOSTILE}),
         (ProjectStatus("quarantined"), {"pypi:project-status": "quarantined"}),
         (None, {}),
     ],
 )
 def test_html_carries_project_status_metas(status: ProjectStatus | None, metas: dict[str, str]) -> None:
     doc = lxml.html.document_fromstring(render_project_html(replace(page_of(), status=status), 1))
-    found = {m.get("name"): m.get("content") for m in elements(doc, "//meta[starts-with(@name, 'pypi:project')]")}
+    status_metas = elements(doc, "//meta[starts-with(@name, 'pypi:project')]")
+    found = {m.get("name"): m.get("content") for m in status_metas}
     assert found == metas
 
 
