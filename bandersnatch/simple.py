@@ -227,7 +227,7 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise UpstreamError(f"{page_url}: malformed HTML page: {shown(str(exc))}") from None
-    meta = {}
+    meta: dict[str, str] = {}
     for meta_el in root.iter("meta"):
         meta_name, content = meta_el.get("name"), meta_el.get("content")
         if meta_name is not None and content is not None:
