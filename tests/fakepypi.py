@@ -383,6 +383,7 @@ class Upstream:
         self.busy_seconds = 0.0  # summed time from reading a request to writing its response
         self._bulk: list[_BulkRange] = []
         self._root_cache: dict[str, tuple[int, bytes]] = {}
+        self._held: dict[tuple[str, str], tuple[FileEntry, ...]] = {}  # quarantined releases' files
 
     # ------------------------------------------------------------ lifecycle
 
@@ -609,6 +610,27 @@ class Upstream:
                 action = f"project {status}"
             self._bump(snapshot.name, None, action)
             self._record(snapshot.name, snapshot.files, (status, reason))
+            return self.serial
+
+    def quarantine_release(self, project: str, version: str) -> int:
+        """Hide one release's files from the page ("release quarantined"), as PyPI does."""
+        with self._lock:
+            snapshot = self._existing(project)
+            held = tuple(e for e in snapshot.files or () if e.version == version)
+            if not held:
+                raise KeyError(f"{project} has no files of {version}")
+            self._held[(normalize(project), version)] = held
+            self._bump(snapshot.name, version, "release quarantined")
+            self._record(snapshot.name, tuple(e for e in snapshot.files or () if e.version != version))
+            return self.serial
+
+    def clear_release_quarantine(self, project: str, version: str) -> int:
+        """Undo :meth:`quarantine_release` ("release quarantine cleared")."""
+        with self._lock:
+            snapshot = self._existing(project)
+            held = self._held.pop((normalize(project), version))
+            self._bump(snapshot.name, version, "release quarantine cleared")
+            self._record(snapshot.name, (*(snapshot.files or ()), *held))
             return self.serial
 
     def add_provenance(self, project: str, filename: str, body: bytes | None = None, *,
