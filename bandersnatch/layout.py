@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from .errors import UnsafePath
 from .names import is_valid_project_name, normalize
@@ -42,18 +42,7 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
     other mirrors' pages and our own stay comparable.  Other hosts, other
     schemes, credentials and anything outside ``/packages/`` are refused.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise UnsafePath(f"refusing unparsable file URL: {without_userinfo(url)[:200]!r}") from None
-    if parts.username is not None or parts.password is not None:
-        raise UnsafePath("refusing file URL carrying credentials")
-    scheme = parts.scheme.lower()
-    if scheme != "https" and not (scheme == "http" and policy.allow_http):
-        shown = without_userinfo(url)[:200]
-        raise UnsafePath(f"refusing file URL with scheme {scheme[:20] or 'none'!r}: {shown!r}")
-    if parts.netloc.lower() not in policy.hosts:
-        raise UnsafePath(f"refusing file URL on host {parts.netloc[:100]!r} (not in download-hosts)")
+    parts = checked_url(url, policy, "file URL")
     raw = parts.path.split("/")
     if len(raw) < 3 or raw[0] != "" or raw[1] != "packages":
         raise UnsafePath(f"refusing file URL outside /packages/: {parts.path[:200]!r}")
@@ -65,6 +54,23 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
             raise UnsafePath(f"refusing file URL with non-UTF-8 path: {parts.path[:200]!r}") from None
         segments.append(check_segment(decoded))
     return segments
+
+
+def checked_url(url: str, policy: UrlPolicy, what: str) -> SplitResult:
+    """``url`` split, when policy lets us download from it (scheme, host, no credentials)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UnsafePath(f"refusing unparsable {what}: {without_userinfo(url)[:200]!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise UnsafePath(f"refusing {what} carrying credentials")
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and policy.allow_http):
+        shown = without_userinfo(url)[:200]
+        raise UnsafePath(f"refusing {what} with scheme {scheme[:20] or 'none'!r}: {shown!r}")
+    if parts.netloc.lower() not in policy.hosts:
+        raise UnsafePath(f"refusing {what} on host {parts.netloc[:100]!r} (not in download-hosts)")
+    return parts
 
 
 def refuse_file_below_file(paths: Iterable[Sequence[str]]) -> None:

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 CHANGELOG_PAGE = 50_000
 CHANGELOG_PAUSE = 1.0  # seconds between paged calls: 3,600 an hour is PyPI's XML-RPC limit
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# PyPI's integrity API answers in its own media type; any JSON will do for a provenance object.
+PROVENANCE_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 MAX_REDIRECTS = 3
 CHUNK = 1 << 16
 T = TypeVar("T")
@@ -584,3 +586,26 @@ class Master:
                 raise HashMismatch(
                     f"{what}: {algo} {h.hexdigest()} does not match the advertised {advertised}")
         return Digest(sha256.hexdigest(), total)
+
+    # ------------------------------------------------------------ provenance
+
+    def fetch_provenance(self, url: str, filename: str) -> bytes:
+        """A file's PEP 740 provenance object, capped at ``max-page-size``; NotFound on a 404.
+
+        Its URL may be on any host ``download-hosts`` allows (PyPI serves it from
+        ``/integrity/`` on the index host), so redirects may go there too.
+        """
+        what = f"provenance of {shown(filename, 120)}"
+
+        def once() -> bytes:
+            deadline = self._deadline()
+            response = self._send("GET", url, headers={"Accept": PROVENANCE_ACCEPT}, same_host_only=False)
+            if response.status_code == 404:
+                response.close()
+                raise NotFound(f"{what}: HTTP 404")
+            if response.status_code != 200:
+                response.close()
+                raise UpstreamError(f"{what}: HTTP {response.status_code}")
+            return self._read_capped(response, self.max_page_bytes, what, deadline)
+
+        return self._with_retries(what, once)

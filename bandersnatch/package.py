@@ -25,6 +25,7 @@ from .layout import (
     PAGE_HTML,
     PAGE_JSON,
     UrlPolicy,
+    checked_url,
     file_href,
     file_segments,
     project_dir,
@@ -36,12 +37,15 @@ from .owners import Linked, Links
 from .progress import human_bytes
 from .rootindex import has_pages
 from .selection import Exclusion, Selection
-from .simple import DistFile, ProjectPage, render_project_html, render_project_json
+from .simple import DistFile, ProjectPage, check_provenance, render_project_html, render_project_json
 from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
 
 logger = logging.getLogger(__name__)
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
+# PEP 740 lets the provenance live at any URL; ours keeps it beside the file under this suffix.
+PROVENANCE_SUFFIX = ".provenance"
+SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
 ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
 
 
@@ -64,6 +68,7 @@ class Known:
     mtime_ns: int | None = None
     metadata_size: int | None = None
     metadata_mtime_ns: int | None = None
+    provenance: bool = False  # our page links a provenance copy beside the file
 
     @property
     def file(self) -> Stored:
@@ -148,6 +153,7 @@ def read_known(page_dir: Path) -> dict[str, Known]:
                 mtime_ns=_int_or_none(on_disk.get("mtime-ns")),
                 metadata_size=_int_or_none(on_disk.get("metadata-size")),
                 metadata_mtime_ns=_int_or_none(on_disk.get("metadata-mtime-ns")),
+                provenance=isinstance(entry.get("provenance"), str),
             )
         except (KeyError, TypeError, AttributeError):
             continue
@@ -224,6 +230,11 @@ class ProjectSync:
         page = self.master.fetch_page(key, serial)
         if page is None:
             return Outcome(key, name, serial, removed=True)
+        if page.status is not None and page.status.quarantined:
+            # PEP 792: a quarantined project offers no files, whatever its page lists; the files
+            # we had leave the mirror below like any file the page stops linking.
+            logger.info("%s: quarantined upstream: offering none of its files", key)
+            page = replace(page, files=(), versions=())
         if self.selection is not None and self.selection.active:
             excluded = self.selection.project_page(key, page)
             if excluded is not None:
@@ -321,17 +332,29 @@ class ProjectSync:
             if f.core_metadata and len(segments[-1].encode()) > MAX_SEGMENT_BYTES - len(METADATA_SUFFIX):
                 raise UnsafePath(f"refusing file {f.filename[:40]!r}...: too long a name to keep its "
                                  f"{METADATA_SUFFIX} beside it")
+            if segments[-1].lower().endswith(PROVENANCE_SUFFIX):
+                # Our copy of a file's provenance sits at its name plus .provenance (as .metadata).
+                raise UnsafePath(f"refusing file {f.filename[:100]!r}: a {PROVENANCE_SUFFIX} name is where "
+                                 "we keep PEP 740 provenance, not a distribution file")
+            if f.provenance is not None:
+                checked_url(f.provenance, self.policy, f"provenance URL of {f.filename[:100]!r}")
+                if len(segments[-1].encode()) > MAX_SEGMENT_BYTES - len(PROVENANCE_SUFFIX):
+                    raise UnsafePath(f"refusing file {f.filename[:40]!r}...: too long a name to keep its "
+                                     f"{PROVENANCE_SUFFIX} beside it")
             if self.require_hashes and not _verifiable(f.hashes):
                 raise UpstreamError(f"refusing file {f.filename[:100]!r}: no hash we can check "
                                     "(require-hashes = true)")
             href = file_href(segments, self.layout.hash_index)
             if href not in seen:
                 seen.add(href)
-                room = len(METADATA_SUFFIX) if f.core_metadata else 0
+                room = max(len(METADATA_SUFFIX) if f.core_metadata else 0,
+                           len(PROVENANCE_SUFFIX) if f.provenance is not None else 0)
                 plan.append((f, href, confined(self.layout.packages, segments, room)))
                 on_disk.append(segments)
                 if f.core_metadata:
                     on_disk.append([*segments[:-1], segments[-1] + METADATA_SUFFIX])
+                if f.provenance is not None:
+                    on_disk.append([*segments[:-1], segments[-1] + PROVENANCE_SUFFIX])
         refuse_file_below_file(on_disk)
         return plan
 
@@ -343,6 +366,7 @@ class ProjectSync:
             path, f.url, f.hashes, f.size, old.file if old else None, rel,
             lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False))
         metadata = self._ensure_metadata(key, rel, path, f, old)
+        provenance = self._ensure_provenance(rel, path, f, old)
         on_disk: dict[str, int] = {}
         if stored.mtime_ns is not None:
             on_disk["mtime-ns"] = stored.mtime_ns
@@ -351,6 +375,7 @@ class ProjectSync:
         local = replace(
             f, url=href, hashes={"sha256": stored.sha256}, size=stored.size,
             core_metadata={"sha256": metadata.sha256} if metadata else False, on_disk=on_disk or None,
+            provenance=href + PROVENANCE_SUFFIX if provenance else None,
         )
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
         return local, (stored.size or 0) if downloaded else -1
@@ -429,6 +454,39 @@ class ProjectSync:
             return None
         return stored
 
+    def _ensure_provenance(self, rel: str, path: Path, f: DistFile, old: Known | None) -> bool:
+        """PEP 740 provenance beside the file, checked to be a JSON object; False when upstream has none.
+
+        Nothing on the page hashes it, so a copy our page already links is kept as it is
+        (read back and checked again with force-check); otherwise it is fetched.
+        """
+        if f.provenance is None:
+            return False
+        prov_path = path.with_name(path.name + PROVENANCE_SUFFIX)
+        what = f"{f.filename[:120]}{PROVENANCE_SUFFIX}"
+        if old is not None and old.provenance:
+            try:
+                if not self.force_check:
+                    if prov_path.is_file():
+                        return True
+                else:
+                    check_provenance(prov_path.read_bytes(), what)
+                    return True
+            except (FileNotFoundError, UpstreamError):
+                pass  # gone or damaged on disk: fetched again below
+        with self.links.exclusive(rel + PROVENANCE_SUFFIX):
+            try:
+                data = self.master.fetch_provenance(f.provenance, f.filename)
+            except NotFound:
+                # Like PEP 714 metadata: an advertised provenance the server cannot give is not linked.
+                logger.warning("%s: advertised provenance is missing upstream; not linking it",
+                               shown(f.filename))
+                return False
+            check_provenance(data, shown(what))
+            atomic_write(prov_path, data, self.layout.staging)
+            self.changes.written(prov_path)
+        return True
+
     def _delete_files(self, owner: str, hrefs: set[str]) -> None:
         """Delete files ``owner``'s pages no longer link, unless another project's page links them."""
         prefix = self.layout.href_prefix
@@ -451,10 +509,11 @@ class ProjectSync:
                     with self._deleted_lock:
                         self.deleted_files += 1
                         self.deleted_bytes += size
-                metadata = path.with_name(path.name + METADATA_SUFFIX)
-                if remove_file(metadata, self.layout.staging):
-                    self.changes.deleted(metadata)
-                    logger.debug("deleted %s", shown(str(metadata), 400))
+                for sidecar in SIDECARS:  # PEP 658 metadata and PEP 740 provenance go with their file
+                    extra = path.with_name(path.name + sidecar)
+                    if remove_file(extra, self.layout.staging):
+                        self.changes.deleted(extra)
+                        logger.debug("deleted %s", shown(str(extra), 400))
                 prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)

@@ -1,4 +1,6 @@
-"""Pure parsing and rendering of simple-repository pages (PEP 503, 592, 629, 658/714, 691, 700).
+"""Pure parsing and rendering of simple-repository pages.
+
+PEP 503, 592, 629, 658/714, 691, 700, 740 (provenance), 792 (project status), 833 (HTML frozen at 1.4).
 
 Bytes in, records out; records in, bytes out.  No network, no disk.
 """
@@ -25,7 +27,11 @@ JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_CONTENT_TYPE = "application/vnd.pypi.simple.v1+html"
 # What we ask for: JSON first, HTML as a fallback for upstreams without PEP 691.
 ACCEPT = f"{JSON_CONTENT_TYPE}, {HTML_CONTENT_TYPE};q=0.2, text/html;q=0.01"
-API_VERSION = "1.1"
+API_VERSION = "1.4"  # our JSON pages (PEP 740 provenance is 1.3, PEP 792 project status 1.4)
+# PEP 833 froze the HTML form: it says 1.4 whatever later JSON versions add.
+HTML_API_VERSION = "1.4"
+SUPPORTED_MAJOR = 1  # PEP 629: a page of a higher major version must be refused, not guessed at
+QUARANTINED = "quarantined"
 
 Yanked = bool | str
 CoreMetadata = bool | Mapping[str, str]
@@ -43,8 +49,22 @@ class DistFile:
     core_metadata: CoreMetadata = False
     size: int | None = None
     upload_time: str | None = None
+    provenance: str | None = None  # PEP 740: URL of the file's provenance object
     # Ours only: how the stored file looked when we verified it (size/mtime), under a private JSON key.
     on_disk: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class ProjectStatus:
+    """PEP 792: active, archived, quarantined or deprecated (others are carried through as given)."""
+
+    status: str
+    reason: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        """A quarantined project offers no files (the index MUST NOT serve any)."""
+        return self.status == QUARANTINED
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class ProjectPage:
     files: tuple[DistFile, ...]
     last_serial: int | None = None
     versions: tuple[str, ...] | None = None
+    status: ProjectStatus | None = None  # None: the upstream gave none (PEP 792: active)
 
 
 # ---------------------------------------------------------------- parsing
@@ -97,6 +118,32 @@ def _absolute(base: str, href: str, page_url: str) -> str:
         raise UpstreamError(f"{page_url}: unusable URL {shown_href!r}: {shown(str(exc))}") from None
 
 
+def check_api_version(value: object, page_url: str) -> None:
+    """Refuse a page whose API major version is above the one we read (PEP 629); None is 1.0."""
+    if value is None:
+        return
+    text = value if isinstance(value, str) else ""
+    major, dot, minor = text.strip().partition(".")
+    if not (major.isascii() and major.isdigit() and dot and minor.isascii() and minor.isdigit()):
+        raise UpstreamError(f"{page_url}: API version {shown(repr(value), 40)} is not MAJOR.MINOR")
+    significant = major.lstrip("0") or "0"
+    if len(significant) > 1 or int(significant) > SUPPORTED_MAJOR:
+        raise UpstreamError(f"{page_url}: Simple API version {shown(text.strip(), 40)} is not supported "
+                            f"(this bandersnatch reads {SUPPORTED_MAJOR}.x); upgrade bandersnatch")
+
+
+def _status_from_json(value: Any, page_url: str) -> ProjectStatus | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UpstreamError(f"{page_url}: project-status must be an object")
+    status = value.get("status", "active")  # PEP 792: no explicit status is active
+    reason = value.get("reason")
+    if not isinstance(status, str) or not (reason is None or isinstance(reason, str)):
+        raise UpstreamError(f"{page_url}: project-status status and reason must be strings")
+    return ProjectStatus(status, reason)
+
+
 def _file_from_json(entry: Any, page_url: str) -> DistFile:
     if not isinstance(entry, dict):
         raise UpstreamError(f"{page_url}: a file entry is not an object")
@@ -111,6 +158,7 @@ def _file_from_json(entry: Any, page_url: str) -> DistFile:
     size = entry.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise UpstreamError(f"{where}: size must be a non-negative integer")
+    provenance = _optional_str(entry, "provenance", where)
     return DistFile(
         filename=filename,
         url=urldefrag(_absolute(page_url, url, page_url)).url,
@@ -120,6 +168,7 @@ def _file_from_json(entry: Any, page_url: str) -> DistFile:
         core_metadata=_core_metadata_from_json(entry, where),
         size=size,
         upload_time=_optional_str(entry, "upload-time", where),
+        provenance=_absolute(page_url, provenance, page_url) if provenance is not None else None,
     )
 
 
@@ -138,6 +187,7 @@ def parse_json_page(data: bytes, page_url: str) -> ProjectPage:
     meta = doc.get("meta")
     if not isinstance(meta, dict):
         meta = {}
+    check_api_version(meta.get("api-version"), page_url)
     name = doc.get("name")
     if not isinstance(name, str):
         raise UpstreamError(f"{page_url}: JSON page lacks a name")
@@ -151,6 +201,7 @@ def parse_json_page(data: bytes, page_url: str) -> ProjectPage:
         files=tuple(_file_from_json(e, page_url) for e in doc["files"]),
         last_serial=_serial_from(meta.get("_last-serial")),
         versions=tuple(versions) if versions is not None else None,
+        status=_status_from_json(doc.get("project-status"), page_url),
     )
 
 
@@ -176,6 +227,15 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise UpstreamError(f"{page_url}: malformed HTML page: {shown(str(exc))}") from None
+    meta: dict[str, str] = {}
+    for meta_el in root.iter("meta"):
+        meta_name, content = meta_el.get("name"), meta_el.get("content")
+        if meta_name is not None and content is not None:
+            meta.setdefault(meta_name.strip().lower(), content)
+    check_api_version(meta.get("pypi:repository-version"), page_url)
+    status = None
+    if "pypi:project-status" in meta:
+        status = ProjectStatus(meta["pypi:project-status"].strip(), meta.get("pypi:project-status-reason"))
     base = page_url
     for base_el in root.iter("base"):
         href = base_el.get("href")
@@ -190,6 +250,7 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
         url, hashes = _hash_from_fragment(_absolute(base, href.strip(), page_url))
         yanked_attr = anchor.get("data-yanked")
         metadata_attr = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
+        provenance = anchor.get("data-provenance")
         files.append(
             DistFile(
                 filename="".join(str(t) for t in anchor.itertext()).strip(),
@@ -198,9 +259,10 @@ def parse_html_page(data: bytes, page_url: str, name: str) -> ProjectPage:
                 requires_python=anchor.get("data-requires-python"),
                 yanked=(yanked_attr or True) if yanked_attr is not None else False,
                 core_metadata=_metadata_attr(metadata_attr),
+                provenance=_absolute(base, provenance.strip(), page_url) if provenance else None,
             )
         )
-    return ProjectPage(name=normalize(name), files=tuple(files))
+    return ProjectPage(name=normalize(name), files=tuple(files), status=status)
 
 
 # ---------------------------------------------------------------- rendering
@@ -228,7 +290,7 @@ def _metadata_json(value: CoreMetadata) -> Any:
 
 
 def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
-    """Our PEP 691 page: file URLs as given (relative to the page), api-version 1.1."""
+    """Our PEP 691 page: file URLs as given (relative to the page), api-version 1.4."""
     files = []
     for f in page.files:
         entry: dict[str, Any] = {"filename": f.filename, "url": f.url, "hashes": dict(f.hashes)}
@@ -241,15 +303,22 @@ def render_project_json(page: ProjectPage, serial: int | None) -> bytes:
             entry["size"] = f.size
         if f.upload_time is not None:
             entry["upload-time"] = f.upload_time
+        if f.provenance is not None:
+            entry["provenance"] = f.provenance
         if f.on_disk:
             entry["_on-disk"] = dict(f.on_disk)  # PEP 691 reserves keys starting with "_" for private use
         files.append(entry)
-    doc = {
+    doc: dict[str, Any] = {
         "meta": {"api-version": API_VERSION, "_last-serial": serial},
         "name": page.name,
         "versions": _versions(page),
         "files": files,
     }
+    if page.status is not None:
+        status = {"status": page.status.status}
+        if page.status.reason is not None:
+            status["reason"] = page.status.reason
+        doc["project-status"] = status
     return _utf8(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -271,14 +340,17 @@ def _anchor(f: DistFile) -> str:
         attrs += _attr("data-core-metadata", value) + _attr("data-dist-info-metadata", value)
     elif f.core_metadata:
         attrs += _attr("data-core-metadata", "true") + _attr("data-dist-info-metadata", "true")
+    if f.provenance is not None:
+        attrs += _attr("data-provenance", f.provenance)
     return f"    <a{attrs}>{html.escape(f.filename)}</a><br/>\n"
 
 
-def _html_document(title: str, body: Iterable[str], serial: int | None) -> bytes:
+def _html_document(title: str, body: Iterable[str], serial: int | None, metas: str = "") -> bytes:
     head = (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         '    <meta charset="utf-8">\n'
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{HTML_API_VERSION}">\n'
+        f"{metas}"
         f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
         f"    <h1>{html.escape(title)}</h1>\n"
     )
@@ -288,9 +360,19 @@ def _html_document(title: str, body: Iterable[str], serial: int | None) -> bytes
     return _utf8(head + "".join(body) + tail)
 
 
+def _status_metas(status: ProjectStatus | None) -> str:
+    if status is None:
+        return ""
+    metas = f"    <meta{_attr('name', 'pypi:project-status')}{_attr('content', status.status)}>\n"
+    if status.reason is not None:
+        metas += f"    <meta{_attr('name', 'pypi:project-status-reason')}{_attr('content', status.reason)}>\n"
+    return metas
+
+
 def render_project_html(page: ProjectPage, serial: int | None) -> bytes:
-    """Our PEP 503 page with PEP 592 yanked, PEP 629 version and PEP 658/714 metadata attributes."""
-    return _html_document(f"Links for {page.name}", (_anchor(f) for f in page.files), serial)
+    """Our PEP 503 page with PEP 592 yanked, 629 version, 658/714 metadata, 740 provenance, 792 status."""
+    return _html_document(f"Links for {page.name}", (_anchor(f) for f in page.files), serial,
+                          _status_metas(page.status))
 
 
 # Normalized project names and their hrefs need no escaping in HTML or JSON.
@@ -408,6 +490,16 @@ def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
         name = root_json_line_name(line)
         if name is not None:
             yield name
+
+
+def check_provenance(data: bytes, what: str) -> None:
+    """A PEP 740 provenance object must at least be one well-formed JSON object."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamError(f"{what}: malformed provenance: {shown(str(exc))}") from None
+    if not isinstance(doc, dict):
+        raise UpstreamError(f"{what}: malformed provenance: not a JSON object")
 
 
 def with_files(page: ProjectPage, files: Iterable[DistFile]) -> ProjectPage:

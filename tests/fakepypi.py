@@ -46,7 +46,7 @@ _LATEST = {
 # Server preference on equal q, as PyPI: a bare "*/*" (requests' default)
 # gets HTML, so old clients keep working.
 _OFFERS = (TEXT_HTML, SIMPLE_HTML, SIMPLE_JSON)
-API_VERSION = "1.1"
+API_VERSION = "1.4"
 FIRST_SERIAL = 100
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -173,6 +173,8 @@ class FileEntry:
     yanked_reason: str = ""
     packagetype: str = "sdist"
     python_version: str = "source"
+    # PEP 740: the provenance object served at provenance_path (None: the file has none).
+    provenance: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -190,6 +192,11 @@ class FileEntry:
         return self.path + ".metadata"
 
     @property
+    def provenance_path(self) -> str:
+        """URL path of the PEP 740 provenance, where PyPI's integrity API serves it."""
+        return f"/integrity/{self.project}/{self.version}/{self.filename}/provenance"
+
+    @property
     def yanked_value(self) -> bool | str:
         """PEP 691 ``yanked``: False, or the reason string, or True without one."""
         if not self.yanked:
@@ -204,6 +211,13 @@ class Snapshot:
     serial: int
     name: str  # display name
     files: tuple[FileEntry, ...] | None
+    status: str = "active"  # PEP 792 project status
+    status_reason: str | None = None
+
+    @property
+    def offered(self) -> tuple[FileEntry, ...]:
+        """The files the page lists: none for a quarantined project, as PyPI."""
+        return () if self.status == "quarantined" else self.files or ()
 
     @property
     def exists(self) -> bool:
@@ -375,6 +389,7 @@ class Upstream:
         self.honour_range = True
         self._truncate_keep: dict[str, float] = {}
         self._root_cache: dict[str, tuple[int, bytes]] = {}
+        self._held: dict[tuple[str, str], tuple[FileEntry, ...]] = {}  # quarantined releases' files
 
     # ------------------------------------------------------------ lifecycle
 
@@ -417,13 +432,18 @@ class Upstream:
             raise KeyError(f"no such project: {project}")
         return snapshot
 
-    def _record(self, name: str, files: tuple[FileEntry, ...] | None) -> None:
-        """Store the project's new state at the current serial."""
+    def _record(self, name: str, files: tuple[FileEntry, ...] | None,
+                status: tuple[str, str | None] | None = None) -> None:
+        """Store the project's new state at the current serial; its status carries over unless given."""
         key = normalize(name)
         if key not in self._history:
             bulk = self._bulk_snapshot(key)
             self._history[key] = [bulk] if bulk is not None else []
-        self._history[key].append(Snapshot(self.serial, name, files))
+        history = self._history[key]
+        if status is None:
+            status = (history[-1].status, history[-1].status_reason) if history and files is not None else (
+                "active", None)
+        self._history[key].append(Snapshot(self.serial, name, files, *status))
 
     def add_project(self, name: str) -> int:
         """Register a project with no files ("create"); returns the new serial.
@@ -583,9 +603,65 @@ class Upstream:
             self._record(snapshot.name, tuple(changed if e is entry else e for e in snapshot.files or ()))
             return self.serial
 
+    def set_status(self, project: str, status: str, reason: str | None = None) -> int:
+        """Set the PEP 792 status; journals "project quarantined" / "project quarantine cleared"
+        as PyPI does around a quarantine, and "project <status>" otherwise (PyPI journals none)."""
+        with self._lock:
+            snapshot = self._existing(project)
+            if status == "quarantined":
+                action = "project quarantined"
+            elif snapshot.status == "quarantined":
+                action = "project quarantine cleared"
+            else:
+                action = f"project {status}"
+            self._bump(snapshot.name, None, action)
+            self._record(snapshot.name, snapshot.files, (status, reason))
+            return self.serial
+
+    def quarantine_release(self, project: str, version: str) -> int:
+        """Hide one release's files from the page ("release quarantined"), as PyPI does."""
+        with self._lock:
+            snapshot = self._existing(project)
+            held = tuple(e for e in snapshot.files or () if e.version == version)
+            if not held:
+                raise KeyError(f"{project} has no files of {version}")
+            self._held[(normalize(project), version)] = held
+            self._bump(snapshot.name, version, "release quarantined")
+            self._record(snapshot.name, tuple(e for e in snapshot.files or () if e.version != version))
+            return self.serial
+
+    def clear_release_quarantine(self, project: str, version: str) -> int:
+        """Undo :meth:`quarantine_release` ("release quarantine cleared")."""
+        with self._lock:
+            snapshot = self._existing(project)
+            held = self._held.pop((normalize(project), version))
+            self._bump(snapshot.name, version, "release quarantine cleared")
+            self._record(snapshot.name, (*(snapshot.files or ()), *held))
+            return self.serial
+
+    def add_provenance(self, project: str, filename: str, body: bytes | None = None, *,
+                       served: bool = True) -> int:
+        """Give a file a PEP 740 provenance: ``body`` (a minimal valid object by default) at its
+        integrity URL; ``served=False`` advertises it but answers 404, as a broken index would."""
+        if body is None:
+            body = json.dumps({"version": 1, "attestation_bundles": [
+                {"publisher": {"kind": "GitHub", "repository": f"example/{project}"}, "attestations": []}]
+            }).encode()
+        with self._lock:
+            snapshot = self._existing(project)
+            entry = self._find(snapshot, filename)
+            changed = dataclasses.replace(entry, provenance=body)
+            self._bump(snapshot.name, entry.version, f"add provenance {filename}")
+            self._record(snapshot.name, tuple(changed if e is entry else e for e in snapshot.files or ()))
+            self._blobs.pop(entry.provenance_path, None)
+            if served:
+                self._blobs[changed.provenance_path] = _Blob(entry.project, filename + ".provenance", body)
+            return self.serial
+
     def _drop_blobs(self, entry: FileEntry) -> None:
         self._blobs.pop(entry.path, None)
         self._blobs.pop(entry.metadata_path, None)
+        self._blobs.pop(entry.provenance_path, None)
 
     @staticmethod
     def _find(snapshot: Snapshot, filename: str) -> FileEntry:
@@ -1042,6 +1118,7 @@ def _file_json(entry: FileEntry, base_url: str) -> dict[str, Any]:
     data["dist-info-metadata"] = metadata
     data["size"] = entry.size
     data["upload-time"] = iso_time(entry.upload_time)
+    data["provenance"] = base_url + quote(entry.provenance_path) if entry.provenance is not None else None
     return data
 
 
@@ -1057,27 +1134,36 @@ def _file_anchor(entry: FileEntry, base_url: str) -> str:
         value = f"sha256={entry.metadata_sha256}"
         attributes.append(f'data-core-metadata="{value}"')
         attributes.append(f'data-dist-info-metadata="{value}"')
+    if entry.provenance is not None:
+        attributes.append(f'data-provenance="{html.escape(base_url + quote(entry.provenance_path))}"')
     return f"<a {' '.join(attributes)}>{html.escape(entry.filename)}</a><br/>\n"
 
 
 def render_project(snapshot: Snapshot, base_url: str, content_type: str) -> bytes:
-    """A project's simple page in HTML (PEP 503) or JSON (PEP 691 v1.1)."""
-    files = snapshot.files or ()
+    """A project's simple page in HTML (PEP 503) or JSON (PEP 691), API 1.4 with PEP 740 and 792."""
+    files = snapshot.offered
     name = normalize(snapshot.name)
+    status: dict[str, str] = {"status": snapshot.status}
+    if snapshot.status_reason is not None:
+        status["reason"] = snapshot.status_reason
     if content_type == SIMPLE_JSON:
         return _json_body(
             {
                 "meta": {"api-version": API_VERSION, "_last-serial": snapshot.serial},
                 "name": name,
-                "versions": snapshot.versions(),
+                "project-status": status,
+                "versions": snapshot.versions() if files else [],
                 "files": [_file_json(entry, base_url) for entry in files],
             }
         )
     title = html.escape(name)
     anchors = "".join(_file_anchor(entry, base_url) for entry in files)
+    metas = "".join(f'<meta name="pypi:project-{"status" if k == "status" else "status-reason"}" '
+                    f'content="{html.escape(v)}">\n' for k, v in status.items())
     return (
         "<!DOCTYPE html>\n<html>\n<head>\n"
         f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"{metas}"
         f"<title>Links for {title}</title>\n</head>\n<body>\n"
         f"<h1>Links for {title}</h1>\n{anchors}</body>\n</html>\n"
         f"<!--SERIAL {snapshot.serial}-->\n"
@@ -1383,6 +1469,7 @@ class _Router:
             (re.compile(r"/simple/?"), self._root),
             (re.compile(r"/simple/([^/]+)/?"), self._project),
             (re.compile(r"/packages/.+"), self._file),
+            (re.compile(r"/integrity/.+/provenance"), self._file),
             (re.compile(r"/pypi/([^/]+)/json/?"), self._legacy),
             (re.compile(r"/pypi/([^/]+)/([^/]+)/json/?"), self._legacy),
         ]
@@ -1638,5 +1725,5 @@ def populate_sample(upstream: Upstream) -> SampleCorpus:
 def iter_file_urls(upstream: Upstream) -> Iterator[str]:
     """Every file URL currently advertised (handy for 'is everything mirrored?' checks)."""
     for snapshot in upstream.all_current():
-        for entry in snapshot.files or ():
+        for entry in snapshot.offered:
             yield upstream.file_url(entry)

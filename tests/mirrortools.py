@@ -115,7 +115,7 @@ def assert_mirror_matches(upstream: Upstream, web: Path, hash_index: bool = Fals
     for norm, snapshot in current.items():
         directory = page_dir(web, norm, hash_index)
         doc = json.loads((directory / "index.v1_json").read_bytes())
-        expected = {f.filename: f for f in snapshot.files or ()}
+        expected = {f.filename: f for f in snapshot.offered}
         assert {f["filename"] for f in doc["files"]} == set(expected), norm
         for entry in doc["files"]:
             upstream_file = expected[entry["filename"]]
@@ -127,6 +127,10 @@ def assert_mirror_matches(upstream: Upstream, web: Path, hash_index: bool = Fals
                 meta = path.with_name(path.name + ".metadata")
                 assert sha256_of(meta) == entry["core-metadata"]["sha256"] == upstream_file.metadata_sha256
                 referenced.add(meta)
+            if "provenance" in entry:  # PEP 740: our copy beside the file, as upstream served it
+                provenance = (directory / unquote(entry["provenance"])).resolve()
+                assert provenance.read_bytes() == upstream_file.provenance
+                referenced.add(provenance)
         assert check_page_links(directory / "index.html") == []
     on_disk = {p.resolve() for p in (web / "packages").rglob("*") if p.is_file()}
     assert on_disk == referenced, f"unreferenced files: {sorted(map(str, on_disk - referenced))[:5]}"

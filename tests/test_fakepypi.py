@@ -124,7 +124,7 @@ def test_json_project_page(upstream: Upstream, sample_corpus: SampleCorpus) -> N
     assert response.headers["Content-Type"] == SIMPLE_JSON
     serial = int(response.headers["X-PyPI-Last-Serial"])
     page = response.json()
-    assert page["meta"] == {"api-version": "1.1", "_last-serial": serial}
+    assert page["meta"] == {"api-version": "1.4", "_last-serial": serial}
     assert page["name"] == "alpha-lib"
     assert page["versions"] == ["1.0", "2.0"]
     old, new = page["files"]
@@ -143,7 +143,7 @@ def test_html_project_page_escapes_and_advertises(upstream: Upstream, sample_cor
     upstream.yank("Alpha-Lib", "alpha_lib-2.0-py3-none-any.whl", reason='bad "build" <x>')
     response = get_page(upstream, "alpha-lib", None)
     assert response.headers["Content-Type"].startswith("text/html")
-    assert '<meta name="pypi:repository-version" content="1.1">' in response.text
+    assert '<meta name="pypi:repository-version" content="1.4">' in response.text
     assert 'data-requires-python="&gt;=3.8"' in response.text
     links = anchors(response.text)
     old = links["alpha_lib-1.0-py3-none-any.whl"]

@@ -169,11 +169,11 @@ def test_pages_carry_pep_691_and_700_fields(
     mirror = write_config(tmp_path, upstream.url)
     assert mirror.run() == 0
     doc = json.loads((page_dir(mirror.web, "alpha-lib") / "index.v1_json").read_bytes())
-    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["meta"]["api-version"] == "1.4"
     assert doc["versions"] == ["1.0", "2.0"]
     assert all(isinstance(f["size"], int) and f["upload-time"].endswith("Z") for f in doc["files"])
     html = (page_dir(mirror.web, "alpha-lib") / "index.html").read_text()
-    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert '<meta name="pypi:repository-version" content="1.4">' in html
     assert 'data-requires-python="&gt;=3.8"' in html
     assert "data-core-metadata=\"sha256=" in html
 

@@ -77,3 +77,27 @@ def test_pip_installs_from_the_html_pages_too(tmp_path: Path, upstream: Upstream
                  "--target", str(target), "beta")
     assert result.returncode == 0, result.stderr + result.stdout
     assert (target / "alpha_lib").is_dir()
+
+
+@pytest.mark.slow
+def test_pip_installs_from_a_mirror_of_api_1_4_pages_and_finds_nothing_of_a_quarantined_project(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus,
+    serve_static: Callable[[str | Path], StaticServer],
+) -> None:
+    # Provenance links, project-status and api-version 1.4 on our pages, in both forms.
+    upstream.add_provenance("Alpha-Lib", "alpha_lib-2.0-py3-none-any.whl")
+    upstream.set_status("Alpha-Lib", "archived", "no further releases")
+    upstream.set_status("zope.interface_x", "quarantined")
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.stop()
+    served = serve_static(mirror.web)
+    for index in (served.url + "/simple/", (mirror.web / "simple").as_uri() + "/"):
+        target = tmp_path / f"site-{len(index)}"
+        result = pip("install", "--index-url", index, "--target", str(target), "beta")
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert (target / "alpha_lib").is_dir()
+        result = pip("download", "--no-deps", "--index-url", index, "--dest", str(tmp_path / "dl"),
+                     "zope.interface_x")
+        assert result.returncode != 0
+        assert "No matching distribution found for zope.interface_x" in result.stderr

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from bandersnatch.errors import UpstreamError
-from bandersnatch.simple import DistFile, ProjectPage, parse_html_page, parse_json_page
+from bandersnatch.simple import (
+    DistFile,
+    ProjectPage,
+    ProjectStatus,
+    check_api_version,
+    check_provenance,
+    parse_html_page,
+    parse_json_page,
+)
 
 DATA = Path(__file__).parent / "data"
 PYPI_PAGE = "https://pypi.org/simple/example-pkg/"
@@ -405,3 +413,103 @@ def test_unparsable_urls_in_html_raise_upstream_error(raw: bytes) -> None:
 
 def test_html_name_is_the_normalized_requested_name() -> None:
     assert parse_html_page(_anchor_page(""), "https://h/simple/a-b/", "A_B").name == "a-b"
+
+
+# ---------------------------------------------------------------- Simple API 1.4 (PEP 740, 792, 629)
+
+ARCHIVED_PAGE = "https://pypi.org/simple/archived-pkg/"
+ARCHIVED = ProjectStatus("archived", "Superseded by new-pkg; no further releases.")
+ARCHIVED_SDIST_PROVENANCE = "https://pypi.org/integrity/archived-pkg/2.0.0/archived_pkg-2.0.0.tar.gz/provenance"
+
+
+def test_pep691_v14_page_carries_project_status_and_provenance() -> None:
+    page = parse_json_page(data("pep691_v14_archived_pkg.json"), ARCHIVED_PAGE)
+    assert page.name == "archived-pkg"
+    assert page.status == ARCHIVED
+    assert not page.status.quarantined
+    sdist, wheel = page.files
+    assert sdist.provenance == ARCHIVED_SDIST_PROVENANCE
+    assert wheel.provenance is None  # "provenance": null
+
+
+def test_pep503_v14_page_carries_project_status_and_provenance() -> None:
+    page = parse_html_page(data("pep503_v14_archived_pkg.html"), ARCHIVED_PAGE, "archived-pkg")
+    assert page.status == ARCHIVED
+    assert [f.provenance for f in page.files] == [ARCHIVED_SDIST_PROVENANCE, None]
+
+
+def test_pages_without_status_have_none_and_status_without_reason_has_no_reason() -> None:
+    assert parse_json_page(data("pep691_example_pkg.json"), PYPI_PAGE).status is None
+    assert parse_html_page(data("pep503_example_pkg.html"), PYPI_PAGE, "example-pkg").status is None
+    doc = {"name": "p", "files": [], "project-status": {"status": "quarantined"}}
+    page = parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
+    assert page.status == ProjectStatus("quarantined")
+    assert page.status.quarantined
+    html = b'<meta name="pypi:project-status" content="quarantined"><a href="p-1.zip">p-1.zip</a>'
+    assert parse_html_page(html, "https://h/simple/p/", "p").status == ProjectStatus("quarantined")
+
+
+def test_json_status_object_without_status_is_active() -> None:
+    doc = {"name": "p", "files": [], "project-status": {}}
+    assert parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/").status == ProjectStatus("active")
+
+
+def test_relative_provenance_urls_come_back_absolute() -> None:
+    doc = {"name": "p", "files": [_json_file(provenance="../../integrity/p-1.tar.gz/provenance")]}
+    page = parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
+    assert page.files[0].provenance == "https://h/integrity/p-1.tar.gz/provenance"
+    html = b'<a href="p-1.zip" data-provenance="p-1.zip.provenance">p-1.zip</a>'
+    provenance = parse_html_page(html, "https://h/simple/p/", "p").files[0].provenance
+    assert provenance == "https://h/simple/p/p-1.zip.provenance"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param({"name": "p", "files": [], "project-status": "archived"}, id="status-a-string"),
+        pytest.param({"name": "p", "files": [], "project-status": {"status": 1}}, id="status-not-string"),
+        pytest.param({"name": "p", "files": [], "project-status": {"status": "archived", "reason": []}},
+                     id="reason-not-string"),
+        pytest.param({"name": "p", "files": [_json_file(provenance=5)]}, id="provenance-not-string"),
+    ],
+)
+def test_malformed_v14_fields_raise_upstream_error(doc: dict[str, Any]) -> None:
+    with pytest.raises(UpstreamError):
+        parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
+
+
+@pytest.mark.parametrize("version", [None, "1.0", "1.1", "1.4", "1.99", "01.4", " 1.4 "])
+def test_api_versions_of_major_1_are_read(version: str | None) -> None:
+    check_api_version(version, "https://h/simple/p/")
+
+
+@pytest.mark.parametrize("version", ["2.0", "3.1", "10.0", "0002.0", "9" * 5000 + ".0"])
+def test_api_major_version_above_1_is_refused_with_a_clear_error(version: str) -> None:
+    doc = {"meta": {"api-version": version}, "name": "p", "files": []}
+    with pytest.raises(UpstreamError, match="is not supported .*reads 1.x.*upgrade") as json_error:
+        parse_json_page(json.dumps(doc).encode(), "https://h/simple/p/")
+    html = f'<meta name="pypi:repository-version" content="{version}"><a href="p-1.zip">p-1.zip</a>'.encode()
+    with pytest.raises(UpstreamError, match="is not supported") as html_error:
+        parse_html_page(html, "https://h/simple/p/", "p")
+    for error in (json_error, html_error):
+        assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+@pytest.mark.parametrize("version", [1.4, 2, "", "two", "1", "1.", ".4", "1.4.1", "v1.4", "1.x"])
+def test_api_version_that_is_not_major_minor_is_refused(version: Any) -> None:
+    with pytest.raises(UpstreamError, match="is not MAJOR.MINOR"):
+        check_api_version(version, "https://h/simple/p/")
+
+
+@pytest.mark.parametrize("raw", [b'{"version": 1, "attestation_bundles": []}', b"{}"])
+def test_well_formed_provenance_is_accepted(raw: bytes) -> None:
+    check_provenance(raw, "p-1.tar.gz")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"[]", b"null", b'"x"', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000, b"<html></html>"],
+)
+def test_malformed_provenance_raises_upstream_error(raw: bytes) -> None:
+    with pytest.raises(UpstreamError, match="malformed provenance"):
+        check_provenance(raw, "p-1.tar.gz")

@@ -15,6 +15,7 @@ from bandersnatch.simple import (
     API_VERSION,
     DistFile,
     ProjectPage,
+    ProjectStatus,
     parse_html_page,
     parse_json_page,
     render_project_html,
@@ -88,10 +89,10 @@ def test_json_round_trip_of_mirrored_files_resolves_relative_urls() -> None:
     assert again.last_serial == 7
 
 
-def test_json_meta_declares_api_version_1_1_and_serial() -> None:
+def test_json_meta_declares_api_version_1_4_and_serial() -> None:
     doc = json.loads(render_project_json(page_of(), 42))
-    assert API_VERSION == "1.1"
-    assert doc["meta"] == {"api-version": "1.1", "_last-serial": 42}
+    assert API_VERSION == "1.4"
+    assert doc["meta"] == {"api-version": "1.4", "_last-serial": 42}
     assert doc["name"] == "p"
     assert doc["files"] == []
     assert doc["versions"] == []
@@ -233,9 +234,9 @@ def test_version_from_filename(filename: str, project: str, version: str | None)
 # ---------------------------------------------------------------- HTML (PEP 503, 592, 629, 658, 714)
 
 
-def test_html_declares_repository_version_1_1_and_title() -> None:
+def test_html_declares_repository_version_1_4_and_title() -> None:
     doc = lxml.html.document_fromstring(render_project_html(page_of(name="example-pkg"), 5))
-    assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.1"]
+    assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.4"]
     assert doc.findtext(".//title") == "Links for example-pkg"
     assert doc.findtext(".//h1") == "Links for example-pkg"
 
@@ -372,7 +373,7 @@ def test_root_html_escapes_names_and_hrefs() -> None:
 def test_root_html_lists_projects_with_relative_hrefs() -> None:
     raw = render_root_html([("aaa", "aaa/"), ("zope-interface", "z/zope-interface/")], 77)
     doc = lxml.html.document_fromstring(raw)
-    assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.1"]
+    assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.4"]
     assert doc.findtext(".//title") == "Simple index"
     assert [(a.text, a.get("href")) for a in elements(doc, "//a")] == [
         ("aaa", "aaa/"),
@@ -384,7 +385,7 @@ def test_root_html_lists_projects_with_relative_hrefs() -> None:
 def test_root_json_lists_names_and_reads_back() -> None:
     raw = render_root_json([("aaa", "aaa/"), ("zope-interface", "z/zope-interface/")], 77)
     assert json.loads(raw) == {
-        "meta": {"api-version": "1.1", "_last-serial": 77},
+        "meta": {"api-version": "1.4", "_last-serial": 77},
         "projects": [{"name": "aaa"}, {"name": "zope-interface"}],
     }
     assert root_names(raw) == ["aaa", "zope-interface"]
@@ -400,3 +401,65 @@ def test_with_files_replaces_only_the_files() -> None:
     slim = with_files(page, page.files[:1])
     assert slim.files == page.files[:1]
     assert (slim.name, slim.last_serial, slim.versions) == (page.name, page.last_serial, page.versions)
+
+
+# ---------------------------------------------------------------- Simple API 1.4 (PEP 740, 792, 833)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (ProjectStatus("archived", "read only"), {"status": "archived", "reason": "read only"}),
+        (ProjectStatus("deprecated"), {"status": "deprecated"}),
+        (ProjectStatus("active"), {"status": "active"}),
+    ],
+)
+def test_json_carries_project_status_and_its_reason(status: ProjectStatus, expected: dict[str, str]) -> None:
+    doc = json.loads(render_project_json(replace(page_of(), status=status), 1))
+    assert doc["project-status"] == expected
+
+
+def test_json_without_a_status_has_no_project_status_key() -> None:
+    assert "project-status" not in json.loads(render_project_json(page_of(), 1))
+
+
+@pytest.mark.parametrize(
+    ("status", "metas"),
+    [
+        (ProjectStatus("archived", HOSTILE),
+         {"pypi:project-status": "archived", "pypi:project-status-reason": HOSTILE}),
+        (ProjectStatus("quarantined"), {"pypi:project-status": "quarantined"}),
+        (None, {}),
+    ],
+)
+def test_html_carries_project_status_metas(status: ProjectStatus | None, metas: dict[str, str]) -> None:
+    doc = lxml.html.document_fromstring(render_project_html(replace(page_of(), status=status), 1))
+    status_metas = elements(doc, "//meta[starts-with(@name, 'pypi:project')]")
+    found = {m.get("name"): m.get("content") for m in status_metas}
+    assert found == metas
+
+
+def test_html_form_stays_at_1_4_per_pep_833() -> None:
+    doc = lxml.html.document_fromstring(render_project_html(page_of(), 1))
+    assert doc.xpath('//meta[@name="pypi:repository-version"]/@content') == ["1.4"]
+
+
+def test_provenance_link_is_rendered_in_both_forms_exactly_when_known() -> None:
+    with_provenance = mirrored(provenance="../../packages/ab/cd/p-1.0.tar.gz.provenance")
+    page = page_of(with_provenance, mirrored("p-2.0.tar.gz"))
+    assert [f.get("provenance") for f in json_files(page)] == [with_provenance.provenance, None]
+    assert "provenance" not in json_files(page)[1]
+    assert [a.get("data-provenance") for a in anchors(render_project_html(page, 1))] == [
+        with_provenance.provenance, None]
+
+
+def test_v14_pages_round_trip_through_our_own_parsers() -> None:
+    page = replace(
+        page_of(mirrored(provenance="../../packages/ab/cd/p-1.0.tar.gz.provenance")),
+        status=ProjectStatus("deprecated", "use q"),
+    )
+    again = parse_json_page(render_project_json(page, 3), MIRROR_PAGE)
+    assert again.status == page.status
+    assert again.files[0].provenance == "https://mirror.example.org/packages/ab/cd/p-1.0.tar.gz.provenance"
+    html = parse_html_page(render_project_html(page, 3), MIRROR_PAGE, "p")
+    assert (html.status, html.files[0].provenance) == (again.status, again.files[0].provenance)
