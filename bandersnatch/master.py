@@ -136,6 +136,7 @@ _PROXY_AUTH = ("authentication required (HTTP 407); put the right credentials in
                "http://user:password@host:port")
 _CA_HINT = ("if TLS is inspected on the way, set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to a bundle "
             "holding the inspecting CA")
+_CA_IN_USE_HINT = "checked against {bundle} (from {source}); if TLS is inspected on the way, add its CA there"
 _TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})\b ?(.*)")
 _SSL_TEXT = re.compile(r"\] (.+?) \(_ssl\.c")
 
@@ -170,21 +171,24 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return found
 
 
-def _why_no_answer(exc: BaseException, url: str, proxy: Proxy | None, timeout: float) -> str:
+def _why_no_answer(exc: BaseException, url: str, proxy: Proxy | None, timeout: float,
+                   network: Network) -> str:
     """One line naming who did not answer and why: the cause an operator can act on."""
     causes = _causes(exc)
     where = _where(url, proxy)
     if proxy is not None and any(isinstance(e, urllib3.exceptions.ProxyError) for e in causes):
         where = _proxy_where(url, proxy)
-    return f"{where}: {_cause(causes, timeout)}"
+    return f"{where}: {_cause(causes, timeout, network)}"
 
 
-def _cause(causes: list[BaseException], timeout: float) -> str:
+def _cause(causes: list[BaseException], timeout: float, network: Network) -> str:
     def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
         return next((e for e in causes if isinstance(e, kind)), None)
 
     if isinstance(e := first(ssl.SSLCertVerificationError), ssl.SSLCertVerificationError):
-        return f"certificate verify failed ({e.verify_message}); {_CA_HINT}"
+        hint = (_CA_IN_USE_HINT.format(bundle=network.ca_bundle, source=network.ca_source)
+                if network.ca_bundle else _CA_HINT)
+        return f"certificate verify failed ({e.verify_message}); {hint}"
     if (e := first(ssl.SSLError)) is not None:
         text = _SSL_TEXT.search(str(e))
         return f"TLS handshake failed ({shown(text.group(1) if text else str(e), 100)})"
@@ -268,7 +272,7 @@ class Master:
         self.network = network or Network()
         self.session.verify = self.network.ca_bundle or True
         for line in self.network.describe():
-            logger.info("%s", line)
+            logger.debug("%s", line)  # every cron run: not worth an INFO line; errors name them
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers + 2, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -354,11 +358,11 @@ class Master:
                 )
             except requests.ConnectionError as exc:
                 # Refused, reset before any answer, DNS, TLS, connect timeout: nobody answered.
-                why = _why_no_answer(exc, url, proxy, self.timeout)
+                why = _why_no_answer(exc, url, proxy, self.timeout, self.network)
                 self._not_answered(why)
                 raise _Transient(why) from None
             except requests.Timeout as exc:
-                raise _Transient(_why_no_answer(exc, url, proxy, self.timeout)) from None
+                raise _Transient(_why_no_answer(exc, url, proxy, self.timeout, self.network)) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.

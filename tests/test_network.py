@@ -23,25 +23,14 @@ from fakepypi import Upstream
 from forwardproxy import ForwardProxy
 from mirrortools import MirrorSetup, assert_mirror_matches, write_config
 
-from bandersnatch import config, netsettings
+from bandersnatch import cli, config, netsettings
 from bandersnatch.errors import ConfigError, UpstreamError, UpstreamUnreachable
 from bandersnatch.layout import UrlPolicy
 from bandersnatch.master import Master
 from bandersnatch.netsettings import Network, bypasses_proxy, from_environment
 
-NETWORK_VARIABLES = [
-    *(f"{scheme}_proxy" for scheme in ("http", "https", "all", "no")),
-    *(f"{scheme}_PROXY" for scheme in ("HTTP", "HTTPS", "ALL", "NO")),
-    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
-]
 PASSWORD = "s3cret-pass"
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy or CA setting of the machine running the tests leaks in."""
-    for name in NETWORK_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+# conftest clears the machine's proxy and CA variables before every test.
 
 
 @pytest.fixture
@@ -219,8 +208,7 @@ def test_https_master_through_https_proxy_every_request_goes_through_its_tunnels
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
     mirror = mirror_of(tmp_path, tls_upstream)
-    with caplog.at_level(logging.INFO):
-        assert mirror.run() == 0
+    assert cli.main(["-v", "-c", str(mirror.config), "mirror"]) == 0  # -v: the proxy in force is logged
     assert_mirror_matches(tls_upstream, mirror.web)
     assert set(proxy.methods()) == {"CONNECT"}
     assert {c.target for c in proxy.carried} == {host_of(tls_upstream)}
@@ -266,8 +254,7 @@ def test_proxy_option_with_credentials_wins_over_the_environment_and_its_passwor
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
     with ForwardProxy(credentials=("mirror", PASSWORD)) as guarded:
         mirror = mirror_of(tmp_path, tls_upstream, proxy=guarded.url_with("mirror", PASSWORD))
-        with caplog.at_level(logging.DEBUG):
-            assert mirror.run() == 0
+        assert cli.main(["-v", "-c", str(mirror.config), "mirror"]) == 0
     assert_mirror_matches(tls_upstream, mirror.web)
     assert guarded.carried and {c.status for c in guarded.carried} == {200}
     assert {r.client_port for r in tls_upstream.requests} <= guarded.upstream_ports
@@ -312,6 +299,20 @@ def test_untrusted_certificate_fails_the_run_with_one_line_naming_host_and_cause
     [line] = errors(caplog)
     assert "certificate verify failed" in line and host_of(tls_upstream) in line
     assert "REQUESTS_CA_BUNDLE" in line  # what to do about it
+
+
+def test_certificate_failure_names_the_ca_bundle_in_use(
+    tmp_path: Path, tls_upstream: Upstream, no_backoff: None,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    other = trustme.CA()
+    bundle = tmp_path / "other-ca.pem"
+    other.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    mirror = mirror_of(tmp_path, tls_upstream)
+    assert mirror.run() == 1
+    [line] = errors(caplog)
+    assert "certificate verify failed" in line and f"checked against {bundle} (from SSL_CERT_FILE)" in line
     assert "Traceback" not in caplog.text and tls_upstream.requests == []
 
 
