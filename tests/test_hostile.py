@@ -587,6 +587,7 @@ def test_tls_verification_is_never_turned_off() -> None:
     master.close()
     bundle = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
                     policy=UrlPolicy.for_master("https://pypi.example", (), False),
+                    spool_dir=Path("/nonexistent"),
                     network=Network(ca_bundle="/etc/ssl/certs/ca-certificates.crt"))
     assert bundle.session.verify == "/etc/ssl/certs/ca-certificates.crt"
     bundle.close()

@@ -424,10 +424,10 @@ def test_proxy_forbidding_the_tunnel_is_named(
     assert f"proxy {proxy.address} (for pypi.example.invalid:443): refused the tunnel (HTTP 403" in line
 
 
-def test_answerless_requests_counted_as_unreachable_name_the_last_cause() -> None:
+def test_answerless_requests_counted_as_unreachable_name_the_last_cause(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     master = Master(url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
-                    policy=UrlPolicy.for_master(url, (), True))
+                    policy=UrlPolicy.for_master(url, (), True), spool_dir=tmp_path)
     for _ in range(master.unreachable_after - 1):
         with pytest.raises(UpstreamError, match="connection refused"):
             master.changelog_last_serial()
