@@ -9,6 +9,7 @@ import argparse
 import configparser
 import logging
 import logging.config
+import os
 import signal
 import sys
 import threading
@@ -156,7 +157,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
         if not args.config.exists():
             return write_default_config(args.config)
-        cfg = config.load(args.config)
+        cfg = config.load(args.config, os.environ)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
         for warning in cfg.warnings:

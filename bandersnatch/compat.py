@@ -39,7 +39,6 @@ MIRROR_OPTIONS = (
     "compare-method",
     "digest_name",
     "verifiers",
-    "proxy",
 )
 """bandersnatch 8 ``[mirror]`` options accepted besides config.SCHEMA's own."""
 
@@ -118,8 +117,6 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
         refuse("verifiers", f"{verifiers!r} is not a whole number")
     elif verifiers is not None:
         warn("verifiers", "ignored: it sized bandersnatch 8's verify, which this client does not use")
-    if values.get("proxy"):
-        warn("proxy", "not applied by this version; set HTTPS_PROXY in the environment instead")
     settings = Settings(
         diff_file=diff_file,
         diff_append_epoch=boolean("diff-append-epoch", False),

@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compat, filterconfig
+from . import compat, filterconfig, netsettings
 from .errors import ConfigError, Problems
 from .filterconfig import FilterConfig
+from .netsettings import Network
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -75,6 +76,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "max-removals-percent",
         "diff-file",
         "diff-append-epoch",
+        "proxy",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -123,6 +125,8 @@ class Config:
     cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
+    proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
+    network: Network = Network()  # proxy and the environment's proxies and CA bundle, set by load()
 
 
 # --------------------------------------------------------------------------
@@ -130,11 +134,18 @@ class Config:
 # --------------------------------------------------------------------------
 
 
-def load(path: Path) -> Config:
-    """Read, parse and validate ``path``, including that the mirror directory is usable."""
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, parse and validate ``path``, including that the mirror directory is usable.
+
+    ``environ`` is the process environment, read here once for proxies and CA
+    certificates (the CLI passes ``os.environ``); None means an empty one.
+    """
     config = parse(read_text(path), path)
     check_directory_writable(config.directory, path)
-    return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters))
+    network = netsettings.from_environment(environ or {}, config.proxy)
+    netsettings.check_ca_bundle(network)
+    return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters),
+                               network=network)
 
 
 def read_text(path: Path) -> str:
@@ -223,6 +234,7 @@ def parse(text: str, path: Path) -> Config:
         log_config=eight.log_config,
         cleanup=eight.cleanup,
         warnings=eight.warnings,
+        proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
     )
     problems.raise_any()
     return config
@@ -398,6 +410,13 @@ def parse_master(raw: str | None, where: str) -> str:
             raise bad(f"ends in {suffix}: give the base URL {base[: -len(suffix)]} (without {suffix}); "
                       "bandersnatch adds /simple/ and /pypi itself")
     return base
+
+
+def parse_proxy(raw: str | None, where: str) -> str | None:
+    """bandersnatch 8's ``proxy``: one HTTP proxy for every request; ``user:password@`` allowed."""
+    if raw is None or raw == "":
+        return None
+    return netsettings.parse_proxy_url(raw, where, MIRROR, "proxy")
 
 
 def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,

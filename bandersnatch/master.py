@@ -9,11 +9,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import http.client
 import io
 import logging
+import os
 import platform
 import random
 import re
+import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -42,6 +46,7 @@ from .errors import (
     shown,
 )
 from .layout import UrlPolicy
+from .netsettings import Network, Proxy
 from .rpcstream import MAX_SERIAL, describe, is_serial, iter_items
 from .simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
 
@@ -129,6 +134,89 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+_PROXY_AUTH = ("authentication required (HTTP 407); put the right credentials in the proxy URL: "
+               "http://user:password@host:port")
+_CA_HINT = ("if TLS is inspected on the way, set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to a bundle "
+            "holding the inspecting CA")
+_CA_IN_USE_HINT = "checked against {bundle} (from {source}); if TLS is inspected on the way, add its CA there"
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})\b ?(.*)")
+_SSL_TEXT = re.compile(r"\] (.+?) \(_ssl\.c")
+
+
+def _where(url: str, proxy: Proxy | None) -> str:
+    """``host:port`` of ``url``, and the proxy's when one is used (never credentials)."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    return f"{host} via proxy {proxy.address}" if proxy else host
+
+
+def _proxy_where(url: str, proxy: Proxy) -> str:
+    """For failures of the proxy itself: it comes first."""
+    return f"proxy {proxy.address} (for {_where(url, None)})"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps: requests and urllib3 nest the real cause several levels down."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for attribute in ("reason", "original_error"):
+            inner = getattr(current, attribute, None)
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+        todo += [current.__cause__, current.__context__]
+    return found
+
+
+def _why_no_answer(exc: BaseException, url: str, proxy: Proxy | None, timeout: float,
+                   network: Network) -> str:
+    """One line naming who did not answer and why: the cause an operator can act on."""
+    causes = _causes(exc)
+    where = _where(url, proxy)
+    if proxy is not None and any(isinstance(e, urllib3.exceptions.ProxyError) for e in causes):
+        where = _proxy_where(url, proxy)
+    return f"{where}: {_cause(causes, timeout, network)}"
+
+
+def _cause(causes: list[BaseException], timeout: float, network: Network) -> str:
+    def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+        return next((e for e in causes if isinstance(e, kind)), None)
+
+    if isinstance(e := first(ssl.SSLCertVerificationError), ssl.SSLCertVerificationError):
+        hint = (_CA_IN_USE_HINT.format(bundle=network.ca_bundle, source=network.ca_source)
+                if network.ca_bundle else _CA_HINT)
+        return f"certificate verify failed ({e.verify_message}); {hint}"
+    if (e := first(ssl.SSLError)) is not None:
+        text = _SSL_TEXT.search(str(e))
+        return f"TLS handshake failed ({shown(text.group(1) if text else str(e), 100)})"
+    if isinstance(e := first(socket.gaierror), socket.gaierror):
+        return f"name not resolved ({e.strerror or e})"
+    if first(ConnectionRefusedError) is not None:
+        return "connection refused"
+    for e in causes:
+        tunnel = _TUNNEL_FAILED.match(str(e)) if type(e) is OSError else None
+        if tunnel is not None:
+            if tunnel.group(1) == "407":
+                return _PROXY_AUTH
+            status = f"{tunnel.group(1)} {shown(tunnel.group(2), 60)}".strip()
+            return f"refused the tunnel (HTTP {status})"
+    if first((TimeoutError, urllib3.exceptions.TimeoutError, requests.Timeout)) is not None:
+        return f"timed out (no answer within {timeout:g} s)"
+    if first(ConnectionResetError) is not None:
+        return "connection reset"
+    if first(http.client.RemoteDisconnected) is not None:
+        return "connection closed without an answer"
+    if isinstance(e := first(OSError), OSError) and e.errno:
+        return os.strerror(e.errno).lower()
+    innermost = causes[-1]
+    return f"{type(innermost).__name__}: {shown(str(innermost), 100)}"
+
+
 class Master:
     """The upstream PyPI (or any PEP 503/691 repository with PyPI's XML-RPC)."""
 
@@ -147,6 +235,7 @@ class Master:
         backoff: float = 0.5,
         sleep: Callable[[float], object] | None = None,
         changelog_page: int = CHANGELOG_PAGE,
+        network: Network | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.changelog_page = changelog_page
@@ -179,7 +268,13 @@ class Master:
         self._slots = threading.BoundedSemaphore(workers)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        # trust_env would re-read proxies and CA from os.environ on every request and send
+        # ~/.netrc credentials: the caller read the environment once into ``network`` instead.
         self.session.trust_env = False
+        self.network = network or Network()
+        self.session.verify = self.network.ca_bundle or True
+        for line in self.network.describe():
+            logger.debug("%s", line)  # every cron run: not worth an INFO line; errors name them
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers + 2, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -222,14 +317,14 @@ class Master:
         with self._lock:
             self._failures_in_row = 0
 
-    def _not_answered(self, exc: Exception) -> None:
+    def _not_answered(self, why: str) -> None:
         """Count a request that got no answer at all; past the limit, the upstream is unreachable."""
         with self._lock:
             self._failures_in_row += 1
             if self._failures_in_row >= self.unreachable_after and self._unreachable is None:
                 self._unreachable = (
                     f"upstream {urlsplit(self.url).netloc} unreachable: {self._failures_in_row} requests in "
-                    f"a row got no answer (last: {type(exc).__name__}); stopping the run early"
+                    f"a row got no answer (last: {why}); stopping the run early"
                 )
                 self._stopping.set()
         self._check_usable()
@@ -256,23 +351,32 @@ class Master:
         """One request, following a few redirects only where policy allows, body not yet read."""
         for _ in range(MAX_REDIRECTS + 1):
             self._check_usable()
+            proxy = self.network.proxy_for(url)
             try:
                 response = self.session.request(
                     method, url, headers=dict(headers), data=data, timeout=self.timeout,
                     stream=True, allow_redirects=False,
+                    proxies={urlsplit(url).scheme: proxy.url} if proxy else {},
                 )
             except requests.ConnectionError as exc:
                 # Refused, reset before any answer, DNS, TLS, connect timeout: nobody answered.
-                self._not_answered(exc)
-                raise _Transient(f"{type(exc).__name__}") from None
+                why = _why_no_answer(exc, url, proxy, self.timeout, self.network)
+                self._not_answered(why)
+                raise _Transient(why) from None
             except requests.Timeout as exc:
-                raise _Transient(f"{type(exc).__name__}") from None
+                raise _Transient(_why_no_answer(exc, url, proxy, self.timeout, self.network)) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
                 raise UpstreamError(
                     f"{shown(url)}: unusable request or answer: {type(exc).__name__}: {shown(str(exc), 100)}"
                 ) from None
+            if response.status_code == 407 and proxy is not None:
+                # The proxy's answer, not the upstream's (plain http; for https it fails the tunnel).
+                response.close()
+                why = f"{_proxy_where(url, proxy)}: {_PROXY_AUTH}"
+                self._not_answered(why)
+                raise _Transient(why)
             self._answered()
             if response.status_code in RETRY_STATUSES:
                 response.close()

@@ -104,6 +104,7 @@ class Mirror:
             config.master, timeout=config.timeout, workers=config.workers,
             max_page_bytes=config.max_page_bytes, policy=self.policy, spool_dir=self.staging,
             global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes,
+            network=config.network,
         )
         self.state = StateFiles(self.directory, self.staging)
         self.refused: set[str] = set()

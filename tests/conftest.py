@@ -14,6 +14,20 @@ import pytest
 from fakepypi import SampleCorpus, Upstream, populate_sample
 from static_server import StaticServer
 
+# Proxy and CA variables of the machine running the suite: bandersnatch honours them, so a
+# developer's HTTP_PROXY would send the loopback traffic of every test to a real proxy.
+NETWORK_VARIABLES = (
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+    "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_machine_network_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and the subprocesses it starts) sees none of them unless it sets them itself."""
+    for name in NETWORK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:

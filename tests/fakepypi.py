@@ -23,6 +23,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -251,6 +252,7 @@ class RequestRecord:
     status: int = 0
     sent: int = 0  # body bytes answered (0 for HEAD, half for a truncated body)
     started: float = 0.0  # time.monotonic() when the request was read
+    client_port: int = 0  # the connection's source port on 127.0.0.1 (which proxy tunnel, if any)
     finished: float = 0.0  # time.monotonic() when the response was written
 
 
@@ -393,9 +395,9 @@ class Upstream:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> str:
-        """Listen on 127.0.0.1 on an OS-chosen port; returns the base URL."""
-        self._server = LocalHTTPServer(_UpstreamHandler, context=self)
+    def start(self, tls: ssl.SSLContext | None = None) -> str:
+        """Listen on 127.0.0.1 on an OS-chosen port; returns the base URL (https:// with ``tls``)."""
+        self._server = LocalHTTPServer(_UpstreamHandler, context=self, tls=tls)
         self._server.serve_in_thread()
         self.url = self._server.base_url
         return self.url
@@ -1247,8 +1249,10 @@ class LocalHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], context: Any = None) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], context: Any = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.context = context
+        self.tls = tls  # a server-side context: connections speak HTTPS
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -1256,8 +1260,16 @@ class LocalHTTPServer(ThreadingHTTPServer):
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server_address[1]}"
+
+    def get_request(self) -> tuple[Any, Any]:
+        request, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens on the first read, in the handler's thread: a client
+            # that never completes it cannot hold up the accepting loop.
+            request = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        return request, address
 
     def serve_in_thread(self) -> threading.Thread:
         """Start serve_forever in a daemon thread; ``stop()`` joins it."""
@@ -1388,6 +1400,7 @@ class _UpstreamHandler(BaseHandler):
     def _serve(self, method: str) -> None:
         payload = self.read_body() if method == "POST" else b""
         record = RequestRecord(method, self.path, self.headers.get("Accept"), self.headers.get("User-Agent"))
+        record.client_port = self.client_address[1]
         record.started = time.monotonic()
         upstream = self.upstream
         if upstream.record_requests:

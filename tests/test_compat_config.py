@@ -71,7 +71,6 @@ def test_a_bandersnatch_8_config_is_accepted_as_it_is_with_one_warning_per_optio
     ("keep-index-versions = 5", "keep-index-versions", "no page versions are kept"),
     ("download-mirror = https://mirror.example.com", "download-mirror", "URLs the master's pages give"),
     ("digest_name = md5", "digest_name", "sha256"),
-    ("proxy = http://proxy.example.com:3128", "proxy", "HTTPS_PROXY"),
 ])
 def test_each_8x_option_done_differently_gets_exactly_one_warning_saying_what_we_do(
         line: str, option: str, says: str) -> None:
@@ -83,7 +82,8 @@ def test_each_8x_option_done_differently_gets_exactly_one_warning_saying_what_we
 @pytest.mark.parametrize("line", ["json = true", "cleanup = true", "release-files = true",
                                   "simple-format = all", "storage-backend = filesystem",
                                   "keep_index_versions = 0", "digest_name = sha256",
-                                  "log-config = /etc/bandersnatch-log.conf"])
+                                  "log-config = /etc/bandersnatch-log.conf",
+                                  "proxy = http://proxy.example.com:3128"])
 def test_8x_options_honoured_or_at_their_default_are_accepted_silently(line: str) -> None:
     assert parse(f"[mirror]\ndirectory = /srv/pypi\n{line}\n", CONF).warnings == ()
 

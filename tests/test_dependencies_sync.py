@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import distbuild
 import pytest
 from fakepypi import Upstream
 from mirrortools import MirrorSetup, page_dir, write_config
@@ -177,7 +178,8 @@ def test_the_first_sync_asks_only_for_selected_pages(tmp_path: Path, graph: Upst
     pages = graph.count_requests("/simple/")
     files = graph.count_requests("/packages/")
     assert pages == len(BASE) + 2  # + ghost: a 404 is asked twice (a stale 404 must not delete)
-    on_disk = [p for p in (mirror.web / "packages").rglob("*") if p.is_file()]
+    # One request per file; a wheel's .metadata comes out of the wheel itself (it matches the page).
+    on_disk = [p for p in (mirror.web / "packages").rglob("*") if p.is_file() and p.suffix != ".metadata"]
     assert files == len(on_disk)
     assert json.loads((page_dir(mirror.web, "dep-root") / "index.v1_json").read_bytes())["versions"] == [
         "1.0", "2.0"]
@@ -217,16 +219,21 @@ def test_a_malformed_requires_dist_upstream_is_logged_once_and_skipped(
 
 def test_metadata_whose_hash_does_not_match_the_page_is_never_used(tmp_path: Path,
                                                                    upstream: Upstream) -> None:
-    wheel = upstream.add_wheel("root", "1.0", with_metadata=True, requires=("dep",))
+    # The page's metadata differs from the wheel's own (so it must come from upstream) and names
+    # another dependency; upstream then serves it corrupted: it must not be used.
+    name, data, own = distbuild.make_wheel("root", "1.0", requires=("dep",))
+    served = own.replace(b"Requires-Dist: dep", b"Requires-Dist: dep\nRequires-Dist: other")
+    upstream.add_file("root", name, data, version="1.0", metadata=served)
     upstream.add_wheel("dep", "1.0")
-    upstream.corrupt("root", wheel.filename + ".metadata")
+    upstream.add_wheel("other", "1.0")
+    upstream.corrupt("root", name + ".metadata")
     mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
     assert mirror.run() == 1  # root fails (hash mismatch) and stays owed
     assert not (mirror.root / "deps" / "root.json").exists()
-    assert "dep" not in (mirror.root / "selected.txt").read_text()
+    assert "other" not in (mirror.root / "selected.txt").read_text()
     upstream.clear_faults()
     assert mirror.run() == 0
-    assert set(mirrored(mirror)) == {"root", "dep"}
+    assert set(mirrored(mirror)) == {"root", "dep", "other"}
 
 
 def test_a_dependency_already_on_the_mirror_without_a_record_is_synced_so_its_own_dependencies_join(

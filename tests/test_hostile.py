@@ -44,6 +44,7 @@ from mirrortools import (
 import bandersnatch
 from bandersnatch.layout import UrlPolicy
 from bandersnatch.master import Master
+from bandersnatch.netsettings import Network
 
 SECRET = "s3cr3t-pa55"
 GOOD_CONTENT = b"good bytes" * 50
@@ -584,7 +585,17 @@ def test_tls_verification_is_never_turned_off() -> None:
                     spool_dir=Path("/nonexistent"))
     assert master.session.verify is True and master.session.trust_env is False
     master.close()
+    bundle = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
+                    policy=UrlPolicy.for_master("https://pypi.example", (), False),
+                    spool_dir=Path("/nonexistent"),
+                    network=Network(ca_bundle="/etc/ssl/certs/ca-certificates.crt"))
+    assert bundle.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+    bundle.close()
     source = "\n".join(p.read_text() for p in Path(bandersnatch.__file__).parent.rglob("*.py"))
+    # The one assignment allowed: another CA bundle (a path, never False) replaces the default one.
+    allowed = "self.session.verify = self.network.ca_bundle or True"
+    assert source.count(allowed) == 1
+    source = source.replace(allowed, "")
     assert not re.search(r"verify\s*=|\.verify\b|CERT_NONE|check_hostname|_create_unverified_context"
                          r"|disable_warnings|InsecureRequestWarning", source)
 
@@ -624,7 +635,7 @@ def test_a_self_signed_https_upstream_is_refused(tmp_path: Path, caplog: pytest.
         server.shutdown()
         server.server_close()
     assert seen == []  # no request was ever sent over the unverified connection
-    assert "SSLError" in errors(caplog)[-1] or "ConnectionError" in errors(caplog)[-1]
+    assert "certificate verify failed" in errors(caplog)[-1]
 
 
 def test_no_credential_in_a_file_url_reaches_any_log_output(tmp_path: Path, upstream: Upstream) -> None:
