@@ -179,36 +179,36 @@ def _filters_line(f: Filters) -> str:
 
 def render_text(s: Status) -> str:
     """What an operator reads: one fact per line, problems last."""
-    lines = [f"mirror      {s.directory} at serial {s.serial if s.serial is not None else 'none yet'}"]
+    lines = [f"mirror       {s.directory} at serial {s.serial if s.serial is not None else 'none yet'}"]
     if s.upstream_serial is not None:
-        lines.append(f"upstream    {s.master} at serial {s.upstream_serial} ({s.lag} behind)"
-                     if s.lag is not None else f"upstream    {s.master} at serial {s.upstream_serial}")
+        lines.append(f"upstream     {s.master} at serial {s.upstream_serial} ({s.lag} behind)"
+                     if s.lag is not None else f"upstream     {s.master} at serial {s.upstream_serial}")
     elif s.upstream_error is not None:
-        lines.append(f"upstream    {s.master}: not reachable ({s.upstream_error})")
+        lines.append(f"upstream     {s.master}: not reachable ({s.upstream_error})")
     else:
-        lines.append(f"upstream    {s.master}: not asked (--offline)")
+        lines.append(f"upstream     {s.master}: not asked (--offline)")
     lines.append("last success " + (_ago(s.last_success, s.now) if s.last_success else "never"))
     if s.last_run is not None:
         r = s.last_run
         did = (f"{r.synced} synced, {r.removed} removed, {r.files} file(s) ({human_bytes(r.bytes)}) "
                f"downloaded, {r.failed} failed")
-        lines.append(f"last run    ended {_ago(r.ended, s.now)} with exit code {r.exit_code}: {did}"
+        lines.append(f"last run     ended {_ago(r.ended, s.now)} with exit code {r.exit_code}: {did}"
                      + (f"; stopped early: {r.stop_reason}" if r.stop_reason else ""))
     if s.run_unfinished:
-        lines.append("            a run is going on now, or the last one was killed")
-    lines.append(f"pending     {s.pending_projects} project(s) owed")
-    lines.append(f"failed      {len(s.failures)} project(s)")
+        lines.append(" " * 13 + "a run is going on now, or the last one was killed")
+    lines.append(f"pending      {s.pending_projects} project(s) owed")
+    lines.append(f"failed       {len(s.failures)} project(s)")
     for f in s.failures:
         lines.append(f"  {f.name} (serial {f.serial}, {f.when}): {f.error}")
     if s.counts is not None:
         c = s.counts.totals
-        lines.append(f"content     {c.projects} project(s), {c.files} file(s), {human_bytes(c.bytes)}"
+        lines.append(f"content      {c.projects} project(s), {c.files} file(s), {human_bytes(c.bytes)}"
                      + (f" (as of {s.counts.updated})" if s.counts.updated else ""))
     else:
-        lines.append("content     not counted yet (the next mirror run counts it)")
-    lines.append(f"filters     {_filters_line(s.filters)}")
+        lines.append("content      not counted yet (the next mirror run counts it)")
+    lines.append(f"filters      {_filters_line(s.filters)}")
     problems = s.problems
-    lines.append("state       current" if not problems else "state       NOT current: " + "; ".join(problems))
+    lines.append("state        " + ("current" if not problems else "NOT current: " + "; ".join(problems)))
     return "\n".join(lines) + "\n"
 
 
