@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -35,7 +34,7 @@ from typing import TextIO
 
 from .errors import StorageError
 from .names import normalize
-from .storage import atomic_write
+from .storage import atomic_write, open_new_text, remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +136,8 @@ class Tally:
             self._write(self._base, left)  # names the journal it folds: dropping it may fail now
         self._discard_journal()
         token = uuid.uuid4().hex
+        self._journal = open_new_text(self.journal_path, self.staging)
         try:
-            self._journal = self.journal_path.open("w", encoding="utf-8")
             self._journal.write(f"run {token}\n")
             self._journal.flush()
         except OSError as exc:
@@ -221,5 +220,4 @@ class Tally:
         atomic_write(self.record_path, render_record(Counts(clamped, _now(), token)), self.staging)
 
     def _discard_journal(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.journal_path)
+        remove_file(self.journal_path, self.staging)

@@ -296,6 +296,7 @@ def test_prometheus_file_is_written_atomically_and_parses_back_to_the_json_figur
     assert mirror.run() == 1
     textfile = tmp_path / "textfile"
     target = textfile / "bandersnatch.prom"
+    textfile.mkdir()
     code, report = status_json(mirror, capsys, "--prometheus", str(target))
     assert code == 1
     assert sorted(p.name for p in textfile.iterdir()) == ["bandersnatch.prom"]  # no temporary file left
