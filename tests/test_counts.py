@@ -127,3 +127,15 @@ def test_a_damaged_record_is_counted_again_with_a_warning(
     assert "damaged" in caplog.text
     counts = read_counts(tmp_path)
     assert counts is not None and counts.totals == Totals(1, 2, 30)
+
+
+def test_a_symlinked_counts_journal_is_not_written_through(tmp_path: Path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.write_text("precious\n")
+    (tmp_path / "counts.journal").symlink_to(outside)
+    tally = tally_for(tmp_path, Pages())
+    tally.open()  # the link itself is removed (never followed) and a journal of our own started
+    Pages().write(tally, "a", Totals(1, 1, 1))
+    tally.close()
+    assert outside.read_text() == "precious\n"
+    assert not (tmp_path / "counts.journal").exists()
