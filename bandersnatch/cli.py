@@ -145,6 +145,8 @@ def run_update_stats(cfg: config.Config) -> int:
 
 
 def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Path | None) -> int:
+    import tempfile
+
     from . import status
     from .layout import UrlPolicy
     from .master import Master
@@ -153,6 +155,7 @@ def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Pat
         cfg.master, timeout=cfg.timeout, workers=1, max_page_bytes=cfg.max_page_bytes,
         policy=UrlPolicy.for_master(cfg.master, cfg.download_hosts, cfg.allow_non_https),
         global_timeout=cfg.global_timeout, attempts=1,  # one request at most: status must answer now
+        spool_dir=Path(tempfile.gettempdir()),  # its small answer: nothing is written under the mirror
     )
     try:
         found = status.gather(cfg, master.changelog_last_serial if master else None)
