@@ -28,6 +28,7 @@ from .counts import Counts, read_counts
 from .errors import BandersnatchError, StorageError
 from .filterconfig import FilterConfig
 from .lastrun import LastRun
+from .progress import human_bytes
 from .state import Failure, StateFiles
 
 logger = logging.getLogger(__name__)
@@ -137,15 +138,6 @@ def _adoptable_serial(state: StateFiles) -> int | None:
 
 
 # ------------------------------------------------------------ rendering (pure)
-
-
-def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{count} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _seconds(iso: str) -> float | None:
