@@ -153,6 +153,13 @@ class Tally:
             return None
         return header[4:].strip() if header.startswith("run ") and header.endswith("\n") else ""
 
+    def recount(self) -> None:
+        """Count every page again, before this run writes any: pages went away behind its back."""
+        with self._lock:
+            self._base, self._delta = self._count_all(), NONE
+        # Not folded into this record: the journal, empty so far, recovers a kill from here on.
+        self._write(self._base, None)
+
     def _count_all(self) -> Totals:
         total = NONE
         for key in self.listing():

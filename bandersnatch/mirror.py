@@ -203,6 +203,8 @@ class Mirror:
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         lost = serial is not None and not self.force_check and self._content_lost()
+        if lost:
+            self.tally.recount()  # the counts followed pages that are gone
         adopting = self.state.adopting()
         if (serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost
                 or adopting and self.config.json):  # every project's JSON copy is written anew

@@ -341,3 +341,17 @@ def test_prometheus_rendering_escapes_the_label_and_leaves_unknowns_out() -> Non
     assert "bandersnatch_serial" not in text and "bandersnatch_lag_serials" not in text
     assert "bandersnatch_status_timestamp_seconds" in text
     assert "no run has completed yet" in render_text(s)
+
+
+def test_counts_are_taken_again_when_a_run_finds_the_pages_were_deleted(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    _, first = status_json(mirror, capsys, "--offline")
+    shutil.rmtree(mirror.web)  # behind the mirror's back: the counts cannot follow
+    assert mirror.run() == 0  # the run notices the lost content and syncs everything again
+    _, report = status_json(mirror, capsys, "--offline")
+    assert counted(report) == on_disk(mirror.web) == counted(first)
