@@ -355,3 +355,23 @@ def test_counts_are_taken_again_when_a_run_finds_the_pages_were_deleted(
     assert mirror.run() == 0  # the run notices the lost content and syncs everything again
     _, report = status_json(mirror, capsys, "--offline")
     assert counted(report) == on_disk(mirror.web) == counted(first)
+
+
+def test_an_8x_mirror_reports_its_serial_before_adoption_and_is_counted_by_the_adopting_run(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_adopt import make_8x_mirror
+
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    make_8x_mirror(mirror, upstream.serial)
+    for ours in ("last-run", "counts", "counts.journal"):
+        (mirror.root / ours).unlink(missing_ok=True)
+    before = tree_snapshot(mirror.root)
+    _, report = status_json(mirror, capsys, "--offline")
+    assert tree_snapshot(mirror.root) == before
+    assert report["serial"] == upstream.serial  # 8.x's status file
+    assert report["last_success"] is not None and report["projects"] is None  # web/last-modified; not counted
+    assert mirror.run() == 0
+    code, report = status_json(mirror, capsys, "--offline")
+    assert code == 0 and counted(report) == on_disk(mirror.web)
