@@ -72,7 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Count downloads per file from the web server's access logs ([statistics] "
                     "access-log-pattern) and publish them under web/local-stats/.",
     )
-    for command in (mirror, stats):
+    status = commands.add_parser(
+        "status", help="say how current the mirror is (read-only: safe while mirror runs)",
+        description="Reads the mirror's bookkeeping (no lock, no walk of the disk, nothing written under "
+                    "the mirror directory) and asks the upstream for its serial once. Exit 0 when the "
+                    "mirror is current (nothing owed or failed, the last run complete), 1 when not, "
+                    "2 on a usage or configuration error.")
+    status.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    status.add_argument("--offline", action="store_true", help="do not ask the upstream (no request at all)")
+    status.add_argument("--prometheus", type=Path, metavar="FILE",
+                        help="also write the figures to FILE in Prometheus text format, atomically "
+                             "(for node_exporter's textfile collector: FILE ending in .prom)")
+    for command in (mirror, stats, status):
         _common_options(command, top=False)
     return parser
 
@@ -134,6 +145,35 @@ def run_update_stats(cfg: config.Config) -> int:
     return EXIT_OK
 
 
+def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Path | None) -> int:
+    import tempfile
+
+    from . import status
+    from .layout import UrlPolicy
+    from .master import Master
+
+    master = None if offline else Master(
+        cfg.master, timeout=cfg.timeout, workers=1, max_page_bytes=cfg.max_page_bytes,
+        policy=UrlPolicy.for_master(cfg.master, cfg.download_hosts, cfg.allow_non_https),
+        global_timeout=cfg.global_timeout, attempts=1,  # one request at most: status must answer now
+        spool_dir=Path(tempfile.gettempdir()),  # its small answer: nothing is written under the mirror
+        network=cfg.network,  # the same proxy and CA bundle as the mirror run
+    )
+    try:
+        found = status.gather(cfg, master.changelog_last_serial if master else None)
+    finally:
+        if master is not None:
+            master.close()
+    if prometheus is not None:
+        try:
+            status.write_prometheus(prometheus, status.render_prometheus(found))
+        except BandersnatchError as exc:
+            logger.error("%s; check the --prometheus path", exc)
+            return EXIT_CONFIG
+    sys.stdout.write(status.render_json(found) if as_json else status.render_text(found))
+    return found.exit_code
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -164,6 +204,8 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             logger.warning("%s", warning)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
+        if args.command == "status":
+            return run_status(cfg, args.json, args.offline, args.prometheus)
         return run_update_stats(cfg)
     except ConfigErrors as exc:
         for problem in exc.problems:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import filelock
 
-from . import adopt
+from . import adopt, lastrun
 from .config import Config
+from .counts import NONE, Tally, Totals
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
@@ -32,7 +33,7 @@ from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
-from .package import Layout, Outcome, ProjectSync
+from .package import Layout, Outcome, ProjectSync, page_keys, page_totals
 from .progress import Progress, human_bytes
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
@@ -118,11 +119,13 @@ class Mirror:
         self._extra: deque[tuple[str, int]] = deque()
         self._started: set[str] = set()
         self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
+        self.tally = Tally(self.directory, self.staging, self._page_totals,
+                           lambda: page_keys(self.layout.simple, config.hash_index))
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
-            require_hashes=config.require_hashes, changes=self.changes,
+            require_hashes=config.require_hashes, changes=self.changes, tally=self.tally,
         )
 
     def run(self) -> RunReport:
@@ -133,16 +136,19 @@ class Mirror:
                 f"cannot create the mirror directory {self.directory}: {exc.strerror}"
             ) from exc
         lock = acquire_lock(self.directory)
+        run_started, report, code = lastrun.utc_now(), None, lastrun.EXIT_INCOMPLETE
         try:
             self._prepare_directories()
             check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
                          self.staging)
             self.state.check_generation()
+            self.tally.open()
             started = time.time()
             if self.state.adopting():
                 adopt.remove_leftovers(self.layout.web, self.config.hash_index, self.config.cleanup,
                                        self.staging, self.changes)
             report = self._sync()
+            code = report.exit_code
             if self.config.diff_file is not None:
                 self.changes.publish(self.config.diff_file, self.config.diff_append_epoch, started,
                                      self.staging)
@@ -151,8 +157,12 @@ class Mirror:
             raise permission_problem(exc, self.directory) from None
         except StorageError as exc:
             raise explained(exc, self.directory) from exc.__cause__
+        except BaseException as exc:
+            code = lastrun.exit_code_for(exc)
+            raise
         finally:
             self.changes.close()
+            self._record_run(run_started, report, code)
             self.state.close()
             self.projects.close()
             self.master.close()
@@ -194,6 +204,8 @@ class Mirror:
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
         lost = serial is not None and not self.force_check and self._content_lost()
+        if lost:
+            self.tally.recount()  # the counts followed pages that are gone
         adopting = self.state.adopting()
         if (serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost
                 or adopting and self.config.json):  # every project's JSON copy is written anew
@@ -593,6 +605,27 @@ class Mirror:
         self._created |= keys
         if len(self._created) > ROOT_MERGE_LIMIT:
             self._created = None
+
+    def _page_totals(self, key: str) -> Totals:
+        try:
+            return page_totals(self.layout.page_dir(key))
+        except BandersnatchError:
+            return NONE
+
+    def _record_run(self, started: str, report: RunReport | None, code: int) -> None:
+        """Fold the run into ``counts`` and say in ``last-run`` how it ended (for ``bandersnatch status``)."""
+        try:
+            self.tally.close()
+            previous = lastrun.read(self.directory)
+            ended = lastrun.utc_now()
+            success = ended if code == 0 else previous.last_success if previous \
+                else lastrun.read_last_modified(self.layout.web)
+            r = report or RunReport()
+            lastrun.write(self.directory, lastrun.LastRun(
+                started, ended, code, self.state.read_serial(), r.synced, r.removed + r.unselected,
+                r.files, r.bytes, len(r.failed), r.stop_reason, success), self.staging)
+        except BandersnatchError as exc:
+            logger.warning("Could not record this run for bandersnatch status: %s", exc)
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

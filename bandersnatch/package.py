@@ -11,12 +11,13 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from .counts import NONE, Tally, Totals
 from .deps import wheel_metadata
 from .depstore import METADATA_LIMIT, DependencyRecords, MirroredFile
 from .difffile import Changes
@@ -160,6 +161,29 @@ def read_known(page_dir: Path) -> dict[str, Known]:
     return known
 
 
+def page_totals(page_dir: Path, known: Mapping[str, Known] | None = None) -> Totals:
+    """What a project's JSON page links (``known``: that page, already read): its count for ``counts``."""
+    if not (page_dir / PAGE_JSON).is_file():
+        return NONE
+    if known is None:
+        known = read_known(page_dir)
+    return Totals(1, len(known), sum(k.size or 0 for k in known.values()))
+
+
+def page_keys(simple: Path, hash_index: bool) -> Iterator[str]:
+    """Every project with a JSON page under ``simple/``: the one walk, when ``counts`` must be rebuilt.
+
+    Directories not under a normalized name are not ours (a bandersnatch 8 leftover): skipped.
+    """
+    if not simple.is_dir():
+        return
+    tops = sorted(d for d in simple.iterdir() if d.is_dir())
+    dirs = (d for top in tops for d in sorted(top.iterdir()) if d.is_dir()) if hash_index else iter(tops)
+    for page_dir in dirs:
+        if normalize(page_dir.name) == page_dir.name and (page_dir / PAGE_JSON).is_file():
+            yield page_dir.name
+
+
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -200,9 +224,11 @@ class ProjectSync:
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
-                 require_hashes: bool = False, changes: Changes | None = None) -> None:
+                 require_hashes: bool = False, changes: Changes | None = None,
+                 tally: Tally | None = None) -> None:
         self.master = master
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
+        self.tally = tally  # told of every page write and removal, for the mirror's totals
         self.selection = selection
         self.records = records
         self.layout = layout
@@ -270,8 +296,13 @@ class ProjectSync:
             page_serial = page.last_serial if page.last_serial is not None else serial
             # JSON first: it is our record of what is verified on disk.
             staging = self.layout.staging
+            before = page_totals(page_dir, known)
+            if self.tally is not None:
+                self.tally.before(key, before)
             atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), staging)
             self.changes.written(page_dir / PAGE_JSON)
+            if self.tally is not None:
+                self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
             atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), staging)
             self.changes.written(page_dir / PAGE_HTML)
             if self.delete_packages:
@@ -575,12 +606,18 @@ class ProjectSync:
         """
         key = normalize(name)
         page_dir = self.layout.page_dir(name)
-        doomed = set(read_known(page_dir)) | self._read_intent(key)
+        known = read_known(page_dir)
+        doomed = set(known) | self._read_intent(key)
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files
+        before = page_totals(page_dir, known)
+        if self.tally is not None:
+            self.tally.before(key, before)
         for page in (PAGE_HTML, PAGE_JSON):
             if remove_file(page_dir / page, self.layout.staging):
                 self.changes.deleted(page_dir / page)
+        if self.tally is not None:
+            self.tally.changed(before, NONE)
         prune_empty_dirs(page_dir, self.layout.simple, self.layout.staging)
         if self.delete_packages:
             self._delete_files(key, doomed)

@@ -340,6 +340,33 @@ class StateFiles:
         target = int(header)
         return PendingFile(self.todo_path, target, count, DoneSet(self.journaled(target)))
 
+    def count_pending(self) -> int | None:
+        """How many ``todo`` entries its journal does not record as done; read-only, never repairs.
+
+        Without a journal (between runs) it is a count of lines; with one (a run going on,
+        or killed) the journal's names are held as 16-byte digests and ``todo`` streams past
+        them.  0 when there is no ``todo``; None when it is unreadable (the next run repairs it).
+        """
+        try:
+            with self.todo_path.open("rb") as f:
+                header = f.readline().decode("ascii", errors="replace").strip()
+                if not _is_uint(header):
+                    return None
+                if not self.journal_path.exists():
+                    return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+                done = DoneSet(self.journaled(int(header)))
+                count = 0
+                for line in f:
+                    name, _, serial = line.decode("utf-8", errors="replace").strip().rpartition(" ")
+                    if not name or not _is_uint(serial):
+                        return None
+                    count += not done.covers(normalize(name), int(serial))
+                return count
+        except FileNotFoundError:
+            return 0
+        except OSError:
+            return None
+
     def read_todo(self) -> Todo | None:
         """The pending work as an in-memory ``Todo`` (small lists and tests; the run streams)."""
         pending = self.open_todo()

@@ -9,6 +9,7 @@ A final run must then make the mirror equal to the upstream.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -131,6 +132,18 @@ def kill_at_random_moment(proc: subprocess.Popen[bytes], upstream: Upstream, rng
 SEEDS = [int(s) for s in os.environ.get("BANDERSNATCH_CRASH_SEEDS", "7,2024").split(",")]
 
 
+def assert_counts_match_pages(root: Path, hash_index: bool) -> None:
+    """The totals ``mirror`` keeps for ``status`` equal what the JSON pages on disk link, kills or not."""
+    from bandersnatch.counts import Totals, read_counts
+
+    found = Totals()
+    for page in (root / "web" / "simple").glob("*/*/index.v1_json" if hash_index else "*/index.v1_json"):
+        files = json.loads(page.read_bytes())["files"]
+        found += Totals(1, len(files), sum(f["size"] for f in files))
+    counts = read_counts(root)
+    assert counts is not None and counts.totals == found
+
+
 @pytest.mark.slow  # about 15 s per seed
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sigkill_at_random_moments_never_breaks_the_mirror_for_readers(
@@ -174,6 +187,7 @@ def test_sigkill_at_random_moments_never_breaks_the_mirror_for_readers(
     assert_mirror_matches(upstream, mirror.web, hash_index)
     assert temp_files(mirror.root) == []
     assert not (mirror.root / "todo").exists()
+    assert_counts_match_pages(mirror.root, hash_index)
     assert checker.sweeps > 20 and checker.reader.files_checked > 100
     print(f"\ncrash seed {seed} (hash-index {hash_index}): {kills} kills survived, {completed} runs "
           f"completed, {iterations} runs, {checker.sweeps} checker sweeps, "

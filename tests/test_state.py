@@ -430,3 +430,39 @@ def test_generation_5_with_unreadable_status_adopts_nothing(files: StateFiles) -
     files.check_generation()
     assert files.read_serial() is None
     assert files.status_path.exists()
+
+
+# ---------------------------------------------------------------- count_pending (bandersnatch status)
+
+
+def test_count_pending_of_missing_todo_is_zero(files: StateFiles) -> None:
+    assert files.count_pending() == 0
+
+
+def test_count_pending_without_journal_counts_the_entries(files: StateFiles) -> None:
+    files.todo_path.write_text("500\nDjango 480\nzope.interface 499\n")
+    assert files.count_pending() == 2
+
+
+def test_count_pending_subtracts_the_journal_like_read_todo(files: StateFiles) -> None:
+    files.begin(todo_of(500, ("a", 10), ("B.Project", 20), ("c", 30), ("d", 40)))
+    files.done("a", 10)
+    files.done("b-project", 20)
+    files.done("d", 39)  # an older serial than owed: still pending
+    files.close()
+    reader = StateFiles(files.directory, files.staging)
+    todo = reader.read_todo()
+    assert todo is not None
+    assert reader.count_pending() == len(todo.pending) == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"x\nfoo 1\n", b"500\nfoo\n"])
+def test_count_pending_of_a_corrupt_todo_is_none_and_repairs_nothing(
+    files: StateFiles, content: bytes
+) -> None:
+    files.todo_path.write_bytes(content)
+    files.journal_path.write_text("target 500\n")
+    files.write_serial(7)
+    assert files.count_pending() is None
+    assert files.todo_path.read_bytes() == content
+    assert files.journal_path.exists() and files.read_serial() == 7

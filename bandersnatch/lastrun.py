@@ -1,0 +1,100 @@
+"""``<directory>/last-run``: how the last ``mirror`` run ended, for ``bandersnatch status``.
+
+One small JSON record, replaced atomically by each run that took the lock:
+when it started and ended (UTC), its exit code, what it did, and when the
+last complete run (exit 0) ended, carried over from the record before.  A run
+killed with SIGKILL writes nothing: the record then still describes the run
+before it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import BandersnatchError, ConfigError
+from .storage import atomic_write
+
+FILENAME = "last-run"
+
+# The exit codes the CLI gives the same outcomes (cli.EXIT_*).
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    started: str  # UTC, ISO 8601 to the second
+    ended: str
+    exit_code: int
+    serial: int | None  # the serial the mirror has caught up to after the run
+    synced: int = 0
+    removed: int = 0
+    files: int = 0  # downloaded by the run
+    bytes: int = 0
+    failed: int = 0
+    stop_reason: str | None = None
+    last_success: str | None = None  # when the last run with exit code 0 ended (this one or earlier)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code the CLI gives a run that ended with ``exc`` (kept in step with cli.py)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, BandersnatchError):
+        return EXIT_INCOMPLETE
+    return EXIT_INCOMPLETE  # a bug: the CLI shows the traceback
+
+
+def render(run: LastRun) -> bytes:
+    return (json.dumps(asdict(run), indent=1) + "\n").encode()
+
+
+def parse(data: bytes) -> LastRun | None:
+    """The record, or None when it is damaged or not one."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    expected = {f.name for f in fields(LastRun)}
+    values = {k: v for k, v in doc.items() if k in expected}
+    if not all(isinstance(values.get(k), str) for k in ("started", "ended")):
+        return None
+    if not isinstance(values.get("exit_code"), int):
+        return None
+    try:
+        return LastRun(**values)
+    except TypeError:
+        return None
+
+
+def read(directory: Path) -> LastRun | None:
+    try:
+        return parse((directory / FILENAME).read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def write(directory: Path, run: LastRun, staging: Path) -> None:
+    atomic_write(directory / FILENAME, render(run), staging)
+
+
+def read_last_modified(web: Path) -> str | None:
+    """``web/last-modified`` (written when a run completes): the last success before ``last-run`` existed."""
+    try:
+        text = (web / "last-modified").read_text(encoding="ascii", errors="replace").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return text or None
