@@ -77,6 +77,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "diff-file",
         "diff-append-epoch",
         "proxy",
+        "api-method",
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
@@ -127,6 +128,7 @@ class Config:
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
     network: Network = Network()  # proxy and the environment's proxies and CA bundle, set by load()
+    api_method: str = "auto"  # where changes come from: auto, xmlrpc or simple (changes.API_METHODS)
 
 
 # --------------------------------------------------------------------------
@@ -235,6 +237,7 @@ def parse(text: str, path: Path) -> Config:
         cleanup=eight.cleanup,
         warnings=eight.warnings,
         proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
+        api_method=take(parse_api_method, mirror.get("api-method"), where, fallback="auto"),
     )
     problems.raise_any()
     return config
@@ -354,6 +357,16 @@ def parse_bool(raw: str | None, default: bool, where: str, section: str, option:
         raise ConfigError(
             where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
         ) from None
+
+
+def parse_api_method(raw: str | None, where: str) -> str:
+    """Where changes come from: ``auto`` (default), ``xmlrpc`` or ``simple`` (the PEP 691 root listing)."""
+    if raw is None or raw == "":
+        return "auto"
+    value = raw.lower()
+    if value not in ("auto", "xmlrpc", "simple"):
+        raise ConfigError(where, MIRROR, "api-method", f"{raw!r} is not one of auto, xmlrpc, simple")
+    return value
 
 
 def parse_directory(raw: str | None, where: str) -> Path:

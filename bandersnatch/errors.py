@@ -128,3 +128,7 @@ class UpstreamUnreachable(UpstreamError):
 
 class Cancelled(BandersnatchError):
     """The run was interrupted: a request in flight was abandoned, and no new one is sent."""
+
+
+class NoXmlRpc(UpstreamError):
+    """The master answered an XML-RPC call as a server without XML-RPC does (404, 405, a fault, HTML)."""

@@ -38,6 +38,7 @@ from .errors import (
     Cancelled,
     HashMismatch,
     NotFound,
+    NoXmlRpc,
     StalePage,
     StorageError,
     UnsafePath,
@@ -117,6 +118,26 @@ class _Transient(Exception):
 class Digest:
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the master said identifies its root listing: sent back to be answered 304 when unchanged."""
+
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A root listing's body, spooled and rewound, with its validators and X-PyPI-Last-Serial."""
+
+    body: BinaryIO
+    validators: Validators
+    header_serial: int | None
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(functools.partial(self.body.read, CHUNK), b"")
 
 
 def checked_serial(value: object, what: str) -> int:
@@ -496,9 +517,15 @@ class Master:
                 spool.truncate()
                 deadline = self._deadline()
                 response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
+                if response.status_code in (404, 405, 501):  # a plain web server, or a PEP 691 index only
+                    response.close()
+                    raise NoXmlRpc(f"{what}: HTTP {response.status_code} from {endpoint}")
                 if response.status_code != 200:
                     response.close()
                     raise UpstreamError(f"{what}: HTTP {response.status_code} from {endpoint}")
+                if "html" in response.headers.get("Content-Type", "").lower():  # a web page, not XML-RPC
+                    response.close()
+                    raise NoXmlRpc(f"{what}: {endpoint} answers with a web page")
                 self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
 
             self._with_retries(what, call)
@@ -506,7 +533,9 @@ class Master:
             try:
                 yield from iter_items(iter(functools.partial(spool.read, CHUNK), b""))
             except UpstreamError as exc:
-                raise UpstreamError(f"{what}: {exc}") from None
+                # A fault: an unknown method, or XML-RPC switched off (PyPI's own answer when it is).
+                kind = NoXmlRpc if str(exc).startswith("fault ") else UpstreamError
+                raise kind(f"{what}: {exc}") from None
 
     @contextlib.contextmanager
     def _spool(self, what: str) -> Iterator[BinaryIO]:
@@ -556,6 +585,57 @@ class Master:
 
     def changelog_last_serial(self) -> int:
         return checked_serial(self.rpc("changelog_last_serial"), "XML-RPC changelog_last_serial")
+
+    # ------------------------------------------------------------ the root listing
+
+    @contextlib.contextmanager
+    def root_listing(self, validators: Validators | None = None) -> Iterator[Listing | None]:
+        """``GET <master>/simple/`` as PEP 691 JSON, spooled; None when ``validators`` still match (304).
+
+        The body (PyPI's: tens of megabytes) goes to a spool file in
+        ``spool_dir`` like an XML-RPC answer, so a body cut short is retried
+        and the caller parses it as a stream.  ``validators`` are sent as
+        ``If-None-Match`` / ``If-Modified-Since``: an unchanged listing costs one
+        small answer.  The spool is gone when the block ends.
+        """
+        url = self.url + "/simple/"
+        what = "root listing"
+        headers = {"Accept": JSON_CONTENT_TYPE}
+        if validators is not None:
+            if validators.etag:
+                headers["If-None-Match"] = validators.etag
+            if validators.last_modified:
+                headers["If-Modified-Since"] = validators.last_modified
+        with self._spool(what) as spool:
+
+            def call() -> Listing | None:
+                spool.seek(0)
+                spool.truncate()
+                deadline = self._deadline()
+                response = self._send("GET", url, headers=headers)
+                if response.status_code == 304 and validators is not None:
+                    response.close()
+                    return None
+                if response.status_code != 200:
+                    response.close()
+                    raise UpstreamError(f"{what}: HTTP {response.status_code} from {url}")
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if content_type != JSON_CONTENT_TYPE:
+                    response.close()
+                    raise UpstreamError(
+                        f"{what}: {url} answers with {shown(content_type, 60) or 'no Content-Type'}, not PEP 691 "
+                        f"JSON ({JSON_CONTENT_TYPE}); without it or XML-RPC this master cannot be followed")
+                found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+                header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
+                self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
+                serial = int(header_serial) if header_serial.isascii() and header_serial.isdigit() and \
+                    len(header_serial) <= len(str(MAX_SERIAL)) else None
+                return Listing(spool, found, serial)
+
+            answer = self._with_retries(what, call)
+            if answer is not None:
+                spool.seek(0)
+            yield answer
 
     # ------------------------------------------------------------ pages
 

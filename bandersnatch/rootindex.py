@@ -335,6 +335,10 @@ class RootIndex:
             return
         yield from self._read_names()
 
+    def entries(self) -> Iterator[tuple[str, int | None]]:
+        """As ``names()``, each with the ``_last-serial`` its line records (None: this index records none)."""
+        return ((name, None) for name in self.names())
+
     def _read_names(self) -> Iterator[str]:
         """Every name of ``index.v1_json``, checked; raises at the first sign it is not whole."""
         with self.json.open("rb") as f:

@@ -166,6 +166,12 @@ class DoneSet:
         found = i < len(self._digests) and self._digests[i] == digest
         return found and self._serials[i] >= min(serial, _MAX_Q)
 
+    def get(self, key: str) -> int | None:
+        """The serial recorded for ``key``, or None."""
+        digest = name_hash(key)
+        i = bisect.bisect_left(self._digests, digest)
+        return self._serials[i] if i < len(self._digests) and self._digests[i] == digest else None
+
 
 @dataclass
 class PendingFile:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import email.utils
 import functools
 import hashlib
 import heapq
@@ -369,6 +370,11 @@ class Upstream:
     # (benchmarks making hundreds of thousands of requests).
     record_requests: bool = True
     json_api: bool = True  # False: no PEP 691 JSON pages, HTML only (an older repository)
+    # Set before start(): serve everything under this path (https://host/pypi-mirror/simple/ ...).
+    path_prefix: str = ""
+    # How POST /pypi is answered when XML-RPC is off (``without_xmlrpc``): None while it is on.
+    no_xmlrpc: str | None = None
+    listing_validators: bool = True  # ETag/Last-Modified on /simple/, answered 304 when they match
 
     def __init__(self, first_serial: int = FIRST_SERIAL) -> None:
         self._lock = threading.RLock()
@@ -399,7 +405,7 @@ class Upstream:
         """Listen on 127.0.0.1 on an OS-chosen port; returns the base URL (https:// with ``tls``)."""
         self._server = LocalHTTPServer(_UpstreamHandler, context=self, tls=tls)
         self._server.serve_in_thread()
-        self.url = self._server.base_url
+        self.url = self._server.base_url + self.path_prefix
         return self.url
 
     def stop(self) -> None:
@@ -920,6 +926,17 @@ class Upstream:
     # history the first time anything changes it.  With no bulk range, every
     # method above behaves exactly as before.
 
+    def without_xmlrpc(self, answer: str = "404") -> None:
+        """Answer XML-RPC as a master without it does: "404", "405", "fault" or "html" (a web page)."""
+        assert answer in ("404", "405", "fault", "html")
+        self.no_xmlrpc = answer
+
+    def listing_validators_for(self, serial: int, content_type: str) -> tuple[str, str]:
+        """(ETag, Last-Modified) of the root listing at ``serial``: one second per serial since 2020."""
+        moment = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=serial)
+        kind = "j" if content_type == SIMPLE_JSON else "h"
+        return f'"{kind}{serial}"', email.utils.format_datetime(moment, usegmt=True)
+
     def add_bulk_projects(self, count: int, prefix: str = "bulk-", width: int = 7) -> range:
         """Create ``count`` empty projects ``<prefix><i zero-padded to width>`` at once.
 
@@ -1408,9 +1425,10 @@ class _UpstreamHandler(BaseHandler):
                 upstream.requests.append(record)
         if upstream.latency:
             time.sleep(upstream.latency)
-        response = _Router(upstream, method, self.path, self.headers.get("Accept"), payload,
-                           {k: v for k in ("Range", "If-Range") if (v := self.headers.get(k)) is not None},
-                           ).respond()
+        router = _Router(upstream, method, self.path, self.headers.get("Accept"), payload,
+                         {k: v for k in ("Range", "If-Range") if (v := self.headers.get(k)) is not None})
+        router.conditional = (self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"))
+        response = router.respond()
         record.status = response.status
         record.sent = _body_bytes(response, method)
         upstream._count_traffic(method, self.path, record.sent)
@@ -1432,9 +1450,15 @@ class _Router:
         self.method = method
         parts = urlsplit(raw_path)
         self.path = unquote(parts.path)
+        prefix = upstream.path_prefix
+        # Outside the prefix nothing is served: a client that drops it sees only 404s.
+        self.outside = bool(prefix) and not self.path.startswith(prefix + "/")
+        if prefix and not self.outside:
+            self.path = self.path[len(prefix):]
         self.query = parts.query
         self.accept = accept
         self.payload = payload
+        self.conditional: tuple[str | None, str | None] = (None, None)  # If-None-Match, If-Modified-Since
 
     def respond(self) -> Response:
         """Connection-level and raw switches, then :meth:`_route`; a cut applies to any answer."""
@@ -1474,6 +1498,8 @@ class _Router:
 
     def _route(self) -> Response:
         """Faults that apply to any path, then the route."""
+        if self.outside:
+            return _plain(404, "Not Found")
         early = self._global_faults()
         if early is not None:
             return early
@@ -1530,6 +1556,16 @@ class _Router:
     def _xmlrpc(self, match: re.Match[str]) -> Response:
         if self.method != "POST":
             return _plain(405, "XML-RPC needs POST", {"Allow": "POST"})
+        off = self.upstream.no_xmlrpc
+        if off in ("404", "405"):
+            return _plain(int(off), "No XML-RPC here")
+        if off == "html":
+            page = b"<!DOCTYPE html>\n<html><body><h1>Welcome</h1></body></html>\n"
+            return Response(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+        if off == "fault":
+            fault = xmlrpc.client.Fault(-32601, "XML-RPC is not available on this server")
+            body = xmlrpc.client.dumps(fault, methodresponse=True)
+            return Response(200, {"Content-Type": "text/xml; charset=utf-8"}, body.encode("utf-8"))
         methods: dict[str, Callable[..., Any]] = {
             "list_packages_with_serial": self.upstream.list_packages_with_serial,
             "changelog_since_serial": self.upstream.changelog_since_serial,
@@ -1571,10 +1607,30 @@ class _Router:
             "X-PyPI-Last-Serial": str(serial),
             "Vary": "Accept",
         }
+        if upstream.path_prefix and content_type != SIMPLE_JSON:
+            body = body.replace(b'href="/simple/', f'href="{upstream.path_prefix}/simple/'.encode())
+        if upstream.listing_validators:
+            etag, modified = upstream.listing_validators_for(serial, content_type)
+            headers.update({"ETag": etag, "Last-Modified": modified})
+            if self._not_modified(etag, modified):
+                return Response(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
         return Response(200, headers, body)
 
+    def _not_modified(self, etag: str, modified: str) -> bool:
+        """RFC 9110: If-None-Match decides when sent; else If-Modified-Since."""
+        if_none_match, if_modified_since = self.conditional
+        if if_none_match is not None:
+            return etag in [tag.strip() for tag in if_none_match.split(",")] or if_none_match.strip() == "*"
+        if if_modified_since is not None:
+            try:
+                since = email.utils.parsedate_to_datetime(if_modified_since)
+            except (TypeError, ValueError):
+                return False
+            return email.utils.parsedate_to_datetime(modified) <= since
+        return False
+
     def _moved(self, path: str) -> Response:
-        location = quote(path) + (f"?{self.query}" if self.query else "")
+        location = quote(self.upstream.path_prefix + path) + (f"?{self.query}" if self.query else "")
         return Response(301, {"Location": location, "Content-Type": "text/plain"}, b"")
 
     def _project(self, match: re.Match[str]) -> Response:
