@@ -37,6 +37,7 @@ API_METHODS = ("auto", "xmlrpc", "simple")
 LISTING_STATE = "listing-state"
 """Under the mirror directory: the listing's validators, for a conditional request next run."""
 
+Entries = Iterator[tuple[str, int]]
 Mirrored = Callable[[], Iterable[tuple[str, int | None]]]
 """The projects the mirror has (normalized), each with the serial its root index records, if any."""
 
@@ -103,7 +104,9 @@ class _Saved:
             doc = json.loads(data)
         except ValueError:
             return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("master"), str) or not is_serial(doc.get("serial")):
+        if not isinstance(doc, dict) or not isinstance(doc.get("master"), str):
+            return None
+        if not is_serial(doc.get("serial")):
             return None
         etag, modified = doc.get("etag"), doc.get("last-modified")
         if not (isinstance(etag, str | None) and isinstance(modified, str | None)) or not (etag or modified):
@@ -180,15 +183,17 @@ class ListingFeed:
                 if serial is None:
                     if not allow_unserialed:
                         raise UpstreamError(
-                            f"root listing: project {name[:100]!r} has no _last-serial, so changes cannot be told "
-                            "from it; run with --force-check, or set api-method = xmlrpc if the master has it")
+                            f"root listing: project {name[:100]!r} has no _last-serial, so changes cannot "
+                            "be told from it; run with --force-check, or set api-method = xmlrpc if the "
+                            "master has it")
                     serial = 0
                 highest = max(highest, serial)
                 yield name, serial
             self._serial = listing.last_serial or answer.header_serial or highest
             validators = answer.validators
         if validators.etag or validators.last_modified:
-            atomic_write(self.state_path, _Saved(self.master.url, validators, self._serial).render(), self.staging)
+            saved = _Saved(self.master.url, validators, self._serial)
+            atomic_write(self.state_path, saved.render(), self.staging)
         else:
             self.state_path.unlink(missing_ok=True)
 
@@ -219,14 +224,14 @@ class AutoFeed:
         return self._either(self.xmlrpc.all_projects, self.listing.all_projects, probe=True)
 
     def changed_since(self, serial: int) -> Iterator[tuple[str, int]]:
-        return self._either(lambda: self.xmlrpc.changed_since(serial), lambda: self.listing.changed_since(serial),
-                            probe=not self.listing.followed())
+        return self._either(lambda: self.xmlrpc.changed_since(serial),
+                            lambda: self.listing.changed_since(serial), probe=not self.listing.followed())
 
     def last_serial(self) -> int:
         return (self._chosen or self.xmlrpc).last_serial()
 
-    def _either(self, xmlrpc: Callable[[], Iterator[tuple[str, int]]],
-                listing: Callable[[], Iterator[tuple[str, int]]], *, probe: bool) -> Iterator[tuple[str, int]]:
+    def _either(self, xmlrpc: Callable[[], Entries], listing: Callable[[], Entries], *,
+                probe: bool) -> Entries:
         if self._chosen is self.xmlrpc:
             yield from xmlrpc()
             return
@@ -236,7 +241,8 @@ class AutoFeed:
                 first = next(items, None)
             except NoXmlRpc as exc:
                 reason = str(exc).split("; this master", 1)[0]
-                logger.info("The master has no XML-RPC (%s): following its PEP 691 root listing instead", reason)
+                logger.info("The master has no XML-RPC (%s): following its PEP 691 root listing instead",
+                            reason)
             else:
                 self._chosen = self.xmlrpc
                 if first is not None:

@@ -28,11 +28,14 @@ class UrlPolicy:
 
     hosts: frozenset[str]
     allow_http: bool
+    # A master under a path prefix (https://host/pypi-mirror) keeps its files below that prefix.
+    prefix: str = ""
 
     @classmethod
     def for_master(cls, master: str, extra_hosts: Collection[str], allow_http: bool) -> UrlPolicy:
-        netloc = urlsplit(master).netloc.lower()
-        return cls(frozenset({netloc, *(h.lower() for h in extra_hosts)}), allow_http)
+        parts = urlsplit(master)
+        return cls(frozenset({parts.netloc.lower(), *(h.lower() for h in extra_hosts)}), allow_http,
+                   parts.path.rstrip("/"))
 
 
 def file_segments(url: str, policy: UrlPolicy) -> list[str]:
@@ -43,7 +46,10 @@ def file_segments(url: str, policy: UrlPolicy) -> list[str]:
     schemes, credentials and anything outside ``/packages/`` are refused.
     """
     parts = checked_url(url, policy, "file URL")
-    raw = parts.path.split("/")
+    path = parts.path
+    if policy.prefix and path.startswith(policy.prefix + "/packages/"):
+        path = path[len(policy.prefix):]
+    raw = path.split("/")
     if len(raw) < 3 or raw[0] != "" or raw[1] != "packages":
         raise UnsafePath(f"refusing file URL outside /packages/: {parts.path[:200]!r}")
     segments = []

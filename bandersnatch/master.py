@@ -623,8 +623,9 @@ class Master:
                 if content_type != JSON_CONTENT_TYPE:
                     response.close()
                     raise UpstreamError(
-                        f"{what}: {url} answers with {shown(content_type, 60) or 'no Content-Type'}, not PEP 691 "
-                        f"JSON ({JSON_CONTENT_TYPE}); without it or XML-RPC this master cannot be followed")
+                        f"{what}: {url} answers with {shown(content_type, 60) or 'no Content-Type'}, not "
+                        f"PEP 691 JSON ({JSON_CONTENT_TYPE}); without it or XML-RPC this master cannot be "
+                        "followed")
                 found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
                 header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
                 self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)

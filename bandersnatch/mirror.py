@@ -110,7 +110,8 @@ class Mirror:
         )
         self.state = StateFiles(self.directory, self.staging)
         # What changed upstream; planning never asks the master by protocol.
-        self.changes = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
+        self.changes = feed_for(config.api_method, self.master, self.root.entries, self.directory,
+                                self.staging)
         self.refused: set[str] = set()
         self._created: set[str] | None = set()  # new projects of this run; None: too many to merge
         self._repeated: set[int] = set()  # digests of listed names that normalize alike

@@ -933,7 +933,8 @@ class Upstream:
 
     def listing_validators_for(self, serial: int, content_type: str) -> tuple[str, str]:
         """(ETag, Last-Modified) of the root listing at ``serial``: one second per serial since 2020."""
-        moment = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=serial)
+        epoch = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        moment = epoch + datetime.timedelta(seconds=serial)
         kind = "j" if content_type == SIMPLE_JSON else "h"
         return f'"{kind}{serial}"', email.utils.format_datetime(moment, usegmt=True)
 

@@ -9,6 +9,7 @@ that adds the trailing slash to directory URLs.  Stdlib only, 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,8 +93,8 @@ class StaticServer:
             return None
         return candidate
 
-    def respond(self, raw_path: str, accept: str | None) -> Response:
-        """Pick the file (or redirect / 404) for one request."""
+    def respond(self, raw_path: str, accept: str | None, if_none_match: str | None = None) -> Response:
+        """Pick the file (or redirect / 404) for one request; 304 when ``if_none_match`` names its ETag."""
         parts = urlsplit(raw_path)
         try:
             url_path = unquote(parts.path, encoding="utf-8", errors="strict")
@@ -111,7 +112,13 @@ class StaticServer:
                 return _text(404, "Not Found")
         if not target.is_file():
             return _text(404, "Not Found")
-        return Response(200, {"Content-Type": content_type_for(target)}, target.read_bytes())
+        info = target.stat()
+        etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'  # nginx's: mtime and size
+        headers = {"Content-Type": content_type_for(target), "ETag": etag,
+                   "Last-Modified": email.utils.formatdate(info.st_mtime, usegmt=True)}
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            return Response(304, {"ETag": etag, "Last-Modified": headers["Last-Modified"]}, b"")
+        return Response(200, headers, target.read_bytes())
 
 
 def _directory_index(directory: Path, accept: str | None) -> Path | None:
@@ -150,7 +157,7 @@ class _StaticHandler(BaseHandler):
         record = StaticRequest(self.command, self.path, self.headers.get("User-Agent"))
         with self.static.lock:
             self.static.requests.append(record)
-        response = self.static.respond(self.path, self.headers.get("Accept"))
+        response = self.static.respond(self.path, self.headers.get("Accept"), self.headers.get("If-None-Match"))
         record.status = response.status
         record.content_type = response.headers.get("Content-Type", "")
         self.send_body(response, head=head)
