@@ -361,7 +361,7 @@ def parse_bool(raw: str | None, default: bool, where: str, section: str, option:
 
 def parse_api_method(raw: str | None, where: str) -> str:
     """Where changes come from: ``auto`` (default), ``xmlrpc`` or ``simple`` (the PEP 691 root listing)."""
-    if raw is None or raw == "":
+    if raw is None:
         return "auto"
     value = raw.lower()
     if value not in ("auto", "xmlrpc", "simple"):

@@ -157,7 +157,8 @@ class _StaticHandler(BaseHandler):
         record = StaticRequest(self.command, self.path, self.headers.get("User-Agent"))
         with self.static.lock:
             self.static.requests.append(record)
-        response = self.static.respond(self.path, self.headers.get("Accept"), self.headers.get("If-None-Match"))
+        headers = self.headers
+        response = self.static.respond(self.path, headers.get("Accept"), headers.get("If-None-Match"))
         record.status = response.status
         record.content_type = response.headers.get("Content-Type", "")
         self.send_body(response, head=head)

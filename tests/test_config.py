@@ -237,6 +237,7 @@ INVALID_VALUES = [
     *[("global-timeout", raw, "at most 604800") for raw in ["0", "-1", "inf", "nan", "604801", "5h", ""]],
     *[("max-removals", raw, "whole number") for raw in ["-1", "many", "1.5", ""]],
     *[("max-removals-percent", raw, "from 0 to 100") for raw in ["-1", "101", "half", "1e1", ""]],
+    *[("api-method", raw, "not one of auto, xmlrpc, simple") for raw in ["json", "listing", ""]],
     ("master", "https://pypi.org/simple", "give the base URL https://pypi.org"),
     ("master", "https://pypi.org/simple/", "without /simple"),
     ("master", "https://mirror.example.org/pypi/simple", "give the base URL https://mirror.example.org/pypi"),
@@ -573,6 +574,12 @@ def test_master_ending_in_pypi_off_pypi_org_is_a_mirror_prefix_and_accepted() ->
     # A mirror served under /pypi (its index at /pypi/simple/, as mirrors.aliyun.com) is a base URL.
     assert parse(mirror_text("master = https://mirror.example.org/pypi"), CONF).master == (
         "https://mirror.example.org/pypi")
+
+
+def test_api_method_defaults_to_auto_and_takes_bandersnatch_8_values_in_any_case() -> None:
+    assert parse(mirror_text(), CONF).api_method == "auto"
+    assert parse(mirror_text("api-method = Simple"), CONF).api_method == "simple"
+    assert parse(mirror_text("api-method = xmlrpc"), CONF).api_method == "xmlrpc"
 
 
 def test_removal_limits_default_to_100_projects_and_5_percent() -> None:
