@@ -110,8 +110,7 @@ class Mirror:
         )
         self.state = StateFiles(self.directory, self.staging)
         # What changed upstream; planning never asks the master by protocol.
-        self.changes = feed_for(config.api_method, self.master, self.root.entries, self.directory,
-                                self.staging)
+        self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
         self.refused: set[str] = set()
         self._created: set[str] | None = set()  # new projects of this run; None: too many to merge
         self._repeated: set[int] = set()  # digests of listed names that normalize alike
@@ -219,7 +218,7 @@ class Mirror:
             return plan
         since = max(serial or 0, pending.target if pending else 0)
         changes = Todo(since)
-        for name, change_serial in self.changes.changed_since(since):
+        for name, change_serial in self.feed.changed_since(since):
             if not self._acceptable(name):
                 continue
             if self._selected(name):
@@ -230,7 +229,7 @@ class Mirror:
         if self.tracker is not None:
             for key in self.tracker.owed(self._has_pages):
                 changes.add(key, 0)  # reached by the closure but not on the mirror yet
-        target = max([since, self.changes.last_serial(), *(s for _, s in changes.pending.values())])
+        target = max([since, self.feed.last_serial(), *(s for _, s in changes.pending.values())])
         if not changes.pending and pending is None and target == serial and not adopting:
             return None
         work = self._merged(pending or (), changes)
@@ -280,7 +279,7 @@ class Mirror:
         the first (their pages answer 404) and writes the pages of the others.
         """
         listed: array[int] = array("Q")
-        for name, _ in self.master.list_packages_with_serial():
+        for name, _ in self.feed.all_projects():
             if is_valid_project_name(name):
                 listed.append(name_hash(normalize(name)))
         known = NameSet(listed)
@@ -306,7 +305,7 @@ class Mirror:
 
         def entries() -> Iterator[tuple[str, int]]:
             nonlocal highest
-            for name, serial in self.changes.all_projects():
+            for name, serial in self.feed.all_projects():
                 if self._acceptable(name):
                     highest = max(highest, serial)
                     if self._selected(name):
@@ -335,7 +334,7 @@ class Mirror:
                         yield key, 0
 
         target, count = self.state.begin_stream(
-            lambda: highest or self.changes.last_serial(), entries())
+            lambda: highest or self.feed.last_serial(), entries())
         logger.info("Full sync of %d project(s) up to serial %d", count, target)
         return target, count
 
