@@ -72,6 +72,22 @@ def test_auto_detection_follows_the_listing_with_one_info_line(
     assert upstream.count_requests("/pypi", "POST") == 0  # remembered: not asked again
 
 
+def test_a_hostile_fault_in_auto_mode_is_one_escaped_info_line_then_the_listing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    fault = ("<?xml version='1.0'?><methodResponse><fault><value><struct><member><name>faultCode</name>"
+             "<value><int>1</int></value></member><member><name>faultString</name><value><string>boom\n"
+             "ERROR: fake line\u202e</string></value></member></struct></value></fault>"
+             "</methodResponse>").encode()
+    upstream.raw_rpc("list_packages_with_serial", fault)
+    mirror = write_config(tmp_path, upstream.url)
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    [line] = infos(caplog, NO_XMLRPC)
+    assert "boom\\nERROR: fake line\\u202e" in line and "\n" not in line and "\u202e" not in line
+
+
 def test_a_master_with_xmlrpc_is_followed_through_it_in_auto_mode(
     tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
 ) -> None:
