@@ -53,7 +53,8 @@ def assert_repaired(mirror: MirrorSetup, upstream: Upstream, capsys: pytest.Capt
     assert_mirror_matches(upstream, mirror.web, hash_index)
 
 
-def test_a_freshly_synced_mirror_verifies_clean(synced: MirrorSetup, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_freshly_synced_mirror_verifies_clean(synced: MirrorSetup,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert verify(synced, capsys) == (0, [])
     assert not (synced.root / "tmp" / "verify").exists()  # nothing left to resume
 
@@ -100,7 +101,8 @@ def test_orphan_file_is_found_and_deleted(synced: MirrorSetup, upstream: Upstrea
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left behind")
     code, lines = verify(synced, capsys)
-    assert code == 1 and lines == ["orphan: packages/ab/cd/stray-1.0.tar.gz: no page links it; deleted by --repair"]
+    assert code == 1
+    assert lines == ["orphan: packages/ab/cd/stray-1.0.tar.gz: no page links it; deleted by --repair"]
     assert_repaired(synced, upstream, capsys)
     assert not orphan.exists() and not orphan.parent.exists()  # emptied directories go too
 
@@ -126,7 +128,8 @@ def test_ghost_project_is_removed_without_deleting_files_another_page_links(
     ghost = synced.web / "simple" / "ghost-project"
     shutil.copytree(page_dir(synced.web, "beta"), ghost)
     code, lines = verify(synced, capsys)
-    assert code == 1 and lines == ["ghost: simple/ghost-project: neither the root index nor upstream names it"]
+    assert code == 1
+    assert lines == ["ghost: simple/ghost-project: neither the root index nor upstream names it"]
     assert_repaired(synced, upstream, capsys)
     assert not ghost.exists()  # and assert_repaired proved beta's files are all still there
 
@@ -170,7 +173,8 @@ def test_cut_root_index_and_a_project_named_without_pages_are_found_and_rebuilt(
     shutil.rmtree(page_dir(synced.web, "empty-project"))
     code, lines = verify(synced, capsys)
     assert code == 1
-    assert lines == ["root-damaged: simple/index.html: cut short; rebuilt from the project directories by --repair",
+    assert lines == ["root-damaged: simple/index.html: cut short; rebuilt from the project directories by "
+                     "--repair",
                      "root-extra: empty-project: named by simple/index.v1_json but has no pages"]
     assert_repaired(synced, upstream, capsys)
 
