@@ -118,10 +118,10 @@ class Repair:
             return
 
         def delete() -> None:
-            if remove_file(path):
+            if remove_file(path, self.layout.staging):
                 logger.info("deleted orphan %s", path)
                 self.report.orphans += 1
-            prune_empty_dirs(path.parent, self.layout.packages)
+            prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
         other = self.projects.links.delete_if_unlinked("", rel, delete)
         if other is not None:

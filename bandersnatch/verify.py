@@ -567,7 +567,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
     master = Master(config.master, timeout=config.timeout, workers=config.workers,
                     max_page_bytes=config.max_page_bytes, policy=policy, global_timeout=config.global_timeout,
-                    max_file_bytes=config.max_file_bytes)
+                    max_file_bytes=config.max_file_bytes, spool_dir=config.directory / "tmp" / "verify")
     staging = config.directory / "tmp" / "mirror"  # a killed repair's leftovers: cleared by the next run
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
     selection = Selection(config.filters)

@@ -234,13 +234,14 @@ import bandersnatch.verify as v
 from bandersnatch import cli
 real = v.sha256_file
 def slow(path):
-    time.sleep(0.05)
+    time.sleep(0.2)
     return real(path)
 v.sha256_file = slow
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_killed_verify_resumes_where_it_stopped(tmp_path: Path, upstream: Upstream,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     for version in range(60):
