@@ -177,7 +177,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         if args.command == "verify":
-            from .verify import command
+            from .verifier import command
 
             return command(cfg, repair=args.repair, fast=args.fast, as_json=args.json,
                            progress=Progress(status), out=sys.stdout)

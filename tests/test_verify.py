@@ -26,7 +26,7 @@ from bandersnatch.extsort import read_lines, sort_lines
 from bandersnatch.mirror import acquire_lock
 from bandersnatch.pagecheck import sort_key
 from bandersnatch.rootindex import RootIndex
-from bandersnatch.verify import walk_sorted
+from bandersnatch.verifier import walk_sorted
 
 
 @pytest.fixture
@@ -230,7 +230,7 @@ def test_repair_waits_for_no_mirror_run_it_refuses_while_one_holds_the_lock(
 
 _SLOW_VERIFY = """
 import sys, time
-import bandersnatch.verify as v
+import bandersnatch.verifier as v
 from bandersnatch import cli
 real = v.sha256_file
 def slow(path):
