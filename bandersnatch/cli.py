@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="mend what is found: fetch bad files again, re-sync damaged projects, delete "
                               "orphans and ghosts, rebuild the root index (takes the mirror's lock)")
     checker.add_argument("--fast", action="store_true",
-                         help="do not read files whose size and mtime are as recorded when they were verified")
+                         help="do not read files whose size and mtime are as when they were verified")
     checker.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     for command in (mirror, stats, checker):
         _common_options(command, top=False)
