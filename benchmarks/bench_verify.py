@@ -17,7 +17,7 @@ before each timed run instead, as root).
 Scale: ``--projects`` projects with ``--files`` small files between them,
 written straight to disk as a synced mirror would have them (pages with their
 ``_on-disk`` records, files, the root index); then one full ``verify`` in a
-child process, whose peak RSS (``ru_maxrss``) and time are reported.  Nothing
+child process, whose peak RSS (its own ``VmHWM``) and time are reported.  Nothing
 is fetched: upstream is asked only about directories the root index does not
 name, and there are none.
 """
@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def write_config(root: Path, workers: int) -> Path:
 
 
 def seed_mirror(root: Path, projects: int, files: int, size: int | None, seed: int = 1) -> list[Path]:
-    """A synced-looking mirror under ``root/mirror``: ``files`` spread over ``projects``; returns the files."""
+    """A synced-looking mirror in ``root/mirror``: ``files`` spread over ``projects``; returns the files."""
     rng = random.Random(seed)
     web = root / "mirror" / "web"
     simple, packages = web / "simple", web / "packages"
@@ -91,19 +90,18 @@ def drop_caches(enabled: bool) -> None:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def timed(argv: list[str], *, drop: bool, stdin: bytes | None = None) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of one run of ``argv``, after a warm-up run (or a cache drop)."""
+def timed(argv: list[str], *, drop: bool, stdin: bytes | None = None) -> float:
+    """Seconds of one run of ``argv``, after a warm-up run (or a cache drop)."""
     if drop:
         drop_caches(True)
     else:
         subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     done = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 1):
         raise SystemExit(f"{argv[:3]} failed: {done.stderr.decode()[-400:]}")
-    return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return seconds
 
 
 def speed(args: argparse.Namespace, work: Path) -> dict[str, object]:
@@ -113,14 +111,15 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, object]:
     verify = [sys.executable, "-m", "bandersnatch", "-q", "-c", str(config), "verify"]
     listing = b"\0".join(str(p).encode() for p in files)
     results: dict[str, object] = {"files": len(files), "mb": round(total), "workers": args.workers,
-                                  "cache": "dropped before each run" if args.drop_caches else "warm (one run first)"}
+                                  "cache": "dropped before each run" if args.drop_caches
+                                  else "warm (one run first)"}
     for label, argv, stdin in (
         ("bandersnatch verify", verify, None),
         ("sha256sum (1 process)", ["xargs", "-0", "sha256sum"], listing),
-        (f"sha256sum (xargs -P {args.workers})", ["xargs", "-0", "-P", str(args.workers), "-n", "8", "sha256sum"],
-         listing),
+        (f"sha256sum (xargs -P {args.workers})",
+         ["xargs", "-0", "-P", str(args.workers), "-n", "8", "sha256sum"], listing),
     ):
-        seconds, _ = timed(argv, drop=args.drop_caches, stdin=stdin)
+        seconds = timed(argv, drop=args.drop_caches, stdin=stdin)
         results[label] = f"{total / seconds:.0f} MB/s ({seconds:.2f} s)"
         print(f"{label:32} {results[label]}", flush=True)
     return results
@@ -131,15 +130,24 @@ def scale(args: argparse.Namespace, work: Path) -> dict[str, object]:
     seed_mirror(work, args.projects, args.files, None)
     seeded = time.perf_counter() - started
     config = write_config(work, args.workers)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # The child reports its own high-water mark after exec: ru_maxrss of a child started by
+    # vfork also counts the parent's pages (this process, holding the seeded mirror's records).
+    hwm = work / "vmhwm"
+    wrapper = ("import atexit, sys\n"
+               "from bandersnatch import cli\n"
+               "def hwm():\n"
+               f"    open({str(hwm)!r}, 'w').write([l for l in open('/proc/self/status') "
+               "if l.startswith('VmHWM')][0])\n"
+               "atexit.register(hwm)\n"
+               "sys.exit(cli.main(sys.argv[1:]))\n")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bandersnatch", "-q", "-c", str(config), "verify", "--json"],
+    done = subprocess.run([sys.executable, "-c", wrapper, "-q", "-c", str(config), "verify", "--json"],
                           capture_output=True, check=False)
     seconds = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss = int(hwm.read_text().split()[1])  # KiB
     doc = json.loads(done.stdout)
     results = {"projects": args.projects, "files": args.files, "seed_seconds": round(seeded),
-               "verify_seconds": round(seconds, 1), "peak_rss_mb": round(max(rss, before) / 1024, 1),
+               "verify_seconds": round(seconds, 1), "peak_rss_mb": round(rss / 1024, 1),
                "problems": len(doc["problems"]), "counts": doc["counts"]}
     print(json.dumps(results), flush=True)
     return results
@@ -150,8 +158,8 @@ def main() -> None:
     parser.add_argument("--speed-mb", type=int, default=1024, help="data for the speed part (0: skip it)")
     parser.add_argument("--projects", type=int, default=20_000, help="projects for the scale part (0: skip)")
     parser.add_argument("--files", type=int, default=200_000, help="files for the scale part")
-    parser.add_argument("--workers", type=int, default=3, help="verify's reader threads (the config's workers)")
-    parser.add_argument("--drop-caches", action="store_true", help="drop the page cache before each timed run")
+    parser.add_argument("--workers", type=int, default=3, help="verify's readers (workers)")
+    parser.add_argument("--drop-caches", action="store_true", help="drop the page cache before timed runs")
     parser.add_argument("--dir", type=Path, default=None, help="where to build the mirrors (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
