@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200_000, help="files for the scale part")
     parser.add_argument("--workers", type=int, default=3, help="verify's readers (workers)")
     parser.add_argument("--drop-caches", action="store_true", help="drop the page cache before timed runs")
-    parser.add_argument("--dir", type=Path, default=None, help="where to build the mirrors (default: a temp dir)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the mirrors")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
