@@ -83,7 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--prometheus", type=Path, metavar="FILE",
                         help="also write the figures to FILE in Prometheus text format, atomically "
                              "(for node_exporter's textfile collector: FILE ending in .prom)")
-    for command in (mirror, stats, status):
+    checker = commands.add_parser(
+        "verify", help="check every page, link and file of the mirror; exit 1 when something is wrong",
+        description="Check that every file each page links is there with its recorded size and sha256, "
+                    "that both pages of each project agree, that the root index names exactly the projects "
+                    "with pages, and find orphans. Problems are printed one per line. A killed verify "
+                    "resumes where it stopped.")
+    checker.add_argument("--repair", action="store_true",
+                         help="mend what is found: fetch bad files again, re-sync damaged projects, delete "
+                              "orphans and ghosts, rebuild the root index (takes the mirror's lock)")
+    checker.add_argument("--fast", action="store_true",
+                         help="do not read files whose size and mtime are as when they were verified")
+    checker.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    for command in (mirror, stats, status, checker):
         _common_options(command, top=False)
     return parser
 
@@ -206,6 +218,11 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             return run_mirror(cfg, args, status)
         if args.command == "status":
             return run_status(cfg, args.json, args.offline, args.prometheus)
+        if args.command == "verify":
+            from .verifier import command
+
+            return command(cfg, repair=args.repair, fast=args.fast, as_json=args.json,
+                           progress=Progress(status), out=sys.stdout)
         return run_update_stats(cfg)
     except ConfigErrors as exc:
         for problem in exc.problems:

@@ -39,12 +39,17 @@ def human_duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def status_text(done: int, total: int, files: int, nbytes: int, elapsed: float) -> str:
-    """The status line for the given counters (pure, for tests)."""
+def status_text(done: int, total: int, files: int, nbytes: int, elapsed: float, unit: str = "projects",
+                resumed: int = 0) -> str:
+    """The status line for the given counters (pure, for tests).
+
+    ``resumed`` of ``done`` were done by an earlier, interrupted run: the ETA uses this run's pace.
+    """
     rate = nbytes / elapsed if elapsed > 0 else 0.0
-    text = f"{done}/{total} projects, {files} files, {human_bytes(nbytes)}, {human_bytes(rate)}/s"
-    if 0 < done < total and elapsed > 0:
-        text += f", ETA {human_duration(elapsed / done * (total - done))}"
+    counted = f"{human_bytes(nbytes)}" if unit == "files" else f"{files} files, {human_bytes(nbytes)}"
+    text = f"{done}/{total} {unit}, {counted}, {human_bytes(rate)}/s"
+    if resumed < done < total and elapsed > 0:
+        text += f", ETA {human_duration(elapsed / (done - resumed) * (total - done))}"
     return text
 
 
@@ -97,10 +102,15 @@ class Progress:
         self.clock = clock
         self.total = self.done = self.files = self.bytes = 0
         self.started = self._logged = clock()
+        self.unit = "projects"
+        self._resumed = 0  # done before this run (a resumed verify): not part of the rate
 
-    def start(self, total: int) -> None:
-        self.total = total
+    def start(self, total: int, done: int = 0, unit: str = "projects") -> None:
+        """Count ``total`` ``unit``, ``done`` of which an earlier, interrupted run already did."""
+        self.total, self.unit = total, unit
         self.started = self._logged = self.clock()
+        self.done = self._resumed = done
+        self.files = self.bytes = 0
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
         self.done += 1
@@ -114,7 +124,8 @@ class Progress:
             logger.info("Progress: %s", self._text(now))
 
     def _text(self, now: float) -> str:
-        return status_text(self.done, self.total, self.files, self.bytes, now - self.started)
+        return status_text(self.done, self.total, self.files, self.bytes, now - self.started, self.unit,
+                           self._resumed)
 
     def finish(self) -> None:
         if self.stream is not None:

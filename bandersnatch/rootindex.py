@@ -414,6 +414,43 @@ class RootIndex:
         except FileNotFoundError:
             return False
 
+    def json_names(self) -> Iterator[str]:
+        """Every name ``index.v1_json`` lists, checked as it streams; ValueError at any sign of damage."""
+        try:
+            yield from self._read_names()
+        except FileNotFoundError:
+            raise ValueError("missing") from None
+        except (OSError, KeyError, TypeError, _NotOurLayout) as exc:
+            raise ValueError(str(exc) or type(exc).__name__) from None
+
+    def html_names(self) -> Iterator[str]:
+        """Every name ``index.html`` lists, each line as this module writes it (the layout's href) and
+        in order; ValueError at the first sign of damage or of another layout."""
+        try:
+            with self.html.open("rb") as f:
+                fd = f.fileno()
+                shape = _html_shape(fd)
+                if shape is not _Shape.WHOLE:
+                    raise ValueError("cut short" if shape is _Shape.CUT else "not in bandersnatch's layout")
+                start, end = _html_format(None, self.href).body(fd, os.fstat(fd).st_size)
+                f.seek(start)
+                pos, last = start, None
+                for line in f:
+                    if pos >= end:
+                        break
+                    pos += len(line)
+                    name = root_html_line_name(line)
+                    if name is None or (last is not None and name <= last) \
+                            or line.rstrip(b"\n") != root_html_line(name, self.href(name)).encode():
+                        raise ValueError(f"not a project line, out of order or another layout's link, "
+                                         f"before byte {pos}")
+                    last = name
+                    yield name
+        except FileNotFoundError:
+            raise ValueError("missing") from None
+        except (OSError, _NotOurLayout) as exc:
+            raise ValueError(str(exc)) from None
+
     def scan(self) -> list[str]:
         """Only when the index must be rebuilt: the projects whose pages are both on disk."""
         if not self.simple.is_dir():

@@ -1,0 +1,75 @@
+"""Sort a text file of lines too large for memory: sorted runs on disk, then one streamed merge.
+
+``verify`` lists every file every page links (ten million lines on PyPI) and
+must compare that list with a walk of the disk in the same order.  Sorting in
+memory would cost gigabytes; this costs ``run_lines`` lines at a time and one
+buffered line per run during the merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO, cast
+
+RUN_LINES = 200_000  # ~30 MB of short lines in memory while a run is sorted
+
+
+def open_text(path: Path, mode: str = "r") -> TextIO:
+    """A spool file: UTF-8, names from disk that are not UTF-8 kept as they are, ``\\n`` lines."""
+    return cast(TextIO, open(path, mode, encoding="utf-8", errors="surrogateescape", newline="\n"))  # noqa: SIM115
+
+
+def _write_run(lines: list[str], path: Path) -> None:
+    lines.sort()
+    with open_text(path, "w") as out:
+        out.writelines(lines)
+
+
+def sort_lines(src: Path, dst: Path, scratch: Path, run_lines: int = RUN_LINES) -> int:
+    """Write the lines of ``src`` to ``dst`` in code point order; return how many there are.
+
+    Every line must end with ``\\n``.  ``scratch`` holds the sorted runs and is
+    emptied again before returning.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    runs: list[Path] = []
+    count = 0
+    with open_text(src, "r") as f:
+        batch: list[str] = []
+        for line in f:
+            batch.append(line)
+            if len(batch) >= run_lines:
+                runs.append(scratch / f"run-{len(runs):06d}")
+                _write_run(batch, runs[-1])
+                count += len(batch)
+                batch = []
+        count += len(batch)
+        if batch or not runs:
+            runs.append(scratch / f"run-{len(runs):06d}")
+            _write_run(batch, runs[-1])
+    try:
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(open_text(run, "r")) for run in runs]
+            tmp = dst.with_name(dst.name + ".part")
+            with open_text(tmp, "w") as out:
+                out.writelines(heapq.merge(*files))
+            os.replace(tmp, dst)
+    finally:
+        for run in runs:
+            with contextlib.suppress(FileNotFoundError):
+                run.unlink()
+    return count
+
+
+def read_lines(path: Path, skip_through: str | None = None) -> Iterator[str]:
+    """The lines of ``path`` without their ``\\n``; with ``skip_through``, only those sorting after it."""
+    with open_text(path, "r") as f:
+        for line in f:
+            line = line[:-1]
+            if skip_through is not None and line <= skip_through:
+                continue
+            yield line

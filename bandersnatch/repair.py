@@ -1,0 +1,140 @@
+"""``bandersnatch verify --repair``: mend what ``verify`` found, with the mirror's own tools.
+
+* A project whose file is missing, short or has other bytes, or whose pages
+  are missing, damaged or disagree, is synced again (``ProjectSync``, checking
+  every file it links on disk): a bad file is downloaded again and verified
+  like any download, and both pages are rewritten from upstream's.  A project
+  upstream no longer has leaves the root index, then the disk.
+* A ghost project (a directory neither the root index nor upstream names) is
+  taken off the mirror like one upstream removed.
+* An orphan file is deleted unless a page links it after all: the claims
+  record, the owner's page and this run's syncs are asked first
+  (``owners.Links``), and a ``.metadata`` goes only when its file does.
+* The root index is rebuilt from the project directories when it was wrong
+  or a project came or went.
+
+It runs under the mirror's lock, so no mirror run writes meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .errors import BandersnatchError
+from .layout import PAGE_JSON
+from .package import METADATA_SUFFIX, ProjectSync
+from .pagecheck import CONFLICT, FILE_KINDS, GHOST, ORPHAN, PAGE_KINDS, ROOT_EXTRA, Problem
+from .rootindex import RootIndex
+from .storage import prune_empty_dirs, remove_file
+
+logger = logging.getLogger(__name__)
+
+_RESYNC_KINDS = FILE_KINDS | PAGE_KINDS | {CONFLICT, ROOT_EXTRA}
+
+
+@dataclass
+class RepairReport:
+    resynced: list[str] = field(default_factory=list)
+    files: int = 0  # files downloaded again
+    removed: list[str] = field(default_factory=list)  # ghosts, and projects gone upstream
+    orphans: int = 0
+    kept: list[str] = field(default_factory=list)  # orphans a page turned out to link
+    root_rebuilt: bool = False
+    failed: dict[str, str] = field(default_factory=dict)  # what could not be mended -> why
+
+    def lines(self) -> list[str]:
+        said = [f"re-synced {len(self.resynced)} project(s) ({', '.join(self.resynced[:10])}"
+                f"{', ...' if len(self.resynced) > 10 else ''}), {self.files} file(s) downloaded again"]
+        if self.removed:
+            said.append(f"removed {len(self.removed)} project(s): {', '.join(self.removed[:10])}")
+        said.append(f"deleted {self.orphans} orphan file(s)")
+        if self.kept:
+            said.append(f"kept {len(self.kept)} file(s) another page links")
+        if self.root_rebuilt:
+            said.append("rebuilt the root index from the project directories")
+        return said
+
+
+class Repair:
+    def __init__(self, projects: ProjectSync, root: RootIndex, serial: int | None, workers: int) -> None:
+        self.projects = projects
+        self.layout = projects.layout
+        self.root = root
+        self.serial = serial
+        self.workers = workers
+        self.report = RepairReport()
+        self._created = False
+
+    def run(self, problems: Iterable[Problem]) -> RepairReport:
+        problems = list(problems)
+        resync = sorted({key for p in problems if p.kind in _RESYNC_KINDS for key in p.projects})
+        ghosts = sorted({p.projects[0] for p in problems if p.kind == GHOST})
+        with ThreadPoolExecutor(max_workers=2 * self.workers, thread_name_prefix="repair") as pool:
+            for key, error in zip(resync, pool.map(self._resync, resync), strict=True):
+                if error is not None:
+                    self.report.failed[key] = error
+        for key in ghosts:
+            self.projects.remove_project(key, "ghost: neither the root index nor upstream names it")
+            self.report.removed.append(key)
+        for p in problems:
+            if p.kind == ORPHAN:
+                self._delete_orphan(p.subject.removeprefix("packages/"))
+        # A re-sync may give a project its pages back; ghosts were never named, and the removals
+        # above patched the root index already.
+        if self._created or any(p.kind.startswith("root-") for p in problems):
+            self.root.update(None, set(), self.serial)
+            self.report.root_rebuilt = True
+        return self.report
+
+    def _resync(self, key: str) -> str | None:
+        """Sync ``key`` again; the error when that fails."""
+        try:
+            serial = _page_serial(self.projects, key)
+            outcome = self.projects.sync(key, serial)
+            if outcome.removed or outcome.excluded:
+                why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
+                self.root.update(set(), {key}, self.serial)  # the root stops naming it before its pages go
+                self.projects.remove_project(key, why)
+                self.report.removed.append(key)
+                return None
+        except BandersnatchError as exc:
+            logger.error("%s: could not repair: %s", key, exc)
+            return str(exc)
+        self.report.resynced.append(key)
+        self._created |= outcome.created
+        self.report.files += outcome.files
+        logger.info("%s: re-synced, %d file(s) downloaded again", key, outcome.files)
+        return None
+
+    def _delete_orphan(self, rel: str) -> None:
+        path = self.layout.packages / rel
+        linked = rel.removesuffix(METADATA_SUFFIX)
+        if linked != rel and self.projects.links.others("", linked):
+            self.report.kept.append(rel)  # the page linking its file may advertise it
+            return
+
+        def delete() -> None:
+            if remove_file(path, self.layout.staging):
+                logger.info("deleted orphan %s", path)
+                self.report.orphans += 1
+            prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
+
+        other = self.projects.links.delete_if_unlinked("", rel, delete)
+        if other is not None:
+            logger.warning("kept %s: %s's page links it", path, other)
+            self.report.kept.append(rel)
+
+
+def _page_serial(projects: ProjectSync, key: str) -> int:
+    """The serial our page was written at: upstream's page must be at least as new."""
+    try:
+        meta = json.loads((projects.layout.page_dir(key) / PAGE_JSON).read_bytes())["meta"]
+        serial = meta.get("_last-serial")
+        return serial if isinstance(serial, int) and not isinstance(serial, bool) else 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0
+
