@@ -452,9 +452,12 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_completes(
         lines = err.decode().strip().splitlines()
         assert proc.returncode == 1, err
         assert "Traceback" not in err.decode()
-        # The last line says what stopped the run and that nothing is lost.
-        assert "stopped early (cannot write" in lines[-1], lines[-3:]
-        assert "No space left on device" in lines[-1] and "stay in todo for the next run" in lines[-1]
+        # The last line says what stopped the run and that nothing is lost. The disk may fill during a
+        # project (the run stops early, the rest stays in todo) or while the run writes its bookkeeping
+        # at the end (todo, the root index: the earlier ones stay as they were).
+        assert "cannot write" in lines[-1] and "No space left on device" in lines[-1], lines[-3:]
+        assert ("stay in todo for the next run" in lines[-1]
+                or "once that is fixed, the next run finishes it" in lines[-1]), lines[-3:]
         # Nothing half-written is visible, and every file there is complete.
         assert WebReader(mirror.web).sweep() == []
         for path in (mirror.web / "packages").rglob("*.tar.gz"):
