@@ -241,7 +241,8 @@ class Mirror:
         """True, with a warning, when pages are gone that the state says the mirror has.
 
         Cheap enough for every run: the root index's ends name two projects whose
-        pages must exist; without a whole index, ``simple/`` must hold some pages.
+        pages must exist (a whole index naming none, as filters selecting nothing
+        leave it, asks for none); without a whole index, ``simple/`` must hold some pages.
         A deleted ``web/`` or ``web/simple/`` then means a full sync, not "up to date".
         """
         ends = self.root.end_names()

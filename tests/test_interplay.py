@@ -1,0 +1,25 @@
+"""Features that each work alone, checked together: filters, guards, counts, diff-file, dependencies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fakepypi import Upstream
+from mirrortools import write_config
+from test_filters_sync import plugins
+
+
+def test_filters_selecting_no_project_leave_the_mirror_up_to_date_on_the_next_run(
+        tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    upstream.add_wheel("alpha", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "allowlist_project", allowlist="packages =\n    nothing-here"))
+    assert mirror.run() == 0
+    upstream.reset_requests()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 0
+    assert "content was lost" not in caplog.text
+    assert "Mirror is up to date" in caplog.text
