@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from fakepypi import Upstream
-from mirrortools import write_config
+from fakepypi import SampleCorpus
+from mirrortools import page_dir, write_config
+from test_adopt import make_8x_mirror
 from test_filters_sync import plugins
 
 
@@ -33,3 +35,17 @@ def test_json_true_writes_the_json_api_copy_the_readme_promises(tmp_path: Path, 
     mirror = write_config(tmp_path, upstream.url, json="true")
     assert mirror.run() == 0
     assert (mirror.web / "pypi" / "alpha" / "json").is_file()
+
+
+def test_adoption_lists_the_page_it_turns_from_a_link_into_a_file_in_the_diff_file(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus) -> None:
+    # Downstream copied 8.x's index.html as a link into versions/, which adoption deletes: the
+    # plain file that replaces the link must reach it, or its copy of the page dangles.
+    diff = tmp_path / "changes.txt"
+    mirror = write_config(tmp_path, upstream.url, diff_file=str(diff))
+    assert mirror.run() == 0
+    make_8x_mirror(mirror, upstream.serial)
+    assert mirror.run() == 0
+    page = page_dir(mirror.web, "alpha-lib") / "index.html"
+    assert not page.is_symlink()
+    assert str(page) in diff.read_text().splitlines()
