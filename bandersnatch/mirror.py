@@ -98,7 +98,8 @@ class Mirror:
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
-        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None)
+        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
+                               self.staging)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(

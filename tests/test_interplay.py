@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from fakepypi import Upstream
-from fakepypi import SampleCorpus
+from fakepypi import SampleCorpus, Upstream
 from mirrortools import page_dir, write_config
 from test_adopt import make_8x_mirror
 from test_filters_sync import plugins
@@ -49,3 +48,14 @@ def test_adoption_lists_the_page_it_turns_from_a_link_into_a_file_in_the_diff_fi
     page = page_dir(mirror.web, "alpha-lib") / "index.html"
     assert not page.is_symlink()
     assert str(page) in diff.read_text().splitlines()
+
+
+def test_the_diff_file_spool_is_never_written_through_a_symlink(tmp_path: Path, upstream: Upstream) -> None:
+    upstream.add_wheel("alpha", "1.0")
+    outside = tmp_path / "precious"
+    outside.write_bytes(b"keep me\n")
+    mirror = write_config(tmp_path, upstream.url, diff_file=str(tmp_path / "changes.txt"))
+    mirror.root.mkdir()
+    (mirror.root / "diff-file.pending").symlink_to(outside)
+    assert mirror.run() == 1
+    assert outside.read_bytes() == b"keep me\n"
