@@ -355,6 +355,18 @@ def publish_file(target: Path, data: Iterable[bytes], staging: Path) -> None:
         return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    replace_outside(target, data)
+
+
+def replace_outside(target: Path, data: Iterable[bytes]) -> None:
+    """Replace ``target``, an operator's file outside any mirror, atomically (links followed).
+
+    The temporary file beside it is named ``.<name>.<random>``: hidden, and not
+    ending as ``target`` does (a Prometheus textfile collector ignores it).
+    """
+    try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
         raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
