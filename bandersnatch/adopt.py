@@ -54,7 +54,7 @@ def remove_leftovers(web: Path, hash_index: bool, cleanup: bool, staging: Path, 
                 changes.deleted(page_dir)
                 removed += 1
             continue
-        _unlink_page(page_dir / PAGE_HTML, staging)
+        _unlink_page(page_dir / PAGE_HTML, staging, changes)
         for name in (LEGACY_HTML, LEGACY_VERSIONS):
             if remove_tree(page_dir / name, staging):
                 changes.deleted(page_dir / name)
@@ -65,7 +65,7 @@ def remove_leftovers(web: Path, hash_index: bool, cleanup: bool, staging: Path, 
     return removed
 
 
-def _unlink_page(page: Path, staging: Path) -> None:
+def _unlink_page(page: Path, staging: Path, changes: Changes) -> None:
     """Make 8.x's ``index.html -> versions/index_<serial>_<time>.html`` (keep_index_versions) a file.
 
     Only a link into the project's own ``versions/`` is followed: any other link is damage,
@@ -83,6 +83,7 @@ def _unlink_page(page: Path, staging: Path) -> None:
     except OSError:
         return  # a dangling link: the project counts as without pages and is synced again
     atomic_write(page, data, staging)
+    changes.written(page)  # a downstream copy of the link would dangle once versions/ goes
 
 
 def project_dirs(simple: Path, hash_index: bool) -> Iterator[Path]:

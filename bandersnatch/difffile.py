@@ -24,11 +24,11 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from .compat import DIFF_FILE_IN_DIRECTORY
 from .errors import StorageError
-from .storage import publish_file
+from .storage import open_appending, publish_file, remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,13 @@ DELETED_SUFFIX = ".deleted"
 class Changes:
     """Records the paths a run writes and deletes; does nothing when no diff-file is configured."""
 
-    def __init__(self, spool: Path | None) -> None:
+    def __init__(self, spool: Path | None, staging: Path | None = None) -> None:
+        """``staging``: the run's staging directory, required with a ``spool`` (see ``storage``)."""
+        assert spool is None or staging is not None, "the spool is written through storage"
         self.spool = spool
+        self.staging = staging
         self._lock = threading.Lock()
-        self._file: TextIO | None = None
+        self._file: BinaryIO | None = None
 
     def written(self, path: Path) -> None:
         self._note(path)
@@ -53,11 +56,12 @@ class Changes:
     def _note(self, path: Path) -> None:
         if self.spool is None:
             return
-        line = f"{path}\n"
+        line = f"{path}\n".encode("utf-8", "surrogateescape")
         with self._lock:
             try:
                 if self._file is None:
-                    self._file = _open_spool(self.spool)
+                    assert self.staging is not None
+                    self._file = _open_spool(self.spool, self.staging)
                 self._file.write(line)
                 self._file.flush()  # in the kernel's hands: a killed process loses nothing
             except OSError as exc:
@@ -94,17 +98,16 @@ class Changes:
 
         publish_file(target, lines(True), staging)
         publish_file(deleted, lines(False), staging)
-        with contextlib.suppress(FileNotFoundError):
-            assert self.spool is not None
-            self.spool.unlink()
+        remove_file(self.spool, staging)
         logger.info("Listed %d written file(s) in %s and %d deleted in %s", written_count, target,
                     deleted_count, deleted)
         return target
 
 
-def _open_spool(spool: Path) -> TextIO:
+def _open_spool(spool: Path, staging: Path) -> BinaryIO:
     """The spool opened for appending, without the cut-short last line a killed run may have left."""
-    with spool.open("ab+") as raw:
+    raw = open_appending(spool, staging)
+    try:
         size = raw.seek(0, os.SEEK_END)
         if size:
             raw.seek(max(0, size - 65536))
@@ -112,7 +115,10 @@ def _open_spool(spool: Path) -> TextIO:
             if not tail.endswith(b"\n"):
                 cut = tail.rfind(b"\n")
                 raw.truncate(size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail)))
-    return spool.open("a", encoding="utf-8", errors="surrogateescape")
+    except BaseException:
+        raw.close()
+        raise
+    return raw
 
 
 def _spooled(spool: Path | None) -> Iterator[str]:

@@ -99,7 +99,8 @@ class Mirror:
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
-        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None)
+        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
+                               self.staging)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
@@ -244,7 +245,8 @@ class Mirror:
         """True, with a warning, when pages are gone that the state says the mirror has.
 
         Cheap enough for every run: the root index's ends name two projects whose
-        pages must exist; without a whole index, ``simple/`` must hold some pages.
+        pages must exist (a whole index naming none, as filters selecting nothing
+        leave it, asks for none); without a whole index, ``simple/`` must hold some pages.
         A deleted ``web/`` or ``web/simple/`` then means a full sync, not "up to date".
         """
         ends = self.root.end_names()

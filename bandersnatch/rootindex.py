@@ -362,11 +362,12 @@ class RootIndex:
                 last = name
                 yield name
 
-    def end_names(self) -> tuple[str, str] | None:
+    def end_names(self) -> tuple[str, ...] | None:
         """The first and the last project ``index.v1_json`` names, from a few small reads.
 
-        None when it names none, is missing, or is not whole in our layout: then
-        nothing cheap can be said, and the caller looks at the directories instead.
+        ``()`` when it is whole and names none (filters may select no project).
+        None when it is missing or not whole in our layout: then nothing cheap
+        can be said, and the caller looks at the directories instead.
         """
         try:
             fd = os.open(self.json, os.O_RDONLY)
@@ -377,7 +378,7 @@ class RootIndex:
                 return None
             old = _OldIndex(fd, _json_format(None))
             if old.start >= old.end:
-                return None
+                return ()
             first, _ = old.line_at(old.start)
             window = min(old.end - old.start, _MAX_LINE)
             body_end = os.pread(fd, window, old.end - window)

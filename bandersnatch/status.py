@@ -10,12 +10,9 @@ text, JSON or Prometheus' text exposition format out.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,11 +22,12 @@ from typing import Any
 from . import lastrun
 from .config import Config
 from .counts import Counts, read_counts
-from .errors import BandersnatchError, StorageError
+from .errors import BandersnatchError
 from .filterconfig import FilterConfig
 from .lastrun import LastRun
 from .progress import human_bytes
 from .state import Failure, StateFiles
+from .storage import replace_outside
 
 logger = logging.getLogger(__name__)
 
@@ -286,22 +284,8 @@ def render_prometheus(s: Status) -> str:
 def write_prometheus(path: Path, text: str) -> None:
     """Replace ``path`` atomically: the textfile collector must never read half a file.
 
-    The file is the operator's, outside the mirror (so not ``storage``'s): a temporary
-    file in the same directory (the rename is atomic there) under a name without
-    ``.prom``, which the collector ignores, then a rename over ``path``.
+    The file is the operator's, outside the mirror: a temporary file in the same
+    directory (the rename is atomic there) under a name without ``.prom``, which
+    the collector ignores, then a rename over ``path``.
     """
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    replace_outside(path, [text.encode("utf-8")])

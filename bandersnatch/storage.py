@@ -355,6 +355,18 @@ def publish_file(target: Path, data: Iterable[bytes], staging: Path) -> None:
         return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    replace_outside(target, data)
+
+
+def replace_outside(target: Path, data: Iterable[bytes]) -> None:
+    """Replace ``target``, an operator's file outside any mirror, atomically (links followed).
+
+    The temporary file beside it is named ``.<name>.<random>``: hidden, and not
+    ending as ``target`` does (a Prometheus textfile collector ignores it).
+    """
+    try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
         raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
@@ -397,18 +409,27 @@ def move_staged(source: Path, target: Path, staging: Path) -> bool:
 
 def open_new_text(path: Path, staging: Path) -> TextIO:
     """``path`` emptied (or created) for writing text, refusing a link in its place."""
+    fd = _open_file(path, staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def open_appending(path: Path, staging: Path) -> BinaryIO:
+    """``path`` (created if missing) for reading and appending bytes, refusing a link in its place."""
+    fd = _open_file(path, staging, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    return os.fdopen(fd, "ab+")
+
+
+def _open_file(path: Path, staging: Path, flags: int) -> int:
     parent = _open_dir(path.parent, staging, create=True, purpose=path)
     assert parent is not None, "created above"
     try:
-        fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644, dir_fd=parent)
+        return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _link_refused(path, staging.parent.parent) from None
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         os.close(parent)
-    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 # ---------------------------------------------------------------- deleting

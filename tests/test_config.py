@@ -7,6 +7,7 @@ operator reading a one-line cron mail has nothing else to go on.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -610,3 +611,14 @@ def test_a_value_ending_in_a_comment_is_refused_with_a_hint(line: str, option: s
 def test_a_hash_inside_a_value_without_a_space_before_it_is_not_a_comment() -> None:
     cfg = parse(mirror_text("[statistics]", "access-log-pattern = /var/log/#nginx/access.log*"), CONF)
     assert cfg.access_log_pattern == "/var/log/#nginx/access.log*"
+
+
+def test_readme_names_every_option_and_its_option_table_only_options_that_exist() -> None:
+    readme = (REPO / "README.rst").read_text(encoding="utf-8")
+    for section in ("mirror", "statistics"):
+        for option in config.SCHEMA[section]:
+            assert f"``{option}``" in readme, option
+    table = readme.split("\nConfiguration\n", 1)[1].split("\nPartial mirrors\n", 1)[0]
+    rows = re.findall(r"^``([a-z-]+)``", table, re.M)
+    accepted = set(config.SCHEMA["mirror"]) | set(config.SCHEMA["statistics"])
+    assert rows and set(rows) <= accepted
