@@ -133,3 +133,16 @@ def test_update_stats_counts_pip_and_uv_downloads_from_nginx_log(
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0
     assert bz2.decompress((mirror.web / "local-stats" / "days" / f"{day}.bz2").read_bytes()).decode() == rows
+
+
+def test_readme_block_loads_without_warnings_and_redirects_names_that_are_not_normalized(
+    nginx_mirror: tuple[MirrorSetup, Nginx]
+) -> None:
+    _, nginx = nginx_mirror
+    assert "duplicate" not in nginx.error_log.read_text(), nginx.error_log.read_text()
+    for asked in ("zope.interface_x", "zope__interface-x", "zope.-_interface.x"):
+        moved = requests.get(f"{nginx.url}/simple/{asked}/", headers={"Accept": PIP_ACCEPT}, timeout=10)
+        assert moved.status_code == 200, asked
+        assert moved.url == f"{nginx.url}/simple/zope-interface-x/"
+        assert moved.history and all(r.status_code == 301 for r in moved.history)
+        assert moved.json()["name"] == "zope-interface-x"
