@@ -43,8 +43,8 @@ from .storage import atomic_write, clear_staging, make_dirs, staging_dir
 
 logger = logging.getLogger(__name__)
 
-# Up to this many new projects per run are merged into the root index; more (a first full
-# sync) and the index is rebuilt from the project directories at the end instead.
+# Up to this many synced projects per run are patched into the root index; more (a full
+# sync) and the index is rebuilt from the project directories (and their pages' serials) instead.
 ROOT_MERGE_LIMIT = 50_000
 
 
@@ -113,7 +113,8 @@ class Mirror:
         # What changed upstream; planning never asks the master by protocol.
         self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
         self.refused: set[str] = set()
-        self._created: set[str] | None = set()  # new projects of this run; None: too many to merge
+        # Projects this run synced, with their pages' serials, for the root index; None: too many to merge.
+        self._synced: dict[str, int] | None = {}
         self._repeated: set[int] = set()  # digests of listed names that normalize alike
         self.selection = Selection(config.filters)
         self.records = (DependencyRecords(self.directory / "deps", self.staging)
@@ -197,7 +198,7 @@ class Mirror:
         if self.state.journal_path.exists():
             # A killed run may have written pages the root index does not name yet:
             # this run ends by rebuilding the root index from the project directories.
-            self._created = None
+            self._synced = None
         pending = self.state.open_todo()  # first: recovering a corrupt todo may void the state
         serial = self.state.read_serial()
         fingerprint = self.config.filters.fingerprint() if self.selection.active else None
@@ -385,7 +386,7 @@ class Mirror:
             if self.selection.active and self.state.prune_pending() and serial is not None:
                 self._take_off([], serial, report)  # a killed run's prune, finished now
             else:
-                self.root.update(set(), set(), serial)  # still whole? (its ends only)
+                self.root.update({}, set(), serial)  # still whole, at this serial? (its ends only)
             if report.held_back:
                 logger.error("%s", report.held_back)
                 return report
@@ -422,9 +423,9 @@ class Mirror:
                    and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
         if self._past_limit(len(removed) + len(unselected), report):
-            self.root.update(self._created, set(), target)
+            self.root.update(self._synced, set(), target)
             return [(o.name, o.serial) for o in removed]
-        self.root.update(self._created, {o.key for o in removed} | set(unselected), target)
+        self.root.update(self._synced, {o.key for o in removed} | set(unselected), target)
         for outcome in removed:
             why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
             self.projects.remove_project(outcome.name, why)
@@ -557,8 +558,7 @@ class Mirror:
         if outcome.removed or outcome.excluded:
             self._collect_gone(outcome, removed)
             return outcome
-        if outcome.created:
-            self._note_created({outcome.key})
+        self._note_synced(outcome.key, outcome.last_serial if outcome.last_serial is not None else serial)
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
@@ -603,13 +603,13 @@ class Mirror:
 
     # ------------------------------------------------------------ root index and wrap-up
 
-    def _note_created(self, keys: set[str]) -> None:
-        """Remember projects the root index must start naming; past a limit, rebuild it from disk."""
-        if self._created is None:
+    def _note_synced(self, key: str, serial: int) -> None:
+        """Remember a project the root index must list at this serial; past a limit, rebuild it from disk."""
+        if self._synced is None:
             return
-        self._created |= keys
-        if len(self._created) > ROOT_MERGE_LIMIT:
-            self._created = None
+        self._synced[key] = serial
+        if len(self._synced) > ROOT_MERGE_LIMIT:
+            self._synced = None
 
     def _page_totals(self, key: str) -> Totals:
         try:

@@ -96,6 +96,7 @@ class Outcome:
     excluded: Exclusion | None = None  # the operator's filters do not select it (after its page)
     requires: tuple[str, ...] | None = None  # its Requires-Dist, when dependencies are followed
     unverified: int = 0  # files downloaded with no usable hash to check them against
+    last_serial: int | None = None  # the serial our pages were written with (the root index lists it)
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ class ProjectSync:
         else:
             logger.debug("%s: up to date", key)
         return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes,
-                       requires=requires, unverified=unverified)
+                       requires=requires, unverified=unverified, last_serial=page_serial)
 
     def _rel(self, href: str) -> str:
         """A page's link as a path below ``web/packages/`` (the same in both layouts)."""

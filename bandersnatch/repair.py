@@ -68,6 +68,7 @@ class Repair:
         self.workers = workers
         self.report = RepairReport()
         self._created = False
+        self._synced: dict[str, int] = {}  # re-synced projects and their pages' serials, for the root index
 
     def run(self, problems: Iterable[Problem]) -> RepairReport:
         problems = list(problems)
@@ -88,6 +89,8 @@ class Repair:
         if self._created or any(p.kind.startswith("root-") for p in problems):
             self.root.update(None, set(), self.serial)
             self.report.root_rebuilt = True
+        elif self._synced:
+            self.root.update(self._synced, set(), self.serial)  # a re-synced page may carry a newer serial
         return self.report
 
     def _resync(self, key: str) -> str | None:
@@ -97,7 +100,7 @@ class Repair:
             outcome = self.projects.sync(key, serial)
             if outcome.removed or outcome.excluded:
                 why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
-                self.root.update(set(), {key}, self.serial)  # the root stops naming it before its pages go
+                self.root.update({}, {key}, self.serial)  # the root stops naming it before its pages go
                 self.projects.remove_project(key, why)
                 self.report.removed.append(key)
                 return None
@@ -106,6 +109,7 @@ class Repair:
             return str(exc)
         self.report.resynced.append(key)
         self._created |= outcome.created
+        self._synced[key] = outcome.last_serial if outcome.last_serial is not None else serial
         self.report.files += outcome.files
         logger.info("%s: re-synced, %d file(s) downloaded again", key, outcome.files)
         return None

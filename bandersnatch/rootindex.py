@@ -1,14 +1,19 @@
 """The root index, ``web/simple/index.html`` and ``index.v1_json``: read it, patch it, rebuild it.
 
 Both files list one project per line, sorted by name (``simple.iter_root_*``).
-When a run adds or removes a few projects, each new file is the old one with
-those lines put in or left out: every change is located by bisecting the old
+The JSON line carries the project's ``_last-serial`` (the serial of the page we
+wrote), and the head of the JSON (``meta._last-serial``) and the end of the HTML
+(``<!--SERIAL n-->``) carry the mirror's serial, so that another mirror or a
+monitor can follow ours as it follows PyPI.  When a run syncs, adds or removes
+a few projects, each new file is the old one with those lines put in, replaced
+or left out, under the new serial: every change is located by bisecting the old
 file, and the unchanged byte ranges between changes are copied by the kernel
-(``os.copy_file_range``).  Adding a project to a 750,000-project index costs
+(``os.copy_file_range``).  Syncing a project of a 750,000-project index costs
 a few dozen small reads and a copy of the file, not a parse and a render of
-750,000 lines.  An index in any other layout (another tool's, or damaged) is
-rewritten from a streamed merge instead, and one that cannot be read at all is
-rebuilt from the project directories.
+750,000 lines.  An index in any other layout (another tool's, an older one
+without per-project serials, or damaged) is rewritten from a streamed merge
+instead, taking each serial it lacks from the project's own JSON page, and one
+that cannot be read at all is rebuilt from the project directories.
 
 Every run first checks that both files are whole, from their first and last
 bytes only: a file cut short (a full disk under another tool, a bad restore)
@@ -24,28 +29,32 @@ from __future__ import annotations
 
 import enum
 import heapq
+import itertools
+import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .difffile import Changes
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
+from .names import is_valid_project_name
 from .simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
     iter_root_json,
+    root_entries,
     root_html_head_tail,
     root_html_line,
     root_html_line_name,
     root_json_head,
     root_json_line,
-    root_json_line_name,
-    root_names,
+    root_json_line_entry,
 )
-from .storage import atomic_write, staged
+from .storage import staged
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +70,7 @@ class _Shape(enum.Enum):
     """What the first and last bytes of a root file say about it."""
 
     WHOLE = "whole"  # begins and ends as this module writes it
+    UNSERIALED = "unserialed"  # whole, but written before project lines carried their serial
     CUT = "cut"  # begins as ours but does not end so: cut short, or damaged at its end
     FOREIGN = "foreign"  # another layout (another tool's), or damaged at its head
     MISSING = "missing"
@@ -70,6 +80,16 @@ _ENDS = 256  # bytes read from each end of a root file to check that it is whole
 _HTML_SERIAL = re.compile(rb"<!--SERIAL [0-9]+-->\n\Z")  # after the tail when the serial is known
 _JSON_HEAD = b'{"meta":'
 _JSON_PROJECTS = b'"projects":['
+_PAGE_HEAD = 4096  # bytes of a project's JSON page read for its serial; its meta comes first
+_PAGE_SERIAL = re.compile(rb'\A\{"meta":\{[^{}]*"_last-serial":([0-9]+)[,}]')
+
+
+
+class Entry(NamedTuple):
+    """A project the index lists, and the serial of its page."""
+
+    name: str
+    serial: int
 
 
 def has_pages(page_dir: Path) -> bool:
@@ -83,12 +103,14 @@ class _Format:
 
     head: bytes  # the new file's head
     tail: bytes  # the new file's tail
-    line: Callable[[str], str]  # a project's line, without its terminator
-    name_of: Callable[[bytes], str | None]
+    line: Callable[[str, int], str]  # a project's line, without its terminator
+    entry_of: Callable[[bytes], tuple[str, int | None] | None]  # None: not a project line
     inner: bytes  # ends every line but the last
     last: bytes  # ends the last line
     empty: bytes  # the body when no project is listed
-    body: Callable[[int, int], tuple[int, int]]  # (fd, size) of the old file -> its body [start, end)
+    # (fd, size) of the old file -> its body [start, end) and where its head ends
+    body: Callable[[int, int], tuple[int, int, int]]
+    serials: bool  # whether a line carries its project's serial
 
 
 def _pread_exact(fd: int, length: int, offset: int) -> bytes:
@@ -104,9 +126,8 @@ def _ends(fd: int) -> tuple[bytes, bytes]:
     return os.pread(fd, _ENDS, 0), os.pread(fd, _ENDS, max(0, size - _ENDS))
 
 
-def _html_shape(fd: int) -> _Shape:
+def _html_shape(first: bytes, last: bytes) -> _Shape:
     head, tail = root_html_head_tail(None)
-    first, last = _ends(fd)
     if not first.startswith(head[:_ENDS]):
         return _Shape.CUT if head.startswith(first) else _Shape.FOREIGN
     serial = _HTML_SERIAL.search(last)
@@ -116,48 +137,70 @@ def _html_shape(fd: int) -> _Shape:
     return _Shape.WHOLE if last.endswith(b"\n" + tail) else _Shape.CUT
 
 
-def _json_shape(fd: int) -> _Shape:
-    first, last = _ends(fd)
+def _json_shape(first: bytes, last: bytes) -> _Shape:
     if not last.rstrip().endswith(b"}"):
         return _Shape.CUT  # every layout of a JSON document ends with its closing brace
     newline = first.find(b"\n")
     if not first.startswith(_JSON_HEAD) or newline < 0 or not first[:newline].endswith(_JSON_PROJECTS):
         return _Shape.FOREIGN  # e.g. the whole document on one line
     # The last project line has no comma; without projects, the head's line is followed by an empty one.
-    whole = last.endswith(b"}\n" + ROOT_JSON_TAIL) or last.endswith(_JSON_PROJECTS + b"\n\n" + ROOT_JSON_TAIL)
-    return _Shape.WHOLE if whole else _Shape.CUT
+    if last.endswith(_JSON_PROJECTS + b"\n\n" + ROOT_JSON_TAIL):
+        return _Shape.WHOLE
+    if not last.endswith(b"}\n" + ROOT_JSON_TAIL):
+        return _Shape.CUT
+    return _Shape.WHOLE if _serialed(first, last) else _Shape.UNSERIALED
 
 
-def _shape(path: Path, check: Callable[[int], _Shape]) -> _Shape:
+def _serialed(first: bytes, last: bytes) -> bool:
+    """Whether the first and the last project line carry a serial: older indexes had none on any line."""
+    lines = [first.split(b"\n")[1], last[:-len(ROOT_JSON_TAIL) - 1].rsplit(b"\n", 1)[-1]]
+    for line in lines:
+        try:
+            entry = root_json_line_entry(line)
+        except ValueError:
+            continue  # longer than the bytes read, or damaged: the patch finds out
+        if entry is not None and entry[1] is None:
+            return False
+    return True
+
+
+def _shape(path: Path, check: Callable[[bytes, bytes], _Shape]) -> tuple[_Shape, bytes, bytes]:
+    """The shape of a root file, and its first and last bytes (empty when it is missing)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return _Shape.MISSING
+        return _Shape.MISSING, b"", b""
     try:
-        return check(fd)
+        first, last = _ends(fd)
     finally:
         os.close(fd)
+    return check(first, last), first, last
+
+
+def _html_entry(line: bytes) -> tuple[str, int | None] | None:
+    name = root_html_line_name(line)
+    return (name, None) if name is not None else None
 
 
 def _html_format(serial: int | None, href: Callable[[str], str]) -> _Format:
     head, tail = root_html_head_tail(serial)
     end_mark = b"  </body>\n"
 
-    def body(fd: int, size: int) -> tuple[int, int]:
+    def body(fd: int, size: int) -> tuple[int, int, int]:
         if size < len(head) or _pread_exact(fd, len(head), 0) != head:
             raise _NotOurLayout("unexpected head")
         window = min(size - len(head), 4096)
         at = _pread_exact(fd, window, size - window).rfind(end_mark)
         if at < 0:
             raise _NotOurLayout("no end of body")
-        return len(head), size - window + at
+        return len(head), size - window + at, len(head)
 
-    return _Format(head, tail, lambda name: root_html_line(name, href(name)), root_html_line_name,
-                   b"\n", b"\n", b"", body)
+    return _Format(head, tail, lambda name, _: root_html_line(name, href(name)), _html_entry,
+                   b"\n", b"\n", b"", body, serials=False)
 
 
 def _json_format(serial: int | None) -> _Format:
-    def body(fd: int, size: int) -> tuple[int, int]:
+    def body(fd: int, size: int) -> tuple[int, int, int]:
         first = os.pread(fd, min(size, 4096), 0)
         newline = first.find(b"\n")
         if newline < 0 or not (first.startswith(b'{"meta":') and first[:newline].endswith(b'"projects":[')):
@@ -167,10 +210,10 @@ def _json_format(serial: int | None) -> _Format:
             raise _NotOurLayout("unexpected tail")
         if _pread_exact(fd, 1, end - 1) != b"\n":
             raise _NotOurLayout("unexpected end of body")
-        return (end, end) if end - start == 1 else (start, end)  # a lone "\n": no project
+        return ((end, end) if end - start == 1 else (start, end)) + (start,)  # a lone "\n": no project
 
-    return _Format(root_json_head(serial), ROOT_JSON_TAIL, root_json_line, root_json_line_name,
-                   b",\n", b"\n", b"\n", body)
+    return _Format(root_json_head(serial), ROOT_JSON_TAIL, root_json_line, root_json_line_entry,
+                   b",\n", b"\n", b"\n", body, serials=True)
 
 
 class _OldIndex:
@@ -178,7 +221,11 @@ class _OldIndex:
 
     def __init__(self, fd: int, fmt: _Format) -> None:
         self.fd, self.fmt = fd, fmt
-        self.start, self.end = fmt.body(fd, os.fstat(fd).st_size)
+        size = os.fstat(fd).st_size
+        self.start, self.end, head_end = fmt.body(fd, size)
+        # Its serial is in its head (JSON) or its tail (HTML): unchanged, nothing else need be.
+        self.same_ends = (_pread_exact(fd, head_end, 0) == fmt.head and size - self.end == len(fmt.tail)
+                          and _pread_exact(fd, len(fmt.tail), self.end) == fmt.tail)
 
     def _newline_from(self, pos: int) -> int:
         size = 256
@@ -191,16 +238,16 @@ class _OldIndex:
                 raise _NotOurLayout("no line end")
             size *= 4
 
-    def line_at(self, pos: int) -> tuple[str, int]:
-        """The name on the line starting at ``pos``, and where the next line starts."""
+    def line_at(self, pos: int) -> tuple[str, int | None, int]:
+        """The name and serial on the line starting at ``pos``, and where the next line starts."""
         after = self._newline_from(pos) + 1
         try:
-            name = self.fmt.name_of(os.pread(self.fd, after - pos, pos))
+            entry = self.fmt.entry_of(os.pread(self.fd, after - pos, pos))
         except ValueError:  # a damaged entry (bad JSON or UTF-8)
-            name = None
-        if name is None:
+            entry = None
+        if entry is None:
             raise _NotOurLayout(f"not a project line at byte {pos}")
-        return name, after
+        return entry[0], entry[1], after
 
     def bisect(self, name: str, lo: int) -> tuple[int, bool]:
         """Start of the first line from ``lo`` on naming ``name`` or later; and whether it names ``name``."""
@@ -210,39 +257,47 @@ class _OldIndex:
             probe = lo if mid == lo else self._newline_from(mid - 1) + 1
             if probe >= hi:  # no line starts in [mid, hi): decide on the line at lo
                 probe = lo
-            found, after = self.line_at(probe)
+            found, _, after = self.line_at(probe)
             if found >= name:
                 hi = probe
             else:
                 lo = after
         return lo, lo < self.end and self.line_at(lo)[0] == name
 
-    def plan(self, added: list[str], removed: list[str]) -> list[tuple[int, int] | str] | None:
-        """The new body: byte ranges of the old one to keep and names to render; None: no change."""
-        events: list[tuple[int, str, int | None]] = []  # (offset, name, end of a removed line)
+    def plan(self, synced: list[Entry], removed: list[str]) -> list[tuple[int, int] | Entry] | None:
+        """The new body: byte ranges of the old one to keep and entries to render; None: no change.
+
+        A synced project not listed yet is put in; one listed with another serial
+        has its line replaced (in HTML, whose lines carry no serial, it stays).
+        """
+        events: list[tuple[int, str, int | None, int | None]] = []  # offset, name, end of old line, serial
         pos = self.start
-        for name in added:
+        for name, serial in synced:
             pos, present = self.bisect(name, pos)
             if not present:
-                events.append((pos, name, None))
+                events.append((pos, name, None, serial))
+            elif self.fmt.serials:
+                _, old_serial, after = self.line_at(pos)
+                if old_serial != serial:
+                    events.append((pos, name, after, serial))
         pos = self.start
         for name in removed:
             pos, present = self.bisect(name, pos)
             if present:
-                events.append((pos, name, self.line_at(pos)[1]))
+                events.append((pos, name, self.line_at(pos)[2], None))
         if not events:
             return None
         events.sort(key=lambda e: (e[0], e[1]))
-        segments: list[tuple[int, int] | str] = []
+        segments: list[tuple[int, int] | Entry] = []
         cursor = self.start
-        for offset, name, removed_end in events:
+        for offset, name, old_end, line_serial in events:
             if offset > cursor:
                 segments.append((cursor, offset))
                 cursor = offset
-            if removed_end is None:
-                segments.append(name)
-            else:
-                cursor = removed_end
+            if line_serial is not None:
+                segments.append(Entry(name, line_serial))
+            if old_end is not None:
+                cursor = old_end
         if cursor < self.end:
             segments.append((cursor, self.end))
         return segments
@@ -267,14 +322,16 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         start += copied
 
 
-def _patch(path: Path, fmt: _Format, added: list[str], removed: list[str], staging: Path) -> bool:
-    """Write ``path`` with ``added`` in and ``removed`` out; False when that changes nothing."""
+def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str], staging: Path) -> bool:
+    """Write ``path`` with ``synced`` in (under their serials) and ``removed`` out; False: no change."""
     src = os.open(path, os.O_RDONLY)
     try:
         old = _OldIndex(src, fmt)
-        segments = old.plan(added, removed)
+        segments = old.plan(synced, removed)
         if segments is None:
-            return False
+            if old.same_ends:
+                return False
+            segments = [(old.start, old.end)] if old.end > old.start else []  # only the serial moves
         with staged(path, staging) as out:
             out.file.flush()
             dst = out.file.fileno()
@@ -283,8 +340,9 @@ def _patch(path: Path, fmt: _Format, added: list[str], removed: list[str], stagi
                 _write_all(dst, fmt.empty)
             for i, segment in enumerate(segments):
                 term = fmt.last if i == len(segments) - 1 else fmt.inner
-                if isinstance(segment, str):
-                    _write_all(dst, (fmt.line(segment).encode("utf-8", errors="replace") + term))
+                if isinstance(segment, Entry):
+                    _write_all(dst, (fmt.line(segment.name, segment.serial).encode("utf-8", errors="replace")
+                                     + term))
                     continue
                 start, end = segment
                 old_term = fmt.last if end == old.end else fmt.inner
@@ -323,44 +381,45 @@ class RootIndex:
         the file before the one that yields: names() serves a full sync or a
         rewrite, which read the whole index anyway.
         """
-        if not self.json.is_file():
-            yield from self.scan()
-            return
-        try:
-            for _ in self._read_names():
-                pass
-        except (OSError, ValueError, KeyError, TypeError, _NotOurLayout) as exc:
-            logger.warning("%s is damaged (%s); listing the projects from their directories", self.json, exc)
-            yield from self.scan()
-            return
-        yield from self._read_names()
+        return (name for name, _ in self.entries())
 
     def entries(self) -> Iterator[tuple[str, int | None]]:
-        """As ``names()``, each with the ``_last-serial`` its line records (None: this index records none)."""
-        return ((name, None) for name in self.names())
+        """As ``names()``, each with the ``_last-serial`` its line records (None: the line, or the
+        directory when the index is not believed, records none)."""
+        if not self.json.is_file():
+            yield from ((name, None) for name in self.scan())
+            return
+        try:
+            for _ in self._read_entries():
+                pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, _NotOurLayout) as exc:
+            logger.warning("%s is damaged (%s); listing the projects from their directories", self.json, exc)
+            yield from ((name, None) for name in self.scan())
+            return
+        yield from self._read_entries()
 
-    def _read_names(self) -> Iterator[str]:
-        """Every name of ``index.v1_json``, checked; raises at the first sign it is not whole."""
+    def _read_entries(self) -> Iterator[tuple[str, int | None]]:
+        """Every entry of ``index.v1_json``, checked; raises at the first sign it is not whole."""
         with self.json.open("rb") as f:
             fd = f.fileno()
-            shape = _json_shape(fd)
+            shape = _json_shape(*_ends(fd))
             if shape is _Shape.FOREIGN:  # another tool's layout: read once, whole, the parser proves it
-                yield from sorted(root_names(f.read()))
+                yield from sorted(root_entries(f.read()), key=lambda e: e[0])
                 return
-            if shape is not _Shape.WHOLE:
+            if shape not in (_Shape.WHOLE, _Shape.UNSERIALED):
                 raise _NotOurLayout("cut short")
-            start, end = _json_format(None).body(fd, os.fstat(fd).st_size)
+            start, end, _ = _json_format(None).body(fd, os.fstat(fd).st_size)
             f.seek(start)
             pos, last = start, None
             for line in f:
                 if pos >= end:
                     break
                 pos += len(line)
-                name = root_json_line_name(line)
-                if name is None or (last is not None and name <= last):
+                entry = root_json_line_entry(line)
+                if entry is None or (last is not None and entry[0] <= last):
                     raise _NotOurLayout(f"not a project line, or out of order, before byte {pos}")
-                last = name
-                yield name
+                last = entry[0]
+                yield entry
 
     def end_names(self) -> tuple[str, ...] | None:
         """The first and the last project ``index.v1_json`` names, from a few small reads.
@@ -418,7 +477,7 @@ class RootIndex:
     def json_names(self) -> Iterator[str]:
         """Every name ``index.v1_json`` lists, checked as it streams; ValueError at any sign of damage."""
         try:
-            yield from self._read_names()
+            yield from (name for name, _ in self._read_entries())
         except FileNotFoundError:
             raise ValueError("missing") from None
         except (OSError, KeyError, TypeError, _NotOurLayout) as exc:
@@ -430,10 +489,10 @@ class RootIndex:
         try:
             with self.html.open("rb") as f:
                 fd = f.fileno()
-                shape = _html_shape(fd)
+                shape = _html_shape(*_ends(fd))
                 if shape is not _Shape.WHOLE:
                     raise ValueError("cut short" if shape is _Shape.CUT else "not in bandersnatch's layout")
-                start, end = _html_format(None, self.href).body(fd, os.fstat(fd).st_size)
+                start, end, _ = _html_format(None, self.href).body(fd, os.fstat(fd).st_size)
                 f.seek(start)
                 pos, last = start, None
                 for line in f:
@@ -460,67 +519,104 @@ class RootIndex:
             else self.simple.iterdir()
         return sorted(d.name for d in dirs if has_pages(d))
 
-    def update(self, added: set[str] | None, removed: set[str], serial: int | None) -> None:
-        """Name ``added`` and stop naming ``removed``; ``added`` None: rebuild from the directories.
+    def page_serial(self, name: str) -> int:
+        """The ``_last-serial`` of a project's own JSON page; 0 when it has none or cannot be read.
 
-        Both files are checked to be whole first (their ends: a few hundred
-        bytes); a run that only updated projects writes nothing here unless one
-        is not.  HTML goes first: a run killed between the two writes leaves
-        the JSON index, which later runs read names from, still out of date.
+        Read when an index is rebuilt or lacks serials: our pages begin with their
+        meta, so the first few kilobytes nearly always tell.
         """
-        shapes = {self.html: _shape(self.html, _html_shape), self.json: _shape(self.json, _json_shape)}
+        if not is_valid_project_name(name):
+            return 0
+        try:
+            with self.simple.joinpath(*key_dir(name, self.hash_index), PAGE_JSON).open("rb") as f:
+                head = f.read(_PAGE_HEAD)
+                found = _PAGE_SERIAL.match(head)
+                if found is not None:
+                    return int(found.group(1))
+                doc = json.loads(head + f.read())
+        except (OSError, ValueError, RecursionError):
+            return 0
+        meta = doc.get("meta") if isinstance(doc, dict) else None
+        serial = meta.get("_last-serial") if isinstance(meta, dict) else None
+        return serial if isinstance(serial, int) and not isinstance(serial, bool) and serial >= 0 else 0
+
+    def update(self, synced: Mapping[str, int] | None, removed: set[str], serial: int | None) -> None:
+        """List ``synced`` (name -> its page's serial) and stop listing ``removed``, under ``serial``.
+
+        ``synced`` None: rebuild from the directories.  Both files are checked
+        to be whole first (their ends: a few hundred bytes); when nothing was
+        synced or removed and both already carry ``serial``, nothing more is
+        read or written.  HTML goes first: a run killed between the two writes
+        leaves the JSON index, which later runs read names from, still out of date.
+        """
+        (html_shape, _, html_end), (json_shape, json_start, _) = (
+            _shape(self.html, _html_shape), _shape(self.json, _json_shape))
+        shapes = {self.html: html_shape, self.json: json_shape}
         for path, shape in shapes.items():
             if shape is _Shape.CUT:
                 logger.warning("%s does not end as bandersnatch writes it (cut short?); rebuilding the root "
                                "index from the project directories", path)
-        if added is None or any(shape in (_Shape.CUT, _Shape.MISSING) for shape in shapes.values()):
+        if synced is None or any(shape in (_Shape.CUT, _Shape.MISSING) for shape in shapes.values()):
             rebuilt = [name for name in self.scan() if name not in removed]
-            self._write(lambda: rebuilt, serial)
+            self._write(((name, self.page_serial(name)) for name in rebuilt), serial)
             return
-        new = sorted(added)
+        new = sorted(Entry(name, last) for name, last in synced.items())
+        if json_shape is _Shape.UNSERIALED:
+            logger.info("Root index written without per-project serials (an older bandersnatch); rewriting "
+                        "it once with the serial of each project's page")
+            self._merge(new, removed, serial)
+            return
         if _Shape.FOREIGN in shapes.values():
             logger.info("Root index not in the expected layout; rewriting it")
             self._merge(new, removed, serial)
             return
-        if not added and not removed:
+        gone = sorted(removed - synced.keys())
+        if not new and not gone and json_start.startswith(root_json_head(serial)) \
+                and html_end.endswith(root_html_head_tail(serial)[1]):
             return
-        gone = sorted(removed - added)
         try:
-            html = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
-            if html:
+            html_changed = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
+            if html_changed:
                 self.changes.written(self.html)
-            json = _patch(self.json, _json_format(serial), new, gone, self.staging)
-            if json:
+            json_changed = _patch(self.json, _json_format(serial), new, gone, self.staging)
+            if json_changed:
                 self.changes.written(self.json)
-            changed = html or json
+            changed = html_changed or json_changed
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
             self._merge(new, removed, serial)
             return
         if changed:
-            logger.info("Root index updated: %d new and %d removed project(s)", len(new), len(gone))
+            logger.info("Root index updated: %d project(s) synced, %d removed; serial %s",
+                        len(new), len(gone), serial)
 
-    def _merge(self, new: list[str], removed: set[str], serial: int | None) -> None:
-        """Rewrite both files from the names listed now (``names()``: proven whole, or the directories)."""
-        added = set(new)
+    def _merge(self, new: list[Entry], removed: set[str], serial: int | None) -> None:
+        """Rewrite both files from the entries listed now (``entries()``: proven whole, or the dirs)."""
+        synced = {entry.name for entry in new}
+        kept = ((name, last if last is not None else self.page_serial(name))
+                for name, last in self.entries() if name not in removed and name not in synced)
+        self._write(heapq.merge(kept, new), serial)
 
-        def merged() -> Iterator[str]:
-            return heapq.merge((n for n in self.names() if n not in removed and n not in added), new)
-        self._write(merged, serial)
-
-    def _write(self, names: Callable[[], Iterable[str]], serial: int | None) -> None:
-        """Rewrite both files from sorted ``names()``: HTML and JSON each stream over them once."""
+    def _write(self, entries: Iterable[tuple[str, int]], serial: int | None) -> None:
+        """Rewrite both files from sorted ``entries`` in one pass over them (a serial may cost a read)."""
         count = 0
 
-        def projects() -> Iterator[tuple[str, str]]:
+        def counted() -> Iterator[tuple[str, int]]:
             nonlocal count
-            count = 0
-            for name in names():
+            for entry in entries:
                 count += 1
-                yield name, self.href(name)
+                yield entry
 
-        atomic_write(self.html, iter_root_html(projects(), serial), self.staging)
-        self.changes.written(self.html)
-        atomic_write(self.json, iter_root_json(projects(), serial), self.staging)
-        self.changes.written(self.json)
+        # Both renderers take the same 4096-entry batches in step, so the tee never holds more than one.
+        for_html, for_json = itertools.tee(counted())
+        html_chunks = iter_root_html(((name, self.href(name)) for name, _ in for_html), serial)
+        json_chunks = iter_root_json(for_json, serial)
+        with staged(self.html, self.staging) as html, staged(self.json, self.staging) as js:
+            for html_chunk, json_chunk in itertools.zip_longest(html_chunks, json_chunks, fillvalue=b""):
+                html.file.write(html_chunk)
+                js.file.write(json_chunk)
+            html.commit()
+            self.changes.written(self.html)
+            js.commit()
+            self.changes.written(self.json)
         logger.info("Root index: %d project(s)", count)

@@ -415,23 +415,42 @@ def root_json_head(serial: int | None) -> bytes:
 ROOT_JSON_TAIL = b"]}\n"
 
 
-def root_json_line(name: str) -> str:
+def root_json_line(name: str, serial: int) -> str:
+    """A project's entry, with its ``_last-serial`` as PyPI's root JSON has it (a PEP 691 private key)."""
     if _PLAIN.fullmatch(name):
-        return f'{{"name":"{name}"}}'
-    return json.dumps({"name": name}, ensure_ascii=False, separators=(",", ":"))
+        return f'{{"name":"{name}","_last-serial":{int(serial)}}}'
+    return json.dumps({"name": name, "_last-serial": int(serial)}, ensure_ascii=False, separators=(",", ":"))
 
 
-def root_json_line_name(line: bytes) -> str | None:
-    """The project a root ``index.v1_json`` line names; None for other lines, ValueError for a bad entry."""
+_SERIAL_KEY = b'","_last-serial":'
+
+
+def root_json_line_entry(line: bytes) -> tuple[str, int | None] | None:
+    """Name and serial of a root ``index.v1_json`` line (serial None: an entry without one).
+
+    None for a line that is not a project entry; ValueError for a damaged entry.
+    """
     entry = line.strip().rstrip(b",")
-    if entry.startswith(b'{"name":"') and entry.endswith(b'"}') and b"\\" not in entry:
-        return entry[9:-2].decode("utf-8")  # the common case, 750,000 times: no JSON parser
+    if entry.startswith(b'{"name":"') and entry.endswith(b"}") and b"\\" not in entry:
+        # The common case, 750,000 times: no JSON parser.
+        at = entry.find(_SERIAL_KEY, 9)
+        digits = entry[at + len(_SERIAL_KEY):-1] if at > 0 else b""
+        if digits.isdigit():
+            return entry[9:at].decode("utf-8"), int(digits)
+        if entry.endswith(b'"}') and b'"' not in entry[9:-2]:
+            return entry[9:-2].decode("utf-8"), None
     if entry.startswith(b'{"name":'):
         doc = json.loads(entry)  # ValueError when malformed: the caller rebuilds the index
         if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
             raise ValueError(f"not a project entry: {entry[:80]!r}")
-        return str(doc["name"])
+        return str(doc["name"]), _serial_from(doc.get("_last-serial"))
     return None
+
+
+def root_json_line_name(line: bytes) -> str | None:
+    """The project a root ``index.v1_json`` line names; None for other lines, ValueError for a bad entry."""
+    entry = root_json_line_entry(line)
+    return entry[0] if entry is not None else None
 
 
 def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
@@ -448,13 +467,13 @@ def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> I
     yield tail
 
 
-def iter_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
-    """Root PEP 691 index in chunks, one project per line so it can be read back by lines."""
+def iter_root_json(projects: Iterable[tuple[str, int]], serial: int | None) -> Iterator[bytes]:
+    """Root PEP 691 index from ``(name, last serial)`` pairs in chunks, one project per line."""
     yield root_json_head(serial)
     batch: list[str] = []
     separator = ""
-    for name, _ in projects:
-        batch.append(separator + root_json_line(name))
+    for name, last_serial in projects:
+        batch.append(separator + root_json_line(name, last_serial))
         separator = ",\n"
         if len(batch) == 4096:
             yield _utf8("".join(batch))
@@ -466,7 +485,7 @@ def render_root_html(projects: Iterable[tuple[str, str]], serial: int | None) ->
     return b"".join(iter_root_html(projects, serial))
 
 
-def render_root_json(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
+def render_root_json(projects: Iterable[tuple[str, int]], serial: int | None) -> bytes:
     return b"".join(iter_root_json(projects, serial))
 
 
@@ -474,6 +493,12 @@ def root_names(data: bytes) -> list[str]:
     """Project names listed in a root ``index.v1_json`` (any layout of the JSON)."""
     doc = json.loads(data)
     return [p["name"] for p in doc["projects"]]
+
+
+def root_entries(data: bytes) -> list[tuple[str, int | None]]:
+    """Names and ``_last-serial`` (None when absent) of a root ``index.v1_json`` in any layout."""
+    doc = json.loads(data)
+    return [(p["name"], _serial_from(p.get("_last-serial"))) for p in doc["projects"]]
 
 
 def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:

@@ -1,7 +1,7 @@
 """Incremental sync against a 750,000-project mirror, without doing the full sync first.
 
 Seeds a mirror directory as if a full sync had run (state, generation and a
-750,000-name root index; project pages are not needed), then lets 10 changes
+750,000-name root index with each project's serial; project pages are not needed), then lets 10 changes
 happen upstream (8 new releases, a new project, a removed project: the root
 index must be rewritten) and times ``bandersnatch mirror`` with 30 ms of
 latency per request::
@@ -29,13 +29,13 @@ from bandersnatch.state import GENERATION  # noqa: E402
 from bandersnatch.storage import atomic_write  # noqa: E402
 
 
-def seed_mirror(directory: Path, names: list[str], serial: int) -> None:
+def seed_mirror(directory: Path, projects: list[tuple[str, int]], serial: int) -> None:
     staging = directory / "tmp" / "mirror"
     (directory / "web" / "simple").mkdir(parents=True)
     staging.mkdir(parents=True)
     root = directory / "web" / "simple"
-    atomic_write(root / "index.v1_json", iter_root_json(((n, n + "/") for n in names), serial), staging)
-    atomic_write(root / "index.html", iter_root_html(((n, n + "/") for n in names), serial), staging)
+    atomic_write(root / "index.v1_json", iter_root_json(projects, serial), staging)
+    atomic_write(root / "index.html", iter_root_html(((n, n + "/") for n, _ in projects), serial), staging)
     (directory / "generation").write_text(GENERATION + "\n")
     (directory / "state").write_text(f"{serial}\n")
 
@@ -54,7 +54,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as work:
             directory = Path(work) / "mirror"
-            seed_mirror(directory, sorted(upstream.bulk_names()), upstream.serial)
+            listed = upstream.list_packages_with_serial()
+            seed_mirror(directory, [(n, listed[n]) for n in sorted(upstream.bulk_names())], upstream.serial)
             for i in range(8):
                 upstream.add_wheel(f"wproj-{i % 5}", f"2.{i}")
             upstream.add_wheel("brand-new", "1.0")

@@ -22,6 +22,7 @@ from bandersnatch.simple import (
     render_project_json,
     render_root_html,
     render_root_json,
+    root_json_line_entry,
     root_names,
     version_from_filename,
     with_files,
@@ -382,13 +383,32 @@ def test_root_html_lists_projects_with_relative_hrefs() -> None:
     assert b"<!--SERIAL 77-->" in raw
 
 
-def test_root_json_lists_names_and_reads_back() -> None:
-    raw = render_root_json([("aaa", "aaa/"), ("zope-interface", "z/zope-interface/")], 77)
+def test_root_json_lists_names_with_their_serials_as_pypi_does_and_reads_back() -> None:
+    raw = render_root_json([("aaa", 5), ("zope-interface", 70), ("caf\u00e9 \"x\"", 0)], 77)
     assert json.loads(raw) == {
         "meta": {"api-version": "1.4", "_last-serial": 77},
-        "projects": [{"name": "aaa"}, {"name": "zope-interface"}],
+        "projects": [{"name": "aaa", "_last-serial": 5}, {"name": "zope-interface", "_last-serial": 70},
+                     {"name": "caf\u00e9 \"x\"", "_last-serial": 0}],
     }
-    assert root_names(raw) == ["aaa", "zope-interface"]
+    assert root_names(raw) == ["aaa", "zope-interface", "caf\u00e9 \"x\""]
+    lines = raw.splitlines()[1:-1]
+    assert [root_json_line_entry(line) for line in lines] == [
+        ("aaa", 5), ("zope-interface", 70), ("caf\u00e9 \"x\"", 0)]
+
+
+@pytest.mark.parametrize(
+    ("line", "entry"),
+    [
+        (b'{"name":"aaa"},\n', ("aaa", None)),  # written before lines carried serials
+        (b'{"name":"aaa","_last-serial":12},\n', ("aaa", 12)),
+        (b'{"_last-serial":12,"name":"aaa"}', None),  # another layout: not one of our lines
+        (b'{"name":"aaa","_last-serial":true}', ("aaa", None)),
+        (b'{"name":"a\\"b","_last-serial":3}', ('a"b', 3)),
+        (b"]}", None),
+    ],
+)
+def test_root_json_lines_are_read_with_or_without_a_serial(line: bytes, entry: object) -> None:
+    assert root_json_line_entry(line) == entry
 
 
 def test_empty_root_index() -> None:
