@@ -59,6 +59,7 @@ class Settings:
     diff_file: Path | None = None
     diff_append_epoch: bool = False
     json: bool = False
+    root_uri: str | None = None  # honoured for the JSON API copy's file URLs only
     log_config: Path | None = None
     cleanup: bool = False
     warnings: tuple[str, ...] = ()
@@ -67,7 +68,7 @@ class Settings:
 def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
                  sections: tuple[str, ...] = ()) -> Settings:
     """``[mirror]``'s raw values (and the file's section names) read for the 8.x options."""
-    from .config import parse_bool  # the one boolean reader; config imports this module
+    from .config import parse_bool, parse_root_uri  # config imports this module
 
     problems = Problems()
     warnings: list[str] = []
@@ -86,9 +87,10 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
     if not boolean("release-files", True):
         refuse("release-files", "false (an index-only mirror) is not supported: this client always mirrors "
                                 "the files its pages link; remove the option to mirror them")
-    if values.get("root_uri"):
-        warn("root_uri", "ignored: pages link files relatively (../../packages/...), which works under any "
-                         "host name and prefix")
+    root_uri = problems.take(parse_root_uri, values.get("root_uri"), where, fallback=None)
+    if root_uri and not boolean("json", False):
+        warn("root_uri", "ignored without json = true: pages link files relatively (../../packages/...), "
+                         "which works under any host name and prefix")
     _simple_format(values.get("simple-format"), where, problems, warn)
     for option in ("keep_index_versions", "keep-index-versions"):
         _keep_index_versions(values.get(option), option, where, problems, warn)
@@ -121,6 +123,7 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
         diff_file=diff_file,
         diff_append_epoch=boolean("diff-append-epoch", False),
         json=boolean("json", False),
+        root_uri=root_uri,
         log_config=log_config,
         cleanup=boolean("cleanup", False),
         warnings=tuple(warnings),

@@ -124,6 +124,7 @@ class Config:
     json: bool = False  # bandersnatch's `json`: keep a JSON API copy under web/pypi/<project>/json
     log_config: Path | None = None  # a logging.config.fileConfig file replacing the default logging
     cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
+    root_uri: str | None = None  # bandersnatch's root_uri: base of the JSON API copy's file URLs
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
@@ -233,6 +234,7 @@ def parse(text: str, path: Path) -> Config:
         diff_file=eight.diff_file,
         diff_append_epoch=eight.diff_append_epoch,
         json=eight.json,
+        root_uri=eight.root_uri,
         log_config=eight.log_config,
         cleanup=eight.cleanup,
         warnings=eight.warnings,
@@ -430,6 +432,20 @@ def parse_proxy(raw: str | None, where: str) -> str | None:
     if raw is None or raw == "":
         return None
     return netsettings.parse_proxy_url(raw, where, MIRROR, "proxy")
+
+
+def parse_root_uri(raw: str | None, where: str) -> str | None:
+    """Where clients reach the mirror's web/ (bandersnatch's root_uri), ending with a slash; None: unset."""
+    if raw is None or raw == "":
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in raw):
+        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} is not an http(s) URL such as "
+                          "https://pypi-mirror.example.org/")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} must be a plain base URL: no user:password@, "
+                          "query string or fragment")
+    return raw.rstrip("/") + "/"
 
 
 def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,

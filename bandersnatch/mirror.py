@@ -31,6 +31,7 @@ from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
 from .guards import RemovalLimit, check_layout, explained, permission_problem
+from .jsonapi import JsonApi
 from .layout import UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
@@ -131,6 +132,8 @@ class Mirror:
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
             require_hashes=config.require_hashes, changes=self.changes, tally=self.tally,
+            json_api=JsonApi(self.layout.web, self.staging, config.hash_index, enabled=config.json,
+                             root_uri=config.root_uri, changes=self.changes),
         )
 
     def run(self) -> RunReport:

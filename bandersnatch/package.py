@@ -22,6 +22,7 @@ from .deps import wheel_metadata
 from .depstore import METADATA_LIMIT, DependencyRecords, MirroredFile
 from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
+from .jsonapi import JsonApi
 from .layout import (
     PAGE_HTML,
     PAGE_JSON,
@@ -226,10 +227,12 @@ class ProjectSync:
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
                  require_hashes: bool = False, changes: Changes | None = None,
-                 tally: Tally | None = None) -> None:
+                 tally: Tally | None = None, json_api: JsonApi | None = None) -> None:
         self.master = master
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         self.tally = tally  # told of every page write and removal, for the mirror's totals
+        self.json_api = json_api or JsonApi(layout.web, layout.staging, layout.hash_index, enabled=False,
+                                            root_uri=None)
         self.selection = selection
         self.records = records
         self.layout = layout
@@ -295,6 +298,9 @@ class ProjectSync:
                     for f, (_, _, path) in zip(local, plan, strict=False)))
             local_page = replace(page, name=key, files=tuple(local))
             page_serial = page.last_serial if page.last_serial is not None else serial
+            self.json_api.write(name, key, page.versions or (), [
+                (mine, theirs, self.json_api.file_url(self._rel(href)))
+                for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
             # JSON first: it is our record of what is verified on disk.
             staging = self.layout.staging
             before = page_totals(page_dir, known)
@@ -620,6 +626,7 @@ class ProjectSync:
         if self.tally is not None:
             self.tally.changed(before, NONE)
         prune_empty_dirs(page_dir, self.layout.simple, self.layout.staging)
+        self.json_api.remove(key)
         if self.delete_packages:
             self._delete_files(key, doomed)
             self._clear_intent(key)

@@ -12,8 +12,13 @@ import pytest
 
 from bandersnatch.layout import key_dir
 from bandersnatch.rootindex import RootIndex
-from bandersnatch.simple import ProjectPage, render_project_json, render_root_html, render_root_json, root_names
-
+from bandersnatch.simple import (
+    ProjectPage,
+    render_project_json,
+    render_root_html,
+    render_root_json,
+    root_names,
+)
 
 LINE = 3  # the serial of every project line a test does not give one
 
@@ -26,9 +31,11 @@ def entries(names: Iterable[str] | Mapping[str, int]) -> list[tuple[str, int]]:
     return sorted(names.items() if isinstance(names, Mapping) else synced(names).items())
 
 
-def render(index: RootIndex, names: Iterable[str] | Mapping[str, int], serial: int | None) -> tuple[bytes, bytes]:
+def render(index: RootIndex, names: Iterable[str] | Mapping[str, int],
+           serial: int | None) -> tuple[bytes, bytes]:
     listed = entries(names)
-    return (render_root_html([(n, index.href(n)) for n, _ in listed], serial), render_root_json(listed, serial))
+    return (render_root_html([(n, index.href(n)) for n, _ in listed], serial),
+            render_root_json(listed, serial))
 
 
 def make_index(tmp_path: Path, names: Iterable[str] | Mapping[str, int], *, serial: int = 1,
@@ -154,7 +161,9 @@ def test_a_synced_project_s_line_takes_its_new_serial_byte_identical_to_a_full_r
 
 
 @pytest.mark.parametrize("names", [OLD, []], ids=["projects", "empty"])
-def test_a_run_that_only_moves_the_serial_rewrites_both_files_under_it(tmp_path: Path, names: list[str]) -> None:
+def test_a_run_that_only_moves_the_serial_rewrites_both_files_under_it(
+    tmp_path: Path, names: list[str]
+) -> None:
     index = make_index(tmp_path, names, serial=5)
     index.update({}, set(), 6)
     assert written(index) == expected(index, names, 6)
@@ -163,8 +172,9 @@ def test_a_run_that_only_moves_the_serial_rewrites_both_files_under_it(tmp_path:
 
 def old_layout(index: RootIndex, names: list[str], serial: int) -> None:
     """The root index as versions before per-project serials wrote it."""
-    head = '{"meta":{"api-version":"1.1","_last-serial":%d},"projects":[\n' % serial
-    index.json.write_text(head + ",\n".join('{"name":"%s"}' % n for n in names) + "\n]}\n")
+    head = json.dumps({"api-version": "1.1", "_last-serial": serial}, separators=(",", ":"))
+    lines = ",\n".join(json.dumps({"name": n}, separators=(",", ":")) for n in names)
+    index.json.write_text(f'{{"meta":{head},"projects":[\n{lines}\n]}}\n')
 
 
 def test_an_index_without_project_serials_is_upgraded_once_from_the_pages(tmp_path: Path) -> None:
