@@ -244,6 +244,11 @@ INVALID_VALUES = [
     ("master", "https://mirror.example.org/pypi/simple", "give the base URL https://mirror.example.org/pypi"),
     ("master", "https://pypi.org/pypi", "give the base URL https://pypi.org"),
     ("master", "https://pypi.org/pypi/", "without /pypi"),
+    ("root_uri", "pypi-mirror.example.org", "not an http(s) URL"),
+    ("root_uri", "ftp://pypi-mirror.example.org/", "not an http(s) URL"),
+    ("root_uri", "https://pypi-mirror.example.org/?x=1", "plain base URL"),
+    ("root_uri", "https://user:pw@pypi-mirror.example.org/", "plain base URL"),
+    ("json", "maybe", "true or false"),
 ]
 
 
@@ -622,3 +627,12 @@ def test_readme_names_every_option_and_its_option_table_only_options_that_exist(
     rows = re.findall(r"^``([a-z-]+)``", table, re.M)
     accepted = set(config.SCHEMA["mirror"]) | set(config.SCHEMA["statistics"])
     assert rows and set(rows) <= accepted
+
+
+@pytest.mark.parametrize(("raw", "stored"), [("https://m.example.org", "https://m.example.org/"),
+                                             ("https://m.example.org/pypi/", "https://m.example.org/pypi/"),
+                                             ("", None)])
+def test_json_api_options_are_bandersnatch_s_json_and_root_uri(raw: str, stored: str | None) -> None:
+    cfg = parse(mirror_text("json = true", f"root_uri = {raw}"), CONF)
+    assert (cfg.json, cfg.root_uri) == (True, stored)
+    assert (parse(mirror_text(), CONF).json, parse(mirror_text(), CONF).root_uri) == (False, None)
