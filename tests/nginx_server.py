@@ -45,6 +45,7 @@ def site_config(web: Path, port: int, hash_index: bool) -> str:
     block = re.sub(r"root [^;]+;", f"root {web};", block)
     if hash_index:
         block = block.replace("# rewrite ^/simple/", "rewrite ^/simple/")
+        block = block.replace("# rewrite ^/pypi/", "rewrite ^/pypi/")
     return block
 
 

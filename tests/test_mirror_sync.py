@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import distbuild
 import pytest
-from fakepypi import SampleCorpus, Upstream
+from fakepypi import SampleCorpus, Upstream, normalize
 from mirrortools import assert_mirror_matches, page_dir, temp_files, write_config
 
 from bandersnatch.config import load
@@ -278,3 +279,61 @@ def test_a_wheels_metadata_file_is_taken_from_the_wheel_when_it_matches_the_page
     assert not any(r.path.endswith(same.filename + ".metadata") for r in upstream.requests)
     local = next(mirror.web.rglob(name + ".metadata"))
     assert local.read_bytes() == b"Metadata-Version: 2.1\nName: other\n"
+
+
+def root_serials(mirror_web: Path) -> tuple[int, dict[str, int]]:
+    """The root JSON index's meta._last-serial and each project's _last-serial."""
+    root = json.loads((mirror_web / "simple" / "index.v1_json").read_bytes())
+    return root["meta"]["_last-serial"], {p["name"]: p["_last-serial"] for p in root["projects"]}
+
+
+def upstream_serials(upstream: Upstream) -> dict[str, int]:
+    return {normalize(s.name): s.serial for s in upstream.all_current()}
+
+
+def test_the_root_index_lists_each_project_at_upstream_s_serial_through_full_and_incremental_syncs(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    assert root_serials(mirror.web) == (upstream.serial, upstream_serials(upstream))
+    upstream.add_wheel("Alpha-Lib", "3.0")
+    upstream.yank("beta", "beta-0.5.tar.gz")
+    upstream.remove_project("empty-project")
+    upstream.add_sdist("newcomer", "0.1")
+    assert mirror.run() == 0
+    assert root_serials(mirror.web) == (upstream.serial, upstream_serials(upstream))
+    assert (mirror.root / "state").read_text().strip() == str(upstream.serial)
+    html = (mirror.web / "simple" / "index.html").read_text()
+    assert html.endswith(f"</html>\n<!--SERIAL {upstream.serial}-->\n")
+
+
+def test_a_change_that_leaves_the_files_alone_still_moves_the_project_s_root_line_and_serial(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.touch("beta")  # a description edit on PyPI: same files, new serial
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert upstream.count_requests("/packages/") == 0
+    serial, projects = root_serials(mirror.web)
+    assert serial == upstream.serial == int((mirror.root / "state").read_text())
+    assert projects == upstream_serials(upstream)
+    assert projects["beta"] == upstream.serial
+
+
+def test_a_root_index_written_without_project_serials_is_upgraded_by_the_next_run(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    root_json = mirror.web / "simple" / "index.v1_json"
+    text = root_json.read_text()
+    root_json.write_text(re.sub(r',"_last-serial":\d+\}', "}", text.split("\n", 1)[1]).join(
+        [text.split("\n", 1)[0] + "\n", ""]))
+    assert '"_last-serial":' not in root_json.read_text().split("\n", 1)[1]
+    upstream.reset_requests()
+    assert mirror.run() == 0  # nothing changed upstream
+    assert root_json.read_text() == text
+    assert len(upstream.requests) == 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -146,3 +148,33 @@ def test_readme_block_loads_without_warnings_and_redirects_names_that_are_not_no
         assert moved.url == f"{nginx.url}/simple/zope-interface-x/"
         assert moved.history and all(r.status_code == 301 for r in moved.history)
         assert moved.json()["name"] == "zope-interface-x"
+
+
+@pytest.fixture(params=[False, True], ids=["flat", "hash-index"])
+def nginx_json_mirror(request: pytest.FixtureRequest, tmp_path: Path, upstream: Upstream,
+                      sample_corpus: SampleCorpus) -> Iterator[tuple[MirrorSetup, Nginx]]:
+    hash_index = request.param
+    mirror = write_config(tmp_path, upstream.url, hash_index=str(hash_index).lower(), json="true")
+    assert mirror.run() == 0
+    upstream.stop()
+    with run_nginx(mirror.web, tmp_path / "nginx", hash_index=hash_index) as nginx:
+        yield mirror, nginx
+
+
+def test_nginx_serves_the_json_api_as_application_json_and_its_urls_reach_the_files(
+    nginx_json_mirror: tuple[MirrorSetup, Nginx]
+) -> None:
+    _, nginx = nginx_json_mirror
+    url = f"{nginx.url}/pypi/alpha-lib/json"
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].split(";")[0] == "application/json"
+    doc = answer.json()
+    assert doc["info"]["version"] == "2.0"
+    for entry in doc["urls"]:
+        fetched = requests.get(urljoin(url, entry["url"]), timeout=10)
+        assert fetched.status_code == 200
+        assert hashlib.sha256(fetched.content).hexdigest() == entry["digests"]["sha256"]
+    root = requests.get(f"{nginx.url}/simple/", headers={"Accept": PIP_ACCEPT}, timeout=10).json()
+    assert {p["name"]: p["_last-serial"] for p in root["projects"]}["alpha-lib"] == doc["last_serial"]
+    assert requests.get(f"{nginx.url}/pypi/no-such-project/json", timeout=10).status_code == 404
