@@ -26,7 +26,7 @@ def json_api(web: Path, project: str, hash_index: bool = False) -> dict[str, Any
 
 
 def served_file(web: Path, project: str, url: str) -> Path:
-    """The file a client fetching ``/pypi/<project>/json`` reaches by ``url`` (served URLs are never hashed)."""
+    """The file a client of ``/pypi/<project>/json`` reaches by ``url`` (served URLs are never hashed)."""
     path = urlsplit(urljoin(f"http://mirror.test/pypi/{normalize(project)}/json", url)).path
     assert path.startswith("/packages/"), url
     return web / unquote(path.lstrip("/"))
@@ -56,7 +56,8 @@ def assert_json_api_matches(upstream: Upstream, mirror: MirrorSetup, hash_index:
                 assert entry["digests"]["sha256"] == entry_upstream.sha256
                 if entry_upstream.metadata is not None:
                     assert entry["core-metadata"] == {"sha256": entry_upstream.metadata_sha256}
-                    assert sha256_of(path.with_name(path.name + ".metadata")) == entry_upstream.metadata_sha256
+                    metadata = path.with_name(path.name + ".metadata")
+                    assert sha256_of(metadata) == entry_upstream.metadata_sha256
                 else:
                     assert entry["core-metadata"] is False
     listed = {p.parent.name for p in (mirror.web / "pypi").rglob("json")}
@@ -119,8 +120,8 @@ def test_root_uri_makes_the_json_api_s_file_urls_absolute(
     tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
 ) -> None:
     mirror = write_config(tmp_path, upstream.url, json="true")
-    mirror.config.write_text(mirror.config.read_text().replace(
-        "[mirror]\n", "[mirror]\nroot_uri = https://pypi-mirror.example.org/base\n"))  # bandersnatch's spelling
+    mirror.config.write_text(mirror.config.read_text().replace(  # bandersnatch's spelling: root_uri
+        "[mirror]\n", "[mirror]\nroot_uri = https://pypi-mirror.example.org/base\n"))
     assert mirror.run() == 0
     url = json_api(mirror.web, "beta")["urls"][0]["url"]
     assert url.startswith("https://pypi-mirror.example.org/base/packages/")
@@ -163,5 +164,7 @@ def test_info_version_is_the_newest_final_release_else_the_newest_pre_release(
         ("x-1.0.msi", "bdist_msi", "any"),
     ],
 )
-def test_packagetype_and_python_version_are_told_from_the_filename(filename: str, kind: str, python: str) -> None:
+def test_packagetype_and_python_version_are_told_from_the_filename(
+    filename: str, kind: str, python: str
+) -> None:
     assert (packagetype(filename), python_version(filename)) == (kind, python)
