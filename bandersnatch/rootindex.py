@@ -433,16 +433,16 @@ class RootIndex:
         except FileNotFoundError:
             return None
         try:
-            if _json_shape(fd) is not _Shape.WHOLE:
+            if _json_shape(*_ends(fd)) not in (_Shape.WHOLE, _Shape.UNSERIALED):
                 return None
             old = _OldIndex(fd, _json_format(None))
             if old.start >= old.end:
                 return ()
-            first, _ = old.line_at(old.start)
+            first, _, _ = old.line_at(old.start)
             window = min(old.end - old.start, _MAX_LINE)
             body_end = os.pread(fd, window, old.end - window)
             at = body_end.rfind(b"\n", 0, len(body_end) - 1)  # the break before the last line
-            last, _ = old.line_at(old.end - window + at + 1 if at >= 0 else old.start)
+            last, _, _ = old.line_at(old.end - window + at + 1 if at >= 0 else old.start)
             return first, last
         except (OSError, _NotOurLayout):
             return None
