@@ -1,7 +1,8 @@
 """Incremental sync against a 750,000-project mirror, without doing the full sync first.
 
-Seeds a mirror directory as if a full sync had run (state, generation and a
-750,000-name root index with each project's serial; project pages are not needed), then lets 10 changes
+Seeds a mirror directory as if a full sync had run (state, generation, a
+750,000-name root index with each project's serial, and the pages of its first
+and last project, which every run checks are there), then lets 10 changes
 happen upstream (8 new releases, a new project, a removed project: the root
 index must be rewritten) and times ``bandersnatch mirror`` with 30 ms of
 latency per request::
@@ -24,7 +25,13 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 from fakepypi import Upstream  # noqa: E402
 
-from bandersnatch.simple import iter_root_html, iter_root_json  # noqa: E402
+from bandersnatch.simple import (  # noqa: E402
+    ProjectPage,
+    iter_root_html,
+    iter_root_json,
+    render_project_html,
+    render_project_json,
+)
 from bandersnatch.state import GENERATION  # noqa: E402
 from bandersnatch.storage import atomic_write  # noqa: E402
 
@@ -36,6 +43,12 @@ def seed_mirror(directory: Path, projects: list[tuple[str, int]], serial: int) -
     root = directory / "web" / "simple"
     atomic_write(root / "index.v1_json", iter_root_json(projects, serial), staging)
     atomic_write(root / "index.html", iter_root_html(((n, n + "/") for n, _ in projects), serial), staging)
+    # Every run checks that the root index's first and last projects have pages (content lost?).
+    for name, last_serial in {projects[0], projects[-1]} if projects else ():
+        page = ProjectPage(name, ())
+        (root / name).mkdir()
+        atomic_write(root / name / "index.v1_json", render_project_json(page, last_serial), staging)
+        atomic_write(root / name / "index.html", render_project_html(page, last_serial), staging)
     (directory / "generation").write_text(GENERATION + "\n")
     (directory / "state").write_text(f"{serial}\n")
 
