@@ -425,10 +425,14 @@ class Mirror:
         pruning = (self.selection.active and self.state.prune_pending() and not report.stopped_early
                    and not self._closure_unknown(report))
         unselected = self._unselected_on_mirror({o.key for o in removed}) if pruning else []
+        gone = {o.key for o in removed} | set(unselected)
+        # A run that stopped early having changed nothing leaves the root index's serial alone too.
+        unchanged = report.stopped_early and self._synced == {} and not gone
+        serial = (self.state.read_serial() or target) if unchanged else target
         if self._past_limit(len(removed) + len(unselected), report):
-            self.root.update(self._synced, set(), target)
+            self.root.update(self._synced, set(), serial)
             return [(o.name, o.serial) for o in removed]
-        self.root.update(self._synced, {o.key for o in removed} | set(unselected), target)
+        self.root.update(self._synced, gone, serial)
         for outcome in removed:
             why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
             self.projects.remove_project(outcome.name, why)
