@@ -216,8 +216,6 @@ def test_a_master_under_a_path_prefix_is_mirrored(tmp_path: Path, prefixed: Upst
     assert all(r.path.startswith("/pypi-mirror/") for r in prefixed.requests)
 
 
-@pytest.mark.xfail(strict=True, reason="our root index.v1_json lists no per-project _last-serial yet "
-                                       "(issue 11, 'Our mirror as an upstream': branch h-upstream)")
 def test_a_mirror_of_our_mirror_equals_upstream_after_full_and_incremental_syncs(
     tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
 ) -> None:

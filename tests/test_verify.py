@@ -159,7 +159,7 @@ def test_pages_that_disagree_are_found_and_written_again(synced: MirrorSetup, up
 def test_root_index_missing_a_project_is_found_and_rebuilt(synced: MirrorSetup, upstream: Upstream,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     root = RootIndex(synced.web / "simple", synced.root / "tmp" / "x", False)
-    root.update(set(), {"beta"}, upstream.serial)
+    root.update({}, {"beta"}, upstream.serial)
     code, lines = verify(synced, capsys)
     assert code == 1 and lines == [
         "root-missing: beta: has both pages but the root index does not name it"]
