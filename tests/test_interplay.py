@@ -26,9 +26,6 @@ def test_filters_selecting_no_project_leave_the_mirror_up_to_date_on_the_next_ru
     assert "Mirror is up to date" in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="json = true is parsed (config.json) and documented as honoured "
-                   "(README's 8.x table, adopt.py), and adoption deletes 8.x's web/pypi/, but no module "
-                   "writes web/pypi/<project>/json")
 def test_json_true_writes_the_json_api_copy_the_readme_promises(tmp_path: Path, upstream: Upstream) -> None:
     upstream.add_wheel("alpha", "1.0")
     mirror = write_config(tmp_path, upstream.url, json="true")
