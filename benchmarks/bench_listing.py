@@ -101,7 +101,8 @@ def main() -> int:
         peer: Client | None = None
         if not args.no_peer:
             try:
-                peer = peer_client(ensure_peer_venv(DEFAULT_PEER_VENV, args.peer_python, work / "peer-install.log"))
+                venv = ensure_peer_venv(DEFAULT_PEER_VENV, args.peer_python, work / "peer-install.log")
+                peer = peer_client(venv)
             except PeerUnavailable as why:
                 print(f"bandersnatch {PEER_VERSION} is not available, ours alone: {why}")
         ours = our_client(sys.executable)
