@@ -145,9 +145,11 @@ class ListingFeed:
     def changed_since(self, serial: int) -> Iterator[tuple[str, int]]:
         saved = self._saved()
         usable = saved if saved is not None and saved.serial <= serial else None  # else: not planned yet
-        known = DoneSet((key, s) for key, s in self.mirrored() if s is not None)
+        known: DoneSet | None = None  # read at the first entry: a 304 never needs the root index
         listed: array[int] = array("Q")
         for name, listed_serial in self._read(usable, allow_unserialed=False):
+            if known is None:
+                known = DoneSet((key, s) for key, s in self.mirrored() if s is not None)
             key = normalize(name)
             listed.append(name_hash(key))
             have = known.get(key)

@@ -238,3 +238,31 @@ def test_a_mirror_of_our_mirror_equals_upstream_after_full_and_incremental_syncs
         del url.requests[:]
         assert second.run() == 0
         assert [(r.path, r.status) for r in url.requests] == [("/simple/", 304)]
+
+
+def test_an_unchanged_listing_answered_304_does_not_read_the_root_index(
+    tmp_path: Path, listing_only: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 750,000 projects, reading our root index to diff a listing that never came took 4 s of a 5 s run."""
+    from bandersnatch.rootindex import RootIndex
+
+    mirror = write_config(tmp_path, listing_only.url)
+    assert mirror.run() == 0
+    assert mirror.run() == 0
+    read: list[str] = []
+    real_entries = RootIndex.entries
+
+    def counted(self: RootIndex) -> Iterator[tuple[str, int | None]]:
+        for entry in real_entries(self):
+            read.append(entry[0])
+            yield entry
+
+    monkeypatch.setattr(RootIndex, "entries", counted)
+    listing_only.reset_requests()
+    assert mirror.run() == 0
+    assert [(r.path, r.status) for r in listing_only.requests] == [("/simple/", 304)]
+    assert read == []
+    listing_only.add_wheel("Alpha-Lib", "3.0")
+    assert mirror.run() == 0  # a listing that did change is still diffed against the root index
+    assert read
+    assert_mirror_matches(listing_only, mirror.web)
