@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from .difffile import Changes
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
@@ -360,6 +360,17 @@ def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str], st
         os.close(src)
 
 
+def _body_lines(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """An index body's lines between byte offsets ``start`` and ``end``, each with the offset after it."""
+    f.seek(start)
+    pos = start
+    for line in f:
+        if pos >= end:
+            return
+        pos += len(line)
+        yield pos, line
+
+
 class RootIndex:
     """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
 
@@ -409,12 +420,8 @@ class RootIndex:
             if shape not in (_Shape.WHOLE, _Shape.UNSERIALED):
                 raise _NotOurLayout("cut short")
             start, end, _ = _json_format(None).body(fd, os.fstat(fd).st_size)
-            f.seek(start)
-            pos, last = start, None
-            for line in f:
-                if pos >= end:
-                    break
-                pos += len(line)
+            last = None
+            for pos, line in _body_lines(f, start, end):
                 entry = root_json_line_entry(line)
                 if entry is None or (last is not None and entry[0] <= last):
                     raise _NotOurLayout(f"not a project line, or out of order, before byte {pos}")
@@ -493,12 +500,8 @@ class RootIndex:
                 if shape is not _Shape.WHOLE:
                     raise ValueError("cut short" if shape is _Shape.CUT else "not in bandersnatch's layout")
                 start, end, _ = _html_format(None, self.href).body(fd, os.fstat(fd).st_size)
-                f.seek(start)
-                pos, last = start, None
-                for line in f:
-                    if pos >= end:
-                        break
-                    pos += len(line)
+                last = None
+                for pos, line in _body_lines(f, start, end):
                     name = root_html_line_name(line)
                     if name is None or (last is not None and name <= last) \
                             or line.rstrip(b"\n") != root_html_line(name, self.href(name)).encode():
