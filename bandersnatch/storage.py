@@ -441,12 +441,17 @@ def clear_staging(staging: Path) -> int:
     if fd is None:
         return 0
     try:
-        with os.scandir(fd) as entries:
-            names = [entry.name for entry in entries]
-        for name in names:
-            _remove_tree(fd, name)
+        return _empty_dir(fd)
     finally:
         os.close(fd)
+
+
+def _empty_dir(fd: int) -> int:
+    """Remove everything in the directory open as ``fd``; return how many entries went."""
+    with os.scandir(fd) as entries:
+        names = [entry.name for entry in entries]
+    for name in names:
+        _remove_tree(fd, name)
     return len(names)
 
 
@@ -462,10 +467,7 @@ def _remove_tree(dir_fd: int, name: str) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(name, _INSIDE, dir_fd=dir_fd)
         try:
-            with os.scandir(fd) as entries:
-                names = [entry.name for entry in entries]
-            for child in names:
-                _remove_tree(fd, child)
+            _empty_dir(fd)
         finally:
             os.close(fd)
         os.rmdir(name, dir_fd=dir_fd)
