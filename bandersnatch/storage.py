@@ -531,3 +531,37 @@ def prune_empty_dirs(start: Path, stop: Path, staging: Path) -> None:
     finally:
         for each in fds:
             os.close(each)
+
+
+# ---------------------------------------------------------------- walking
+
+
+def walk_files(top: Path, staging: Path) -> Iterator[tuple[str, ...]]:
+    """Every regular file below the directory ``top``, as its segments below ``top``, following no link.
+
+    Links, and whatever they point to, are not listed; nothing when ``top`` is missing.
+    Names come sorted within each directory.
+    """
+    fd = _open_dir(top, staging, create=False)
+    if fd is None:
+        return
+    yield from _walk_fd(fd, ())
+
+
+def _walk_fd(fd: int, here: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The files below the directory open as ``fd`` (closed at the end)."""
+    try:
+        with os.scandir(fd) as scan:
+            entries = sorted((entry.name, entry.is_dir(follow_symlinks=False),
+                              entry.is_file(follow_symlinks=False)) for entry in scan)
+        for name, is_dir, is_file in entries:
+            if is_file:
+                yield (*here, name)
+            elif is_dir:
+                try:
+                    child = os.open(name, _INSIDE, dir_fd=fd)
+                except OSError:
+                    continue  # removed meanwhile, or swapped for a link: not ours to follow
+                yield from _walk_fd(child, (*here, name))
+    finally:
+        os.close(fd)

@@ -1,0 +1,112 @@
+"""The filesystem store: the mirror published as the files of ``web/`` (see ``store``).
+
+Every write and delete goes through ``storage``: a key's segments are checked
+and joined below ``web/`` by ``storage.confined``, an object appears by the
+rename of a complete, fsynced file staged in the mirror's staging directory,
+and no link below the mirror directory is followed.  Reads (``read``,
+``stat``) go through the path as a web server serving ``web/`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .storage import StagedFile, confined, prune_empty_dirs, remove_file, staged, walk_files
+from .store import ObjectStat
+
+
+class _Upload:
+    """One staged file becoming the object ``key`` (``store.Upload``)."""
+
+    def __init__(self, key: str, staged_file: StagedFile) -> None:
+        self.key = key
+        self._staged = staged_file
+        self.file: BinaryIO = staged_file.file
+
+    def commit(self) -> ObjectStat:
+        # Taken from the staged file itself: a rename keeps size and mtime, and no other
+        # writer replacing the object just after can slip its stamp into our record.
+        self.file.flush()
+        info = os.fstat(self.file.fileno())
+        self._staged.commit()
+        return ObjectStat(info.st_size, info.st_mtime_ns)
+
+
+class FilesystemStore:
+    """The objects are the files below ``web``; temporary files are staged in ``staging``.
+
+    ``staging`` is ``<directory>/tmp/<owner>`` and ``web`` lies below ``<directory>``
+    (``storage`` finds the mirror directory from the staging directory).
+    """
+
+    def __init__(self, web: Path, staging: Path) -> None:
+        self.web = web
+        self.staging = staging
+
+    def description(self) -> str:
+        return str(self.web)
+
+    def path(self, key: str) -> Path:
+        """Where the object ``key`` lives; UnsafePath for a key that is not a confined relative path.
+
+        A filesystem capability (the root index patches files in place, the diff-file
+        lists paths): code that only publishes and reads objects does not call it.
+        """
+        return confined(self.web, key.split("/"))
+
+    @contextlib.contextmanager
+    def upload(self, key: str) -> Iterator[_Upload]:
+        path = self.path(key)
+        with staged(path, self.staging) as st:
+            yield _Upload(key, st)
+
+    def publish_page(self, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
+        with self.upload(key) as up:
+            if isinstance(data, bytes):
+                up.file.write(data)
+            else:
+                for chunk in data:
+                    up.file.write(chunk)
+            return up.commit()
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def stat(self, key: str) -> ObjectStat | None:
+        try:
+            info = os.stat(self.path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return ObjectStat(info.st_size, info.st_mtime_ns)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``, then the directories left empty up to its first segment (``packages/``).
+
+        They are pruned even when the object was already gone: a delete killed
+        between the two may have left them.
+        """
+        path = self.path(key)
+        removed = remove_file(path, self.staging)
+        top = key.split("/", 1)[0]
+        prune_empty_dirs(path.parent, self.web / top, self.staging)
+        return removed
+
+    def iterate(self, prefix: str) -> Iterator[str]:
+        """Keys starting with ``prefix``, from a walk of its directory that follows no link."""
+        directory, _, _ = prefix.rpartition("/")
+        top = self.path(directory) if directory else self.web
+        base = f"{directory}/" if directory else ""
+        for segments in walk_files(top, self.staging):
+            key = base + "/".join(segments)
+            if key.startswith(prefix):
+                yield key
