@@ -39,11 +39,15 @@ DELETED_SUFFIX = ".deleted"
 class Changes:
     """Records the paths a run writes and deletes; does nothing when no diff-file is configured."""
 
-    def __init__(self, spool: Path | None, staging: Path | None = None) -> None:
-        """``staging``: the run's staging directory, required with a ``spool`` (see ``storage``)."""
+    def __init__(self, spool: Path | None, staging: Path | None = None, web: Path | None = None) -> None:
+        """``staging``: the run's staging directory, required with a ``spool`` (see ``storage``).
+
+        ``web``: the filesystem store's directory, where the store's keys are listed as paths.
+        """
         assert spool is None or staging is not None, "the spool is written through storage"
         self.spool = spool
         self.staging = staging
+        self.web = web
         self._lock = threading.Lock()
         self._file: BinaryIO | None = None
 
@@ -52,6 +56,19 @@ class Changes:
 
     def deleted(self, path: Path) -> None:
         self._note(path)
+
+    def written_key(self, key: str) -> None:
+        """The store's object ``key`` was published: listed as its path below ``web``."""
+        if self.spool is not None:
+            self._note(self._path(key))
+
+    def deleted_key(self, key: str) -> None:
+        if self.spool is not None:
+            self._note(self._path(key))
+
+    def _path(self, key: str) -> Path:
+        assert self.web is not None, "a spool listing the store's objects needs web"
+        return self.web / key
 
     def _note(self, path: Path) -> None:
         if self.spool is None:

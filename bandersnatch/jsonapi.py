@@ -7,7 +7,7 @@ sizes, upload times and yanks.  So ``info`` carries the name and the latest
 version, not the descriptions and authors PyPI adds from core metadata.
 
 Rendering is pure (records in, bytes out); :class:`JsonApi` writes and removes
-the files through :mod:`.storage`.  File URLs point into the mirror: relative
+the objects through the mirror's store (:mod:`.store`).  File URLs point into the mirror: relative
 to ``/pypi/<project>/json`` by default, or below ``root_uri`` when one is set
 (bandersnatch's option of that name).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -27,7 +26,7 @@ from .dists import SDIST_EXTENSIONS, version_text
 from .filenames import split_suffix
 from .layout import key_dir
 from .simple import DistFile
-from .storage import atomic_write, confined, prune_empty_dirs, remove_file
+from .store import Store
 
 JSON_API_FILE = "json"
 # PyPI's packagetype by suffix; the sdist extensions are dists.SDIST_EXTENSIONS.
@@ -131,16 +130,17 @@ def render_project(name: str, key: str, versions: Sequence[str],
 class JsonApi:
     """``web/pypi/<project>/json`` of one mirror (under ``<first letter>/`` with hash-index)."""
 
-    def __init__(self, web: Path, staging: Path, hash_index: bool, *, enabled: bool,
+    def __init__(self, store: Store, hash_index: bool, *, enabled: bool,
                  root_uri: str | None, changes: Changes | None = None) -> None:
-        self.pypi, self.staging, self.hash_index = web / "pypi", staging, hash_index
+        self.store, self.hash_index = store, hash_index
         self.enabled = enabled
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         # From /pypi/<project>/json, ../../ is the root the mirror is served at.
         self.base = root_uri.rstrip("/") + "/" if root_uri else "../../"
 
-    def path(self, key: str) -> Path:
-        return confined(self.pypi, [*key_dir(key, self.hash_index), JSON_API_FILE])
+    def key(self, key: str) -> str:
+        """The store key of a project's copy (``pypi/<project>/json``)."""
+        return "/".join(["pypi", *key_dir(key, self.hash_index), JSON_API_FILE])
 
     def file_url(self, packages_path: str) -> str:
         """URL of a file by its (quoted) path below ``web/packages/``."""
@@ -149,13 +149,12 @@ class JsonApi:
     def write(self, name: str, key: str, versions: Sequence[str],
               files: Sequence[tuple[DistFile, DistFile, str]], serial: int) -> None:
         if self.enabled:
-            path = self.path(key)
-            atomic_write(path, render_project(name, key, versions, files, serial), self.staging)
-            self.changes.written(path)
+            store_key = self.key(key)
+            self.store.publish_page(store_key, render_project(name, key, versions, files, serial))
+            self.changes.written_key(store_key)
 
     def remove(self, key: str) -> None:
         """Whether or not the copy is enabled now: an earlier run may have written one."""
-        path = self.path(key)
-        if remove_file(path, self.staging):
-            self.changes.deleted(path)
-            prune_empty_dirs(path.parent, self.pypi, self.staging)
+        store_key = self.key(key)
+        if self.store.delete(store_key):  # and the directories that leaves empty
+            self.changes.deleted_key(store_key)

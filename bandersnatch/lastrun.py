@@ -18,6 +18,7 @@ from .errors import BandersnatchError, ConfigError
 from .storage import atomic_write
 
 FILENAME = "last-run"
+LAST_MODIFIED = "last-modified"  # the store's key (below web/) of when the last complete run ended
 
 # The exit codes the CLI gives the same outcomes (cli.EXIT_*).
 EXIT_OK = 0
@@ -94,7 +95,14 @@ def write(directory: Path, run: LastRun, staging: Path) -> None:
 def read_last_modified(web: Path) -> str | None:
     """``web/last-modified`` (written when a run completes): the last success before ``last-run`` existed."""
     try:
-        text = (web / "last-modified").read_text(encoding="ascii", errors="replace").strip()
+        data = (web / LAST_MODIFIED).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return text or None
+    return parse_last_modified(data)
+
+
+def parse_last_modified(data: bytes | None) -> str | None:
+    """The stamp in ``last-modified``'s bytes (None: there is none)."""
+    if data is None:
+        return None
+    return data.decode("ascii", errors="replace").strip() or None

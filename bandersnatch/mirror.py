@@ -30,9 +30,10 @@ from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
+from .fsstore import FilesystemStore
 from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .jsonapi import JsonApi
-from .layout import UrlPolicy
+from .layout import PAGE_JSON, UrlPolicy
 from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync, page_keys, page_totals
@@ -40,7 +41,7 @@ from .progress import Progress, human_bytes
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
-from .storage import atomic_write, clear_staging, make_dirs, staging_dir
+from .storage import clear_staging, make_dirs, staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,12 @@ class Mirror:
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
         self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
+        # Where everything clients read is published: made once, and every publisher is given it.
+        self.store = FilesystemStore(self.layout.web, self.staging)
         self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
-                               self.staging)
-        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes)
+                               self.staging, self.layout.web)
+        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes,
+                              store=self.store)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
@@ -126,14 +130,15 @@ class Mirror:
         self._started: set[str] = set()
         self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
         self.tally = Tally(self.directory, self.staging, self._page_totals,
-                           lambda: page_keys(self.layout.simple, config.hash_index))
+                           lambda: page_keys(self.store, config.hash_index))
         self.projects = ProjectSync(
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=self.selection, records=self.records,
             require_hashes=config.require_hashes, changes=self.changes, tally=self.tally,
-            json_api=JsonApi(self.layout.web, self.staging, config.hash_index, enabled=config.json,
+            json_api=JsonApi(self.store, config.hash_index, enabled=config.json,
                              root_uri=config.root_uri, changes=self.changes),
+            store=self.store,
         )
 
     def run(self) -> RunReport:
@@ -374,7 +379,7 @@ class Mirror:
 
     def _has_pages(self, key: str) -> bool:
         try:
-            return has_pages(self.layout.page_dir(key))
+            return self.projects.has_pages(key)
         except BandersnatchError:
             return False
 
@@ -620,7 +625,7 @@ class Mirror:
 
     def _page_totals(self, key: str) -> Totals:
         try:
-            return page_totals(self.layout.page_dir(key))
+            return page_totals(self.store, self.layout.page_key(key, PAGE_JSON))
         except BandersnatchError:
             return NONE
 
@@ -631,7 +636,7 @@ class Mirror:
             previous = lastrun.read(self.directory)
             ended = lastrun.utc_now()
             success = ended if code == 0 else previous.last_success if previous \
-                else lastrun.read_last_modified(self.layout.web)
+                else lastrun.parse_last_modified(self.store.read(lastrun.LAST_MODIFIED))
             r = report or RunReport()
             lastrun.write(self.directory, lastrun.LastRun(
                 started, ended, code, self.state.read_serial(), r.synced, r.removed + r.unselected,
@@ -641,8 +646,8 @@ class Mirror:
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        atomic_write(self.layout.web / "last-modified", f"{stamp}\n".encode(), self.staging)
-        self.changes.written(self.layout.web / "last-modified")
+        self.store.publish_page(lastrun.LAST_MODIFIED, f"{stamp}\n".encode())
+        self.changes.written_key(lastrun.LAST_MODIFIED)
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:

@@ -22,6 +22,7 @@ from .deps import wheel_metadata
 from .depstore import METADATA_LIMIT, DependencyRecords, MirroredFile
 from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
+from .fsstore import FilesystemStore
 from .jsonapi import JsonApi
 from .layout import (
     PAGE_HTML,
@@ -37,10 +38,10 @@ from .master import VERIFIABLE, Digest, Master
 from .names import is_valid_project_name, normalize
 from .owners import Linked, Links
 from .progress import human_bytes
-from .rootindex import has_pages
 from .selection import Exclusion, Selection
 from .simple import DistFile, ProjectPage, check_provenance, render_project_html, render_project_json
-from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, prune_empty_dirs, remove_file, staged
+from .storage import MAX_SEGMENT_BYTES, atomic_write, confined, remove_file
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,19 @@ METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL p
 PROVENANCE_SUFFIX = ".provenance"
 SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
 ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
+# Under ON_DISK, a file's stamp (store.ObjectStat) is kept as "mtime-ns" when it is a filesystem's
+# modification time (an int) and as "etag" when it is an object store's ETag (a str); the
+# metadata's likewise with a "metadata-" prefix.
+_MTIME, _ETAG = "mtime-ns", "etag"
 
 
 @dataclass(frozen=True)
 class Stored:
-    """A file as verified on disk: its sha256, and the size and mtime it had then."""
+    """A file as verified in the store: its sha256, and the size and stamp it had then."""
 
     sha256: str
     size: int | None
-    mtime_ns: int | None  # None: recorded before mtimes were (the size alone is checked, once)
+    stamp: int | str | None  # None: recorded before stamps were (the size alone is checked, once)
 
 
 @dataclass(frozen=True)
@@ -67,20 +72,20 @@ class Known:
     sha256: str
     size: int | None
     metadata_sha256: str | None
-    mtime_ns: int | None = None
+    stamp: int | str | None = None
     metadata_size: int | None = None
-    metadata_mtime_ns: int | None = None
+    metadata_stamp: int | str | None = None
     provenance: bool = False  # our page links a provenance copy beside the file
 
     @property
     def file(self) -> Stored:
-        return Stored(self.sha256, self.size, self.mtime_ns)
+        return Stored(self.sha256, self.size, self.stamp)
 
     @property
     def metadata(self) -> Stored | None:
         if self.metadata_sha256 is None:
             return None
-        return Stored(self.metadata_sha256, self.metadata_size, self.metadata_mtime_ns)
+        return Stored(self.metadata_sha256, self.metadata_size, self.metadata_stamp)
 
 
 @dataclass(frozen=True)
@@ -134,13 +139,28 @@ class Layout:
     def page_dir(self, name: str) -> Path:
         return confined(self.simple, project_dir(name, self.hash_index))
 
+    def page_key(self, name: str, page: str) -> str:
+        """The store key of one of a project's pages (``simple/<project>/index.v1_json``)."""
+        return "/".join(["simple", *project_dir(name, self.hash_index), page])
 
-def read_known(page_dir: Path) -> dict[str, Known]:
-    """href -> Known, from the JSON page we published last time (empty when there is none)."""
+    def file_key(self, path: Path) -> str:
+        """The store key of a file planned at ``path`` below ``packages``."""
+        return path.relative_to(self.web).as_posix()
+
+
+def read_known(store: Store, page_key: str) -> dict[str, Known]:
+    """href -> Known, from the JSON page we published last time at ``page_key`` (empty when there is none)."""
+    return parse_known(store.read(page_key))
+
+
+def parse_known(data: bytes | None) -> dict[str, Known]:
+    """href -> Known, from the bytes of our JSON page (None or damaged: empty)."""
+    if data is None:
+        return {}
     try:
-        doc = json.loads((page_dir / PAGE_JSON).read_bytes())
+        doc = json.loads(data)
         files = doc["files"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return {}
     known = {}
     for entry in files:
@@ -153,9 +173,9 @@ def read_known(page_dir: Path) -> dict[str, Known]:
                 sha256=entry["hashes"]["sha256"],
                 size=entry.get("size"),
                 metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
-                mtime_ns=_int_or_none(on_disk.get("mtime-ns")),
+                stamp=_stamp(on_disk, ""),
                 metadata_size=_int_or_none(on_disk.get("metadata-size")),
-                metadata_mtime_ns=_int_or_none(on_disk.get("metadata-mtime-ns")),
+                metadata_stamp=_stamp(on_disk, "metadata-"),
                 provenance=isinstance(entry.get("provenance"), str),
             )
         except (KeyError, TypeError, AttributeError):
@@ -163,31 +183,51 @@ def read_known(page_dir: Path) -> dict[str, Known]:
     return known
 
 
-def page_totals(page_dir: Path, known: Mapping[str, Known] | None = None) -> Totals:
-    """What a project's JSON page links (``known``: that page, already read): its count for ``counts``."""
-    if not (page_dir / PAGE_JSON).is_file():
-        return NONE
+def page_totals(store: Store, page_key: str, known: Mapping[str, Known] | None = None) -> Totals:
+    """What the project's JSON page at ``page_key`` links (``known``: that page, already read):
+    its count for ``counts``."""
     if known is None:
-        known = read_known(page_dir)
+        data = store.read(page_key)
+        if data is None:
+            return NONE
+        known = parse_known(data)
+    elif store.stat(page_key) is None:
+        return NONE
     return Totals(1, len(known), sum(k.size or 0 for k in known.values()))
 
 
-def page_keys(simple: Path, hash_index: bool) -> Iterator[str]:
+def page_keys(store: Store, hash_index: bool) -> Iterator[str]:
     """Every project with a JSON page under ``simple/``: the one walk, when ``counts`` must be rebuilt.
 
     Directories not under a normalized name are not ours (a bandersnatch 8 leftover): skipped.
     """
-    if not simple.is_dir():
-        return
-    tops = sorted(d for d in simple.iterdir() if d.is_dir())
-    dirs = (d for top in tops for d in sorted(top.iterdir()) if d.is_dir()) if hash_index else iter(tops)
-    for page_dir in dirs:
-        if normalize(page_dir.name) == page_dir.name and (page_dir / PAGE_JSON).is_file():
-            yield page_dir.name
+    depth = 4 if hash_index else 3  # simple/[<first letter>/]<project>/index.v1_json
+    for key in store.iterate("simple/"):
+        parts = key.split("/")
+        if len(parts) == depth and parts[-1] == PAGE_JSON and normalize(parts[-2]) == parts[-2]:
+            yield parts[-2]
+
+
+def has_pages(store: Store, layout: Layout, name: str) -> bool:
+    """Both pages of a project are in the store: the root index may name it (a killed run may leave one)."""
+    return all(store.stat(layout.page_key(name, page)) is not None for page in (PAGE_JSON, PAGE_HTML))
 
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _stamp(on_disk: Mapping[str, object], prefix: str) -> int | str | None:
+    """The stamp recorded under ON_DISK (``prefix``: ``metadata-`` for the metadata's)."""
+    mtime = _int_or_none(on_disk.get(prefix + _MTIME))
+    if mtime is not None:
+        return mtime
+    etag = on_disk.get(prefix + _ETAG)
+    return etag if isinstance(etag, str) else None
+
+
+def _record_stamp(on_disk: dict[str, int | str], prefix: str, stamp: int | str) -> None:
+    on_disk[prefix + (_MTIME if isinstance(stamp, int) else _ETAG)] = stamp
 
 
 def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
@@ -227,12 +267,14 @@ class ProjectSync:
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
                  require_hashes: bool = False, changes: Changes | None = None,
-                 tally: Tally | None = None, json_api: JsonApi | None = None) -> None:
+                 tally: Tally | None = None, json_api: JsonApi | None = None,
+                 store: Store | None = None) -> None:
         self.master = master
+        # Where pages and files are published; the mirror makes one for the run.
+        self.store: Store = store or FilesystemStore(layout.web, layout.staging)
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         self.tally = tally  # told of every page write and removal, for the mirror's totals
-        self.json_api = json_api or JsonApi(layout.web, layout.staging, layout.hash_index, enabled=False,
-                                            root_uri=None)
+        self.json_api = json_api or JsonApi(self.store, layout.hash_index, enabled=False, root_uri=None)
         self.selection = selection
         self.records = records
         self.layout = layout
@@ -256,7 +298,7 @@ class ProjectSync:
 
     def sync(self, name: str, serial: int) -> Outcome:
         key = normalize(name)
-        page_dir = self.layout.page_dir(name)
+        json_key, html_key = self.layout.page_key(name, PAGE_JSON), self.layout.page_key(name, PAGE_HTML)
         page = self.master.fetch_page(key, serial)
         if page is None:
             return Outcome(key, name, serial, removed=True)
@@ -273,9 +315,9 @@ class ProjectSync:
             for filename, why in chosen.dropped:
                 logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
-        known = read_known(page_dir)
+        known = read_known(self.store, json_key)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
-        created = not has_pages(page_dir)
+        created = not has_pages(self.store, self.layout, name)
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
@@ -302,16 +344,15 @@ class ProjectSync:
                 (mine, theirs, self.json_api.file_url(self._rel(href)))
                 for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
             # JSON first: it is our record of what is verified on disk.
-            staging = self.layout.staging
-            before = page_totals(page_dir, known)
+            before = page_totals(self.store, json_key, known)
             if self.tally is not None:
                 self.tally.before(key, before)
-            atomic_write(page_dir / PAGE_JSON, render_project_json(local_page, page_serial), staging)
-            self.changes.written(page_dir / PAGE_JSON)
+            self.store.publish_page(json_key, render_project_json(local_page, page_serial))
+            self.changes.written_key(json_key)
             if self.tally is not None:
                 self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
-            atomic_write(page_dir / PAGE_HTML, render_project_html(local_page, page_serial), staging)
-            self.changes.written(page_dir / PAGE_HTML)
+            self.store.publish_page(html_key, render_project_html(local_page, page_serial))
+            self.changes.written_key(html_key)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
                 self._clear_intent(key)
@@ -401,15 +442,16 @@ class ProjectSync:
         """One file and its metadata; returns its local record and bytes downloaded (-1: none)."""
         rel = self._rel(href)
         stored, downloaded = self._ensure(
-            path, f.url, f.hashes, f.size, old.file if old else None, rel,
+            self.layout.file_key(path), f.url, f.hashes, f.size, old.file if old else None, rel,
             lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False))
         metadata = self._ensure_metadata(key, rel, path, f, old)
         provenance = self._ensure_provenance(rel, path, f, old)
-        on_disk: dict[str, int] = {}
-        if stored.mtime_ns is not None:
-            on_disk["mtime-ns"] = stored.mtime_ns
-        if metadata is not None and metadata.size is not None and metadata.mtime_ns is not None:
-            on_disk.update({"metadata-size": metadata.size, "metadata-mtime-ns": metadata.mtime_ns})
+        on_disk: dict[str, int | str] = {}
+        if stored.stamp is not None:
+            _record_stamp(on_disk, "", stored.stamp)
+        if metadata is not None and metadata.size is not None and metadata.stamp is not None:
+            on_disk["metadata-size"] = metadata.size
+            _record_stamp(on_disk, "metadata-", metadata.stamp)
         local = replace(
             f, url=href, hashes={"sha256": stored.sha256}, size=stored.size,
             core_metadata={"sha256": metadata.sha256} if metadata else False, on_disk=on_disk or None,
@@ -418,45 +460,45 @@ class ProjectSync:
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
         return local, (stored.size or 0) if downloaded else -1
 
-    def _ensure(self, path: Path, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
+    def _ensure(self, key: str, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
                 lock_key: str, before_download: Callable[[], None],
                 local: Callable[[], bytes | None] | None = None) -> tuple[Stored, bool]:
-        """The file at ``path`` verified against ``hashes``; True when it had to be downloaded.
+        """The file at the store's ``key`` verified against ``hashes``; True when it had to be downloaded.
 
-        ``old`` is our record of the file when we last verified it: while its size and mtime
+        ``old`` is our record of the file when we last verified it: while its size and stamp
         still hold, the file is trusted without reading it; otherwise it is hashed.  ``local``
         may offer the bytes from what the mirror already holds; they are used instead of a
         download only when they match ``hashes``.
         """
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
         if trusted is not None and not self.force_check:
-            try:
-                now = path.stat()
-            except FileNotFoundError:
-                now = None
-            if (now is not None and now.st_size == trusted.size and size in (None, now.st_size)
-                    and trusted.mtime_ns in (None, now.st_mtime_ns)):
-                return Stored(trusted.sha256, now.st_size, now.st_mtime_ns), False
+            now = self.store.stat(key)
+            if (now is not None and now.size == trusted.size and size in (None, now.size)
+                    and trusted.stamp in (None, now.stamp)):
+                return Stored(trusted.sha256, now.size, now.stamp), False
         with self.links.exclusive(lock_key):
-            if path.is_file():
+            if self.store.stat(key) is not None:
                 # Left by an interrupted run, changed since we verified it, or asked to re-check.
+                # Hashed where it lies: a filesystem store's capability (the file below web/).
+                path = self.layout.web / key
                 digest, digests = hash_file(path, set(hashes))
                 if (_matches(hashes, digests) and size in (None, digest.size)
                         and (trusted is None or digest.sha256 == trusted.sha256)):
-                    return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), False
+                    now = self.store.stat(key)
+                    return Stored(digest.sha256, digest.size, now.stamp if now else None), False
                 logger.warning("%s: on-disk copy does not match upstream; downloading again",
                                shown(path.name))
             before_download()
             data = local() if local is not None else None
             if data is not None and _verified_bytes(data, hashes) and size in (None, len(data)):
-                atomic_write(path, data, self.layout.staging)
-                self.changes.written(path)
-                return Stored(hashlib.sha256(data).hexdigest(), len(data), path.stat().st_mtime_ns), False
-            with staged(path, self.layout.staging) as st:
-                digest = self.master.download(url, st.file, hashes, size)
-                st.commit()
-            self.changes.written(path)
-            return Stored(digest.sha256, digest.size, path.stat().st_mtime_ns), True
+                stat = self.store.publish_page(key, data)
+                self.changes.written_key(key)
+                return Stored(hashlib.sha256(data).hexdigest(), len(data), stat.stamp), False
+            with self.store.upload(key) as up:
+                digest = self.master.download(url, up.file, hashes, size)
+                stat = up.commit()
+            self.changes.written_key(key)
+            return Stored(digest.sha256, digest.size, stat.stamp), True
 
     def _refuse_conflict(self, key: str, rel: str, filename: str, sha256: str | None, *,
                          metadata: bool) -> None:
@@ -475,14 +517,13 @@ class ProjectSync:
         if not f.core_metadata:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
-        meta_path = path.with_name(path.name + METADATA_SUFFIX)
         # A wheel's PEP 658 file is its own *.dist-info/METADATA, which the mirror has just verified
         # as part of the wheel: take it from there when it matches the page's hash (no request).
         local = (lambda: _metadata_in_wheel(path)) if f.filename.endswith(".whl") else None
         try:
             stored, _ = self._ensure(
-                meta_path, f.url + METADATA_SUFFIX, expected, None, old.metadata if old else None,
-                rel + METADATA_SUFFIX,
+                self.layout.file_key(path) + METADATA_SUFFIX, f.url + METADATA_SUFFIX, expected, None,
+                old.metadata if old else None, rel + METADATA_SUFFIX,
                 lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True),
                 local)
         except NotFound:
@@ -500,18 +541,20 @@ class ProjectSync:
         """
         if f.provenance is None:
             return False
-        prov_path = path.with_name(path.name + PROVENANCE_SUFFIX)
+        prov_key = self.layout.file_key(path) + PROVENANCE_SUFFIX
         what = f"{f.filename[:120]}{PROVENANCE_SUFFIX}"
         if old is not None and old.provenance:
-            try:
-                if not self.force_check:
-                    if prov_path.is_file():
-                        return True
-                else:
-                    check_provenance(prov_path.read_bytes(), what)
+            if not self.force_check:
+                if self.store.stat(prov_key) is not None:
                     return True
-            except (FileNotFoundError, UpstreamError):
-                pass  # gone or damaged on disk: fetched again below
+            else:
+                kept = self.store.read(prov_key)
+                try:
+                    if kept is not None:
+                        check_provenance(kept, what)
+                        return True
+                except UpstreamError:
+                    pass  # damaged in the store: fetched again below (as when it is gone)
         with self.links.exclusive(rel + PROVENANCE_SUFFIX):
             try:
                 data = self.master.fetch_provenance(f.provenance, f.filename)
@@ -521,8 +564,8 @@ class ProjectSync:
                                shown(f.filename))
                 return False
             check_provenance(data, shown(what))
-            atomic_write(prov_path, data, self.layout.staging)
-            self.changes.written(prov_path)
+            self.store.publish_page(prov_key, data)
+            self.changes.written_key(prov_key)
         return True
 
     def _delete_files(self, owner: str, hrefs: set[str]) -> None:
@@ -537,22 +580,19 @@ class ProjectSync:
                 continue
 
             def delete(path: Path = path) -> None:
-                try:
-                    size = path.lstat().st_size
-                except OSError:
-                    size = 0
-                if remove_file(path, self.layout.staging):
-                    self.changes.deleted(path)
+                key = self.layout.file_key(path)
+                stat = self.store.stat(key)
+                # The store prunes the directories each delete leaves empty.
+                if self.store.delete(key):
+                    self.changes.deleted_key(key)
                     logger.info("deleted %s", shown(str(path), 400))
                     with self._deleted_lock:
                         self.deleted_files += 1
-                        self.deleted_bytes += size
+                        self.deleted_bytes += stat.size if stat is not None else 0
                 for sidecar in SIDECARS:  # PEP 658 metadata and PEP 740 provenance go with their file
-                    extra = path.with_name(path.name + sidecar)
-                    if remove_file(extra, self.layout.staging):
-                        self.changes.deleted(extra)
-                        logger.debug("deleted %s", shown(str(extra), 400))
-                prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
+                    if self.store.delete(key + sidecar):
+                        self.changes.deleted_key(key + sidecar)
+                        logger.debug("deleted %s", shown(str(path) + sidecar, 400))
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
             if other is not None:
@@ -562,11 +602,11 @@ class ProjectSync:
     def _page_links(self, project: str, rel: str) -> Linked | None:
         """How ``project``'s pages (or its interrupted sync) link ``rel``; None when they do not."""
         try:
-            page_dir = self.layout.page_dir(project)
+            page_key = self.layout.page_key(project, PAGE_JSON)
         except UnsafePath:
             return None
         href = self.layout.href_prefix + rel
-        known = read_known(page_dir).get(href)
+        known = read_known(self.store, page_key).get(href)
         if known is not None:
             return Linked(known.sha256, known.metadata_sha256)
         return Linked(None, None) if href in self._read_intent(project) else None
@@ -579,11 +619,18 @@ class ProjectSync:
         """
         key = normalize(name)
         try:
-            page_dir = self.layout.page_dir(name)
+            pages = [self.layout.page_key(name, page) for page in (PAGE_JSON, PAGE_HTML)]
         except UnsafePath:
             return False
-        return any((page_dir / page).is_file() for page in (PAGE_JSON, PAGE_HTML)) or bool(
+        return any(self.store.stat(page) is not None for page in pages) or bool(
             self.delete_packages and self._read_intent(key))
+
+    def has_pages(self, name: str) -> bool:
+        """Both pages of the project are published (False for a name that cannot have pages)."""
+        try:
+            return has_pages(self.store, self.layout, name)
+        except UnsafePath:
+            return False
 
     def interrupted(self) -> list[str]:
         """Projects with an intents file: a sync or removal of theirs stopped before its end."""
@@ -612,20 +659,19 @@ class ProjectSync:
         The entry point for every removal (gone upstream, or no longer selected).
         """
         key = normalize(name)
-        page_dir = self.layout.page_dir(name)
-        known = read_known(page_dir)
+        json_key = self.layout.page_key(name, PAGE_JSON)
+        known = read_known(self.store, json_key)
         doomed = set(known) | self._read_intent(key)
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files
-        before = page_totals(page_dir, known)
+        before = page_totals(self.store, json_key, known)
         if self.tally is not None:
             self.tally.before(key, before)
-        for page in (PAGE_HTML, PAGE_JSON):
-            if remove_file(page_dir / page, self.layout.staging):
-                self.changes.deleted(page_dir / page)
+        for page in (PAGE_HTML, PAGE_JSON):  # the store prunes the project's emptied directory
+            if self.store.delete(self.layout.page_key(name, page)):
+                self.changes.deleted_key(self.layout.page_key(name, page))
         if self.tally is not None:
             self.tally.changed(before, NONE)
-        prune_empty_dirs(page_dir, self.layout.simple, self.layout.staging)
         self.json_api.remove(key)
         if self.delete_packages:
             self._delete_files(key, doomed)

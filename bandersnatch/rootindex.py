@@ -22,7 +22,11 @@ Names are read back from ``index.v1_json`` only when the whole file is proven
 to be an index (its ends, every line, sorted order): a partial read is never
 trusted to say which projects the mirror has.
 
-Like every other page, a new index replaces the old one by an atomic rename.
+Like every other page, a new index replaces the old one whole: each new file
+is written into an upload of the mirror's store (``RootIndex.publish``), which a
+filesystem store renames into place.  Reading, bisecting and patching work on
+the files below ``simple`` and so are a filesystem store's capability; an object
+store can only take the whole new file through the same point.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from .difffile import Changes
+from .fsstore import FilesystemStore
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .names import is_valid_project_name
 from .simple import (
@@ -54,7 +60,7 @@ from .simple import (
     root_json_line,
     root_json_line_entry,
 )
-from .storage import staged
+from .store import Store, Upload
 
 logger = logging.getLogger(__name__)
 
@@ -322,8 +328,9 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         start += copied
 
 
-def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str], staging: Path) -> bool:
-    """Write ``path`` with ``synced`` in (under their serials) and ``removed`` out; False: no change."""
+def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str],
+           publish: Callable[[], AbstractContextManager[Upload]]) -> bool:
+    """Publish ``path`` anew with ``synced`` in (under their serials), ``removed`` out; False: no change."""
     src = os.open(path, os.O_RDONLY)
     try:
         old = _OldIndex(src, fmt)
@@ -332,7 +339,7 @@ def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str], st
             if old.same_ends:
                 return False
             segments = [(old.start, old.end)] if old.end > old.start else []  # only the serial moves
-        with staged(path, staging) as out:
+        with publish() as out:
             out.file.flush()
             dst = out.file.fileno()
             _write_all(dst, fmt.head)
@@ -374,10 +381,21 @@ def _body_lines(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]
 class RootIndex:
     """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
 
-    def __init__(self, simple: Path, staging: Path, hash_index: bool, changes: Changes | None = None) -> None:
+    def __init__(self, simple: Path, staging: Path, hash_index: bool, changes: Changes | None = None, *,
+                 store: Store | None = None) -> None:
+        """``simple``: ``web/simple`` of the filesystem store ``store`` (by default, one on its parent)."""
         self.simple, self.staging, self.hash_index = simple, staging, hash_index
         self.changes = changes or Changes(None)  # what this run wrote, for diff-file
         self.html, self.json = simple / PAGE_HTML, simple / PAGE_JSON
+        self.store: Store = store or FilesystemStore(simple.parent, staging)
+
+    def publish(self, page: str) -> AbstractContextManager[Upload]:
+        """The one point where a new root file (``page``: PAGE_HTML or PAGE_JSON) reaches clients.
+
+        Write the whole new file into the upload's ``file`` and ``commit()`` it; leaving
+        without a commit leaves the old one.
+        """
+        return self.store.upload(f"{self.simple.name}/{page}")
 
     def href(self, name: str) -> str:
         # Names in our own index were checked before they got there: format, don't re-check.
@@ -578,10 +596,11 @@ class RootIndex:
                 and html_end.endswith(root_html_head_tail(serial)[1]):
             return
         try:
-            html_changed = _patch(self.html, _html_format(serial, self.href), new, gone, self.staging)
+            html_changed = _patch(self.html, _html_format(serial, self.href), new, gone,
+                                  lambda: self.publish(PAGE_HTML))
             if html_changed:
                 self.changes.written(self.html)
-            json_changed = _patch(self.json, _json_format(serial), new, gone, self.staging)
+            json_changed = _patch(self.json, _json_format(serial), new, gone, lambda: self.publish(PAGE_JSON))
             if json_changed:
                 self.changes.written(self.json)
             changed = html_changed or json_changed
@@ -614,7 +633,7 @@ class RootIndex:
         for_html, for_json = itertools.tee(counted())
         html_chunks = iter_root_html(((name, self.href(name)) for name, _ in for_html), serial)
         json_chunks = iter_root_json(for_json, serial)
-        with staged(self.html, self.staging) as html, staged(self.json, self.staging) as js:
+        with self.publish(PAGE_HTML) as html, self.publish(PAGE_JSON) as js:
             for html_chunk, json_chunk in itertools.zip_longest(html_chunks, json_chunks, fillvalue=b""):
                 html.file.write(html_chunk)
                 js.file.write(json_chunk)

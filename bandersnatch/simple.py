@@ -51,7 +51,7 @@ class DistFile:
     upload_time: str | None = None
     provenance: str | None = None  # PEP 740: URL of the file's provenance object
     # Ours only: how the stored file looked when we verified it (size/mtime), under a private JSON key.
-    on_disk: Mapping[str, int] | None = None
+    on_disk: Mapping[str, int | str] | None = None
 
 
 @dataclass(frozen=True)
