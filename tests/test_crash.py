@@ -15,7 +15,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,9 @@ from mirrortools import (
 
 from bandersnatch import package
 from bandersnatch.errors import StorageError
+from bandersnatch.fsstore import FilesystemStore
 from bandersnatch.storage import atomic_write as real_write
-from bandersnatch.storage import remove_file as real_remove
+from bandersnatch.store import ObjectStat
 
 MIN_KILLS = 22
 MAX_ITERATIONS = 45
@@ -232,18 +233,19 @@ def _stop_removal_between_its_files(mirror: MirrorSetup, upstream: Upstream,
     _upload_gone(upstream)
     assert mirror.run() == 0
     upstream.remove_project("gone")
-    deleted: list[Path] = []
+    deleted: list[str] = []
+    real_delete = FilesystemStore.delete
 
-    def remove_then_stop(path: Path, staging: Path) -> bool:
-        if "packages" in path.parts and deleted:
-            raise StorageError(f"cannot delete {path}: injected stop")
-        gone = real_remove(path, staging)
-        if gone and "packages" in path.parts:
-            deleted.append(path)
+    def delete_then_stop(store: FilesystemStore, key: str) -> bool:
+        if key.startswith("packages/") and deleted:
+            raise StorageError(f"cannot delete {key}: injected stop")
+        gone = real_delete(store, key)
+        if gone and key.startswith("packages/"):
+            deleted.append(key)
         return gone
 
     with monkeypatch.context() as patch:
-        patch.setattr(package, "remove_file", remove_then_stop)
+        patch.setattr(FilesystemStore, "delete", delete_then_stop)
         assert mirror.run() == 1
     assert deleted and not (mirror.web / "simple" / "gone").exists()
 
@@ -280,14 +282,15 @@ def _stop_sync_between_its_pages(mirror: MirrorSetup, upstream: Upstream,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """gone's first sync stops after its JSON page, before its HTML page."""
     _upload_gone(upstream)
+    real_publish = FilesystemStore.publish_page
 
-    def write(target: Path, data: bytes, staging: Path) -> None:
-        if target.parent.name == "gone" and target.name == "index.html":
-            raise StorageError(f"cannot write {target}: injected stop")
-        real_write(target, data, staging)
+    def publish(store: FilesystemStore, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
+        if key == "simple/gone/index.html":
+            raise StorageError(f"cannot write {key}: injected stop")
+        return real_publish(store, key, data)
 
     with monkeypatch.context() as patch:
-        patch.setattr(package, "atomic_write", write)
+        patch.setattr(FilesystemStore, "publish_page", publish)
         assert mirror.run() == 1
     upstream.remove_project("gone")
 

@@ -7,15 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import assert_mirror_matches, check_page_links, page_dir, temp_files, write_config
 
-from bandersnatch import package
 from bandersnatch.errors import StorageError
-from bandersnatch.storage import atomic_write as real_write
+from bandersnatch.fsstore import FilesystemStore
+from bandersnatch.store import ObjectStat
 
 
 def todo_entries(root: Path) -> dict[str, int]:
@@ -217,14 +218,17 @@ def test_a_project_stopped_between_its_two_page_writes_is_named_by_the_root_inde
     assert mirror.run() == 0
     upstream.add_wheel("newcomer", "1.0")
 
-    def disk_full_for_newcomers_html(target: Path, data: bytes, staging: Path) -> None:
-        if target.parent.name == "newcomer" and target.name == "index.html":
-            raise StorageError(f"cannot write {target}: No space left on device")
-        real_write(target, data, staging)
+    real_publish = FilesystemStore.publish_page
 
-    monkeypatch.setattr(package, "atomic_write", disk_full_for_newcomers_html)
+    def disk_full_for_newcomers_html(store: FilesystemStore, key: str,
+                                     data: bytes | Iterable[bytes]) -> ObjectStat:
+        if key == "simple/newcomer/index.html":
+            raise StorageError(f"cannot write {store.path(key)}: No space left on device")
+        return real_publish(store, key, data)
+
+    monkeypatch.setattr(FilesystemStore, "publish_page", disk_full_for_newcomers_html)
     assert mirror.run() == 1
     assert (page_dir(mirror.web, "newcomer") / "index.v1_json").is_file()
-    monkeypatch.setattr(package, "atomic_write", real_write)
+    monkeypatch.setattr(FilesystemStore, "publish_page", real_publish)
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)  # the root index names newcomer
