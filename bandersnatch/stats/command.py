@@ -31,7 +31,9 @@ from typing import Protocol
 import filelock
 
 from ..errors import ConfigError, LockHeld, StorageError
+from ..fsstore import FilesystemStore
 from ..storage import atomic_write, clear_staging, fsync_dir, move_staged, staging_dir
+from ..store import Store
 from .aggregate import Tally, merge_counts
 from .dayfile import decode_day, encode_day
 from .errors import MirrorMissing, StatsStateError
@@ -101,6 +103,9 @@ class StatsSummary:
     days_updated: tuple[str, ...]
 
 
+OUTPUT_KEY = "local-stats"  # the store's prefix (below web/) of everything update-stats publishes
+
+
 @dataclass(frozen=True)
 class StatsPaths:
     """Where update-stats reads and writes below the mirror directory."""
@@ -113,7 +118,7 @@ class StatsPaths:
 
     @property
     def output(self) -> Path:
-        return self.directory / "web" / "local-stats"
+        return self.directory / "web" / OUTPUT_KEY
 
     @property
     def days(self) -> Path:
@@ -185,6 +190,9 @@ class StatsRun:
 
     def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime) -> None:
         self.paths = paths
+        # Where the summary is published.  The day files are still moved into web/local-stats/days
+        # by path: their staged copies are this run's two-phase commit (see ``publish``).
+        self.store: Store = FilesystemStore(paths.directory / "web", paths.staging)
         self.now = now
         self.seen = format_time(now)
         self.index = ProjectIndex(paths.simple, hash_index)
@@ -429,5 +437,5 @@ class StatsRun:
 
     def render(self) -> None:
         summary = build_summary(self.state.days, self.now)
-        atomic_write(self.paths.output / "summary.json", render_json(summary), self.paths.staging)
-        atomic_write(self.paths.output / "index.html", render_html(summary), self.paths.staging)
+        self.store.publish_page(f"{OUTPUT_KEY}/summary.json", render_json(summary))
+        self.store.publish_page(f"{OUTPUT_KEY}/index.html", render_html(summary))
