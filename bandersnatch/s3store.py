@@ -45,15 +45,16 @@ ATTEMPTS = 4  # each request, first try included (botocore's "standard" retry mo
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
                      "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"})
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 _UNREACHABLE = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
                 botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError,
                 botocore.exceptions.ProxyConnectionError)
 
 
-def part_size(size: int) -> int:
-    """The part size for ``size`` bytes: PART_BYTES, or more to stay within MAX_PARTS parts."""
+def part_size(size: int, least: int = PART_BYTES) -> int:
+    """The part size for ``size`` bytes: ``least``, or more to stay within MAX_PARTS parts."""
     needed = -(-size // MAX_PARTS)
-    return max(PART_BYTES, -(-needed // MIB) * MIB)
+    return max(least, -(-needed // MIB) * MIB)
 
 
 class S3Store:
@@ -70,16 +71,20 @@ class S3Store:
     def __init__(self, *, bucket: str, staging: Path, endpoint_url: str | None = None, prefix: str = "",
                  region: str | None = None, credentials: tuple[str, str] | None = None,
                  workers: int = 1, timeout: float = 60.0, signature_version: str | None = None,
-                 extra_args: Mapping[str, str] | None = None, check: bool = True) -> None:
+                 extra_args: Mapping[str, str] | None = None, attempts: int = ATTEMPTS,
+                 part_bytes: int = PART_BYTES, check: bool = True) -> None:
+        if part_bytes < MIN_PART_BYTES:
+            raise ValueError(f"part_bytes {part_bytes} is below S3's minimum of {MIN_PART_BYTES}")
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.prefix = "/".join(check_segment(s) for s in prefix.strip("/").split("/")) if prefix.strip("/") \
             else ""
         self.staging = staging
         self.extra_args = dict(extra_args or {})
+        self.part_bytes = part_bytes
         settings = botocore.config.Config(
             max_pool_connections=max(10, workers + 2),
-            retries={"max_attempts": ATTEMPTS, "mode": "standard"},
+            retries={"total_max_attempts": attempts, "mode": "standard"},
             connect_timeout=timeout,
             read_timeout=timeout,
             user_agent_extra=f"bandersnatch/{__version__}",
@@ -146,7 +151,7 @@ class S3Store:
 
     def publish_page(self, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
         """Replace ``key`` with ``data``: one PUT when it fits one part, else a multipart upload, streamed."""
-        return self._send(key, [data] if isinstance(data, bytes) else data, PART_BYTES)
+        return self._send(key, [data] if isinstance(data, bytes) else data, self.part_bytes)
 
     def _send(self, key: str, chunks: Iterable[bytes], size_of_part: int) -> ObjectStat:
         name = self.object_key(key)
@@ -172,7 +177,7 @@ class S3Store:
         except BaseException as exc:
             if multipart is not None:
                 multipart.abort()
-            if isinstance(exc, Exception) and not isinstance(exc, (UnsafePath, StorageError)):
+            if isinstance(exc, _S3_ERRORS):  # not a failure of whatever produced the bytes
                 raise self._failure(exc, "publishing", key) from None
             raise
         return ObjectStat(total, _stamp(etag))
@@ -229,7 +234,7 @@ class S3Store:
 
     def _failure(self, exc: BaseException, action: str, key: str, bucket_check: bool = False) -> StorageError:
         """One operator line for what botocore raised while ``action`` ``key``."""
-        where = self.description() + (key if key else "")
+        where = f"s3://{self.bucket}/{self.prefix}/{key}" if self.prefix else f"s3://{self.bucket}/{key}"
         endpoint = self.endpoint_url or "the AWS S3 endpoint"
         if isinstance(exc, _UNREACHABLE):
             return StorageError(f"S3 endpoint {endpoint} is unreachable ({type(exc).__name__}) while "
@@ -264,7 +269,7 @@ class _Upload:
         self.file.flush()
         size = os.fstat(self.file.fileno()).st_size
         self.file.seek(0)
-        chunk = part_size(size)
+        chunk = part_size(size, self.store.part_bytes)
         return self.store._send(self.key, iter(lambda: self.file.read(chunk), b""), chunk)
 
 
