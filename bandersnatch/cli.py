@@ -137,6 +137,14 @@ def write_default_config(path: Path) -> int:
     return EXIT_CONFIG
 
 
+def refuse_unwired_backend(cfg: config.Config) -> None:
+    """Until the mirror publishes through a Store, an s3 configuration must not fill the local web/."""
+    if cfg.storage_backend != "filesystem":
+        raise ConfigError(str(cfg.path), "mirror", "storage-backend",
+                          f"{cfg.storage_backend}: the settings are valid, but this version cannot publish "
+                          "to S3 yet; use filesystem")
+
+
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
     from .mirror import Mirror
 
@@ -214,6 +222,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             apply_log_config(cfg.log_config, cfg.path)
         for warning in cfg.warnings:
             logger.warning("%s", warning)
+        refuse_unwired_backend(cfg)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         if args.command == "status":

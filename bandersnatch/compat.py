@@ -8,7 +8,9 @@ known here and given one of three fates, decided per option (README,
 - accepted with one warning line saying what this client does instead
   (the option changes nothing that could surprise: no data is lost or added);
 - refused with one line, when going on would do something the operator did
-  not ask for (index-only mirrors, object storage).
+  not ask for (index-only mirrors, Swift).
+
+``storage-backend`` and the ``[s3]`` section are read by ``storeconfig``.
 
 Pure: the values in, ``Settings`` out, ConfigErrors for what is refused.
 """
@@ -47,7 +49,6 @@ STORAGE_SECTIONS = ("s3", "swift")
 
 DIFF_FILE_IN_DIRECTORY = "mirrored-files"  # 8.x's name when diff-file is a directory
 _REFERENCE = re.compile(r"\{\{\s*([A-Za-z0-9]+)_([A-Za-z0-9_-]+)\s*\}\}")
-_BACKENDS = ("filesystem", "s3", "swift")
 
 Warn = Callable[[str, str], None]
 
@@ -99,7 +100,6 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
                                 "(list extra file hosts in download-hosts)")
     if boolean("download-mirror-no-fallback", False):
         warn("download-mirror-no-fallback", "ignored, like download-mirror")
-    problems.take(_storage, values.get("storage-backend"), where, fallback=None)
     for section in sections:
         if section in STORAGE_SECTIONS and section != (values.get("storage-backend") or "").lower():
             warnings.append(f"{where}: [{section}]: ignored: the mirror is kept on the filesystem")
@@ -172,12 +172,3 @@ def _keep_index_versions(raw: str | None, option: str, where: str, problems: Pro
         warn(option, "ignored: no page versions are kept; a page is replaced atomically, and only after "
                      "every file it links is verified, so it is never published blank")
 
-
-def _storage(raw: str | None, where: str) -> None:
-    backend = (raw or "filesystem").lower()
-    if backend not in _BACKENDS:
-        raise ConfigError(where, MIRROR, "storage-backend",
-                          f"{raw!r} is not a storage backend; use filesystem")
-    if backend != "filesystem":
-        raise ConfigError(where, MIRROR, "storage-backend", f"{backend} is not supported yet: this version "
-                          "keeps the mirror on a filesystem only; use filesystem")

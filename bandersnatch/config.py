@@ -17,6 +17,7 @@ import configparser
 import dataclasses
 import difflib
 import importlib.resources
+import importlib.util
 import math
 import os
 import re
@@ -26,10 +27,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compat, filterconfig, netsettings
+from . import compat, filterconfig, netsettings, storeconfig
 from .errors import ConfigError, Problems
 from .filterconfig import FilterConfig
 from .netsettings import Network
+from .storeconfig import S3Settings
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -130,6 +132,8 @@ class Config:
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
     network: Network = Network()  # proxy and the environment's proxies and CA bundle, set by load()
     api_method: str = "auto"  # where changes come from: auto, xmlrpc or simple (changes.API_METHODS)
+    storage_backend: str = storeconfig.FILESYSTEM  # where web/ is published: filesystem or s3
+    s3: S3Settings | None = None  # the [s3] section, set when storage_backend is s3
 
 
 # --------------------------------------------------------------------------
@@ -145,6 +149,9 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """
     config = parse(read_text(path), path)
     check_directory_writable(config.directory, path)
+    if config.storage_backend == storeconfig.S3 and importlib.util.find_spec("boto3") is None:
+        raise ConfigError(str(path), MIRROR, "storage-backend",
+                          "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")
     network = netsettings.from_environment(environ or {}, config.proxy)
     netsettings.check_ca_bundle(network)
     return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters),
@@ -203,6 +210,10 @@ def parse(text: str, path: Path) -> Config:
     directory = take(parse_directory, mirror.get("directory"), where, fallback=Path("/"))
     eight = take(compat.parse_mirror, mirror, directory, where, tuple(parser.sections()),
                  fallback=compat.Settings())
+    backend = take(storeconfig.parse_backend, mirror.get("storage-backend"), where,
+                   fallback=storeconfig.FILESYSTEM)
+    s3 = take(storeconfig.parse_s3, _section_values(parser, storeconfig.S3, where, problems), where,
+              fallback=None) if backend == storeconfig.S3 else None
     filter_values = {section: _section_values(parser, section, where, problems)
                      for section in filterconfig.SCHEMA if parser.has_section(section)}
     config = Config(
@@ -240,6 +251,8 @@ def parse(text: str, path: Path) -> Config:
         warnings=eight.warnings,
         proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
         api_method=take(parse_api_method, mirror.get("api-method"), where, fallback="auto"),
+        storage_backend=backend,
+        s3=s3,
     )
     problems.raise_any()
     return config
@@ -285,7 +298,7 @@ def _check_names(parser: configparser.ConfigParser, where: str, problems: Proble
                                      f"plugin {section} is not supported: {filterconfig.REFUSED[section]}"))
             continue
         if section in compat.STORAGE_SECTIONS:
-            continue  # checked against storage-backend by compat
+            continue  # [s3] is read by storeconfig when storage-backend = s3; compat warns otherwise
         if section not in SCHEMA:
             problems.add(ConfigError(
                 where, section, None, "unknown section" + _suggest(section, list(SCHEMA), "[{}]")

@@ -28,6 +28,7 @@ from . import __version__
 from .errors import StorageError, UnsafePath, shown
 from .storage import check_segment
 from .store import ObjectStat, content_type
+from .storeconfig import S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -106,6 +107,14 @@ class S3Store:
         self.client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=settings)
         if check:
             self.check()
+
+    @classmethod
+    def from_settings(cls, settings: S3Settings, staging: Path, workers: int, timeout: float) -> S3Store:
+        """The store a configuration's ``[s3]`` section describes (asks the bucket once, see ``check``)."""
+        return cls(bucket=settings.bucket, staging=staging, endpoint_url=settings.endpoint_url,
+                   prefix=settings.prefix, region=settings.region_name, credentials=settings.credentials,
+                   workers=workers, timeout=timeout, signature_version=settings.signature_version,
+                   extra_args=dict(settings.extra_args))
 
     def description(self) -> str:
         where = f"s3://{self.bucket}/{self.prefix}"

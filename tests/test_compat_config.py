@@ -94,9 +94,8 @@ def test_json_and_log_config_are_read_for_the_run() -> None:
 
 
 @pytest.mark.parametrize(("line", "option", "says"), [
-    ("storage-backend = s3", "storage-backend", "s3 is not supported yet"),
-    ("storage-backend = swift", "storage-backend", "swift is not supported yet"),
-    ("storage-backend = tape", "storage-backend", "not a storage backend"),
+    ("storage-backend = swift", "storage-backend", "swift is not supported"),
+    ("storage-backend = tape", "storage-backend", "not a storage backend; use filesystem or s3"),
     ("release-files = false", "release-files", "index-only mirror"),
     ("diff-file = mirrored-files", "diff-file", "relative"),
     ("diff-file = {{mirror_master}}/x", "diff-file", "only {{mirror_directory}}"),
@@ -123,7 +122,7 @@ directory = /srv/pypi
 workers = many
 timeout = -1
 stop-on-eror = true
-storage-backend = s3
+storage-backend = swift
 master = https://pypi.org/simple
 """
 

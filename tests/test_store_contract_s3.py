@@ -240,6 +240,20 @@ def test_keys_are_joined_below_the_prefix_whatever_its_slashes(make_s3_store: Ma
     assert store.description().startswith(f"s3://{store.bucket}/{base}/pypi")
 
 
+def test_a_store_is_made_from_the_configured_s3_settings(seaweed: Seaweed, tmp_path: Path, raw: Any) -> None:
+    from bandersnatch.storeconfig import S3Settings
+
+    base = f"test-{uuid.uuid4().hex[:12]}"
+    settings = S3Settings(bucket=seaweed.bucket, endpoint_url=seaweed.endpoint, prefix=base,
+                          region_name="us-east-1", aws_access_key_id=seaweed.access_key,
+                          aws_secret_access_key=seaweed.secret_key, signature_version="s3v4",
+                          extra_args=(("CacheControl", "max-age=600"),))
+    store = s3store.S3Store.from_settings(settings, tmp_path, workers=3, timeout=10.0)
+    store.publish_page("simple/index.html", b"x")
+    head = raw.head_object(Bucket=seaweed.bucket, Key=f"{base}/simple/index.html")
+    assert head["CacheControl"] == "max-age=600"  # 8.x's config_param_* reach every PUT
+
+
 def test_an_unsafe_prefix_is_refused(make_s3_store: MakeStore) -> None:
     with pytest.raises(UnsafePath):
         make_s3_store(prefix="a/../b")
