@@ -63,6 +63,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"]),
     install_requires=read_requirements("requirements.txt"),
+    # Publishing to an S3-compatible bucket (storage-backend = s3): pip install bandersnatch[s3]
+    extras_require={"s3": ["boto3>=1.36"]},
     entry_points={"console_scripts": ["bandersnatch = bandersnatch.cli:main"]},
     cmdclass={"build_py": BuildPyWithDefaultConf},
     zip_safe=False,
