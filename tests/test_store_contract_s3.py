@@ -318,6 +318,8 @@ def test_anonymous_clients_can_read_objects_but_not_list_or_write(store: Any, se
     answer = requests.get(f"{base}/{store.object_key('simple/foo/index.v1_json')}", timeout=10)
     assert answer.status_code == 200 and answer.content == b'{"name": "foo"}'
     assert answer.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+    head = requests.head(f"{base}/{store.object_key('simple/foo/index.v1_json')}", timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == "15"
     assert requests.get(f"{base}/?list-type=2", timeout=10).status_code == 403
     assert requests.put(f"{base}/{store.prefix}/evil", data=b"x", timeout=10).status_code == 403
     assert store.stat("evil") is None
