@@ -6,7 +6,9 @@ Run from the repository root: ``venv/bin/python -m pytest -q benchmarks/test_ben
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,9 +110,30 @@ def test_traffic_counters_and_request_log_switch(upstream: Upstream) -> None:
     assert upstream.traffic["page"] == [1, len(page.content)]
     assert upstream.traffic["file"] == [2, 1000]  # HEAD sends no body
     assert [r.sent for r in upstream.requests] == [len(page.content), 1000, 0]
+    # ``finished`` is stamped after the answer is written, so the client may read it first.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not all(r.finished for r in upstream.requests):
+        time.sleep(0.005)
+    time.sleep(0.01)  # and the busy time added just after
     assert all(r.finished >= r.started > 0 for r in upstream.requests)
     assert upstream.busy_seconds > 0
     upstream.reset_requests()
     upstream.record_requests = False
     requests.get(url, timeout=5)
     assert upstream.requests == [] and upstream.traffic_total() == (1, 1000)
+
+
+def test_json_api_advertises_core_metadata_that_its_url_serves(upstream: Upstream) -> None:
+    # PyPI's /pypi/<p>/json file entries carry "core-metadata": {"sha256": ...} or false;
+    # bandersnatch 8.2's `core-metadata = true` reads it and fetches <file url>.metadata.
+    upstream.add_file("demo", "demo-1.0.tar.gz", b"sdist", version="1.0")
+    wheel = upstream.add_wheel("demo", "1.0", with_metadata=True)
+    data = requests.get(f"{upstream.url}/pypi/demo/json", timeout=5).json()
+    for entries in (data["urls"], data["releases"]["1.0"]):
+        by_name = {e["filename"]: e for e in entries}
+        assert by_name["demo-1.0.tar.gz"]["core-metadata"] is False
+        advertised = by_name[wheel.filename]["core-metadata"]
+        assert advertised == {"sha256": wheel.metadata_sha256}
+        served = requests.get(by_name[wheel.filename]["url"] + ".metadata", timeout=5)
+        assert served.status_code == 200 and hashlib.sha256(served.content).hexdigest() == advertised["sha256"]
+    assert upstream.traffic["metadata"][0] == 2
