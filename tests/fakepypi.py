@@ -1208,6 +1208,8 @@ def _legacy_file(entry: FileEntry, base_url: str) -> dict[str, Any]:
         "url": base_url + quote(entry.path),
         "yanked": entry.yanked,
         "yanked_reason": entry.yanked_reason or None,
+        # PEP 658/714 in the JSON API, as PyPI serves it: bandersnatch 8.x mirrors <url>.metadata by it.
+        "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
     }
 
 
