@@ -11,6 +11,7 @@ child, so they cover exactly that process.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -160,8 +161,8 @@ _COMMON = (
 )
 _OURS_OPTIONS = (*_COMMON, "download-hosts =", "delete-packages = true")
 # bandersnatch 8.x: a plain-http master needs allow-non-https = true (else "Master URL ... is
-# not https scheme"); json = false skips web/json; core-metadata only acts when the JSON API
-# advertises PEP 658 hashes, which the fake's legacy JSON does not.
+# not https scheme"); json = false skips web/json; core-metadata = true fetches <file url>.metadata
+# for each file whose /pypi/<p>/json entry has "core-metadata": {"sha256": ...}, as the fake's has.
 _PEER_OPTIONS = (
     *_COMMON, "storage-backend = filesystem", "json = false", "release-files = true",
     "core-metadata = true", "simple-format = ALL", "global-timeout = 3600",
@@ -269,6 +270,7 @@ class MirrorCheck:
     extra_files: int
     missing_pages: int
     extra_pages: int
+    metadata: MetadataCheck | None = None
 
     @property
     def ok(self) -> bool:
@@ -280,6 +282,27 @@ class MirrorCheck:
         parts = [f"{n} {what}" for n, what in (
             (self.missing_files, "files missing"), (self.extra_files, "stale files"),
             (self.missing_pages, "pages missing"), (self.extra_pages, "stale pages")) if n]
+        return "NO: " + ", ".join(parts)
+
+
+@dataclass
+class MetadataCheck:
+    """The PEP 658 ``.metadata`` files on disk against those the upstream advertises now, by sha256."""
+
+    on_disk: int
+    missing: int
+    extra: int
+    wrong: int  # on disk and advertised, but with other bytes
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.wrong)
+
+    def describe(self) -> str:
+        if self.ok:
+            return "yes"
+        parts = [f"{n} {what}" for n, what in (
+            (self.missing, "missing"), (self.extra, "stale"), (self.wrong, "wrong bytes")) if n]
         return "NO: " + ", ".join(parts)
 
 
@@ -301,12 +324,32 @@ def pages_on_disk(simple: Path) -> set[str]:
     return {d for d in dirs if os.path.exists(os.path.join(simple, d, "index.html"))}
 
 
-def check_mirror(expected_files: set[str], expected_pages: set[str], web: Path) -> MirrorCheck:
-    """Compare web/ with the upstream's current files and projects."""
+def metadata_on_disk(packages: Path) -> set[str]:
+    """PEP 658 ``.metadata`` files under web/packages, as paths relative to it."""
+    found: set[str] = set()
+    for folder, _, names in os.walk(packages):
+        rel = os.path.relpath(folder, packages)
+        found.update(os.path.normpath(os.path.join(rel, n)) for n in names if n.endswith(".metadata"))
+    return found
+
+
+def check_metadata(expected: dict[str, str], packages: Path) -> MetadataCheck:
+    """``expected`` maps each advertised ``.metadata`` path (relative to web/packages) to its sha256."""
+    on_disk = metadata_on_disk(packages)
+    wrong = 0
+    for rel in on_disk & expected.keys():
+        wrong += hashlib.sha256((packages / rel).read_bytes()).hexdigest() != expected[rel]
+    return MetadataCheck(len(on_disk), len(expected.keys() - on_disk), len(on_disk - expected.keys()), wrong)
+
+
+def check_mirror(expected_files: set[str], expected_pages: set[str], web: Path,
+                 expected_metadata: dict[str, str] | None = None) -> MirrorCheck:
+    """Compare web/ with the upstream's current files and projects (and ``.metadata`` files, if given)."""
     files = files_on_disk(web / "packages")
     pages = pages_on_disk(web / "simple")
+    metadata = check_metadata(expected_metadata, web / "packages") if expected_metadata is not None else None
     return MirrorCheck(len(expected_files - files), len(files - expected_files),
-                       len(expected_pages - pages), len(pages - expected_pages))
+                       len(expected_pages - pages), len(pages - expected_pages), metadata)
 
 
 def seed_peer_mirror(ours: Path, peer: Path, serial: int) -> float:

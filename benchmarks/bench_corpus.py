@@ -2,7 +2,10 @@
 
 Everything is drawn from ``random.Random(seed)``: the same seed gives the same
 project names, file names, sizes, bytes and changes, so runs are comparable.
-File contents are random bytes (neither client looks inside a distribution).
+File contents are random bytes (neither client looks inside a distribution),
+except in a corpus with ``real_wheels``: there every wheel is a real zip whose
+``*.dist-info/METADATA`` the upstream also serves as its PEP 658 ``.metadata``
+file, padded with random bytes to the drawn size.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import distbuild
 from fakepypi import Upstream, normalize
 
 SYLLABLES = (
@@ -35,6 +39,14 @@ class CorpusSpec:
     median_size: int = 24 * 1024
     max_size: int = 1024 * 1024
     seed: int = 20240601
+    real_wheels: bool = False  # wheels are zips with core metadata the upstream advertises (PEP 658)
+
+
+def small_wheels_spec(projects: int = 150, files_per_project: float = 8.0, size: int = 10 * 1024,
+                      seed: int = 20240601) -> CorpusSpec:
+    """The small-files corpus: ~1,150 files of about ``size`` bytes, ~45 % of them wheels with metadata."""
+    return CorpusSpec(projects=projects, files_per_project=files_per_project, min_size=size * 4 // 5,
+                      median_size=size, max_size=size * 6 // 5, seed=seed, real_wheels=True)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class CorpusInfo:
     serial: int = 0
     seconds: float = 0.0
     file_counts: dict[str, int] = field(default_factory=dict)
+    metadata_files: int = 0  # files advertising PEP 658 core metadata
 
     def add(self, name: str, files: int, size: int) -> None:
         self.files += files
@@ -129,11 +142,34 @@ def add_release(
     """Upload one release of ``count`` files; returns (files, bytes)."""
     added = total = 0
     for filename in release_filenames(name, version, count):
-        content = rng.randbytes(file_size(rng, spec))
-        upstream.add_file(name, filename, content, version=version, upload_time=clock.next())
+        size = file_size(rng, spec)
+        metadata = None
+        if spec.real_wheels and filename.endswith(".whl"):
+            filename, content, metadata = padded_wheel(rng, name, version, filename, size)
+        else:
+            content = rng.randbytes(size)
+        upstream.add_file(name, filename, content, version=version, upload_time=clock.next(),
+                          metadata=metadata)
         added += 1
         total += len(content)
     return added, total
+
+
+def padded_wheel(
+    rng: random.Random, name: str, version: str, filename: str, size: int
+) -> tuple[str, bytes, bytes]:
+    """A real wheel of about ``size`` bytes: (filename, bytes, its METADATA), tag taken from ``filename``.
+
+    The padding is random bytes, which deflate cannot shrink, so the wheel's
+    size is the drawn size plus a few hundred bytes of zip structure.
+    """
+    tag = filename[: -len(".whl")].split("-", 2)[2]
+    metadata = distbuild.core_metadata(name, version)
+    package = distbuild.escape_name(name)
+    modules: dict[str, str | bytes] = {f"{package}/__init__.py": f'__version__ = "{version}"\n',
+                                       f"{package}/_data.bin": rng.randbytes(max(0, size - 700))}
+    wheel_name, content = distbuild.build_wheel_bytes(name, version, metadata, modules, tag)
+    return wheel_name, content, metadata
 
 
 def add_project_files(
@@ -158,6 +194,7 @@ def build_corpus(upstream: Upstream, spec: CorpusSpec) -> CorpusInfo:
     for name in info.projects:
         count = file_count(rng, spec.files_per_project)
         info.add(name, *add_project_files(upstream, rng, spec, clock, name, count))
+    info.metadata_files = sum(1 for s in upstream.all_current() for e in s.files or () if e.metadata)
     info.serial = upstream.serial
     info.seconds = time.perf_counter() - started
     return info

@@ -3,7 +3,7 @@
 Run from the repository root with a Python that has the project's requirements
 (``requests``, ``lxml``, ``filelock``), e.g. the project's venv::
 
-    venv/bin/python benchmarks/bench_mirror.py                 # default: ~75 s on 2 cores
+    venv/bin/python benchmarks/bench_mirror.py                 # default: ~3 min on 2 cores
     venv/bin/python benchmarks/bench_mirror.py --json out.json # also write every figure as JSON
     venv/bin/python benchmarks/bench_mirror.py --scale         # 750,000-project listing: ~35 min
 
@@ -13,7 +13,11 @@ every request, and runs three phases with each client, each client from its
 own empty directory: a full sync, an incremental sync after 10 projects
 changed (new releases, a new project, removed files, a removed project,
 yanks) and a no-op sync.  Both clients see the same upstream state in every
-phase (they run one after the other between the same changes).
+phase (they run one after the other between the same changes).  Then the same
+three phases again on a small-files corpus from a fresh upstream: 150
+projects, ~1,150 files of about 10 KB, ~45 % of them real wheels that
+advertise PEP 658 core metadata, 4 workers (``--small-*`` options; ``--corpus``
+picks one corpus).
 
 The peer is installed on first use into ``benchmarks/.peer-venv`` (Python >=
 3.12 from pyenv or PATH, pip with no machine configuration, from PyPI); no
@@ -80,6 +84,8 @@ class Run:
     timed_out: bool
     log: str
     timeline: Timeline | None = None
+    metadata_files: int = -1  # .metadata files under web/packages after the run (-1: not checked)
+    metadata_in_sync: str = "not checked"  # against the .metadata files the upstream advertises, by sha256
 
 
 @dataclass
@@ -104,6 +110,9 @@ class Phase:
     runs: dict[str, Run] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    corpus: str = "default"
+    loadavg: str = ""  # when the phase started: other work on a shared machine shows here
+
     def bound(self, key: str = "ours") -> float | None:
         """requests × latency ÷ workers (+ bytes ÷ bandwidth when throttled), from that client's traffic."""
         run = self.runs.get(key)
@@ -127,6 +136,7 @@ class Report:
     corpus: dict[str, Any]
     phases: list[Phase] = field(default_factory=list)
     peer_problem: str | None = None
+    corpora: dict[str, dict[str, Any]] = field(default_factory=dict)  # by Phase.corpus; "default" = corpus
 
 
 # ------------------------------------------------------------------ the bench
@@ -135,10 +145,12 @@ class Report:
 class Bench:
     """The upstream, the clients and their directories; runs phases and records them."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path, spawner: clients.Spawner) -> None:
+    def __init__(self, args: argparse.Namespace, workdir: Path, spawner: clients.Spawner,
+                 workers: int | None = None) -> None:
         self.args = args
         self.workdir = workdir
         self.spawner = spawner
+        self.workers = args.workers if workers is None else workers
         self.upstream = Upstream()
         self.clients: list[clients.Client] = [clients.our_client(args.python)]
         self.configs: dict[str, Path] = {}
@@ -152,7 +164,7 @@ class Bench:
             root = self.workdir / client.key
             root.mkdir(parents=True, exist_ok=True)
             self.configs[client.key] = client.write_config(
-                root, self.upstream.url, self.args.workers, self.args.client_timeout)
+                root, self.upstream.url, self.workers, self.args.client_timeout)
 
     def _add_peer(self) -> None:
         log = self.workdir / "peer-install.log"
@@ -173,17 +185,22 @@ class Bench:
     def has_peer(self) -> bool:
         return any(c.key == "peer" for c in self.clients)
 
-    def expected(self) -> tuple[set[str], set[str]]:
-        """(file paths below /packages/, normalized project names) the upstream serves now."""
+    def expected(self) -> tuple[set[str], set[str], dict[str, str]]:
+        """(file paths below /packages/, normalized project names, .metadata path -> sha256) served now."""
         files: set[str] = set()
         pages: set[str] = set()
+        metadata: dict[str, str] = {}
         for snapshot in self.upstream.all_current():
             pages.add(normalize(snapshot.name))
-            files.update(entry.path[len("/packages/"):] for entry in snapshot.files or ())
-        return files, pages
+            for entry in snapshot.files or ():
+                files.add(entry.path[len("/packages/"):])
+                if entry.metadata_sha256:
+                    metadata[entry.path[len("/packages/"):] + ".metadata"] = entry.metadata_sha256
+        return files, pages, metadata
 
     def run_phase(self, phase: Phase, keys: tuple[str, ...] = ("ours", "peer"), check: bool = True) -> Phase:
         expected = self.expected() if check else None
+        phase.loadavg = loadavg()
         for client in self.clients:
             if client.key in keys:
                 phase.runs[client.key] = self._run_one(client, phase, expected)
@@ -191,7 +208,7 @@ class Bench:
         return phase
 
     def _run_one(self, client: clients.Client, phase: Phase,
-                 expected: tuple[set[str], set[str]] | None) -> Run:
+                 expected: tuple[set[str], set[str], dict[str, str]] | None) -> Run:
         upstream = self.upstream
         upstream.latency, upstream.bandwidth = phase.latency, phase.bandwidth
         upstream.reset_requests()
@@ -204,16 +221,25 @@ class Bench:
         by_kind = {k: list(v) for k, v in sorted(upstream.traffic.items())}
         repeated = _repeated(upstream) if upstream.record_requests else -1
         timeline = _timeline(upstream, result, phase.workers) if upstream.record_requests else None
-        in_sync = "not checked"
+        in_sync, metadata_in_sync, metadata_files = "not checked", "not checked", -1
         if expected is not None:
-            in_sync = clients.check_mirror(*expected, self.mirror_dir(client.key) / "web").describe()
+            files, pages, metadata = expected
+            check = clients.check_mirror(files, pages, self.mirror_dir(client.key) / "web", metadata)
+            in_sync = check.describe()
+            if check.metadata is not None:
+                metadata_in_sync, metadata_files = check.metadata.describe(), check.metadata.on_disk
         if result.exit_code != 0:
             print(f"!! {client.label} exited {result.exit_code} in {phase.name}; log tail:\n"
                   f"{clients.tail(log)}", file=sys.stderr)
         return Run(client.key, result.exit_code, result.wall, result.cpu, result.cpu_user, result.cpu_sys,
                    result.maxrss_mb, requests, sent, by_kind,
                    upstream.busy_seconds / result.wall if result.wall else 0.0, repeated, in_sync,
-                   result.timed_out, str(log), timeline)
+                   result.timed_out, str(log), timeline, metadata_files, metadata_in_sync)
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def settle() -> None:
@@ -247,12 +273,27 @@ def _timeline(upstream: Upstream, result: clients.ChildResult, workers: int) -> 
 # ------------------------------------------------------------------ default mode
 
 
-def run_default(bench: Bench, args: argparse.Namespace) -> Report:
+def run_corpora(bench: Bench, args: argparse.Namespace) -> Report:
+    """Default mode: the default corpus, then the small-files corpus on its own upstream (``--corpus``)."""
+    report = Report("default", _settings(args, bench), {})
+    if args.corpus != "small":
+        run_default(bench, args, report)
+        bench.stop()
+    if args.corpus != "default":
+        small = Bench(args, bench.workdir / "small", bench.spawner, workers=args.small_workers)
+        try:
+            run_small(small, args, report)
+        finally:
+            small.stop()
+    return report
+
+
+def run_default(bench: Bench, args: argparse.Namespace, report: Report) -> None:
     spec = corpus.CorpusSpec(projects=args.projects, files_per_project=args.files_per_project,
                              min_size=args.min_size, median_size=args.median_size, max_size=args.max_size,
                              seed=args.seed)
     info = corpus.build_corpus(bench.upstream, spec)
-    report = Report("default", _settings(args, bench), _corpus_summary(info, spec))
+    report.corpus = report.corpora["default"] = _corpus_summary(info, spec)
     bench.start()
     report.peer_problem = bench.peer_problem
     report.phases.append(bench.run_phase(_phase(args, "full", f"full sync ({info.files} files)")))
@@ -261,7 +302,33 @@ def run_default(bench: Bench, args: argparse.Namespace) -> Report:
     incremental.notes = [f"{c.kind}: {c.project} ({c.detail})" for c in changes]
     report.phases.append(bench.run_phase(incremental))
     report.phases.append(bench.run_phase(_phase(args, "noop", "no-op sync")))
-    return report
+
+
+def run_small(bench: Bench, args: argparse.Namespace, report: Report) -> None:
+    """The small-files corpus on its own upstream, the same three phases, added to ``report``."""
+    spec = corpus.small_wheels_spec(args.small_projects, args.small_files_per_project, args.small_size,
+                                    args.seed)
+    info = corpus.build_corpus(bench.upstream, spec)
+    summary = _corpus_summary(info, spec)
+    summary["metadata_files"] = info.metadata_files
+    report.corpora["small"] = summary
+    if not report.corpus:
+        report.corpus = summary
+    bench.start()
+    report.peer_problem = report.peer_problem or bench.peer_problem
+    latency, workers = args.small_latency, bench.workers
+
+    def small(name: str, title: str) -> Phase:
+        return Phase(f"small-{name}", f"small files: {title}", latency, args.bandwidth, workers,
+                     corpus="small")
+
+    report.phases.append(bench.run_phase(small(
+        "full", f"full sync ({info.files:,} files, {info.metadata_files} with core metadata)")))
+    changes = corpus.apply_changes(bench.upstream, info, spec)
+    incremental = small("incremental", "incremental sync (10 changed projects)")
+    incremental.notes = [f"{c.kind}: {c.project} ({c.detail})" for c in changes]
+    report.phases.append(bench.run_phase(incremental))
+    report.phases.append(bench.run_phase(small("noop", "no-op sync")))
 
 
 def _phase(args: argparse.Namespace, name: str, title: str, latency: float | None = None) -> Phase:
@@ -291,7 +358,7 @@ def _settings(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
             "bandwidth": args.bandwidth,
             "seed": args.seed, "python": platform.python_version(), "ours": args.python,
             "peer": clients.PEER_VERSION, "machine": platform.platform(), "workdir": str(bench.workdir),
-            "rss_floor_mib": round(bench.spawner.floor_mb, 1)}
+            "rss_floor_mib": round(bench.spawner.floor_mb, 1), "loadavg": loadavg()}
 
 
 # ------------------------------------------------------------------ scale mode
@@ -347,6 +414,11 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("CPU user+sys (s)", "cpu", ".2f"),
     ("peak RSS (MiB)", "maxrss_mb", ".1f"),
     ("requests", "requests", "d"),
+    ("  listing (xmlrpc, index)", "kind:xmlrpc+index", "d"),
+    ("  pages (simple or json)", "kind:page+json", "d"),
+    ("  files", "kind:file", "d"),
+    ("  .metadata", "kind:metadata", "d"),
+    ("  other (redirects, ...)", "kind:other", "d"),
     ("fetched (MiB)", "mib", ".2f"),
     ("mean requests in flight", "in_flight", ".2f"),
     ("  s before 1st request", "before_first", ".2f"),
@@ -354,6 +426,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("  % time all workers busy", "all_busy", ".0f"),
     ("  % time nothing in flight", "none_open", ".0f"),
     ("repeated requests", "repeated", "d"),
+    (".metadata files on disk", "metadata_files", "d"),
 )
 
 
@@ -363,6 +436,10 @@ def _value(run: Run | None, attr: str) -> float | int | None:
     if attr == "mib":
         return run.bytes / MiB
     if attr == "repeated" and run.repeated < 0:
+        return None
+    if attr.startswith("kind:"):
+        return sum(run.by_kind.get(kind, [0, 0])[0] for kind in attr[len("kind:"):].split("+"))
+    if attr == "metadata_files" and run.metadata_files < 0:
         return None
     if attr in ("before_first", "after_last", "all_busy", "none_open"):
         if run.timeline is None:
@@ -375,7 +452,9 @@ def _value(run: Run | None, attr: str) -> float | int | None:
 def format_phase(phase: Phase, peer_label: str) -> list[str]:
     ours, peer = phase.runs.get("ours"), phase.runs.get("peer")
     throttle = f", {phase.bandwidth:,.0f} B/s per connection" if phase.bandwidth else ""
-    lines = [f"== {phase.title}; latency {phase.latency * 1000:g} ms{throttle}, workers {phase.workers} =="]
+    load = f"; load average {phase.loadavg}" if phase.loadavg else ""
+    lines = [f"== {phase.title}; latency {phase.latency * 1000:g} ms{throttle}, "
+             f"workers {phase.workers}{load} =="]
     lines.append(f"{'':26}{'ours':>12}{peer_label:>22}{'ours/peer':>11}")
     for label, attr, spec in _ROWS:
         a, b = _value(ours, attr), _value(peer, attr)
@@ -384,6 +463,8 @@ def format_phase(phase: Phase, peer_label: str) -> list[str]:
                  f"{_fmt(_value(peer, 'exit_code'), 'd'):>22}")
     lines.append(f"{'mirror matches upstream':26}{(ours.in_sync if ours else 'n/a'):>12}  "
                  f"{(peer.in_sync if peer else 'n/a'):>20}")
+    lines.append(f"{'.metadata match upstream':26}{(ours.metadata_in_sync if ours else 'n/a'):>12}  "
+                 f"{(peer.metadata_in_sync if peer else 'n/a'):>20}")
     lines.extend(_bound_lines(phase))
     for run in (ours, peer):
         if run is not None:
@@ -401,6 +482,10 @@ def _bound_lines(phase: Phase) -> list[str]:
     ratio = f"{ours.wall / bound:.2f}" if bound else "n/a"
     lines = [f"{'round-trip bound (s)':26}{bound:>12.2f}   (our requests × latency ÷ workers{term}); "
              f"ours/bound {ratio}"]
+    peer, peer_bound = phase.runs.get("peer"), phase.bound("peer")
+    if peer is not None and peer_bound:
+        lines.append(f"{'peer round-trip bound (s)':26}{peer_bound:>12.2f}   (the peer's requests); "
+                     f"peer/its bound {peer.wall / peer_bound:.2f}")
     ideal = phase.per_connection_bound()
     if ideal is not None:
         lines.append(f"{'per-connection ideal (s)':26}{ideal:>12.2f}   ((requests × latency + bytes ÷ "
@@ -408,13 +493,20 @@ def _bound_lines(phase: Phase) -> list[str]:
     return lines
 
 
+def _corpus_line(label: str, c: dict[str, Any]) -> str:
+    metadata = f" ({c['metadata_files']:,} with core metadata)" if "metadata_files" in c else ""
+    return (f"{label}: {c['projects']:,} projects, {c['files']:,} files{metadata}, "
+            f"{c['bytes'] / MiB:.1f} MiB, serial {c['serial']:,}; corpus built in {c['build_seconds']} s")
+
+
 def format_report(report: Report) -> str:
-    c = report.corpus
-    lines = [f"bench_mirror ({report.mode}): {c['projects']:,} projects, {c['files']:,} files, "
-             f"{c['bytes'] / MiB:.1f} MiB, serial {c['serial']:,}; corpus built in {c['build_seconds']} s",
-             f"ours: {report.settings['ours']} (this checkout at {report.settings['commit']}); "
-             f"peer: bandersnatch {clients.PEER_VERSION}; "
-             f"peak RSS floor (/bin/true via the launcher) {report.settings['rss_floor_mib']} MiB"]
+    corpora = report.corpora or {"default": report.corpus}
+    lines = [_corpus_line(f"bench_mirror ({report.mode})" if key == "default" else f"{key} files corpus", c)
+             for key, c in corpora.items()]
+    lines += [f"ours: {report.settings['ours']} (this checkout at {report.settings['commit']}); "
+              f"peer: bandersnatch {clients.PEER_VERSION}; "
+              f"peak RSS floor (/bin/true via the launcher) {report.settings['rss_floor_mib']} MiB",
+              f"load average (1, 5, 15 min) at start {report.settings['loadavg']}"]
     if report.peer_problem:
         lines.append(f"peer NOT run: {report.peer_problem}")
     for phase in report.phases:
@@ -450,6 +542,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=3, help="workers for both clients")
     p.add_argument("--client-timeout", type=float, default=30, help="the clients' request timeout (s)")
     p.add_argument("--phase-timeout", type=float, default=3600, help="kill a client run after this (s)")
+    p.add_argument("--corpus", choices=("both", "default", "small"), default="both",
+                   help="default mode: the default corpus, the small-files corpus, or both in turn")
     p.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
     p.add_argument("--no-peer", action="store_true", help="run our client only")
     p.add_argument("--peer-venv", type=Path, default=clients.DEFAULT_PEER_VENV,
@@ -458,6 +552,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default=sys.executable, help="Python that runs our client")
     p.add_argument("--workdir", type=Path, default=None, help="mirrors and logs (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the workdir (mirrors and client logs)")
+    small = p.add_argument_group("small-files corpus (default mode, after the default corpus)")
+    small.add_argument("--small-projects", type=int, default=150, help="projects")
+    small.add_argument("--small-files-per-project", type=float, default=8.0,
+                       help="mean files per project (log-normal, 1 to 80)")
+    small.add_argument("--small-size", type=int, default=10 * 1024,
+                       help="median file size in bytes (sizes from 0.8x to 1.2x)")
+    small.add_argument("--small-workers", type=int, default=4, help="workers for both clients")
+    small.add_argument("--small-latency", type=float, default=0.030, help="seconds added to every request")
     scale = p.add_argument_group("scale mode")
     scale.add_argument("--scale", action="store_true", help="run the scale benchmark instead")
     scale.add_argument("--scale-projects", type=int, default=750_000, help="projects the upstream lists")
@@ -477,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     bench = Bench(args, workdir, spawner)
     try:
-        report = run_scale(bench, args) if args.scale else run_default(bench, args)
+        report = run_scale(bench, args) if args.scale else run_corpora(bench, args)
         bench.stop()
         publish(report, args)
     finally:
