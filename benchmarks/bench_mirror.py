@@ -3,7 +3,7 @@
 Run from the repository root with a Python that has the project's requirements
 (``requests``, ``lxml``, ``filelock``), e.g. the project's venv::
 
-    venv/bin/python benchmarks/bench_mirror.py                 # default: ~3 min on 2 cores
+    venv/bin/python benchmarks/bench_mirror.py                 # default: ~2.5 min on 2 cores
     venv/bin/python benchmarks/bench_mirror.py --json out.json # also write every figure as JSON
     venv/bin/python benchmarks/bench_mirror.py --scale         # 750,000-project listing: ~35 min
 
