@@ -121,6 +121,15 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class _PageBody:
+    """A project page as answered, not yet parsed."""
+
+    data: bytes
+    content_type: str
+    header_serial: str
+
+
+@dataclass(frozen=True)
 class Validators:
     """What the master said identifies its root listing: sent back to be answered 304 when unchanged."""
 
@@ -654,7 +663,9 @@ class Master:
         seen: int | None = None
         for attempt in range(stale_attempts):
             query = "" if attempt == 0 else f"?bandersnatch_serial={min_serial}-{attempt}"
-            page = self._with_retries(f"page {name}", functools.partial(self._get_page, url + query, name))
+            # Parsed once the request slot is free: parsing is CPU, not a request in flight.
+            body = self._with_retries(f"page {name}", functools.partial(self._get_page, url + query, name))
+            page = None if body is None else self._parse_page(body, url + query, name)
             if page is None:
                 if query or stale_attempts == 1:
                     return None
@@ -672,7 +683,7 @@ class Master:
             self._sleep_before_retry(attempt, None)
         raise StalePage(f"page {name}: upstream serves serial {seen}, older than {min_serial} (stale CDN?)")
 
-    def _get_page(self, url: str, name: str) -> ProjectPage | None:
+    def _get_page(self, url: str, name: str) -> _PageBody | None:
         deadline = self._deadline()
         response = self._send("GET", url, headers={"Accept": ACCEPT})
         if response.status_code == 404:
@@ -684,12 +695,17 @@ class Master:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
         data = self._read_capped(response, self.max_page_bytes, f"page {name}", deadline)
-        if content_type == JSON_CONTENT_TYPE:
-            page = parse_json_page(data, url)
-        elif content_type in ("text/html", "application/vnd.pypi.simple.v1+html"):
-            page = parse_html_page(data, url, name)
+        return _PageBody(data, content_type, header_serial)
+
+    @staticmethod
+    def _parse_page(body: _PageBody, url: str, name: str) -> ProjectPage:
+        if body.content_type == JSON_CONTENT_TYPE:
+            page = parse_json_page(body.data, url)
+        elif body.content_type in ("text/html", "application/vnd.pypi.simple.v1+html"):
+            page = parse_html_page(body.data, url, name)
         else:
-            raise UpstreamError(f"page {name}: unexpected Content-Type {content_type[:60]!r}")
+            raise UpstreamError(f"page {name}: unexpected Content-Type {body.content_type[:60]!r}")
+        header_serial = body.header_serial
         if header_serial.isascii() and header_serial.isdigit():
             if len(header_serial) > len(str(MAX_SERIAL)):  # int() would refuse 5,000 digits
                 raise UpstreamError(f"page {name}: X-PyPI-Last-Serial {shown(header_serial, 40)} is not "
