@@ -79,6 +79,7 @@ class _Partial:
         self.total = 0
         self.checkers: dict[str, Any] = {"sha256": hashlib.sha256()}
         self.etag: str | None = None
+        self.touched = False  # an attempt has written into the sink
 
     @property
     def resumable(self) -> bool:
@@ -748,8 +749,9 @@ class Master:
                 self.resumed_bytes += partial.total
             logger.debug("%s: resuming after %d bytes", what, partial.total)
         elif response.status_code == 200:
-            sink.seek(0)
-            sink.truncate()
+            if partial.touched:  # an earlier attempt wrote into the sink (a fresh one costs no syscalls)
+                sink.seek(0)
+                sink.truncate()
             partial.start(response, hashes)
         else:
             response.close()
@@ -771,6 +773,7 @@ class Master:
                     raise HashMismatch(f"{what}: more bytes than the advertised {size}")
                 raise UpstreamError(f"{what}: larger than max-file-size ({limit} bytes) and its size is not "
                                     "advertised; refused")
+            partial.touched = True
             sink.write(chunk)  # first: the hashes and the count only ever cover bytes in the sink
             for h in checkers.values():
                 h.update(chunk)
