@@ -291,7 +291,7 @@ def run_corpora(bench: Bench, args: argparse.Namespace) -> Report:
 def run_default(bench: Bench, args: argparse.Namespace, report: Report) -> None:
     spec = corpus.CorpusSpec(projects=args.projects, files_per_project=args.files_per_project,
                              min_size=args.min_size, median_size=args.median_size, max_size=args.max_size,
-                             seed=args.seed)
+                             seed=args.seed, real_wheels=not args.no_default_metadata)
     info = corpus.build_corpus(bench.upstream, spec)
     report.corpus = report.corpora["default"] = _corpus_summary(info, spec)
     bench.start()
@@ -542,6 +542,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=3, help="workers for both clients")
     p.add_argument("--client-timeout", type=float, default=30, help="the clients' request timeout (s)")
     p.add_argument("--phase-timeout", type=float, default=3600, help="kill a client run after this (s)")
+    p.add_argument("--no-default-metadata", action="store_true",
+                   help="default corpus of random bytes only, with no wheel metadata (figures before 10.0)")
     p.add_argument("--corpus", choices=("both", "default", "small"), default="both",
                    help="default mode: the default corpus, the small-files corpus, or both in turn")
     p.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
