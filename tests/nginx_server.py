@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,10 @@ def nginx_binary() -> str | None:
     )
 
 
-def readme_server_block() -> str:
-    """The literal nginx configuration block of README's 'Serving web/ with nginx' section."""
+def readme_server_block(title: str = "Serving web/ with nginx") -> str:
+    """The literal nginx configuration block (the first ``::`` block) of README's section ``title``."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("Serving web/ with nginx"):]
+    section = text[text.index(f"{title}\n{'=' * len(title)}\n"):]
     start = section.index("::\n\n") + 4
     lines = []
     for line in section[start:].splitlines():
@@ -64,6 +64,13 @@ class Nginx:
 
 @contextmanager
 def run_nginx(web: Path, workdir: Path, hash_index: bool = False) -> Iterator[Nginx]:
+    with run_nginx_site(lambda port: site_config(web, port, hash_index), workdir) as nginx:
+        yield nginx
+
+
+@contextmanager
+def run_nginx_site(site: Callable[[int], str], workdir: Path) -> Iterator[Nginx]:
+    """nginx serving the server block ``site(port)`` on 127.0.0.1:port until the block ends."""
     binary = nginx_binary()
     assert binary, "nginx is not installed"
     port = free_port()
@@ -80,7 +87,7 @@ def run_nginx(web: Path, workdir: Path, hash_index: bool = False) -> Iterator[Ng
         f"    client_body_temp_path {workdir}/body; proxy_temp_path {workdir}/proxy;\n"
         f"    fastcgi_temp_path {workdir}/fastcgi; uwsgi_temp_path {workdir}/uwsgi;\n"
         f"    scgi_temp_path {workdir}/scgi;\n"
-        + site_config(web, port, hash_index) + "}\n"
+        + site(port) + "}\n"
     )
     proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(workdir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
