@@ -1,42 +1,52 @@
 """The contract of ``store.Store`` (see ``bandersnatch/store.py``), held by every store.
 
-Each contract test takes the ``store`` fixture, parametrized over the stores
-there are; the tests at the end check what only the filesystem store does
-(pruning directories, refusing links).
+Each test takes the ``store`` fixture, parametrized over the stores there
+are: the filesystem (``web/``) and S3 (a fresh key prefix in the session's
+real SeaweedFS bucket; skipped without ``weed`` or boto3).  What only one
+store does is tested in ``test_fsstore.py`` and ``test_s3store.py``.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from bandersnatch.errors import StorageError, UnsafePath
+from bandersnatch.errors import UnsafePath
 from bandersnatch.fsstore import FilesystemStore
 from bandersnatch.store import BINARY, HTML, JSON, SIMPLE_JSON, TEXT, Store, content_type
 
 
-def _filesystem(tmp_path: Path) -> Store:
-    return FilesystemStore(tmp_path / "web", tmp_path / "tmp" / "mirror")
+def _staging(tmp_path: Path) -> Path:
+    """Where a store stages uploads: the filesystem store's place in a mirror directory, for both."""
+    return tmp_path / "tmp" / "mirror"
 
 
-STORES = {"filesystem": _filesystem}
+def _filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return FilesystemStore(tmp_path / "web", _staging(tmp_path))
+
+
+def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    pytest.importorskip("bandersnatch.s3store")  # boto3 is the optional extra [s3]
+    from s3tools import make_s3_store
+
+    return make_s3_store(request.getfixturevalue("seaweed"), _staging(tmp_path))
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {"filesystem": _filesystem, "s3": _s3}
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    yield STORES[request.param](tmp_path)
+    yield STORES[request.param](request, tmp_path)
 
 
-@pytest.fixture
-def fs_store(tmp_path: Path) -> FilesystemStore:
-    return FilesystemStore(tmp_path / "web", tmp_path / "tmp" / "mirror")
-
-
-UNSAFE_KEYS = ["..", "", "/abs", "a//b", "a/../b", "a/./b", "a/", "nul\0here", "simple/\nx"]
+UNSAFE_KEYS = ["..", "", "/abs", "a//b", "a/../b", "a/./b", "a/", "nul\0here", "simple/\nx",
+               "/simple/foo", "simple//foo", "simple/foo/", "../web", "simple/../../etc", "simple/./x",
+               "a\\b", "a\0b", "a\nb", "x" * 256]
 
 
 def test_published_page_reads_back_whole_with_its_stat(store: Store) -> None:
@@ -47,8 +57,9 @@ def test_published_page_reads_back_whole_with_its_stat(store: Store) -> None:
 
 
 def test_page_published_from_chunks_reads_back_joined(store: Store) -> None:
-    store.publish_page("pypi/foo/json", iter([b"{", b'"a":', b"1}"]))
+    stat = store.publish_page("pypi/foo/json", iter([b"{", b"", b'"a":', b"1}"]))
     assert store.read("pypi/foo/json") == b'{"a":1}'
+    assert stat.size == 7
 
 
 def test_missing_key_reads_and_stats_as_none(store: Store) -> None:
@@ -74,17 +85,23 @@ def test_committed_upload_is_published_under_its_key(store: Store) -> None:
         up.file.write(b"x" * 1000)
         up.file.write(b"y" * 24)
         assert store.read(key) is None  # nothing visible before commit
+        assert store.stat(key) is None
         stat = up.commit()
     assert stat.size == 1024
     assert store.read(key) == b"x" * 1000 + b"y" * 24
     assert store.stat(key) == stat
 
 
-def test_upload_left_without_commit_leaves_nothing(store: Store) -> None:
+def test_upload_left_without_commit_leaves_nothing(store: Store, tmp_path: Path) -> None:
     with store.upload("packages/ab/cd/foo-1.0.tar.gz") as up:
         up.file.write(b"half a file")
     assert store.read("packages/ab/cd/foo-1.0.tar.gz") is None
+    with pytest.raises(RuntimeError), store.upload("packages/ab/cd/baz-1.0.whl") as up:
+        up.file.write(b"download failed")
+        raise RuntimeError("hash mismatch")
+    assert store.stat("packages/ab/cd/baz-1.0.whl") is None
     assert list(store.iterate("")) == []
+    assert list(_staging(tmp_path).iterdir()) == []  # no temporary file left behind
 
 
 def test_upload_left_by_an_error_leaves_the_old_object(store: Store) -> None:
@@ -102,24 +119,38 @@ def test_delete_says_whether_the_object_was_there(store: Store) -> None:
     assert store.stat("packages/ab/foo.whl") is None
     assert store.delete("packages/ab/foo.whl") is False
     assert store.delete("packages/never/was.whl") is False
+    assert store.delete("never") is False
 
 
 def test_iterate_lists_every_key_below_the_prefix_only(store: Store) -> None:
     keys = ["simple/foo/index.html", "simple/foo/index.v1_json", "simple/index.html",
-            "simple/b/bar/index.html", "packages/ab/foo.whl", "pypi/foo/json", "last-modified"]
+            "simple/b/bar/index.html", "simplex/b/index.html", "packages/ab/foo.whl", "pypi/foo/json",
+            "last-modified"]
     for key in keys:
         store.publish_page(key, key.encode())
-    assert sorted(store.iterate("simple/")) == sorted(k for k in keys if k.startswith("simple/"))
+    below_simple = sorted(k for k in keys if k.startswith("simple/"))
+    assert sorted(store.iterate("simple/")) == below_simple
+    assert sorted(store.iterate("simple")) == below_simple  # a directory, with or without its slash
     assert sorted(store.iterate("simple/foo/")) == ["simple/foo/index.html", "simple/foo/index.v1_json"]
-    assert sorted(store.iterate("simple/fo")) == ["simple/foo/index.html", "simple/foo/index.v1_json"]
+    assert list(store.iterate("simple/fo")) == []  # not a string prefix: simple/fo/ holds nothing
+    assert list(store.iterate("last-modified")) == []  # an object is not a directory
     assert sorted(store.iterate("")) == sorted(keys)
     assert list(store.iterate("nothing/")) == []
     store.delete("simple/foo/index.html")
     assert sorted(store.iterate("simple/foo/")) == ["simple/foo/index.v1_json"]
 
 
+@pytest.mark.slow
+def test_iterate_pages_past_a_thousand_keys(store: Store) -> None:
+    keys = {f"packages/{i % 7:02x}/f-{i}.whl" for i in range(1100)}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: store.publish_page(key, b""), keys))
+    listed = list(store.iterate("packages/"))
+    assert len(listed) == 1100 and set(listed) == keys
+
+
 @pytest.mark.parametrize("key", UNSAFE_KEYS)
-def test_unsafe_key_is_refused_by_every_call(store: Store, key: str) -> None:
+def test_an_unsafe_key_is_refused_by_every_call_before_anything_is_sent(store: Store, key: str) -> None:
     with pytest.raises(UnsafePath):
         store.publish_page(key, b"x")
     with pytest.raises(UnsafePath), store.upload(key):
@@ -133,7 +164,7 @@ def test_unsafe_key_is_refused_by_every_call(store: Store, key: str) -> None:
     assert list(store.iterate("")) == []
 
 
-@pytest.mark.parametrize("prefix", ["../", "a//", "/abs/"])
+@pytest.mark.parametrize("prefix", ["../", "a//", "/abs/", "simple/../", "a/./b/"])
 def test_unsafe_prefix_is_refused(store: Store, prefix: str) -> None:
     with pytest.raises(UnsafePath):
         list(store.iterate(prefix))
@@ -156,51 +187,3 @@ def test_unsafe_prefix_is_refused(store: Store, prefix: str) -> None:
 ])
 def test_content_type_of_each_kind_of_object(key: str, expected: str) -> None:
     assert content_type(key) == expected
-
-
-# ---------------------------------------------------------------- the filesystem store only
-
-
-def test_filesystem_delete_prunes_emptied_directories_up_to_the_top_prefix(fs_store: FilesystemStore) -> None:
-    fs_store.publish_page("packages/ab/cd/foo.whl", b"1")
-    fs_store.publish_page("packages/ab/cd/foo.whl.metadata", b"2")
-    fs_store.delete("packages/ab/cd/foo.whl")
-    assert (fs_store.web / "packages" / "ab" / "cd").is_dir()  # the metadata is still there
-    fs_store.delete("packages/ab/cd/foo.whl.metadata")
-    assert not (fs_store.web / "packages" / "ab").exists()
-    assert (fs_store.web / "packages").is_dir()
-
-
-def test_filesystem_delete_of_a_gone_object_prunes_what_a_killed_delete_left(
-        fs_store: FilesystemStore) -> None:
-    (fs_store.web / "simple" / "foo").mkdir(parents=True)
-    assert fs_store.delete("simple/foo/index.html") is False
-    assert not (fs_store.web / "simple" / "foo").exists()
-    assert (fs_store.web / "simple").is_dir()
-
-
-def test_filesystem_publish_through_a_linked_directory_is_refused(fs_store: FilesystemStore,
-                                                                  tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (fs_store.web / "simple").mkdir(parents=True)
-    os.symlink(elsewhere, fs_store.web / "simple" / "foo")
-    with pytest.raises(StorageError):
-        fs_store.publish_page("simple/foo/index.html", b"x")
-    assert list(elsewhere.iterdir()) == []
-
-
-def test_filesystem_iterate_follows_no_link(fs_store: FilesystemStore, tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "secret").write_bytes(b"s")
-    fs_store.publish_page("simple/foo/index.html", b"x")
-    os.symlink(elsewhere, fs_store.web / "simple" / "linked")
-    os.symlink(elsewhere / "secret", fs_store.web / "simple" / "foo" / "index.v1_json")
-    assert list(fs_store.iterate("simple/")) == ["simple/foo/index.html"]
-
-
-def test_filesystem_stamp_is_the_mtime_in_nanoseconds(fs_store: FilesystemStore) -> None:
-    stat = fs_store.publish_page("simple/foo/index.html", b"page")
-    assert stat.stamp == (fs_store.web / "simple" / "foo" / "index.html").stat().st_mtime_ns
-    assert list((fs_store.staging).iterdir()) == []  # nothing staged is left behind

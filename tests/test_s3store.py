@@ -1,23 +1,22 @@
-"""The store contract (bandersnatch/store.py) on a real SeaweedFS, and what only an S3 store promises.
+"""What only the S3 store does, on a real SeaweedFS (the shared contract is in ``test_store_contract.py``).
 
-The first half uses nothing but the ``store`` fixture, so the filesystem store
-can join it by adding a parameter to that fixture.  The second half checks
-the S3 side directly: Content-Type on the objects, multipart uploads, errors
-an operator sees, the key prefix and anonymous reads for a web server in front.
+Content-Type on the objects, multipart uploads, errors an operator sees, the
+key prefix and anonymous reads for a web server in front.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import s3tools
 from seaweedfs import Seaweed, free_ports
 
 from bandersnatch import store as contract
@@ -32,24 +31,12 @@ MakeStore = Callable[..., Any]
 @pytest.fixture
 def make_s3_store(seaweed: Seaweed, tmp_path: Path) -> MakeStore:
     """S3Store factory on the session's SeaweedFS, each store below a fresh prefix unless one is given."""
-
-    def make(**overrides: Any) -> Any:
-        staging = tmp_path / "staging"
-        staging.mkdir(exist_ok=True)
-        settings: dict[str, Any] = {
-            "bucket": seaweed.bucket, "staging": staging, "endpoint_url": seaweed.endpoint,
-            "prefix": f"test-{uuid.uuid4().hex[:12]}", "region": "us-east-1",
-            "credentials": (seaweed.access_key, seaweed.secret_key), "workers": 4, "timeout": 10.0,
-        }
-        settings.update(overrides)
-        return s3store.S3Store(**settings)
-
-    return make
+    return functools.partial(s3tools.make_s3_store, seaweed, tmp_path / "staging")
 
 
 @pytest.fixture
 def store(make_s3_store: MakeStore) -> Any:
-    """A store of the contract: an S3Store below a fresh prefix (the filesystem store joins here)."""
+    """An S3Store below a fresh prefix."""
     return make_s3_store()
 
 
@@ -60,100 +47,6 @@ def raw(seaweed: Seaweed) -> Any:
 
     return boto3.client("s3", endpoint_url=seaweed.endpoint, region_name="us-east-1",
                         aws_access_key_id=seaweed.access_key, aws_secret_access_key=seaweed.secret_key)
-
-
-# ---------------------------------------------------------------- the contract
-
-
-def test_a_published_page_reads_back_whole_and_its_stat_matches(store: Any) -> None:
-    stat = store.publish_page("simple/foo/index.html", b"<html>foo</html>")
-    assert store.read("simple/foo/index.html") == b"<html>foo</html>"
-    assert store.stat("simple/foo/index.html") == stat
-    assert stat.size == len(b"<html>foo</html>")
-
-
-def test_a_page_given_as_chunks_is_published_as_their_concatenation(store: Any) -> None:
-    stat = store.publish_page("simple/index.html", iter([b"<a>", b"", b"b</a>", b"\n"]))
-    assert store.read("simple/index.html") == b"<a>b</a>\n" and stat.size == 9
-
-
-def test_replacing_a_page_shows_the_new_bytes_whole_with_a_new_stamp(store: Any) -> None:
-    first = store.publish_page("last-modified", b"20260101T000000\n")
-    second = store.publish_page("last-modified", b"20261129T230000Z\n")
-    assert store.read("last-modified") == b"20261129T230000Z\n"
-    assert second.stamp != first.stamp and store.stat("last-modified") == second
-
-
-def test_an_upload_appears_only_on_commit_and_its_stat_is_returned(store: Any) -> None:
-    key = "packages/ab/cd/foo-1.0.tar.gz"
-    with store.upload(key) as upload:
-        upload.file.write(b"x" * 1000)
-        upload.file.write(b"y" * 24)
-        assert store.stat(key) is None
-        stat = upload.commit()
-    assert stat == contract.ObjectStat(1024, stat.stamp) and store.stat(key) == stat
-    assert store.read(key) == b"x" * 1000 + b"y" * 24
-
-
-def test_an_upload_left_without_commit_publishes_nothing_and_leaves_no_temporary_file(
-        store: Any, tmp_path: Path) -> None:
-    with store.upload("packages/ab/cd/bar-1.0.whl") as upload:
-        upload.file.write(b"half a file")
-    assert store.stat("packages/ab/cd/bar-1.0.whl") is None
-    with pytest.raises(RuntimeError), store.upload("packages/ab/cd/baz-1.0.whl") as upload:
-        upload.file.write(b"download failed")
-        raise RuntimeError("hash mismatch")
-    assert store.stat("packages/ab/cd/baz-1.0.whl") is None
-    assert list((tmp_path / "staging").iterdir()) == []
-
-
-def test_read_and_stat_of_a_missing_key_are_none(store: Any) -> None:
-    assert store.read("simple/nothing/index.html") is None
-    assert store.stat("simple/nothing/index.html") is None
-
-
-def test_delete_removes_the_object_and_says_whether_it_was_there(store: Any) -> None:
-    store.publish_page("simple/gone/index.html", b"x")
-    assert store.delete("simple/gone/index.html") is True
-    assert store.stat("simple/gone/index.html") is None and store.read("simple/gone/index.html") is None
-    assert store.delete("simple/gone/index.html") is False
-    assert store.delete("never/was") is False
-
-
-def test_iterate_yields_every_key_below_a_prefix_and_nothing_beside_it(store: Any) -> None:
-    for key in ("simple/a/index.html", "simple/a/index.v1_json", "simple/index.html",
-                "simplex/b/index.html", "packages/ab/f.whl", "last-modified"):
-        store.publish_page(key, b"x")
-    below = {"simple/a/index.html", "simple/a/index.v1_json", "simple/index.html"}
-    assert set(store.iterate("simple/")) == below
-    assert set(store.iterate("simple")) == below
-    assert set(store.iterate("simple/a/")) == {"simple/a/index.html", "simple/a/index.v1_json"}
-    assert set(store.iterate("nothing/")) == set()
-    assert len(set(store.iterate(""))) == 6
-
-
-@pytest.mark.slow
-def test_iterate_pages_past_a_thousand_keys(store: Any) -> None:
-    keys = {f"packages/{i % 7:02x}/f-{i}.whl" for i in range(1100)}
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: store.publish_page(key, b""), keys))
-    listed = list(store.iterate("packages/"))
-    assert len(listed) == 1100 and set(listed) == keys
-
-
-UNSAFE_KEYS = ["", "/simple/foo", "simple//foo", "simple/foo/", "../web", "simple/../../etc", "simple/./x",
-               "a\\b", "a\0b", "a\nb", "x" * 256]
-
-
-@pytest.mark.parametrize("key", UNSAFE_KEYS)
-def test_an_unsafe_key_is_refused_by_every_call_before_anything_is_sent(store: Any, key: str) -> None:
-    calls: list[Callable[[], object]] = [
-        lambda: store.publish_page(key, b"x"), lambda: store.read(key), lambda: store.stat(key),
-        lambda: store.delete(key), lambda: store.upload(key).__enter__(),
-    ]
-    for call in calls:
-        with pytest.raises(UnsafePath):
-            call()
 
 
 # ---------------------------------------------------------------- S3 only
