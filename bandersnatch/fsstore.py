@@ -102,11 +102,9 @@ class FilesystemStore:
         return removed
 
     def iterate(self, prefix: str) -> Iterator[str]:
-        """Keys starting with ``prefix``, from a walk of its directory that follows no link."""
-        directory, _, _ = prefix.rpartition("/")
+        """Every key below the directory ``prefix``, from a walk that follows no link."""
+        directory = prefix.removesuffix("/")
         top = self.path(directory) if directory else self.web
         base = f"{directory}/" if directory else ""
         for segments in walk_files(top, self.staging):
-            key = base + "/".join(segments)
-            if key.startswith(prefix):
-                yield key
+            yield base + "/".join(segments)

@@ -227,9 +227,9 @@ class S3Store:
         return existed
 
     def iterate(self, prefix: str) -> Iterator[str]:
-        """Every key below ``prefix`` (a directory: ``simple`` and ``simple/`` alike), page by page."""
-        stripped = prefix.strip("/")
-        below = self.object_key(stripped) + "/" if stripped else (f"{self.prefix}/" if self.prefix else "")
+        """Every key below the directory ``prefix``, page by page."""
+        directory = prefix.removesuffix("/")
+        below = self.object_key(directory) + "/" if directory else (f"{self.prefix}/" if self.prefix else "")
         cut = len(self.prefix) + 1 if self.prefix else 0
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=below)
         try:

@@ -112,5 +112,10 @@ class Store(Protocol):
         ...
 
     def iterate(self, prefix: str) -> Iterator[str]:
-        """Every key below ``prefix`` (``simple/``), in no promised order; for repair and verify only."""
+        """Every key below the directory ``prefix``, in no promised order; for repair and verify only.
+
+        ``prefix`` is ``""`` (the whole store) or a key-like directory with or without
+        its final ``/`` (``simple/`` and ``simple`` alike; never ``simplex/``, and
+        ``simple/fo`` is the directory ``simple/fo/``).  It is checked like a key.
+        """
         ...
