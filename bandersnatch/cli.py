@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config
-from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError
+from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError, StoreRefused
 from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
@@ -137,12 +137,16 @@ def write_default_config(path: Path) -> int:
     return EXIT_CONFIG
 
 
-def refuse_unwired_backend(cfg: config.Config) -> None:
-    """Until the mirror publishes through a Store, an s3 configuration must not fill the local web/."""
-    if cfg.storage_backend != "filesystem":
+def refuse_unwired_backend(cfg: config.Config, command: str) -> None:
+    """``verify`` reads ``web/`` as files: with an s3 store it would report a ghost mirror.
+
+    (``status`` reads only the bookkeeping in the local directory, the same for both stores.)
+    """
+    if cfg.storage_backend != "filesystem" and command == "verify":
         raise ConfigError(str(cfg.path), "mirror", "storage-backend",
-                          f"{cfg.storage_backend}: the settings are valid, but this version cannot publish "
-                          "to S3 yet; use filesystem")
+                          f"{cfg.storage_backend}: `bandersnatch {command}` works on a filesystem mirror only "
+                          "in this version; check an S3 mirror with `bandersnatch mirror` runs and their exit "
+                          "codes")
 
 
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
@@ -222,7 +226,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             apply_log_config(cfg.log_config, cfg.path)
         for warning in cfg.warnings:
             logger.warning("%s", warning)
-        refuse_unwired_backend(cfg)
+        refuse_unwired_backend(cfg, args.command)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         if args.command == "status":
@@ -246,6 +250,10 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         # Expected whenever cron starts a run while a long one goes on: not an error, exit 3 says it.
         logger.info("%s", exc)
         return EXIT_LOCKED
+    except StoreRefused as exc:
+        # Wrong credentials or bucket: nothing was published, and only a configuration change helps.
+        logger.error("%s", exc)
+        return EXIT_CONFIG
     except StorageError as exc:
         # A full disk or a permission: running again changes nothing until that is fixed.
         logger.error("%s; the run is incomplete: once that is fixed, the next run finishes it", exc)

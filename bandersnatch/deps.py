@@ -9,6 +9,7 @@ ever extracted, and every read is capped, so a hostile archive costs bounded wor
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -17,7 +18,7 @@ import tarfile
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -136,12 +137,24 @@ def _read_capped(stream: IO[bytes], max_bytes: int) -> bytes | None:
     return None if len(data) > max_bytes else data
 
 
-def wheel_metadata(path: Path, max_bytes: int = MAX_METADATA) -> bytes | None:
+@contextlib.contextmanager
+def _opened(source: Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    """``source`` open for reading from its start: a path is opened (and closed), an open file rewound."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            yield handle
+    else:
+        source.seek(0)
+        yield source
+
+
+def wheel_metadata(path: Path | IO[bytes], max_bytes: int = MAX_METADATA) -> bytes | None:
     """The wheel's ``<name>.dist-info/METADATA``: None unless exactly one is there, intact, in ``max_bytes``.
 
-    Raises OSError only when ``path`` itself cannot be opened.
+    ``path`` may be an open file (a download staged before it is published).  Raises
+    OSError only when ``path`` itself cannot be opened.
     """
-    with path.open("rb") as handle:
+    with _opened(path) as handle:
         try:
             with zipfile.ZipFile(handle) as archive:
                 found = [i for i in archive.infolist() if _WHEEL_METADATA.fullmatch(i.filename)]
@@ -188,16 +201,18 @@ def _decompressor(lower: str, handle: IO[bytes]) -> io.BufferedIOBase | None:
 
 
 def sdist_pkg_info(
-    path: Path, max_bytes: int = MAX_METADATA, *, max_scan: int = MAX_SDIST_SCAN
+    path: Path | IO[bytes], max_bytes: int = MAX_METADATA, *, max_scan: int = MAX_SDIST_SCAN,
+    filename: str | None = None,
 ) -> bytes | None:
     """The sdist's top-level ``<dir>/PKG-INFO`` (.tar.gz, .tgz, .tar.bz2, .tar.xz, .zip).
 
     None when there is none, the archive is damaged, the member exceeds ``max_bytes``, or
-    finding it would decompress more than ``max_scan`` bytes.  Raises OSError only when
-    ``path`` itself cannot be opened.
+    finding it would decompress more than ``max_scan`` bytes.  ``path`` may be an open
+    file, whose ``filename`` then says the format.  Raises OSError only when ``path``
+    itself cannot be opened.
     """
-    lower = path.name.lower()
-    with path.open("rb") as handle:
+    lower = (filename if filename is not None else path.name if isinstance(path, Path) else "").lower()
+    with _opened(path) as handle:
         try:
             if lower.endswith(".zip"):
                 return _zip_pkg_info(handle, max_bytes)

@@ -34,17 +34,25 @@ from .storage import atomic_write, remove_file
 logger = logging.getLogger(__name__)
 
 METADATA_LIMIT = 16 * 1024 * 1024
-_SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 
 
 @dataclass(frozen=True)
 class MirroredFile:
-    """A file our page links, verified on disk."""
+    """A file our page links, verified in the store.
+
+    ``core`` is its core metadata (a wheel's ``METADATA``, an sdist's ``PKG-INFO``)
+    as read from the download before it was published, when ``core_read``; else
+    it is read from ``metadata`` or ``path`` on disk (a filesystem store), or,
+    with neither (an object store), nothing is known of the file's requirements.
+    """
 
     filename: str
     sha256: str
-    path: Path
-    metadata: Path | None  # the PEP 658 file beside it, when the mirror keeps one
+    path: Path | None  # None: not on a local disk
+    metadata: Path | None  # the PEP 658 file beside it, when the mirror keeps one on disk
+    core: bytes | None = None
+    core_read: bool = False
 
 
 class DependencyRecords:
@@ -138,8 +146,8 @@ class DependencyRecords:
     def _read(key: str, f: MirroredFile, with_wheels: set[Version | None]) -> tuple[str, ...] | None:
         name = f.filename
         if name.endswith(".whl"):
-            data = None
-            if f.metadata is not None:
+            data = f.core
+            if not f.core_read and f.metadata is not None:
                 try:
                     with f.metadata.open("rb") as fh:
                         data = fh.read(METADATA_LIMIT + 1)
@@ -147,14 +155,14 @@ class DependencyRecords:
                     data = None
                 if data is not None and len(data) > METADATA_LIMIT:
                     data = None
-            if data is None:
+            if data is None and not f.core_read and f.path is not None:
                 data = wheel_metadata(f.path, METADATA_LIMIT)
             if data is None:
                 logger.debug("%s: %s has no readable core metadata; no dependencies known", key, shown(name))
                 return None
             return requires_dist(data)
-        if name.lower().endswith(_SDIST_SUFFIXES) and file_version(name, key) not in with_wheels:
-            info = sdist_pkg_info(f.path, METADATA_LIMIT)
+        if name.lower().endswith(SDIST_SUFFIXES) and file_version(name, key) not in with_wheels:
+            info = f.core if f.core_read else sdist_pkg_info(f.path, METADATA_LIMIT) if f.path else None
             declared = sdist_requires_dist(info) if info is not None else None
             if declared is None:
                 logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))

@@ -14,6 +14,10 @@ is only removed once the list is published: a killed run's paths are carried
 into the next run's list, so downstream never misses a file.  When the list
 is published each spooled path is sorted by what is on disk then: written if
 it exists, deleted if not.
+
+With ``storage-backend = s3`` the list holds ``s3://<bucket>/<prefix>/<key>`` URLs
+instead of paths (what ``aws s3 cp``, ``rclone`` or ``s5cmd`` take), and each is
+sorted by a HEAD of the object when the list is published.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,11 +43,15 @@ DELETED_SUFFIX = ".deleted"
 class Changes:
     """Records the paths a run writes and deletes; does nothing when no diff-file is configured."""
 
-    def __init__(self, spool: Path | None, staging: Path | None = None, web: Path | None = None) -> None:
+    def __init__(self, spool: Path | None, staging: Path | None = None, web: Path | None = None, *,
+                 remote: tuple[str, Callable[[str], bool]] | None = None) -> None:
         """``staging``: the run's staging directory, required with a ``spool`` (see ``storage``).
 
         ``web``: the filesystem store's directory, where the store's keys are listed as paths.
+        ``remote``: for an object store instead, the URL keys are listed below (``s3://bucket``)
+        and whether a key is there now.
         """
+        self.remote = remote
         assert spool is None or staging is not None, "the spool is written through storage"
         self.spool = spool
         self.staging = staging
@@ -66,11 +74,19 @@ class Changes:
         if self.spool is not None:
             self._note(self._path(key))
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> Path | str:
+        if self.remote is not None:
+            return f"{self.remote[0]}/{key}"
         assert self.web is not None, "a spool listing the store's objects needs web"
         return self.web / key
 
-    def _note(self, path: Path) -> None:
+    def _exists(self, listed: str) -> bool:
+        if self.remote is not None:
+            base, present = self.remote
+            return listed.startswith(base + "/") and present(listed[len(base) + 1:])
+        return os.path.lexists(listed)
+
+    def _note(self, path: Path | str) -> None:
         if self.spool is None:
             return
         line = f"{path}\n".encode("utf-8", "surrogateescape")
@@ -106,7 +122,7 @@ class Changes:
         def lines(want_present: bool) -> Iterator[bytes]:
             nonlocal written_count, deleted_count
             for path in _spooled(self.spool):
-                if os.path.lexists(path) == want_present:
+                if self._exists(path) == want_present:
                     if want_present:
                         written_count += 1
                     else:

@@ -118,6 +118,10 @@ class StorageError(BandersnatchError):
     """The mirror directory cannot be written (full disk, permissions)."""
 
 
+class StoreRefused(StorageError):
+    """The object store refused the credentials, or has no such bucket: the configuration must change."""
+
+
 class NotFound(UpstreamError):
     """The upstream answered 404."""
 

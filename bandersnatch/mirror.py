@@ -30,6 +30,7 @@ from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
 from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
+from . import storeconfig
 from .fsstore import FilesystemStore
 from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .jsonapi import JsonApi
@@ -38,10 +39,12 @@ from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync, page_keys, page_totals
 from .progress import Progress, human_bytes
+from .recordedstore import RECORD_DIR, RecordedStore
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import clear_staging, make_dirs, staging_dir
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +103,18 @@ class Mirror:
         self.force_check = force_check
         self.directory = config.directory
         self.staging = staging_dir(self.directory, "mirror")
-        self.layout = Layout(self.directory / "web", self.staging, config.hash_index)
+        on_s3 = config.storage_backend == storeconfig.S3
+        # With an object store, ``web`` is the local record of its pages (see recordedstore).
+        self.layout = Layout(self.directory / (RECORD_DIR if on_s3 else "web"), self.staging,
+                             config.hash_index)
         # Where everything clients read is published: made once, and every publisher is given it.
-        self.store = FilesystemStore(self.layout.web, self.staging)
+        self.store: Store = self._open_store() if on_s3 else FilesystemStore(self.layout.web, self.staging)
+        remote = None
+        if isinstance(self.store, RecordedStore):
+            store = self.store
+            remote = (store.remote_url(), lambda key: store.stat(key) is not None)
         self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
-                               self.staging, self.layout.web)
+                               self.staging, self.layout.web, remote=remote)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes,
                               store=self.store)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
@@ -140,6 +150,15 @@ class Mirror:
                              root_uri=config.root_uri, changes=self.changes),
             store=self.store,
         )
+
+    def _open_store(self) -> RecordedStore:
+        """The bucket of ``[s3]`` (asked once now: StoreRefused for wrong credentials or bucket)."""
+        from .s3store import S3Store  # boto3 is the optional extra [s3]
+
+        assert self.config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
+        remote = S3Store.from_settings(self.config.s3, self.staging, self.config.workers, self.config.timeout)
+        url = f"s3://{remote.bucket}/{remote.prefix}" if remote.prefix else f"s3://{remote.bucket}"
+        return RecordedStore(remote, FilesystemStore(self.layout.web, self.staging), url)
 
     def run(self) -> RunReport:
         try:

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from .counts import NONE, Tally, Totals
-from .deps import wheel_metadata
-from .depstore import METADATA_LIMIT, DependencyRecords, MirroredFile
+from .deps import sdist_pkg_info, wheel_metadata
+from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
 from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
@@ -254,6 +255,25 @@ def _metadata_in_wheel(path: Path) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class Core:
+    """A downloaded file's core metadata (a wheel's METADATA, an sdist's PKG-INFO; None: it has none)."""
+
+    data: bytes | None
+
+
+def _core_metadata(filename: str, staged: BinaryIO) -> bytes | None:
+    """The core metadata of a verified download, from its staged file (the dependency records' source)."""
+    try:
+        if filename.endswith(".whl"):
+            return wheel_metadata(staged, METADATA_LIMIT)
+        if filename.lower().endswith(SDIST_SUFFIXES):
+            return sdist_pkg_info(staged, METADATA_LIMIT, filename=filename)
+    except OSError:
+        return None
+    return None
+
+
 def _verified_bytes(data: bytes, expected: Mapping[str, str]) -> bool:
     """True when ``expected`` names a hash we can check and every such hash matches ``data``."""
     checks = {a: v for a, v in expected.items() if a in VERIFIABLE}
@@ -331,13 +351,15 @@ class ProjectSync:
         linked.update({self._rel(h): Linked(k.sha256, k.metadata_sha256) for h, k in known.items()})
         self.links.begin(key, linked, [self._rel(h) for h in wanted])
         try:
-            local, fetched, fetched_bytes, unverified = self._fetch_files(key, plan, known)
+            local, fetched, fetched_bytes, unverified, cores = self._fetch_files(key, plan, known)
             requires = None
             if self.records is not None:
+                on_disk = isinstance(self.store, FilesystemStore)
                 requires = self.records.update(key, (
-                    MirroredFile(f.filename, f.hashes["sha256"], path,
-                                 path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata else None)
-                    for f, (_, _, path) in zip(local, plan, strict=False)))
+                    MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
+                                 path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
+                                 else None, core.data if core else None, core is not None)
+                    for f, (_, _, path), core in zip(local, plan, cores, strict=False)))
             local_page = replace(page, name=key, files=tuple(local))
             page_serial = page.last_serial if page.last_serial is not None else serial
             self.json_api.write(name, key, page.versions or (), [
@@ -373,11 +395,12 @@ class ProjectSync:
 
     def _fetch_files(
         self, key: str, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
-    ) -> tuple[list[DistFile], int, int, int]:
-        """Fetch the planned files in parallel on the shared download pool; local records in page order."""
+    ) -> tuple[list[DistFile], int, int, int, list[Core | None]]:
+        """Fetch the planned files in parallel on the shared download pool; local records in page order,
+        with the core metadata read from each file downloaded (see ``Core``)."""
         futures = [self.downloads.submit(self._fetch_one, key, f, href, path, known.get(href))
                    for f, href, path in plan]
-        results: list[tuple[DistFile, int]] = []
+        results: list[tuple[DistFile, int, Core | None]] = []
         error: BaseException | None = None
         for future in futures:
             if error is not None:
@@ -391,9 +414,10 @@ class ProjectSync:
             wait(futures)  # let started downloads finish discarding their temp files
             raise error
         fetched = [(upstream, size)
-                   for (upstream, _, _), (_, size) in zip(plan, results, strict=True) if size >= 0]
+                   for (upstream, _, _), (_, size, _) in zip(plan, results, strict=True) if size >= 0]
         unverified = sum(1 for f, _ in fetched if not _verifiable(f.hashes))
-        return ([f for f, _ in results], len(fetched), sum(size for _, size in fetched), unverified)
+        return ([f for f, _, _ in results], len(fetched), sum(size for _, size in fetched), unverified,
+                [core for _, _, core in results])
 
     def _plan_files(self, page: ProjectPage) -> list[tuple[DistFile, str, Path]]:
         plan: list[tuple[DistFile, str, Path]] = []
@@ -438,13 +462,17 @@ class ProjectSync:
         return plan
 
     def _fetch_one(self, key: str, f: DistFile, href: str, path: Path,
-                   old: Known | None) -> tuple[DistFile, int]:
-        """One file and its metadata; returns its local record and bytes downloaded (-1: none)."""
+                   old: Known | None) -> tuple[DistFile, int, Core | None]:
+        """One file and its metadata; returns its local record, bytes downloaded (-1: none) and, when
+        it was downloaded and its core metadata is wanted, that metadata as read from the download."""
         rel = self._rel(href)
+        core: list[bytes | None] = []
+        wanted = self.records is not None or (bool(f.core_metadata) and f.filename.endswith(".whl"))
         stored, downloaded = self._ensure(
             self.layout.file_key(path), f.url, f.hashes, f.size, old.file if old else None, rel,
-            lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False))
-        metadata = self._ensure_metadata(key, rel, path, f, old)
+            lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False),
+            inspect=(lambda staged: core.append(_core_metadata(f.filename, staged))) if wanted else None)
+        metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None)
         provenance = self._ensure_provenance(rel, path, f, old)
         on_disk: dict[str, int | str] = {}
         if stored.stamp is not None:
@@ -458,17 +486,21 @@ class ProjectSync:
             provenance=href + PROVENANCE_SUFFIX if provenance else None,
         )
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
-        return local, (stored.size or 0) if downloaded else -1
+        return local, (stored.size or 0) if downloaded else -1, Core(core[0]) if core else None
 
     def _ensure(self, key: str, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
                 lock_key: str, before_download: Callable[[], None],
-                local: Callable[[], bytes | None] | None = None) -> tuple[Stored, bool]:
+                local: Callable[[], bytes | None] | None = None,
+                inspect: Callable[[BinaryIO], None] | None = None) -> tuple[Stored, bool]:
         """The file at the store's ``key`` verified against ``hashes``; True when it had to be downloaded.
 
         ``old`` is our record of the file when we last verified it: while its size and stamp
-        still hold, the file is trusted without reading it; otherwise it is hashed.  ``local``
+        still hold, the file is trusted without reading it; otherwise it is hashed where it
+        lies on a filesystem store, and downloaded again on an object store (reading an
+        object back costs as much as fetching it from upstream, and proves less).  ``local``
         may offer the bytes from what the mirror already holds; they are used instead of a
-        download only when they match ``hashes``.
+        download only when they match ``hashes``.  ``inspect`` is shown a verified download
+        before it is published (the core metadata is read from there on every store).
         """
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
         if trusted is not None and not self.force_check:
@@ -477,10 +509,10 @@ class ProjectSync:
                     and trusted.stamp in (None, now.stamp)):
                 return Stored(trusted.sha256, now.size, now.stamp), False
         with self.links.exclusive(lock_key):
-            if self.store.stat(key) is not None:
+            path = self.store.path(key) if isinstance(self.store, FilesystemStore) else None
+            if path is not None and self.store.stat(key) is not None:
                 # Left by an interrupted run, changed since we verified it, or asked to re-check.
                 # Hashed where it lies: a filesystem store's capability (the file below web/).
-                path = self.layout.web / key
                 digest, digests = hash_file(path, set(hashes))
                 if (_matches(hashes, digests) and size in (None, digest.size)
                         and (trusted is None or digest.sha256 == trusted.sha256)):
@@ -496,6 +528,8 @@ class ProjectSync:
                 return Stored(hashlib.sha256(data).hexdigest(), len(data), stat.stamp), False
             with self.store.upload(key) as up:
                 digest = self.master.download(url, up.file, hashes, size)
+                if inspect is not None:
+                    inspect(up.file)
                 stat = up.commit()
             self.changes.written_key(key)
             return Stored(digest.sha256, digest.size, stat.stamp), True
@@ -512,14 +546,20 @@ class ProjectSync:
                     f"replace it with {'other' if sha256 else 'unverifiable'} bytes for this project")
 
     def _ensure_metadata(self, key: str, rel: str, path: Path, f: DistFile,
-                         old: Known | None) -> Stored | None:
+                         old: Known | None, from_download: bytes | None = None) -> Stored | None:
         """PEP 658 metadata beside the file as verified, or None when upstream has none to give."""
         if not f.core_metadata:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
         # A wheel's PEP 658 file is its own *.dist-info/METADATA, which the mirror has just verified
         # as part of the wheel: take it from there when it matches the page's hash (no request).
-        local = (lambda: _metadata_in_wheel(path)) if f.filename.endswith(".whl") else None
+        # Read from the download before it was published; a wheel kept from an earlier run is
+        # read where it lies on a filesystem store, and never read back from an object store.
+        local: Callable[[], bytes | None] | None = None
+        if from_download is not None:
+            local = lambda: from_download  # noqa: E731
+        elif f.filename.endswith(".whl") and isinstance(self.store, FilesystemStore):
+            local = lambda: _metadata_in_wheel(path)  # noqa: E731
         try:
             stored, _ = self._ensure(
                 self.layout.file_key(path) + METADATA_SUFFIX, f.url + METADATA_SUFFIX, expected, None,

@@ -395,7 +395,10 @@ class RootIndex:
         Write the whole new file into the upload's ``file`` and ``commit()`` it; leaving
         without a commit leaves the old one.
         """
-        return self.store.upload(f"{self.simple.name}/{page}")
+        return self.store.upload(self._key(page))
+
+    def _key(self, page: str) -> str:
+        return f"{self.simple.name}/{page}"
 
     def href(self, name: str) -> str:
         # Names in our own index were checked before they got there: format, don't re-check.
@@ -599,10 +602,10 @@ class RootIndex:
             html_changed = _patch(self.html, _html_format(serial, self.href), new, gone,
                                   lambda: self.publish(PAGE_HTML))
             if html_changed:
-                self.changes.written(self.html)
+                self.changes.written_key(self._key(PAGE_HTML))
             json_changed = _patch(self.json, _json_format(serial), new, gone, lambda: self.publish(PAGE_JSON))
             if json_changed:
-                self.changes.written(self.json)
+                self.changes.written_key(self._key(PAGE_JSON))
             changed = html_changed or json_changed
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
@@ -638,7 +641,7 @@ class RootIndex:
                 html.file.write(html_chunk)
                 js.file.write(json_chunk)
             html.commit()
-            self.changes.written(self.html)
+            self.changes.written_key(self._key(PAGE_HTML))
             js.commit()
-            self.changes.written(self.json)
+            self.changes.written_key(self._key(PAGE_JSON))
         logger.info("Root index: %d project(s)", count)

@@ -25,7 +25,7 @@ import botocore.config
 import botocore.exceptions
 
 from . import __version__
-from .errors import StorageError, UnsafePath, shown
+from .errors import StorageError, StoreRefused, UnsafePath, shown
 from .storage import check_segment
 from .store import ObjectStat, content_type
 from .storeconfig import S3Settings
@@ -249,15 +249,15 @@ class S3Store:
             return StorageError(f"S3 endpoint {endpoint} is unreachable ({type(exc).__name__}) while "
                                 f"{action} {where}: check [s3] endpoint_url and that the server is running")
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return StorageError(f"no S3 credentials for {where}: set [s3] aws_access_key_id and "
+            return StoreRefused(f"no S3 credentials for {where}: set [s3] aws_access_key_id and "
                                 "aws_secret_access_key, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
         code = _code(exc)
         if code in _DENIED:
-            return StorageError(f"S3 refused key id {shown(self.key_id or '(none)')} ({code}) while {action} "
+            return StoreRefused(f"S3 refused key id {shown(self.key_id or '(none)')} ({code}) while {action} "
                                 f"{where}: check [s3] aws_access_key_id/aws_secret_access_key and the "
                                 "bucket's policy")
         if code == "NoSuchBucket" or (bucket_check and code in _MISSING):
-            return StorageError(f"no bucket {shown(self.bucket)} at {endpoint}: create it or fix [s3] bucket")
+            return StoreRefused(f"no bucket {shown(self.bucket)} at {endpoint}: create it or fix [s3] bucket")
         if isinstance(exc, botocore.exceptions.ClientError):
             message = exc.response.get("Error", {}).get("Message", "")
             return StorageError(f"S3 answered {code} {shown(message, 120)} while {action} {where}")

@@ -40,7 +40,7 @@ PATH_MAX = 4096
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _INSIDE = _DIRECTORY | os.O_NOFOLLOW
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # The mirror directory's entries an admin may make links (see the module docstring).
 _ADMIN_LINKS = ("web",)
 # Failures of one path rather than of the disk: one path needed as a file and as a
@@ -244,7 +244,7 @@ class StagedFile:
             raise
         self.temp_name = name
         self.temp = staging / name
-        self.file: BinaryIO = os.fdopen(fd, "wb")
+        self.file: BinaryIO = os.fdopen(fd, "w+b")  # readable: a download is inspected before commit
         self.committed = False
 
     def commit(self) -> None:
