@@ -122,6 +122,10 @@ class StoreRefused(StorageError):
     """The object store refused the credentials, or has no such bucket: the configuration must change."""
 
 
+class StoreUnreachable(StorageError):
+    """The object store gave no answer (after retries): every publish of the run fails alike."""
+
+
 class NotFound(UpstreamError):
     """The upstream answered 404."""
 

@@ -29,7 +29,7 @@ from .counts import NONE, Tally, Totals
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
-from .errors import BandersnatchError, LockHeld, StorageError, UpstreamUnreachable
+from .errors import BandersnatchError, LockHeld, StorageError, StoreUnreachable, UpstreamUnreachable
 from . import storeconfig
 from .fsstore import FilesystemStore
 from .guards import RemovalLimit, check_layout, explained, permission_problem
@@ -139,6 +139,7 @@ class Mirror:
         self._extra: deque[tuple[str, int]] = deque()
         self._started: set[str] = set()
         self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
+        self._store_down: StoreUnreachable | None = None  # the store stopped answering (first error)
         self.tally = Tally(self.directory, self.staging, self._page_totals,
                            lambda: page_keys(self.store, config.hash_index))
         self.projects = ProjectSync(
@@ -429,6 +430,10 @@ class Mirror:
             removed, remaining = self._run_pool(report)
         finally:
             self.progress.finish()
+        if self._store_down is not None:
+            # Nothing more can be published: stop as a killed run does.  todo and the journal keep
+            # what is owed, and the next run rebuilds the root index from the pages it recorded.
+            raise self._store_down
         held = self._take_off(removed, target, report)
         self.state.finish(target, report.failed, itertools.chain(held, remaining))
         if not report.exit_code:
@@ -564,6 +569,12 @@ class Mirror:
                  removed: list[Outcome]) -> Outcome | None:
         try:
             outcome = future.result()
+        except StoreUnreachable as exc:
+            # Every project in flight ends the same way; the run stops as a killed one would (below).
+            report.failed[key] = Failure.now(name, serial, str(exc))
+            report.stopped_early = True
+            self._store_down = self._store_down or exc
+            return None
         except UpstreamUnreachable as exc:
             # Not this project's fault, and every project in flight ends the same way: one line.
             report.failed[key] = Failure.now(name, serial, str(exc))

@@ -25,7 +25,7 @@ import botocore.config
 import botocore.exceptions
 
 from . import __version__
-from .errors import StorageError, StoreRefused, UnsafePath, shown
+from .errors import StorageError, StoreRefused, StoreUnreachable, UnsafePath, shown
 from .storage import check_segment
 from .store import ObjectStat, content_type
 from .storeconfig import S3Settings
@@ -246,7 +246,7 @@ class S3Store:
         where = f"s3://{self.bucket}/{self.prefix}/{key}" if self.prefix else f"s3://{self.bucket}/{key}"
         endpoint = self.endpoint_url or "the AWS S3 endpoint"
         if isinstance(exc, _UNREACHABLE):
-            return StorageError(f"S3 endpoint {endpoint} is unreachable ({type(exc).__name__}) while "
+            return StoreUnreachable(f"S3 endpoint {endpoint} is unreachable ({type(exc).__name__}) while "
                                 f"{action} {where}: check [s3] endpoint_url and that the server is running")
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return StoreRefused(f"no S3 credentials for {where}: set [s3] aws_access_key_id and "

@@ -149,12 +149,11 @@ def test_bandersnatch_runs_without_boto3_on_the_filesystem_backend(tmp_path: Pat
     assert result.stdout.strip() == "filesystem"
 
 
-def test_an_s3_config_is_refused_by_the_cli_in_one_line_until_the_mirror_publishes_to_s3(
-        tmp_path: Path) -> None:
+def test_verify_refuses_an_s3_mirror_in_one_line_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "b.conf"
     path.write_text(s3_text("bucket = pypi").replace("/srv/pypi", str(tmp_path / "mirror")))
-    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(path), "mirror"],
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(path), "verify"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "[mirror] storage-backend" in line and "cannot publish to S3 yet" in line
+    assert "[mirror] storage-backend" in line and "filesystem mirror only" in line

@@ -10,16 +10,23 @@ mirror's own client.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
+import posixpath
+import random
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import lxml.html
 import pytest
 import seaweedfs
 from fakepypi import Upstream, populate_sample
 from mirrortools import MirrorSetup, write_config
+from test_crash import ChangingCorpus, expected_requests, kill_at_random_moment
 
 from bandersnatch import store as contract
 
@@ -180,5 +187,96 @@ def test_wrong_s3_credentials_are_one_line_exit_2_and_nothing_published(
     assert upstream.count_requests() == 0
 
 
-def _objects_under(server: seaweedfs.Seaweed, prefix: str) -> Iterator[str]:
-    yield from bucket_objects(server, prefix)
+def broken_links(server: seaweedfs.Seaweed, prefix: str) -> list[str]:
+    """What a reader of the bucket would trip on: a root index naming a project without pages, a page
+    link to a missing object or to bytes other than its #sha256 says."""
+    objects = bucket_objects(server, prefix)
+    problems = []
+    root = objects.get("simple/index.v1_json")
+    if root is not None:
+        for project in json.loads(root[0])["projects"]:
+            page = f"simple/{project['name']}/index.html"
+            if page not in objects:
+                problems.append(f"root index names {project['name']}, which has no page")
+    for key, (body, _) in objects.items():
+        if not (key.startswith("simple/") and key.endswith("/index.html") and key.count("/") == 2):
+            continue
+        for anchor in lxml.html.fromstring(body).iter("a"):
+            href, _, fragment = anchor.get("href", "").partition("#")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(key), unquote(href)))
+            if target not in objects:
+                problems.append(f"{key} links missing {target}")
+            elif fragment.startswith("sha256=") and \
+                    hashlib.sha256(objects[target][0]).hexdigest() != fragment[len("sha256="):]:
+                problems.append(f"{key} links {target} with other bytes")
+    return problems
+
+
+@pytest.mark.slow  # about 10 s
+def test_sigkill_mid_run_on_s3_leaves_no_page_linking_a_missing_object_and_the_next_run_finishes(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path,
+) -> None:
+    rng = random.Random(12)
+    corpus = ChangingCorpus(upstream, rng)
+    for _ in range(12):
+        corpus.new_project()
+    s3 = s3_mirror(tmp_path / "s3", upstream, seaweed, prefix, delete_packages="true")
+    kills = 0
+    for iteration in range(14):
+        if iteration:
+            corpus.change()
+        upstream.latency = 0.01
+        expected = expected_requests(s3, upstream)
+        upstream.reset_requests()
+        proc = s3.run_subprocess()
+        if kill_at_random_moment(proc, upstream, rng, expected):
+            kills += 1
+        else:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode in (0, 1), err.decode(errors="replace")
+        assert broken_links(seaweed, prefix) == []
+    upstream.latency = 0.0
+    assert s3.run() == 0
+    assert kills >= 6
+    assert broken_links(seaweed, prefix) == []
+    fs = write_config(tmp_path / "fs", upstream.url)
+    assert fs.run() == 0
+    assert_bucket_equals_web(seaweed, prefix, fs.web)
+
+
+@pytest.mark.slow  # starts its own SeaweedFS twice
+def test_the_endpoint_going_away_mid_run_stops_it_nonzero_and_a_run_against_the_restarted_store_finishes(
+    upstream: Upstream, tmp_path: Path, prefix: str, capfd: pytest.CaptureFixture[str],
+) -> None:
+    if seaweedfs.weed_binary() is None:
+        pytest.skip("weed is not installed")
+    for i in range(30):
+        upstream.add_wheel(f"proj-{i:02d}", "1.0", with_metadata=True)
+    (tmp_path / "weed").mkdir()
+    server = seaweedfs.start(tmp_path / "weed")
+    try:
+        s3 = s3_mirror(tmp_path / "s3", upstream, server, prefix, workers="2")
+        upstream.latency = 0.05
+        proc = s3.run_subprocess()
+        deadline = time.monotonic() + 30
+        while upstream.count_requests() < 12 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        server.stop()
+        _, err = proc.communicate(timeout=120)
+        text = err.decode(errors="replace")
+        assert proc.returncode == 1, text
+        assert "Traceback" not in text
+        assert "unreachable" in text.splitlines()[-1], text
+        errors = [line for line in text.splitlines() if " ERROR: " in line]
+        assert len(errors) == 1, errors
+    finally:
+        server.stop()
+    upstream.latency = 0.0
+    server = seaweedfs.start(tmp_path / "weed")
+    try:
+        s3 = s3_mirror(tmp_path / "s3", upstream, server, prefix, workers="2")
+        assert s3.run() == 0
+        assert broken_links(server, prefix) == []
+        assert sum(1 for k in bucket_objects(server, prefix) if k.endswith(".whl")) == 30
+    finally:
+        server.stop()
