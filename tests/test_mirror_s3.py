@@ -121,11 +121,11 @@ def prefix() -> str:
 @pytest.fixture
 def twin(tmp_path: Path, upstream: Upstream, seaweed: seaweedfs.Seaweed,
          prefix: str) -> Callable[[], tuple[MirrorSetup, MirrorSetup]]:
-    """A filesystem mirror and an S3 mirror of the same upstream."""
+    """A filesystem mirror and an S3 mirror of the same upstream (with pypi/<p>/json)."""
 
     def make() -> tuple[MirrorSetup, MirrorSetup]:
-        return (write_config(tmp_path / "fs", upstream.url),
-                s3_mirror(tmp_path / "s3", upstream, seaweed, prefix))
+        return (write_config(tmp_path / "fs", upstream.url, json="true", delete_packages="true"),
+                s3_mirror(tmp_path / "s3", upstream, seaweed, prefix, json="true", delete_packages="true"))
 
     return make
 
@@ -280,3 +280,26 @@ def test_the_endpoint_going_away_mid_run_stops_it_nonzero_and_a_run_against_the_
         assert sum(1 for k in bucket_objects(server, prefix) if k.endswith(".whl")) == 30
     finally:
         server.stop()
+
+
+def test_requests_to_the_store_per_project_for_a_full_sync_and_a_no_op(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path, s3_requests: Counter,
+) -> None:
+    """A wheel with its .metadata and an sdist per project: one PUT per object, no HEAD before a new
+    file (nothing is read back), no listing; a no-op run asks only the bucket and writes last-modified."""
+    projects = 10
+    for i in range(projects):
+        upstream.add_wheel(f"req-{i}", "1.0", with_metadata=True)
+        upstream.add_sdist(f"req-{i}", "1.0")
+    s3 = s3_mirror(tmp_path, upstream, seaweed, prefix)
+    assert s3.run() == 0
+    # per project: wheel, .metadata, sdist, two pages; then the root index (2) and last-modified
+    assert dict(s3_requests) == {"HeadBucket": 1, "PutObject": 5 * projects + 3}
+    print(f"\nfull sync of {projects} projects: {dict(s3_requests)}")
+    s3_requests.clear()
+    upstream.add_wheel("req-0", "2.0", with_metadata=True)
+    assert s3.run() == 0
+    # the changed project: HEADs of the three files it keeps, PUTs of the new wheel, its .metadata
+    # and both pages; then the root index (2) and last-modified
+    assert dict(s3_requests) == {"HeadBucket": 1, "HeadObject": 3, "PutObject": 7}
+    print(f"one changed project: {dict(s3_requests)}")
