@@ -162,7 +162,14 @@ def run_update_stats(cfg: config.Config) -> int:
     from .stats.errors import MirrorMissing
 
     try:
-        update_stats(cfg)
+        if cfg.s3 is not None and cfg.storage_backend == "s3":
+            from .recordedstore import RECORD_DIR, open_s3
+            from .storage import staging_dir
+
+            store = open_s3(cfg.s3, cfg.directory, staging_dir(cfg.directory, "stats"), 1, cfg.timeout)
+            update_stats(cfg, store=store, record=RECORD_DIR)
+        else:
+            update_stats(cfg)
     except MirrorMissing as exc:
         logger.error("%s", exc)
         return EXIT_CONFIG

@@ -39,7 +39,7 @@ from .master import Master
 from .names import is_valid_project_name, normalize
 from .package import Layout, Outcome, ProjectSync, page_keys, page_totals
 from .progress import Progress, human_bytes
-from .recordedstore import RECORD_DIR, RecordedStore
+from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
@@ -154,12 +154,8 @@ class Mirror:
 
     def _open_store(self) -> RecordedStore:
         """The bucket of ``[s3]`` (asked once now: StoreRefused for wrong credentials or bucket)."""
-        from .s3store import S3Store  # boto3 is the optional extra [s3]
-
         assert self.config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
-        remote = S3Store.from_settings(self.config.s3, self.staging, self.config.workers, self.config.timeout)
-        url = f"s3://{remote.bucket}/{remote.prefix}" if remote.prefix else f"s3://{remote.bucket}"
-        return RecordedStore(remote, FilesystemStore(self.layout.web, self.staging), url)
+        return open_s3(self.config.s3, self.directory, self.staging, self.config.workers, self.config.timeout)
 
     def run(self) -> RunReport:
         try:

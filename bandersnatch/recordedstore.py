@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from .fsstore import FilesystemStore
 from .store import ObjectStat, Store, Upload
+from .storeconfig import S3Settings
 
 RECORD_DIR = "s3-pages"  # below the mirror directory, in place of web/
 RECORDED = ("simple/",)  # what the mirror reads back; everything else goes to the remote store only
@@ -113,3 +115,13 @@ class RecordedStore:
 
     def iterate(self, prefix: str) -> Iterator[str]:
         return self.record.iterate(prefix) if recorded(prefix) else self.remote.iterate(prefix)
+
+
+def open_s3(settings: S3Settings, directory: Path, staging: Path, workers: int, timeout: float) -> RecordedStore:
+    """The bucket of ``[s3]``, recorded below ``directory``; asks the bucket once (StoreRefused,
+    StoreUnreachable).  boto3 is imported here only: it is the optional extra [s3]."""
+    from .s3store import S3Store
+
+    remote = S3Store.from_settings(settings, staging, workers, timeout)
+    url = f"s3://{remote.bucket}/{remote.prefix}" if remote.prefix else f"s3://{remote.bucket}"
+    return RecordedStore(remote, FilesystemStore(directory / RECORD_DIR, staging), url)

@@ -28,6 +28,7 @@ from fakepypi import Upstream, populate_sample
 from mirrortools import MirrorSetup, write_config
 from test_crash import ChangingCorpus, expected_requests, kill_at_random_moment
 
+from bandersnatch import cli
 from bandersnatch import store as contract
 
 boto3 = pytest.importorskip("boto3")  # the optional extra [s3]
@@ -303,3 +304,27 @@ def test_requests_to_the_store_per_project_for_a_full_sync_and_a_no_op(
     # and both pages; then the root index (2) and last-modified
     assert dict(s3_requests) == {"HeadBucket": 1, "HeadObject": 3, "PutObject": 7}
     print(f"one changed project: {dict(s3_requests)}")
+
+
+def test_update_stats_on_s3_reads_logs_locally_and_publishes_day_files_and_pages_to_the_bucket(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path, s3_requests: Counter,
+) -> None:
+    populate_sample(upstream)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s3 = s3_mirror(tmp_path / "s3", upstream, seaweed, prefix)
+    with s3.config.open("a") as conf:
+        conf.write(f"\n[statistics]\naccess-log-pattern = {logs}/access.log*\n")
+    assert s3.run() == 0
+    wheel = upstream.files("beta")[0].filename
+    (logs / "access.log").write_text(
+        f'203.0.113.9 - - [10/Oct/2024:09:00:00 +0000] "GET /packages/ab/cd/{wheel} HTTP/1.1" 200 9 "-" '
+        '"pip/24.2"\n')
+    s3_requests.clear()
+    assert cli.main(["-c", str(s3.config), "update-stats"]) == 0
+    objects = bucket_objects(seaweed, prefix)
+    assert "local-stats/days/2024-10-10.bz2" in objects
+    assert objects["local-stats/index.html"][1] == contract.HTML
+    assert objects["local-stats/summary.json"][1] == contract.JSON
+    assert not (s3.root / "web").exists()
+    assert "GetObject" not in s3_requests and "ListObjectsV2" not in s3_requests

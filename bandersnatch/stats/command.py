@@ -111,14 +111,15 @@ class StatsPaths:
     """Where update-stats reads and writes below the mirror directory."""
 
     directory: Path
+    web: str = "web"  # with an object store, the local record of what it publishes (recordedstore)
 
     @property
     def simple(self) -> Path:
-        return self.directory / "web" / "simple"
+        return self.directory / self.web / "simple"
 
     @property
     def output(self) -> Path:
-        return self.directory / "web" / OUTPUT_KEY
+        return self.directory / self.web / OUTPUT_KEY
 
     @property
     def days(self) -> Path:
@@ -144,14 +145,17 @@ class StatsPaths:
         return self.days / f"{day}.bz2"
 
 
-def update_stats(config: StatsConfig, *, now: datetime | None = None) -> StatsSummary:
+def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Store | None = None,
+                 record: str | None = None) -> StatsSummary:
     """Count the new lines of the access logs into ``web/local-stats/``.
 
     ``now`` (UTC) is when the run happens, for the summary's windows; tests
-    pass it, everyone else leaves it out.  Raises MirrorMissing, LockHeld,
-    ConfigError, StatsStateError or StorageError with a message to act on.
+    pass it, everyone else leaves it out.  ``store``: an object store to publish
+    to instead of ``web/``, with ``record`` the directory (below the mirror's)
+    where its pages and the day files are kept locally.  Raises MirrorMissing,
+    LockHeld, ConfigError, StatsStateError or StorageError with a message to act on.
     """
-    paths = StatsPaths(Path(config.directory))
+    paths = StatsPaths(Path(config.directory), record or "web")
     if paths.directory.exists() and not paths.directory.is_dir():
         raise MirrorMissing(f"mirror directory {paths.directory} is not a directory")
     if not paths.directory.is_dir():
@@ -179,7 +183,7 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None) -> StatsSu
     except OSError as exc:
         raise StorageError(f"cannot create the lock file {paths.lock}: {exc.strerror or exc}") from exc
     try:
-        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc))
+        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc), store)
         return run.run(os.path.expanduser(pattern))
     finally:
         lock.release()
@@ -188,11 +192,13 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None) -> StatsSu
 class StatsRun:
     """One update-stats run; holds the state and the counts between checkpoints."""
 
-    def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime) -> None:
+    def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime, store: Store | None = None) -> None:
         self.paths = paths
-        # Where the summary is published.  The day files are still moved into web/local-stats/days
-        # by path: their staged copies are this run's two-phase commit (see ``publish``).
-        self.store: Store = FilesystemStore(paths.directory / "web", paths.staging)
+        # Where the summary is published.  The day files are still moved into local-stats/days
+        # by path: their staged copies are this run's two-phase commit (see ``publish``); an
+        # object store gets each a copy after (``remote``).
+        self.remote = store is not None
+        self.store: Store = store or FilesystemStore(paths.directory / paths.web, paths.staging)
         self.now = now
         self.seen = format_time(now)
         self.index = ProjectIndex(paths.simple, hash_index)
@@ -246,6 +252,9 @@ class StatsRun:
             # False: published before the previous run stopped.
             move_staged(self.paths.pending / f"{day}.bz2", self.paths.day_file(day), self.paths.staging)
         fsync_dir(self.paths.days)
+        if self.remote:  # still pending until the bucket has them: a killed run's recover sends them again
+            for day in self.state.pending:
+                self.store.publish_page(f"{OUTPUT_KEY}/days/{day}.bz2", self.paths.day_file(day).read_bytes())
         self.state.pending = []
         self.write_state()
 
