@@ -144,9 +144,9 @@ def refuse_unwired_backend(cfg: config.Config, command: str) -> None:
     """
     if cfg.storage_backend != "filesystem" and command == "verify":
         raise ConfigError(str(cfg.path), "mirror", "storage-backend",
-                          f"{cfg.storage_backend}: `bandersnatch {command}` works on a filesystem mirror only "
-                          "in this version; check an S3 mirror with `bandersnatch mirror` runs and their exit "
-                          "codes")
+                          f"{cfg.storage_backend}: `bandersnatch {command}` works on a filesystem mirror "
+                          "only in this version; check an S3 mirror with `bandersnatch mirror` runs and "
+                          "their exit codes")
 
 
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import filelock
 
-from . import adopt, lastrun
+from . import adopt, lastrun, storeconfig
 from .changes import feed_for
 from .config import Config
 from .counts import NONE, Tally, Totals
@@ -30,7 +30,6 @@ from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
 from .difffile import SPOOL_NAME, Changes
 from .errors import BandersnatchError, LockHeld, StorageError, StoreUnreachable, UpstreamUnreachable
-from . import storeconfig
 from .fsstore import FilesystemStore
 from .guards import RemovalLimit, check_layout, explained, permission_problem
 from .jsonapi import JsonApi

@@ -117,7 +117,8 @@ class RecordedStore:
         return self.record.iterate(prefix) if recorded(prefix) else self.remote.iterate(prefix)
 
 
-def open_s3(settings: S3Settings, directory: Path, staging: Path, workers: int, timeout: float) -> RecordedStore:
+def open_s3(settings: S3Settings, directory: Path, staging: Path, workers: int,
+            timeout: float) -> RecordedStore:
     """The bucket of ``[s3]``, recorded below ``directory``; asks the bucket once (StoreRefused,
     StoreUnreachable).  boto3 is imported here only: it is the optional extra [s3]."""
     from .s3store import S3Store

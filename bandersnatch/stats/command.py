@@ -192,7 +192,8 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Sto
 class StatsRun:
     """One update-stats run; holds the state and the counts between checkpoints."""
 
-    def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime, store: Store | None = None) -> None:
+    def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime,
+                 store: Store | None = None) -> None:
         self.paths = paths
         # Where the summary is published.  The day files are still moved into local-stats/days
         # by path: their staged copies are this run's two-phase commit (see ``publish``); an
