@@ -27,6 +27,8 @@ import seaweedfs
 from fakepypi import Upstream, populate_sample
 from mirrortools import MirrorSetup, write_config
 from test_crash import ChangingCorpus, expected_requests, kill_at_random_moment
+from test_dependencies_sync import graph as graph  # a fixture
+from test_dependencies_sync import with_deps
 
 from bandersnatch import cli
 from bandersnatch import store as contract
@@ -328,3 +330,21 @@ def test_update_stats_on_s3_reads_logs_locally_and_publishes_day_files_and_pages
     assert objects["local-stats/summary.json"][1] == contract.JSON
     assert not (s3.root / "web").exists()
     assert "GetObject" not in s3_requests and "ListObjectsV2" not in s3_requests
+
+
+def test_with_dependencies_on_s3_reads_requirements_from_the_downloads_and_matches_the_filesystem(
+    graph: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path, s3_requests: Counter,
+) -> None:
+    """Wheels without .metadata and an sdist's PKG-INFO are read before they are published: the
+    closure on S3 is the filesystem's, with nothing read back from the bucket."""
+    sections = with_deps("dep-root")
+    fs = write_config(tmp_path / "fs", graph.url, sections=sections)
+    s3 = write_config(tmp_path / "s3", graph.url, storage_backend="s3", timeout="3",
+                      sections=sections + "\n" + s3_section(seaweed, prefix))
+    assert fs.run() == 0
+    assert s3.run() == 0
+    assert_bucket_equals_web(seaweed, prefix, fs.web)
+    root = json.loads(bucket_objects(seaweed, prefix)["simple/index.v1_json"][0])
+    # dep-cycle-a comes through mid's sdist PKG-INFO, dep-cycle-b through dep-cycle-a's wheel
+    assert {"mid", "dep-cycle-a", "dep-cycle-b"} <= {p["name"] for p in root["projects"]}
+    assert "GetObject" not in s3_requests
