@@ -348,3 +348,21 @@ def test_with_dependencies_on_s3_reads_requirements_from_the_downloads_and_match
     # dep-cycle-a comes through mid's sdist PKG-INFO, dep-cycle-b through dep-cycle-a's wheel
     assert {"mid", "dep-cycle-a", "dep-cycle-b"} <= {p["name"] for p in root["projects"]}
     assert "GetObject" not in s3_requests
+
+
+def test_diff_file_on_s3_lists_s3_urls_of_what_the_run_wrote_and_deleted(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path,
+) -> None:
+    populate_sample(upstream)
+    diff = tmp_path / "changed.txt"
+    s3 = s3_mirror(tmp_path / "s3", upstream, seaweed, prefix, diff_file=str(diff))
+    assert s3.run() == 0
+    gone = upstream.files("beta")[-1]
+    upstream.remove_file("beta", gone.filename)
+    assert s3.run() == 0
+    base = f"s3://{seaweed.bucket}/{prefix}/"
+    written = diff.read_text().splitlines()
+    deleted = (tmp_path / "changed.txt.deleted").read_text().splitlines()
+    assert f"{base}simple/beta/index.html" in written and f"{base}simple/index.v1_json" in written
+    assert f"{base}last-modified" in written
+    assert [url for url in deleted if url.endswith(gone.filename)] and all(u.startswith(base) for u in deleted)
