@@ -365,4 +365,5 @@ def test_diff_file_on_s3_lists_s3_urls_of_what_the_run_wrote_and_deleted(
     deleted = (tmp_path / "changed.txt.deleted").read_text().splitlines()
     assert f"{base}simple/beta/index.html" in written and f"{base}simple/index.v1_json" in written
     assert f"{base}last-modified" in written
-    assert [url for url in deleted if url.endswith(gone.filename)] and all(u.startswith(base) for u in deleted)
+    assert [url for url in deleted if url.endswith(gone.filename)]
+    assert all(url.startswith(base) for url in deleted)
