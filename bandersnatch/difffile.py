@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,19 +119,23 @@ class Changes:
             stamp = f"-{int(started)}"
             target, deleted = target.with_name(target.name + stamp), deleted.with_name(deleted.name + stamp)
         written_count = deleted_count = 0
-
-        def lines(want_present: bool) -> Iterator[bytes]:
-            nonlocal written_count, deleted_count
-            for path in _spooled(self.spool):
-                if self._exists(path) == want_present:
-                    if want_present:
+        # One pass, each path asked once (a HEAD per object on S3): the written ones go straight
+        # into the list, the deleted ones wait in a temporary file for theirs.
+        with tempfile.TemporaryFile(dir=staging) as gone:
+            def present() -> Iterator[bytes]:
+                nonlocal written_count, deleted_count
+                for path in _spooled(self.spool):
+                    line = os.fsencode(path) + b"\n"
+                    if self._exists(path):
                         written_count += 1
+                        yield line
                     else:
                         deleted_count += 1
-                    yield os.fsencode(path) + b"\n"
+                        gone.write(line)
 
-        publish_file(target, lines(True), staging)
-        publish_file(deleted, lines(False), staging)
+            publish_file(target, present(), staging)
+            gone.seek(0)
+            publish_file(deleted, iter(lambda: gone.read(1 << 20), b""), staging)
         remove_file(self.spool, staging)
         logger.info("Listed %d written file(s) in %s and %d deleted in %s", written_count, target,
                     deleted_count, deleted)

@@ -89,17 +89,20 @@ class FilesystemStore:
             return None
         return ObjectStat(info.st_size, info.st_mtime_ns)
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str) -> ObjectStat | None:
         """Remove ``key``, then the directories left empty up to its first segment (``packages/``).
 
         They are pruned even when the object was already gone: a delete killed
         between the two may have left them.
         """
         path = self.path(key)
+        was = self.stat(key)
         removed = remove_file(path, self.staging)
         top = key.split("/", 1)[0]
         prune_empty_dirs(path.parent, self.web / top, self.staging)
-        return removed
+        if not removed:
+            return None
+        return was or ObjectStat(0, 0)  # replaced between the stat and the unlink: it was there
 
     def iterate(self, prefix: str) -> Iterator[str]:
         """Every key below the directory ``prefix``, from a walk that follows no link."""

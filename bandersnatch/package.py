@@ -621,14 +621,14 @@ class ProjectSync:
 
             def delete(path: Path = path) -> None:
                 key = self.layout.file_key(path)
-                stat = self.store.stat(key)
                 # The store prunes the directories each delete leaves empty.
-                if self.store.delete(key):
+                stat = self.store.delete(key)
+                if stat is not None:
                     self.changes.deleted_key(key)
                     logger.info("deleted %s", shown(str(path), 400))
                     with self._deleted_lock:
                         self.deleted_files += 1
-                        self.deleted_bytes += stat.size if stat is not None else 0
+                        self.deleted_bytes += stat.size
                 for sidecar in SIDECARS:  # PEP 658 metadata and PEP 740 provenance go with their file
                     if self.store.delete(key + sidecar):
                         self.changes.deleted_key(key + sidecar)

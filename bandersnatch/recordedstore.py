@@ -112,7 +112,7 @@ class RecordedStore:
         """For a recorded key, the record's stat (a filesystem stamp): no request."""
         return self.record.stat(key) if recorded(key) else self.remote.stat(key)
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str) -> ObjectStat | None:
         gone = self.remote.delete(key)
         if recorded(key):
             gone = self.record.delete(key) or gone

@@ -216,10 +216,10 @@ class S3Store:
             raise self._failure(exc, "checking", key) from None
         return ObjectStat(head["ContentLength"], _stamp(head["ETag"]))
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str) -> ObjectStat | None:
         """Remove ``key``.  S3's DELETE answers 204 whether or not the key existed, so a HEAD tells first."""
-        existed = self.stat(key) is not None
-        if existed:
+        existed = self.stat(key)
+        if existed is not None:
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
             except Exception as exc:  # noqa: BLE001

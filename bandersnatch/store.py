@@ -107,8 +107,11 @@ class Store(Protocol):
         """Size and stamp of ``key``, or None when there is no object there."""
         ...
 
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; True when it was there.  Never an error for a missing key."""
+    def delete(self, key: str) -> ObjectStat | None:
+        """Remove ``key``; the stat it had when it was there, else None.  Never an error for a missing key.
+
+        The stat comes with the delete so that a caller counting what it removed asks nothing more.
+        """
         ...
 
     def iterate(self, prefix: str) -> Iterator[str]:

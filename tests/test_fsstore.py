@@ -31,7 +31,7 @@ def test_filesystem_delete_prunes_emptied_directories_up_to_the_top_prefix(fs_st
 def test_filesystem_delete_of_a_gone_object_prunes_what_a_killed_delete_left(
         fs_store: FilesystemStore) -> None:
     (fs_store.web / "simple" / "foo").mkdir(parents=True)
-    assert fs_store.delete("simple/foo/index.html") is False
+    assert fs_store.delete("simple/foo/index.html") is None
     assert not (fs_store.web / "simple" / "foo").exists()
     assert (fs_store.web / "simple").is_dir()
 

@@ -367,3 +367,45 @@ def test_diff_file_on_s3_lists_s3_urls_of_what_the_run_wrote_and_deleted(
     assert f"{base}last-modified" in written
     assert [url for url in deleted if url.endswith(gone.filename)]
     assert all(url.startswith(base) for url in deleted)
+
+
+@pytest.fixture
+def s3_keys(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[tuple[str, str]]:
+    """Every (operation, bucket key) the mirror's clients send, counted as sent."""
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    original = boto3.session.Session.client
+
+    def counting_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = original(self, *args, **kwargs)
+        if "bandersnatch" in (getattr(kwargs.get("config"), "user_agent_extra", None) or ""):
+            def count(model: Any, params: Any, **_: Any) -> None:
+                counts[model.name, params.get("Key", "")] += 1
+
+            made.meta.events.register("before-parameter-build.s3", count)  # params: the call's own
+        return made
+
+    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
+    return counts
+
+
+def test_a_deleted_file_and_each_diff_file_line_cost_one_head_each(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path,
+    s3_keys: collections.Counter[tuple[str, str]],
+) -> None:
+    upstream.add_wheel("req-0", "1.0", with_metadata=True)
+    gone = upstream.add_sdist("req-0", "1.0").filename
+    s3 = s3_mirror(tmp_path / "s3", upstream, seaweed, prefix, diff_file=str(tmp_path / "changed.txt"),
+                   delete_packages="true")
+    assert s3.run() == 0
+    upstream.remove_file("req-0", gone)
+    new = upstream.add_wheel("req-0", "2.0", with_metadata=True).filename
+    s3_keys.clear()
+    assert s3.run() == 0
+    heads = {key: n for (op, key), n in s3_keys.items() if op == "HeadObject"}
+    gone_key = next(key for key in heads if key.endswith("/" + gone))
+    assert s3_keys["DeleteObject", gone_key] == 1
+    # One HEAD before its DELETE (its size is counted from it), one sorting it into changed.txt.deleted;
+    # every other key (kept files, sidecars that were not there, new files listed in changed.txt) once.
+    assert heads[gone_key] == 2, heads
+    assert {key: n for key, n in heads.items() if n != 1 and key != gone_key} == {}
+    assert any(key.endswith("/" + new) for key in heads)
