@@ -80,6 +80,12 @@ class FilesystemStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
+    def open_read(self, key: str) -> BinaryIO | None:
+        try:
+            return self.path(key).open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
     def stat(self, key: str) -> ObjectStat | None:
         try:
             info = os.stat(self.path(key))

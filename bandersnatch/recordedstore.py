@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .fsstore import FilesystemStore
-from .store import ObjectStat, Store, Upload
+from .store import ObjectStat, Reader, Store, Upload
 from .storeconfig import S3Settings
 
 RECORD_DIR = "s3-pages"  # below the mirror directory, in place of web/
@@ -107,6 +107,9 @@ class RecordedStore:
 
     def read(self, key: str) -> bytes | None:
         return self.record.read(key) if recorded(key) else self.remote.read(key)
+
+    def open_read(self, key: str) -> Reader | None:
+        return self.record.open_read(key) if recorded(key) else self.remote.open_read(key)
 
     def stat(self, key: str) -> ObjectStat | None:
         """For a recorded key, the record's stat (a filesystem stamp): no request."""

@@ -31,6 +31,7 @@ from .store import ObjectStat, content_type
 from .storeconfig import S3Settings
 
 if TYPE_CHECKING:
+    from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
@@ -206,6 +207,15 @@ class S3Store:
                 return None
             raise self._failure(exc, "reading", key) from None
 
+    def open_read(self, key: str) -> _Body | None:
+        name = self.object_key(key)
+        try:
+            return _Body(self, key, self.client.get_object(Bucket=self.bucket, Key=name)["Body"])
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) in _MISSING:
+                return None
+            raise self._failure(exc, "reading", key) from None
+
     def stat(self, key: str) -> ObjectStat | None:
         name = self.object_key(key)
         try:
@@ -280,6 +290,24 @@ class _Upload:
         self.file.seek(0)
         chunk = part_size(size, self.store.part_bytes)
         return self.store._send(self.key, iter(lambda: self.file.read(chunk), b""), chunk)
+
+
+class _Body:
+    """An object's response body being read (see store.Reader): botocore's errors become StorageError."""
+
+    def __init__(self, store: S3Store, key: str, body: StreamingBody) -> None:
+        self.store = store
+        self.key = key
+        self.body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self.body.read(None if size < 0 else size)
+        except Exception as exc:  # noqa: BLE001 - a connection lost mid-body, a timeout
+            raise self.store._failure(exc, "reading", self.key) from None
+
+    def close(self) -> None:
+        self.body.close()
 
 
 class _Multipart:

@@ -84,6 +84,17 @@ class Upload(Protocol):
         ...
 
 
+class Reader(Protocol):
+    """An object's bytes being read from its start (a file opened "rb", an S3 response body)."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative); ``b""`` at the end."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class Store(Protocol):
     """The published side of one mirror."""
 
@@ -101,6 +112,14 @@ class Store(Protocol):
 
     def read(self, key: str) -> bytes | None:
         """The whole object, or None when there is none (for the small objects the mirror reads back)."""
+        ...
+
+    def open_read(self, key: str) -> Reader | None:
+        """The object's bytes as a stream the caller closes, or None when there is none.
+
+        For objects too big to ``read`` whole (verify hashes release files through it); one
+        request on an object store, whose failures mid-stream raise StorageError.
+        """
         ...
 
     def stat(self, key: str) -> ObjectStat | None:

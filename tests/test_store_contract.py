@@ -112,6 +112,20 @@ def test_upload_left_by_an_error_leaves_the_old_object(store: Store) -> None:
     assert store.read("simple/foo/index.html") == b"old"
 
 
+def test_open_read_streams_the_object_in_pieces_and_is_none_when_missing(store: Store) -> None:
+    data = bytes(range(256)) * 1000
+    store.publish_page("packages/ab/foo.whl", data)
+    stream = store.open_read("packages/ab/foo.whl")
+    assert stream is not None
+    try:
+        pieces = list(iter(lambda: stream.read(4096), b""))
+    finally:
+        stream.close()
+    assert b"".join(pieces) == data and max(len(p) for p in pieces) <= 4096 and len(pieces) > 1
+    assert store.open_read("packages/ab/gone.whl") is None
+    assert store.open_read("never/was") is None
+
+
 def test_delete_says_whether_the_object_was_there_with_its_stat(store: Store) -> None:
     published = store.publish_page("packages/ab/foo.whl", b"wheel")
     assert store.delete("packages/ab/foo.whl") == published  # the size a caller counts, asked once
@@ -159,6 +173,8 @@ def test_an_unsafe_key_is_refused_by_every_call_before_anything_is_sent(store: S
         store.read(key)
     with pytest.raises(UnsafePath):
         store.stat(key)
+    with pytest.raises(UnsafePath):
+        store.open_read(key)
     with pytest.raises(UnsafePath):
         store.delete(key)
     assert list(store.iterate("")) == []
