@@ -92,8 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     checker.add_argument("--repair", action="store_true",
                          help="mend what is found: fetch bad files again, re-sync damaged projects, delete "
                               "orphans and ghosts, rebuild the root index (takes the mirror's lock)")
-    checker.add_argument("--fast", action="store_true",
-                         help="do not read files whose size and mtime are as when they were verified")
+    reading = checker.add_mutually_exclusive_group()
+    reading.add_argument("--fast", action="store_true",
+                         help="do not read files whose size and mtime are as when they were verified "
+                              "(an S3 mirror's files are never read without --hash)")
+    reading.add_argument("--hash", action="store_true",
+                         help="S3 mirror: read every file (one GET each) and check its sha256, instead of "
+                              "a HEAD against its recorded size and ETag (a filesystem mirror's files are "
+                              "always read, unless --fast)")
     checker.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     for command in (mirror, stats, status, checker):
         _common_options(command, top=False)
@@ -135,18 +141,6 @@ def write_default_config(path: Path) -> int:
     logger.warning("%s did not exist: wrote the default configuration there. Set [mirror] directory "
                    "(commented out until you choose one), review the rest, then run again", path)
     return EXIT_CONFIG
-
-
-def refuse_unwired_backend(cfg: config.Config, command: str) -> None:
-    """``verify`` reads ``web/`` as files: with an s3 store it would report a ghost mirror.
-
-    (``status`` reads only the bookkeeping in the local directory, the same for both stores.)
-    """
-    if cfg.storage_backend != "filesystem" and command == "verify":
-        raise ConfigError(str(cfg.path), "mirror", "storage-backend",
-                          f"{cfg.storage_backend}: `bandersnatch {command}` works on a filesystem mirror "
-                          "only in this version; check an S3 mirror with `bandersnatch mirror` runs and "
-                          "their exit codes")
 
 
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
@@ -233,7 +227,6 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             apply_log_config(cfg.log_config, cfg.path)
         for warning in cfg.warnings:
             logger.warning("%s", warning)
-        refuse_unwired_backend(cfg, args.command)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         if args.command == "status":
@@ -242,7 +235,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             from .verifier import command
 
             return command(cfg, repair=args.repair, fast=args.fast, as_json=args.json,
-                           progress=Progress(status), out=sys.stdout)
+                           progress=Progress(status), out=sys.stdout, read=args.hash)
         return run_update_stats(cfg)
     except ConfigErrors as exc:
         for problem in exc.problems:

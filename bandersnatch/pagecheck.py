@@ -58,6 +58,7 @@ class Problem:
 MISSING = "missing"  # a page links a file that is not there
 SIZE = "size"  # the file's size is not the one recorded
 HASH = "hash"  # the file's sha256 is not the one recorded
+CHANGED = "changed"  # an object store's ETag is not the one recorded: replaced since (found without reading)
 CONFLICT = "conflict"  # two pages link one path with different sha256
 ORPHAN = "orphan"  # a file under packages/ no page links
 PAGE_MISSING = "page-missing"  # one of a project's two pages is missing
@@ -70,7 +71,7 @@ ROOT_EXTRA = "root-extra"  # the root index names a project without both pages
 GHOST = "ghost"  # a project directory neither the root index nor upstream names
 STRAY = "stray"  # a directory under simple/ that cannot be a project's: reported, left alone
 
-FILE_KINDS = frozenset({MISSING, SIZE, HASH})
+FILE_KINDS = frozenset({MISSING, SIZE, HASH, CHANGED})
 PAGE_KINDS = frozenset({PAGE_MISSING, PAGE_DAMAGED, PAGES_DISAGREE, BAD_LINK})
 
 
@@ -86,17 +87,19 @@ class FileRecord:
     sha256: str  # NO_HASH: the page gives none
     mtime_ns: int | None
     project: str
+    etag: str | None = None  # the object store's ETag when the file was verified there
 
     def spool_line(self) -> str:
         size = NO_HASH if self.size is None else str(self.size)
         mtime = NO_HASH if self.mtime_ns is None else str(self.mtime_ns)
-        return f"{sort_key(self.rel)}\t{size}\t{self.sha256}\t{mtime}\t{self.project}\n"
+        etag = NO_HASH if self.etag is None else self.etag
+        return f"{sort_key(self.rel)}\t{size}\t{self.sha256}\t{mtime}\t{etag}\t{self.project}\n"
 
     @classmethod
     def from_spool(cls, line: str) -> FileRecord:
-        key, size, sha256, mtime, project = line.split("\t")
+        key, size, sha256, mtime, etag, project = line.split("\t")
         return cls(key.replace(SEP, "/"), None if size == NO_HASH else int(size), sha256,
-                   None if mtime == NO_HASH else int(mtime), project)
+                   None if mtime == NO_HASH else int(mtime), project, None if etag == NO_HASH else etag)
 
 
 def sort_key(rel: str) -> str:
@@ -196,6 +199,13 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _etag(value: object) -> str | None:
+    """An ETag as recorded (S3's are quoted hex, ``-<parts>`` after a multipart upload); None if odd."""
+    if isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable() and value != NO_HASH:
+        return value  # isprintable: no tab or newline to break a spool line
+    return None
+
+
 def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
              problems: list[Problem]) -> list[FileRecord]:
     records = []
@@ -207,9 +217,10 @@ def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
             continue
         on_disk = _on_disk(entries, i)
         records.append(FileRecord(rel, f.size, f.hashes.get("sha256", NO_HASH), _int(on_disk.get("mtime-ns")),
-                                  key))
+                                  key, _etag(on_disk.get("etag"))))
         if f.core_metadata:
             meta = f.core_metadata.get("sha256", NO_HASH) if isinstance(f.core_metadata, Mapping) else NO_HASH
             records.append(FileRecord(rel + METADATA_SUFFIX, _int(on_disk.get("metadata-size")), meta,
-                                      _int(on_disk.get("metadata-mtime-ns")), key))
+                                      _int(on_disk.get("metadata-mtime-ns")), key,
+                                      _etag(on_disk.get("metadata-etag"))))
     return records

@@ -11,10 +11,15 @@ under ``<directory>/tmp/verify/``:
    is kept as 8-byte digests);
 3. every project's two pages (``pagecheck``): they parse, agree, and link only
    below ``packages/``; each link becomes a line (path, size, sha256, mtime,
-   project) of a spool file;
+   ETag, project) of a spool file;
 4. the spool, sorted by path, merged with a sorted walk of ``packages/``: a
    path on both sides is checked (size, and sha256 on a pool of reader
    threads), one only in the spool is missing, one only on disk is an orphan.
+
+On an object store (``storage-backend = s3``) steps 1 to 3 read the local
+record of the pages (``<directory>/s3-pages/``), and step 4 asks the store for
+each path of the spool (``objectcheck``: a HEAD, or with ``--hash`` a streamed
+GET) and never lists the bucket, so orphans are not looked for there.
 
 A checkpoint (the step and the last project or path done, with the spool's
 and the problem list's lengths then) is rewritten every second, so a killed
@@ -43,6 +48,7 @@ from typing import TextIO
 
 import filelock
 
+from . import storeconfig
 from .config import Config
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, ConfigError, LockHeld
@@ -51,6 +57,7 @@ from .layout import UrlPolicy, key_dir
 from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
+from .objectcheck import check_object
 from .owners import owners_of
 from .package import METADATA_SUFFIX, Layout, ProjectSync
 from .pagecheck import (
@@ -73,15 +80,17 @@ from .pagecheck import (
     check_project,
 )
 from .progress import Progress, human_bytes
+from .recordedstore import RECORD_DIR, open_s3
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import NameSet, StateFiles, name_hash
 from .storage import atomic_write, clear_staging
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: spool lines carry the ETag
 _WINDOW = 64  # files queued for the readers beyond those being read
 
 
@@ -127,12 +136,18 @@ class Result:
 
 
 class Verifier:
-    """Checks one mirror; ``projects`` (a ProjectSync) answers which pages link a file."""
+    """Checks one mirror; ``projects`` (a ProjectSync) answers which pages link a file.
+
+    ``objects``: the object store the files are in (an s3 mirror), checked key by key
+    instead of walking ``packages/``; ``fast`` there means a HEAD instead of a read.
+    """
 
     def __init__(self, config: Config, projects: ProjectSync, master: Master, *, fast: bool,
-                 progress: Progress | None = None, checkpoint_every: float = 1.0) -> None:
+                 progress: Progress | None = None, checkpoint_every: float = 1.0,
+                 objects: Store | None = None) -> None:
         self.config = config
         self.fast = fast
+        self.objects = objects
         self.projects = projects
         self.master = master
         self.progress = progress or Progress(None)
@@ -345,8 +360,9 @@ class Verifier:
                 self.progress.advance(files=1, nbytes=max(0, hashed))
                 self._save("files", key, problems=problems)
 
-            pairs = _pairs(_groups(read_lines(self.work / "records.sorted"), after),
-                           walk_sorted(self.layout.packages, after))
+            groups = _groups(read_lines(self.work / "records.sorted"), after)
+            pairs = (((key, records, None) for key, records in groups) if self.objects is not None
+                     else _pairs(groups, walk_sorted(self.layout.packages, after)))
             for key, records, path in pairs:
                 window.append((key, pool.submit(self._check_path, key, records, path)))
                 while len(window) > workers + _WINDOW or (window and window[0][1].done()):
@@ -360,6 +376,8 @@ class Verifier:
                     path: Path | None) -> tuple[list[Problem], int]:
         """Problems of one path below packages/, and the bytes hashed to find them (-1: not a linked file)."""
         rel = key.replace(SEP, "/")
+        if self.objects is not None and records is not None:
+            return check_object(self.objects, rel, records, read=not self.fast)
         if records is None:
             if not self.config.delete_packages:
                 return [], -1  # kept on purpose: files upstream deleted stay with delete-packages = false
@@ -393,6 +411,9 @@ class Verifier:
             path = self.layout.packages / rel
             if not records:
                 return False  # no page links it any more
+            if self.objects is not None:
+                found, _ = check_object(self.objects, rel, records, read=not self.fast)
+                return any(p.kind == problem.kind for p in found)
             found, _ = check_file(path, rel, records, fast=False, exists=path.is_file())
             return any(p.kind == problem.kind for p in found)
         if problem.kind == ORPHAN:
@@ -559,36 +580,51 @@ def _pairs(groups: Iterator[tuple[str, list[FileRecord]]], disk: Iterator[tuple[
 
 
 def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress: Progress,
-            out: TextIO) -> int:
-    """``bandersnatch verify``: problems one per line on ``out`` (or one JSON document); the exit code."""
-    if not (config.directory / "web" / "simple").is_dir():
+            out: TextIO, read: bool = False) -> int:
+    """``bandersnatch verify``: problems one per line on ``out`` (or one JSON document); the exit code.
+
+    On an s3 mirror files are HEADed unless ``read`` (``--hash``); on a filesystem they
+    are read unless ``fast``.
+    """
+    on_s3 = config.storage_backend == storeconfig.S3
+    web = config.directory / (RECORD_DIR if on_s3 else "web")
+    if not (web / "simple").is_dir():
         raise ConfigError(str(config.path), "mirror", "directory",  # exit 2: nothing to check there
-                          f"{config.directory} holds no mirror (no web/simple/): run mirror first")
+                          f"{config.directory} holds no mirror (no {web.name}/simple/): run mirror first")
+    staging = config.directory / "tmp" / "mirror"  # a killed repair's leftovers: cleared by the next run
+    store: Store | None = None
+    if on_s3:
+        assert config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
+        staging.mkdir(parents=True, exist_ok=True)
+        store = open_s3(config.s3, config.directory, staging, config.workers, config.timeout)
+        fast = not read
     policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
     master = Master(config.master, timeout=config.timeout, workers=config.workers,
                     max_page_bytes=config.max_page_bytes, policy=policy, global_timeout=config.global_timeout,
                     max_file_bytes=config.max_file_bytes, spool_dir=config.directory / "tmp" / "verify")
-    staging = config.directory / "tmp" / "mirror"  # a killed repair's leftovers: cleared by the next run
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
     selection = Selection(config.filters)
     records = DependencyRecords(config.directory / "deps", staging) if selection.with_dependencies else None
-    projects = ProjectSync(master, Layout(config.directory / "web", staging, config.hash_index), policy,
+    projects = ProjectSync(master, Layout(web, staging, config.hash_index), policy,
                            workers=config.workers, delete_packages=config.delete_packages, force_check=True,
-                           selection=selection, records=records, require_hashes=config.require_hashes)
+                           selection=selection, records=records, require_hashes=config.require_hashes,
+                           store=store)
     try:
         if repair:
             clear_staging(staging)
-        verifier = Verifier(config, projects, master, fast=fast, progress=progress)
+        verifier = Verifier(config, projects, master, fast=fast, progress=progress,
+                            objects=projects.store if on_s3 else None)
         result = verifier.run()
         if not as_json:  # the problems first: what the repair then does is logged below them
             out.writelines(p.line() + "\n" for p in result.problems)
             out.flush()
         report = None
         if repair and result.problems:
-            root = RootIndex(projects.layout.simple, staging, config.hash_index)
+            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store)
             serial = StateFiles(config.directory, staging).read_serial()
             report = Repair(projects, root, serial, config.workers).run(result.problems)
-        _say(result, report, as_json, out)
+        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if on_s3
+             else "size and mtime (--fast)")
         verifier.finish()
     finally:
         projects.close()
@@ -600,7 +636,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     return 1 if result.problems else 0
 
 
-def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO) -> None:
+def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO, trusted_by: str) -> None:
     c = result.counts
     if as_json:
         doc = {"clean": not result.problems, "problems": [json.loads(p.to_json()) for p in result.problems],
@@ -611,7 +647,7 @@ def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO
     summary = (f"verify: {c.projects} project(s), {c.files} linked file(s) checked, {c.hashed} hashed "
                f"({human_bytes(c.bytes)})")
     if c.trusted:
-        summary += f", {c.trusted} trusted by size and mtime (--fast)"
+        summary += f", {c.trusted} trusted by {trusted_by}"
     if c.kept:
         summary += f", {c.kept} unlinked file(s) kept (delete-packages = false)"
     if report is None:

@@ -149,11 +149,12 @@ def test_bandersnatch_runs_without_boto3_on_the_filesystem_backend(tmp_path: Pat
     assert result.stdout.strip() == "filesystem"
 
 
-def test_verify_refuses_an_s3_mirror_in_one_line_exit_2(tmp_path: Path) -> None:
+def test_verify_of_an_s3_mirror_never_synced_is_one_line_exit_2_before_asking_the_bucket(
+        tmp_path: Path) -> None:
     path = tmp_path / "b.conf"
     path.write_text(s3_text("bucket = pypi").replace("/srv/pypi", str(tmp_path / "mirror")))
     result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(path), "verify"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "[mirror] storage-backend" in line and "filesystem mirror only" in line
+    assert "[mirror] directory" in line and "no s3-pages/simple/" in line and "run mirror first" in line

@@ -1,0 +1,67 @@
+"""``verify`` on an object store: each linked file asked for by key; never listed, read only when asked.
+
+The pages come from the mirror's local record of them (``recordedstore``);
+each file they link is asked for by its key.  Without reading, a HEAD
+answers whether the object is there, its size and its ETag, which are
+compared with what the page recorded when the mirror verified the file (an
+ETag that changed means the object was replaced since: the mirror's next run
+would not trust it either).  Reading (``verify --hash``) streams the object
+through sha256 in one GET instead, which also gives its size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+from .errors import shown
+from .pagecheck import CHANGED, CONFLICT, HASH, MISSING, NO_HASH, SIZE, FileRecord, Problem
+from .store import Reader, Store
+
+_CHUNK = 1 << 20
+
+
+def sha256_stream(stream: Reader) -> tuple[str, int]:
+    """sha256 and length of what ``stream`` yields, read in pieces (memory stays flat)."""
+    h = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(_CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+def check_object(store: Store, rel: str, records: list[FileRecord], *,
+                 read: bool) -> tuple[list[Problem], int]:
+    """``packages/<rel>`` in ``store`` against what its pages recorded; the problems and the bytes read."""
+    projects = tuple(sorted({r.project for r in records}))
+    by = ", ".join(projects)
+    subject = f"packages/{rel}"
+    problems = []
+    shas = sorted({r.sha256 for r in records if r.sha256 != NO_HASH})
+    if len(shas) > 1:
+        problems.append(Problem(CONFLICT, subject, f"pages of {by} record different sha256 for it", projects))
+    sizes = {r.size for r in records if r.size is not None}
+    missing = Problem(MISSING, subject, f"linked by {by} but not in the store", projects)
+    if read:
+        stream = store.open_read(subject)
+        if stream is None:
+            return [*problems, missing], 0
+        with contextlib.closing(stream):
+            digest, size = sha256_stream(stream)
+        if sizes and size not in sizes:
+            problems.append(Problem(SIZE, subject, f"{size} bytes, {min(sizes)} recorded by {by}", projects))
+        elif shas and digest not in shas:
+            problems.append(Problem(HASH, subject, f"sha256 {digest}, {shas[0]} recorded by {by}", projects))
+        return problems, size
+    now = store.stat(subject)
+    if now is None:
+        return [*problems, missing], 0
+    if sizes and now.size not in sizes:
+        return [*problems, Problem(SIZE, subject, f"{now.size} bytes, {min(sizes)} recorded by {by}",
+                                   projects)], 0
+    etags = sorted({r.etag for r in records if r.etag is not None})
+    if etags and now.stamp not in etags:
+        problems.append(Problem(CHANGED, subject, f"ETag {shown(str(now.stamp), 80)}, {etags[0]} recorded "
+                                f"when {by} verified it: replaced since (verify --hash reads it)", projects))
+    return problems, 0
