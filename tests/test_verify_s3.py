@@ -17,7 +17,7 @@ import pytest
 import seaweedfs
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import MirrorSetup
-from test_mirror_s3 import Counter, bucket_objects, broken_links, client, s3_mirror
+from test_mirror_s3 import Counter, broken_links, bucket_objects, client, s3_mirror
 from test_mirror_s3 import prefix as prefix  # a fixture
 from test_mirror_s3 import s3_requests as s3_requests  # a fixture
 
