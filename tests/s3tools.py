@@ -1,11 +1,4 @@
-"""S3 stores on the session's SeaweedFS, and a bucket filled from a filesystem mirror's ``web/``.
-
-``upload_web`` stands in for ``bandersnatch mirror`` with ``storage-backend =
-s3`` until the mirror publishes to a bucket itself: it puts every file of a
-synced ``web/`` under the same key, through the store (so each object carries
-``store.content_type``).  A test that uses it can switch to a real s3 run
-without changing what it checks.
-"""
+"""S3 stores on the session's SeaweedFS, and the ``[s3]`` config section of a mirror publishing there."""
 
 from __future__ import annotations
 
@@ -33,13 +26,8 @@ def make_s3_store(seaweed: Seaweed, staging: Path, **overrides: Any) -> S3Store:
     return S3Store(**settings)
 
 
-def upload_web(web: Path, store: S3Store) -> list[str]:
-    """Publish every file below ``web`` to ``store`` under its relative path; return the keys, sorted."""
-    keys = sorted(path.relative_to(web).as_posix() for path in web.rglob("*")
-                  if path.is_file() and not path.is_symlink())
-    for key in keys:
-        with store.upload(key) as upload, (web / key).open("rb") as source:
-            while chunk := source.read(1024 * 1024):
-                upload.file.write(chunk)
-            upload.commit()
-    return keys
+def s3_section(server: Seaweed, prefix: str, *, secret: str | None = None) -> str:
+    """The ``[s3]`` section for a mirror publishing to ``server``'s bucket below ``prefix``."""
+    return (f"[s3]\nendpoint_url = {server.endpoint}\nbucket = {server.bucket}\nprefix = {prefix}\n"
+            f"region_name = us-east-1\naws_access_key_id = {server.access_key}\n"
+            f"aws_secret_access_key = {secret or server.secret_key}\n")

@@ -26,6 +26,7 @@ import pytest
 import seaweedfs
 from fakepypi import Upstream, populate_sample
 from mirrortools import MirrorSetup, write_config
+from s3tools import s3_section
 from test_crash import ChangingCorpus, expected_requests, kill_at_random_moment
 from test_dependencies_sync import graph as graph  # a fixture
 from test_dependencies_sync import with_deps
@@ -34,12 +35,6 @@ from bandersnatch import cli
 from bandersnatch import store as contract
 
 boto3 = pytest.importorskip("boto3")  # the optional extra [s3]
-
-
-def s3_section(server: seaweedfs.Seaweed, prefix: str, *, secret: str | None = None) -> str:
-    return (f"[s3]\nendpoint_url = {server.endpoint}\nbucket = {server.bucket}\nprefix = {prefix}\n"
-            f"region_name = us-east-1\naws_access_key_id = {server.access_key}\n"
-            f"aws_secret_access_key = {secret or server.secret_key}\n")
 
 
 def s3_mirror(root: Path, upstream: Upstream, server: seaweedfs.Seaweed, prefix: str,

@@ -1,8 +1,8 @@
 """README's nginx block for a bucket, for real: nginx in front of a SeaweedFS bucket serves pip and uv.
 
-The bucket is filled from a filesystem mirror of the fake PyPI (``s3tools.upload_web``)
-until ``bandersnatch mirror`` publishes to S3 itself; what is checked is what
-clients see through nginx, so the fill can change without touching the tests.
+The bucket is filled by ``bandersnatch mirror`` itself (``storage-backend = s3``)
+from the fake PyPI, flat and with ``hash-index``: pip and uv install what the
+mirror published, read through README's nginx block.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import requests
 from fakepypi import SampleCorpus, Upstream, populate_sample
 from mirrortools import clean_pip_env, write_config
 from nginx_server import Nginx, nginx_binary, readme_server_block, run_nginx_site
-from s3tools import make_s3_store, upload_web
+from s3tools import s3_section
 from seaweedfs import Seaweed
 from test_nginx import PIP_ACCEPT, clean_uv_env, uv_binary
 
@@ -55,7 +56,6 @@ class BucketMirror:
     nginx: Nginx
     seaweed: Seaweed
     prefix: str
-    keys: list[str]
     corpus: SampleCorpus
     hash_index: bool
 
@@ -67,22 +67,23 @@ class BucketMirror:
 @pytest.fixture(scope="module", params=[False, True], ids=["flat", "hash-index"])
 def bucket_mirror(request: pytest.FixtureRequest, seaweed: Seaweed,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[BucketMirror]:
-    """The sample corpus synced (json = true), put in the bucket, and README's nginx block in front."""
+    """The sample corpus mirrored (json = true) into the bucket, and README's nginx block in front."""
     hash_index: bool = request.param
     root = tmp_path_factory.mktemp("s3serve")
+    prefix = f"serve-{uuid.uuid4().hex[:12]}"
     with pytest.MonkeyPatch.context() as patch:
         for name in PROXY_VARIABLES:
             patch.delenv(name, raising=False)
         with Upstream() as upstream:
             corpus = populate_sample(upstream)
-            mirror = write_config(root, upstream.url, hash_index=str(hash_index).lower(), json="true")
+            mirror = write_config(root, upstream.url, hash_index=str(hash_index).lower(), json="true",
+                                  storage_backend="s3", sections=s3_section(seaweed, prefix))
             assert mirror.run() == 0
-    store = make_s3_store(seaweed, root / "staging")
-    keys = upload_web(mirror.web, store)
-    path = f"/{seaweed.bucket}/{store.prefix}"
+    assert not mirror.web.exists()  # what nginx serves came from the bucket alone
+    path = f"/{seaweed.bucket}/{prefix}"
     with run_nginx_site(lambda port: bucket_site(port, seaweed.endpoint, path, hash_index),
                         root / "nginx") as nginx:
-        yield BucketMirror(nginx, seaweed, store.prefix, keys, corpus, hash_index)
+        yield BucketMirror(nginx, seaweed, prefix, corpus, hash_index)
 
 
 def get(url: str, accept: str | None = None, **kwargs: object) -> requests.Response:
