@@ -98,7 +98,7 @@ def project_of(key: str, files: dict[str, str]) -> str:
     if parts[0] in ("simple", "pypi") and len(parts) >= 3:
         return parts[1]
     if parts[0] == "packages":
-        return files.get(key.removesuffix(".metadata"), "(unknown)")
+        return files.get(key.removesuffix(".metadata").removesuffix(".provenance"), "(unknown)")
     return GLOBAL
 
 
