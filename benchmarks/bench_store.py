@@ -255,7 +255,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--workdir", type=Path, default=None, help="mirrors, bucket and logs (default: temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the workdir")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.projects < 10:
+        p.error("--projects must be at least 10: the incremental phase changes 10 projects")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ def test_a_tiny_run_fills_the_bucket_like_web_and_reads_nothing_back_from_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("boto3")
     out = tmp_path / "figures.json"
-    argv = ["--projects", "6", "--latency", "0", "--workdir", str(tmp_path / "work"), "--json", str(out)]
+    argv = ["--projects", "10", "--latency", "0", "--workdir", str(tmp_path / "work"), "--json", str(out)]
     assert bench_store.main(argv) == 0
     assert "bucket equals the filesystem mirror's web/ (keys, sizes): yes" in capsys.readouterr().out
     results = {(r["phase"], r["backend"]): r["store"] for r in json.loads(out.read_text())["results"]}
