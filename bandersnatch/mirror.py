@@ -14,11 +14,12 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
 from pathlib import Path
+from queue import SimpleQueue
 
 import filelock
 
@@ -514,6 +515,10 @@ class Mirror:
         items = self._once_each(self.state.pending())
         removed: list[Outcome] = []
         inflight: dict[Future[Outcome], tuple[str, str, int]] = {}
+        # Each future puts itself here when done. concurrent.futures.wait(FIRST_COMPLETED) would
+        # lock and unlock every future in flight once per finished project; at 0 ms latency that
+        # was a large share of a full sync's futex calls (see benchmarks/README.rst).
+        finished: SimpleQueue[Future[Outcome]] = SimpleQueue()
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync") as pool:
             try:
                 while True:
@@ -530,16 +535,16 @@ class Mirror:
                             self._started.add(normalize(name))
                         future = pool.submit(self.projects.sync, name, serial)
                         inflight[future] = (normalize(name), name, serial)
+                        future.add_done_callback(finished.put)
                     if not inflight:
                         break
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        key, name, serial = inflight.pop(future)
-                        outcome = self._collect(future, key, name, serial, report, removed)
-                        if outcome:
-                            self.progress.advance(outcome.files, outcome.bytes)
-                        else:
-                            self.progress.advance()
+                    future = finished.get()
+                    key, name, serial = inflight.pop(future)
+                    outcome = self._collect(future, key, name, serial, report, removed)
+                    if outcome:
+                        self.progress.advance(outcome.files, outcome.bytes)
+                    else:
+                        self.progress.advance()
             except BaseException:
                 # Interrupted: abandon the downloads in flight first, so that waiting for the
                 # threads takes a moment, not as long as the slowest file would trickle.
