@@ -134,9 +134,20 @@ def _open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None =
         raise StorageError(f"cannot write {exc.path}: removed twice while being made") from None
 
 
+def _parts_below(path: Path, root: Path) -> list[str]:
+    """``path.relative_to(root).parts``, by string: every page write walks here (pathlib is slow at it)."""
+    text, top = str(path), str(root)
+    if text == top:
+        return []
+    prefix = top if top.endswith("/") else top + "/"
+    if not text.startswith(prefix):
+        raise ValueError(f"{path} is not below {root}")  # a caller's bug, never upstream data
+    return text[len(prefix):].split("/")
+
+
 def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) -> int | None:
     root = staging.parent.parent
-    parts = path.relative_to(root).parts  # ValueError: a caller's bug, never upstream data
+    parts = _parts_below(path, root)
     base = root
     if parts[:1] and parts[0] in _ADMIN_LINKS:
         base, parts = root / parts[0], parts[1:]
@@ -150,10 +161,10 @@ def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) 
             fd = os.open(base, _DIRECTORY)
     except OSError as exc:
         raise StorageError(f"cannot write {base}: {exc.strerror or exc}") from exc
-    here = base
+    here = str(base)  # for error messages only: a string, as building a Path per step is slow
     try:
         for part in parts:
-            here = here / part
+            here = f"{here}/{part}"
             child = _open_child(fd, part, here, root, create, purpose)
             os.close(fd)
             fd = -1
@@ -167,7 +178,7 @@ def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) 
     return fd
 
 
-def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpose: Path | None) -> int | None:
+def _open_child(fd: int, name: str, path: str, root: Path, create: bool, purpose: Path | None) -> int | None:
     for attempt in range(2):
         try:
             return os.open(name, _INSIDE, dir_fd=fd)
@@ -175,12 +186,12 @@ def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpos
             if not create:
                 return None
             if attempt:
-                raise _Vanished(path) from None  # made just now, and already pruned
+                raise _Vanished(Path(path)) from None  # made just now, and already pruned
         except OSError as exc:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
             if _is_link(fd, name):
-                raise _link_refused(path, root) from None
+                raise _link_refused(Path(path), root) from None
             if not create:
                 return None
             if purpose is None:  # one of our own directories: damage, not upstream's doing
@@ -191,7 +202,7 @@ def _open_child(fd: int, name: str, path: Path, root: Path, create: bool, purpos
         except FileExistsError:
             pass  # another thread made it first; or it is a file, which the next open tells
         except FileNotFoundError:
-            raise _Vanished(path.parent) from None  # the directory ``fd`` was pruned since we opened it
+            raise _Vanished(Path(path).parent) from None  # the directory ``fd`` was pruned since we opened it
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return None
