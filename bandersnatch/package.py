@@ -341,12 +341,14 @@ class ProjectSync:
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
-        leftover = self._read_intent(key)
+        intent_file = self._intent_file(key)
+        leftover = intent_file or set()
         wanted = {href for _, href, _ in plan}
         unlinked = (set(known) | leftover) - wanted
         intent = (wanted - set(known)) | unlinked
         if self.delete_packages and intent != leftover:
             self._write_intent(key, intent)
+            intent_file = intent
         linked = {self._rel(h): Linked(None, None) for h in leftover}
         linked.update({self._rel(h): Linked(k.sha256, k.metadata_sha256) for h, k in known.items()})
         self.links.begin(key, linked, [self._rel(h) for h in wanted])
@@ -377,7 +379,8 @@ class ProjectSync:
             self.changes.written_key(html_key)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
-                self._clear_intent(key)
+                if intent_file is not None:  # most syncs had none and wrote none: nothing to remove
+                    self._clear_intent(key)
             self.links.settle(key, [self._rel(h) for h in wanted])
         finally:
             self.links.end(key)
@@ -681,10 +684,14 @@ class ProjectSync:
             return []
 
     def _read_intent(self, key: str) -> set[str]:
+        return self._intent_file(key) or set()
+
+    def _intent_file(self, key: str) -> set[str] | None:
+        """The hrefs the project's intents file names; None when it has none."""
         try:
             return set((self.layout.intents / key).read_text(encoding="utf-8").split())
         except FileNotFoundError:
-            return set()
+            return None
 
     def _write_intent(self, key: str, hrefs: set[str]) -> None:
         atomic_write(self.layout.intents / key, "".join(f"{h}\n" for h in sorted(hrefs)).encode(),
