@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -50,11 +51,15 @@ _PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTE
                           errno.ENAMETOOLONG, errno.EILSEQ})
 
 
+# A path separator (either kind) or a control character (NUL included): one search per segment.
+_SEPARATOR_OR_CONTROL = re.compile(r"[\x00-\x1f/\\]")
+
+
 def check_segment(segment: str) -> str:
     """Return ``segment`` when it is a safe single path component, else raise UnsafePath."""
     if segment in ("", ".", ".."):
         raise UnsafePath(f"refusing path component {segment!r}")
-    if any(c in segment for c in ("/", "\\", "\0")) or any(ord(c) < 32 for c in segment):
+    if _SEPARATOR_OR_CONTROL.search(segment):
         raise UnsafePath(f"refusing path component {segment[:100]!r}: separator or control character")
     try:
         encoded = segment.encode("utf-8")
