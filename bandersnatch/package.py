@@ -335,9 +335,10 @@ class ProjectSync:
             for filename, why in chosen.dropped:
                 logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
-        known = read_known(self.store, json_key)
+        published = self.store.read(json_key)  # None: no JSON page yet, so no pages to stat below
+        known = parse_known(published)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
-        created = not has_pages(self.store, self.layout, name)
+        created = published is None or not has_pages(self.store, self.layout, name)
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
@@ -368,7 +369,7 @@ class ProjectSync:
                 (mine, theirs, self.json_api.file_url(self._rel(href)))
                 for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
             # JSON first: it is our record of what is verified on disk.
-            before = page_totals(self.store, json_key, known)
+            before = NONE if published is None else page_totals(self.store, json_key, known)
             if self.tally is not None:
                 self.tally.before(key, before)
             self.store.publish_page(json_key, render_project_json(local_page, page_serial))
