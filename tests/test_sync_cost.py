@@ -1,0 +1,46 @@
+"""What a full sync costs per project beyond its request and its two pages (the 750,000-project case)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakepypi import Upstream
+from mirrortools import assert_mirror_matches, write_config
+
+import bandersnatch.package
+from bandersnatch.counts import Totals
+
+
+def test_new_projects_without_files_remove_no_intents_file_and_check_no_page(
+    tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream.add_wheel("has-files", "1.0")  # one project writes (and clears) an intents file
+    upstream.add_bulk_projects(40)
+    mirror = write_config(tmp_path, upstream.url, delete_packages="true")
+    removed: list[str] = []
+    checked: list[str] = []
+    real_remove = bandersnatch.package.remove_file
+    real_has_pages, real_totals = bandersnatch.package.has_pages, bandersnatch.package.page_totals
+
+    def remove_file(path: Path, staging: Path) -> bool:
+        removed.append(path.name)
+        return real_remove(path, staging)
+
+    def has_pages(page_dir: Path) -> bool:
+        checked.append(page_dir.name)
+        return real_has_pages(page_dir)
+
+    def page_totals(page_dir: Path, known: object = None) -> Totals:
+        checked.append(page_dir.name)
+        return real_totals(page_dir, known)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bandersnatch.package, "remove_file", remove_file)
+    monkeypatch.setattr(bandersnatch.package, "has_pages", has_pages)
+    monkeypatch.setattr(bandersnatch.package, "page_totals", page_totals)
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    # Only the project with a file wrote an intents file, so only it removes one; no project
+    # that had no JSON page yet asks the disk again whether it has pages.
+    assert removed == ["has-files"]
+    assert checked == []
