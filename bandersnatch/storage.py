@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import secrets
@@ -260,7 +261,9 @@ class StagedFile:
             raise
         self.temp_name = name
         self.temp = staging / name
-        self.file: BinaryIO = os.fdopen(fd, "w+b")  # readable: a download is inspected before commit
+        # Readable: a download is inspected before commit.  A buffer size given: io.open then
+        # skips its isatty() probe, one ioctl per staged file.
+        self.file: BinaryIO = os.fdopen(fd, "w+b", buffering=io.DEFAULT_BUFFER_SIZE)
         self.committed = False
 
     def commit(self) -> None:
