@@ -516,8 +516,8 @@ class Mirror:
         removed: list[Outcome] = []
         inflight: dict[Future[Outcome], tuple[str, str, int]] = {}
         # Each future puts itself here when done. concurrent.futures.wait(FIRST_COMPLETED) would
-        # lock and unlock every future in flight once per finished project; at 0 ms latency that
-        # was a large share of a full sync's futex calls (see benchmarks/README.rst).
+        # lock and unlock every future in flight once per finished project: at 0 ms latency that
+        # cost about 100,000 instructions per project (callgrind, 1,000-project full sync).
         finished: SimpleQueue[Future[Outcome]] = SimpleQueue()
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync") as pool:
             try:
