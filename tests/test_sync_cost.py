@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from mirrortools import assert_mirror_matches, write_config
 
 import bandersnatch.package
 from bandersnatch.counts import Totals
+from bandersnatch.package import Known, Layout
+from bandersnatch.store import Store
 
 
 def test_new_projects_without_files_remove_no_intents_file_and_check_no_page(
@@ -27,13 +30,13 @@ def test_new_projects_without_files_remove_no_intents_file_and_check_no_page(
         removed.append(path.name)
         return real_remove(path, staging)
 
-    def has_pages(page_dir: Path) -> bool:
-        checked.append(page_dir.name)
-        return real_has_pages(page_dir)
+    def has_pages(store: Store, layout: Layout, name: str) -> bool:
+        checked.append(name)
+        return real_has_pages(store, layout, name)
 
-    def page_totals(page_dir: Path, known: object = None) -> Totals:
-        checked.append(page_dir.name)
-        return real_totals(page_dir, known)  # type: ignore[arg-type]
+    def page_totals(store: Store, page_key: str, known: Mapping[str, Known] | None = None) -> Totals:
+        checked.append(page_key)
+        return real_totals(store, page_key, known)
 
     monkeypatch.setattr(bandersnatch.package, "remove_file", remove_file)
     monkeypatch.setattr(bandersnatch.package, "has_pages", has_pages)
