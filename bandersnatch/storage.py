@@ -78,9 +78,11 @@ def confined(base: Path, parts: Sequence[str], room: int = 0) -> Path:
     """
     if not parts:
         raise UnsafePath("refusing an empty path")
-    path = base
     for part in parts:
-        path = path / check_segment(part)
+        check_segment(part)
+    # One join: pathlib parses the whole tail once instead of once per segment ("/" after
+    # "/"), and a checked segment holds no separator, so the result is the same path.
+    path = base.joinpath(*parts)
     length = len(os.fsencode(path)) + room
     if length >= PATH_MAX:
         raise UnsafePath(f"refusing a path of {length} bytes below {shown(str(base))}: "
