@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import trustme
 from fakepypi import Upstream
 from forwardproxy import ForwardProxy
@@ -441,3 +442,31 @@ def test_network_module_reads_no_environment_itself(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HTTPS_PROXY", "http://should-not-be-seen:1")
     assert from_environment({}) == Network()
     assert netsettings.from_environment({}, None).proxies == {}
+
+
+# ---------------------------------------------------------------- the request as sent
+
+
+@pytest.mark.parametrize(("method", "url", "headers", "data"), [
+    ("GET", "http://127.0.0.1:9/simple/foo/", {"Accept": "application/vnd.pypi.simple.v1+json"}, None),
+    ("GET", "https://pypi.example/simple/foo/?bandersnatch_serial=5-1", {"accept": "text/html"}, None),
+    ("POST", "https://user:pw@pypi.example/pypi", {"Content-Type": "text/xml"}, b"<methodCall/>"),
+])
+def test_a_request_is_prepared_as_the_session_would_prepare_it(
+    method: str, url: str, headers: dict[str, str], data: bytes | None,
+) -> None:
+    # Master prepares requests itself (cheaper than Session.request): the same method, URL,
+    # headers (User-Agent, Accept-Encoding, auth from the URL, cookies an upstream set) and body.
+    master = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
+                    policy=UrlPolicy.for_master("https://pypi.example", (), False),
+                    spool_dir=Path("/nonexistent"))
+    master.session.cookies.set("sid", "abc", domain="pypi.example", path="/")
+    try:
+        ours = master._prepare(method, url, headers, data)
+        theirs = master.session.prepare_request(
+            requests.Request(method, url, headers=dict(headers), data=data))
+        assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+        assert list(ours.headers.items()) == list(theirs.headers.items())
+        assert (ours.hooks, dict(ours._cookies or {})) == (theirs.hooks, dict(theirs._cookies or {}))
+    finally:
+        master.close()
