@@ -29,12 +29,16 @@ class _Upload:
         self.file: BinaryIO = staged_file.file
 
     def commit(self) -> ObjectStat:
-        # Taken from the staged file itself: a rename keeps size and mtime, and no other
-        # writer replacing the object just after can slip its stamp into our record.
-        self.file.flush()
-        info = os.fstat(self.file.fileno())
-        self._staged.commit()
-        return ObjectStat(info.st_size, info.st_mtime_ns)
+        return _commit(self._staged)
+
+
+def _commit(staged_file: StagedFile) -> ObjectStat:
+    # Taken from the staged file itself: a rename keeps size and mtime, and no other
+    # writer replacing the object just after can slip its stamp into our record.
+    staged_file.file.flush()
+    info = os.fstat(staged_file.file.fileno())
+    staged_file.commit()
+    return ObjectStat(info.st_size, info.st_mtime_ns)
 
 
 class FilesystemStore:
@@ -66,13 +70,14 @@ class FilesystemStore:
             yield _Upload(key, st)
 
     def publish_page(self, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
-        with self.upload(key) as up:
+        # staged() itself, not upload(): one generator context manager less per page.
+        with staged(self.path(key), self.staging) as st:
             if isinstance(data, bytes):
-                up.file.write(data)
+                st.file.write(data)
             else:
                 for chunk in data:
-                    up.file.write(chunk)
-            return up.commit()
+                    st.file.write(chunk)
+            return _commit(st)
 
     def read(self, key: str) -> bytes | None:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import re
@@ -142,34 +143,45 @@ def _open_dir(path: Path, staging: Path, *, create: bool, purpose: Path | None =
         raise StorageError(f"cannot write {exc.path}: removed twice while being made") from None
 
 
-def _parts_below(path: Path, root: Path) -> list[str]:
-    """``path.relative_to(root).parts``, by string: every page write walks here (pathlib is slow at it)."""
-    text, top = str(path), str(root)
+@functools.lru_cache(maxsize=16)
+def _mirror_dir(staging: Path) -> tuple[Path, str]:
+    """The mirror directory of a staging directory (``<directory>/tmp/<owner>``), and as text.
+
+    Asked by every walk (two per page written): the same few staging paths all run long,
+    so the two ``parent`` steps and their formatting are done once each.
+    """
+    root = staging.parent.parent
+    return root, str(root)
+
+
+def _parts_below(path: Path, top: str) -> list[str]:
+    """``path.relative_to(top).parts``, by string: every page write walks here (pathlib is slow at it)."""
+    text = str(path)
     if text == top:
         return []
     prefix = top if top.endswith("/") else top + "/"
     if not text.startswith(prefix):
-        raise ValueError(f"{path} is not below {root}")  # a caller's bug, never upstream data
+        raise ValueError(f"{path} is not below {top}")  # a caller's bug, never upstream data
     return text[len(prefix):].split("/")
 
 
 def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) -> int | None:
-    root = staging.parent.parent
-    parts = _parts_below(path, root)
-    base = root
+    root, top = _mirror_dir(staging)
+    parts = _parts_below(path, top)
+    base = top  # strings, not Paths, on the way: building a Path per step is slow
     if parts[:1] and parts[0] in _ADMIN_LINKS:
-        base, parts = root / parts[0], parts[1:]
+        base, parts = f"{top}/{parts[0]}", parts[1:]
     try:
         try:
             fd = os.open(base, _DIRECTORY)
         except FileNotFoundError:
             if not create:
                 return None
-            base.mkdir(parents=True, exist_ok=True)
+            Path(base).mkdir(parents=True, exist_ok=True)
             fd = os.open(base, _DIRECTORY)
     except OSError as exc:
         raise StorageError(f"cannot write {base}: {exc.strerror or exc}") from exc
-    here = str(base)  # for error messages only: a string, as building a Path per step is slow
+    here = base  # for error messages only
     try:
         for part in parts:
             here = f"{here}/{part}"
@@ -262,11 +274,15 @@ class StagedFile:
             self._close_dir()
             raise
         self.temp_name = name
-        self.temp = staging / name
         # Readable: a download is inspected before commit.  A buffer size given: io.open then
         # skips its isatty() probe, one ioctl per staged file.
         self.file: BinaryIO = os.fdopen(fd, "w+b", buffering=io.DEFAULT_BUFFER_SIZE)
         self.committed = False
+
+    @property
+    def temp(self) -> Path:
+        """The temporary file's path (made when asked: most staged files never need it)."""
+        return self.staging / self.temp_name
 
     def commit(self) -> None:
         try:
