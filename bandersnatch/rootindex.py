@@ -32,12 +32,14 @@ store can only take the whole new file through the same point.
 from __future__ import annotations
 
 import enum
+import errno
 import heapq
 import itertools
 import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -101,6 +103,25 @@ class Entry(NamedTuple):
 def has_pages(page_dir: Path) -> bool:
     """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
     return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
+
+
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    """What ``Path.iterdir`` lists (an empty list for a file or a vanished directory: nothing to list)."""
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_file(path: str) -> bool:
+    """``Path.is_file`` on a string: False for the errors it takes as "no file" (missing, a link loop...)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
 
 
 @dataclass(frozen=True)
@@ -539,9 +560,13 @@ class RootIndex:
         """Only when the index must be rebuilt: the projects whose pages are both on disk."""
         if not self.simple.is_dir():
             return []
-        dirs = (p for d in self.simple.iterdir() if d.is_dir() for p in d.iterdir()) if self.hash_index \
-            else self.simple.iterdir()
-        return sorted(d.name for d in dirs if has_pages(d))
+        # By strings and scandir, not Paths: a full sync's first run rebuilds the index from
+        # every project's directory, and building Paths was most of the rebuild's CPU.
+        top = str(self.simple)
+        dirs = [entry for d in _entries(top) if d.is_dir() for entry in _entries(d.path)] if self.hash_index \
+            else _entries(top)
+        return sorted(d.name for d in dirs
+                      if _is_file(f"{d.path}/{PAGE_JSON}") and _is_file(f"{d.path}/{PAGE_HTML}"))
 
     def page_serial(self, name: str) -> int:
         """The ``_last-serial`` of a project's own JSON page; 0 when it has none or cannot be read.
@@ -551,13 +576,15 @@ class RootIndex:
         """
         if not is_valid_project_name(name):
             return 0
+        path = "/".join([str(self.simple), *key_dir(name, self.hash_index), PAGE_JSON])
         try:
-            with self.simple.joinpath(*key_dir(name, self.hash_index), PAGE_JSON).open("rb") as f:
+            # One unbuffered read of the head: no Path, no buffered reader (and its isatty probe).
+            with open(path, "rb", buffering=0) as f:
                 head = f.read(_PAGE_HEAD)
                 found = _PAGE_SERIAL.match(head)
                 if found is not None:
                     return int(found.group(1))
-                doc = json.loads(head + f.read())
+                doc = json.loads(head + f.readall())
         except (OSError, ValueError, RecursionError):
             return 0
         meta = doc.get("meta") if isinstance(doc, dict) else None
