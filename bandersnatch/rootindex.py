@@ -105,13 +105,13 @@ def has_pages(page_dir: Path) -> bool:
     return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
 
 
-def _entries(directory: str) -> list[os.DirEntry[str]]:
-    """What ``Path.iterdir`` lists (an empty list for a file or a vanished directory: nothing to list)."""
+def _entries(directory: str) -> Iterator[os.DirEntry[str]]:
+    """What ``Path.iterdir`` lists, one at a time (nothing for a file or a vanished directory)."""
     try:
         with os.scandir(directory) as entries:
-            return list(entries)
+            yield from entries
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return
 
 
 def _is_file(path: str) -> bool:
@@ -563,7 +563,7 @@ class RootIndex:
         # By strings and scandir, not Paths: a full sync's first run rebuilds the index from
         # every project's directory, and building Paths was most of the rebuild's CPU.
         top = str(self.simple)
-        dirs = [entry for d in _entries(top) if d.is_dir() for entry in _entries(d.path)] if self.hash_index \
+        dirs = (entry for d in _entries(top) if d.is_dir() for entry in _entries(d.path)) if self.hash_index \
             else _entries(top)
         return sorted(d.name for d in dirs
                       if _is_file(f"{d.path}/{PAGE_JSON}") and _is_file(f"{d.path}/{PAGE_HTML}"))
