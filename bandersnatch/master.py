@@ -387,7 +387,7 @@ class Master:
             try:
                 response = self.session.send(
                     self._prepare(method, url, headers, data), timeout=self.timeout,
-                    stream=True, allow_redirects=False, verify=self.session.verify, cert=self.session.cert,
+                    stream=True, allow_redirects=False,
                     proxies={urlsplit(url).scheme: proxy.url} if proxy else {},
                 )
             except requests.ConnectionError as exc:
@@ -427,8 +427,9 @@ class Master:
         ``Session.prepare_request`` and ``merge_environment_settings`` merge params, auth,
         hooks, cookies, proxies and TLS settings through code that checks each value against
         runtime protocols: about a third of a page request's CPU.  This session sets only
-        headers (and keeps any cookies an upstream sets), ``trust_env`` is off and ``_send``
-        passes proxies, ``verify`` and ``cert`` itself, so the merge is the headers' alone.
+        headers (and keeps any cookies an upstream sets), ``trust_env`` is off, ``_send``
+        passes the proxies itself and ``session.send`` takes the session's CA settings, so
+        the merge is the headers' alone.
         """
         merged = requests.structures.CaseInsensitiveDict(self.session.headers)
         merged.update(headers)
