@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FS_KINDS = {"commit": "PutObject", "read": "GetObject", "stat": "HeadObject", "delete": "DeleteObject",
-            "iterate": "iterate"}
+FS_KINDS = {"commit": "PutObject", "publish_page": "PutObject", "read": "GetObject", "stat": "HeadObject",
+            "delete": "DeleteObject", "iterate": "iterate"}
 
 _counts: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
 _lock = threading.Lock()
@@ -69,8 +69,9 @@ def hook_filesystem() -> None:
 
         setattr(owner, name, counted)
 
-    wrap(fsstore._Upload, "commit", lambda up, _: str(up.key))  # publish_page commits an upload too
-    for name in ("read", "stat", "delete", "iterate"):
+    wrap(fsstore._Upload, "commit", lambda up, _: str(up.key))
+    # publish_page stages its file itself (no upload() behind it), so it is a PUT of its own.
+    for name in ("publish_page", "read", "stat", "delete", "iterate"):
         wrap(fsstore.FilesystemStore, name, lambda _, args: str(args[0]))
 
 
