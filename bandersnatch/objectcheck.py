@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 
 from .errors import shown
-from .pagecheck import CHANGED, CONFLICT, HASH, MISSING, NO_HASH, SIZE, FileRecord, Problem
+from .pagecheck import CHANGED, HASH, MISSING, SIZE, FileRecord, Problem, linked_by
 from .store import Reader, Store
 
 _CHUNK = 1 << 20
@@ -34,13 +34,8 @@ def sha256_stream(stream: Reader) -> tuple[str, int]:
 def check_object(store: Store, rel: str, records: list[FileRecord], *,
                  read: bool) -> tuple[list[Problem], int]:
     """``packages/<rel>`` in ``store`` against what its pages recorded; the problems and the bytes read."""
-    projects = tuple(sorted({r.project for r in records}))
-    by = ", ".join(projects)
     subject = f"packages/{rel}"
-    problems = []
-    shas = sorted({r.sha256 for r in records if r.sha256 != NO_HASH})
-    if len(shas) > 1:
-        problems.append(Problem(CONFLICT, subject, f"pages of {by} record different sha256 for it", projects))
+    projects, by, shas, problems = linked_by(subject, records)
     sizes = {r.size for r in records if r.size is not None}
     missing = Problem(MISSING, subject, f"linked by {by} but not in the store", projects)
     if read:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import BandersnatchError
 from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_segments
@@ -100,6 +100,24 @@ class FileRecord:
         key, size, sha256, mtime, etag, project = line.split("\t")
         return cls(key.replace(SEP, "/"), None if size == NO_HASH else int(size), sha256,
                    None if mtime == NO_HASH else int(mtime), project, None if etag == NO_HASH else etag)
+
+
+class Linkers(NamedTuple):
+    """Who links one file, for every check of it: projects, them joined for messages, the sha256
+    their pages record (sorted), and a CONFLICT problem when those disagree."""
+
+    projects: tuple[str, ...]
+    by: str
+    shas: list[str]
+    problems: list[Problem]
+
+
+def linked_by(subject: str, records: list[FileRecord]) -> Linkers:
+    projects = tuple(sorted({r.project for r in records}))
+    by = ", ".join(projects)
+    shas = sorted({r.sha256 for r in records if r.sha256 != NO_HASH})
+    conflict = [Problem(CONFLICT, subject, f"pages of {by} record different sha256 for it", projects)]
+    return Linkers(projects, by, shas, conflict if len(shas) > 1 else [])
 
 
 def sort_key(rel: str) -> str:

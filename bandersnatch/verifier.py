@@ -66,7 +66,6 @@ from .pagecheck import (
     GHOST,
     HASH,
     MISSING,
-    NO_HASH,
     ORPHAN,
     PAGE_KINDS,
     ROOT_DAMAGED,
@@ -78,6 +77,7 @@ from .pagecheck import (
     FileRecord,
     Problem,
     check_project,
+    linked_by,
 )
 from .progress import Progress, human_bytes
 from .recordedstore import RECORD_DIR, open_s3
@@ -463,13 +463,8 @@ class Verifier:
 def check_file(path: Path, rel: str, records: list[FileRecord], fast: bool, *,
                exists: bool) -> tuple[list[Problem], int]:
     """One linked path against what its pages recorded; returns the problems and the bytes hashed."""
-    projects = tuple(sorted({r.project for r in records}))
-    by = ", ".join(projects)
     subject = f"packages/{rel}"
-    problems = []
-    shas = sorted({r.sha256 for r in records if r.sha256 != NO_HASH})
-    if len(shas) > 1:
-        problems.append(Problem(CONFLICT, subject, f"pages of {by} record different sha256 for it", projects))
+    projects, by, shas, problems = linked_by(subject, records)
     if not exists:
         return [*problems, Problem(MISSING, subject, f"linked by {by} but not on disk", projects)], 0
     try:
