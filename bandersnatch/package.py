@@ -184,16 +184,14 @@ def parse_known(data: bytes | None) -> dict[str, Known]:
     return known
 
 
-def page_totals(store: Store, page_key: str, known: Mapping[str, Known] | None = None) -> Totals:
-    """What the project's JSON page at ``page_key`` links (``known``: that page, already read):
-    its count for ``counts``."""
-    if known is None:
-        data = store.read(page_key)
-        if data is None:
-            return NONE
-        known = parse_known(data)
-    elif store.stat(page_key) is None:
-        return NONE
+def page_totals(store: Store, page_key: str) -> Totals:
+    """What the project's JSON page at ``page_key`` links: its count for ``counts``."""
+    data = store.read(page_key)
+    return NONE if data is None else known_totals(parse_known(data))
+
+
+def known_totals(known: Mapping[str, Known]) -> Totals:
+    """The count for ``counts`` of a JSON page that is there, from what it links (``parse_known``)."""
     return Totals(1, len(known), sum(k.size or 0 for k in known.values()))
 
 
@@ -369,7 +367,7 @@ class ProjectSync:
                 (mine, theirs, self.json_api.file_url(self._rel(href)))
                 for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
             # JSON first: it is our record of what is verified on disk.
-            before = NONE if published is None else page_totals(self.store, json_key, known)
+            before = NONE if published is None else known_totals(known)
             if self.tally is not None:
                 self.tally.before(key, before)
             self.store.publish_page(json_key, render_project_json(local_page, page_serial))
@@ -708,11 +706,12 @@ class ProjectSync:
         """
         key = normalize(name)
         json_key = self.layout.page_key(name, PAGE_JSON)
-        known = read_known(self.store, json_key)
+        published = self.store.read(json_key)
+        known = parse_known(published)
         doomed = set(known) | self._read_intent(key)
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files
-        before = page_totals(self.store, json_key, known)
+        before = NONE if published is None else known_totals(known)
         if self.tally is not None:
             self.tally.before(key, before)
         for page in (PAGE_HTML, PAGE_JSON):  # the store prunes the project's emptied directory
