@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .storage import StagedFile, confined, prune_empty_dirs, remove_file, staged, walk_files
+from .storage import StagedFile, confined, prune_empty_dirs, remove_file, staged, walk_files, write_all
 from .store import ObjectStat
 
 
@@ -72,11 +72,7 @@ class FilesystemStore:
     def publish_page(self, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
         # staged() itself, not upload(): one generator context manager less per page.
         with staged(self.path(key), self.staging) as st:
-            if isinstance(data, bytes):
-                st.file.write(data)
-            else:
-                for chunk in data:
-                    st.file.write(chunk)
+            write_all(st.file, data)
             return _commit(st)
 
     def read(self, key: str) -> bytes | None:

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .fsstore import FilesystemStore
+from .storage import write_all
 from .store import ObjectStat, Reader, Store, Upload
 from .storeconfig import S3Settings
 
@@ -101,8 +102,7 @@ class RecordedStore:
         if not recorded(key):
             return self.remote.publish_page(key, data)
         with self.upload(key) as up:
-            for chunk in [data] if isinstance(data, bytes) else data:
-                up.file.write(chunk)
+            write_all(up.file, data)
             return up.commit()
 
     def read(self, key: str) -> bytes | None:

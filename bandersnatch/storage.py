@@ -341,12 +341,17 @@ def staged(target: Path, staging: Path) -> Iterator[StagedFile]:
 def atomic_write(target: Path, data: bytes | Iterable[bytes], staging: Path) -> None:
     """Replace ``target`` with ``data`` (bytes or chunks) atomically: temp in ``staging``, fsync, rename."""
     with staged(target, staging) as f:
-        if isinstance(data, bytes):
-            f.file.write(data)
-        else:
-            for chunk in data:
-                f.file.write(chunk)
+        write_all(f.file, data)
         f.commit()
+
+
+def write_all(file: BinaryIO, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data``, bytes or chunks of them, into ``file`` (what every publish of a page takes)."""
+    if isinstance(data, bytes):
+        file.write(data)
+    else:
+        for chunk in data:
+            file.write(chunk)
 
 
 def _replace_into(src_dir: int, name: str, target: Path, staging: Path) -> None:
