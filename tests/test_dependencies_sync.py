@@ -341,3 +341,41 @@ def test_a_dependency_joining_in_an_incremental_run_is_asked_at_its_changelog_se
     graph.stale("new-dep", times=1, at_serial=before)  # a CDN lagging behind new-dep 2.0
     assert mirror.run() == 0
     assert mirrored(mirror)["new-dep"] == ["new_dep-1.0-py3-none-any.whl", "new_dep-2.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize("bad", ["x" * 201, "a" * 300 + ">=1", "x" * 199 + "._y[extra]; os_name != 'nt'"])
+def test_a_requirement_whose_name_no_project_can_have_is_skipped_with_one_warning(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, bad: str
+) -> None:
+    # PEP 508 allows any length; a project name is at most 200 characters, so no project matches.
+    upstream.add_wheel("root", "1.0", with_metadata=True, requires=("good-dep", bad))
+    upstream.add_wheel("good-dep", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+        assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "good-dep"}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "root" in lines[0] and "Requires-Dist" in lines[0], lines
+
+
+def test_malformed_requirements_are_recorded_once_and_not_read_again_on_a_no_op_run(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [f"bad dep {i} ;; ===" for i in range(30_000)]
+    upstream.add_wheel("root", "1.0", with_metadata=True, requires=("good-dep", *bad))
+    upstream.add_wheel("good-dep", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+    # One line for the file, with the count: not one per line.
+    lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1 and "30000" in lines[0].replace(",", ""), lines
+    record = json.loads((mirror.root / "deps" / "root.json").read_bytes())
+    (entry,) = record["files"].values()
+    assert entry["requires"] == ["good-dep"] and entry["malformed"] == 30_000
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        assert mirror.run() == 0
+    assert not [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert set(mirrored(mirror)) == {"root", "good-dep"}
