@@ -22,6 +22,7 @@ from .counts import NONE, Tally, Totals
 from .deps import sdist_pkg_info, wheel_metadata
 from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
 from .difffile import Changes
+from .dists import MAX_VERSION_LENGTH, usable_versions
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
 from .jsonapi import JsonApi
@@ -347,6 +348,7 @@ class ProjectSync:
             # we had leave the mirror below like any file the page stops linking.
             logger.info("%s: quarantined upstream: offering none of its files", key)
             page = replace(page, files=(), versions=())
+        page = _without_unusable_versions(key, page)
         if self.selection is not None and self.selection.active:
             excluded = self.selection.project_page(key, page)
             if excluded is not None:
@@ -758,6 +760,18 @@ class ProjectSync:
             self._clear_intent(key)
         self.links.settle(key, ())
         logger.info("%s: removed (%s)", key, why)
+
+
+def _without_unusable_versions(key: str, page: ProjectPage) -> ProjectPage:
+    """``page`` without PEP 700 versions no release can have, said once per page read (issue 18, case 11)."""
+    if page.versions is None:
+        return page
+    kept, dropped = usable_versions(page.versions)
+    if not dropped:
+        return page
+    logger.warning("%s: dropping %d PEP 700 versions entr%s longer than %d characters (first: %s)", key,
+                   len(dropped), "y" if len(dropped) == 1 else "ies", MAX_VERSION_LENGTH, shown(dropped[0], 60))
+    return replace(page, versions=kept)
 
 
 def _metadata_sha256(local: DistFile) -> str | None:
