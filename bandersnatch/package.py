@@ -769,8 +769,9 @@ def _without_unusable_versions(key: str, page: ProjectPage) -> ProjectPage:
     kept, dropped = usable_versions(page.versions)
     if not dropped:
         return page
-    logger.warning("%s: dropping %d PEP 700 versions entr%s longer than %d characters (first: %s)", key,
-                   len(dropped), "y" if len(dropped) == 1 else "ies", MAX_VERSION_LENGTH, shown(dropped[0], 60))
+    logger.warning("%s: dropping %d PEP 700 versions entr%s longer than %d characters (first: %s)",
+                   key, len(dropped), "y" if len(dropped) == 1 else "ies", MAX_VERSION_LENGTH,
+                   shown(dropped[0], 60))
     return replace(page, versions=kept)
 
 
