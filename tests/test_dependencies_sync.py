@@ -21,7 +21,7 @@ from test_filters_sync import mirrored, plugins
 
 from bandersnatch.config import load
 from bandersnatch.dependencies import DependencyTracker
-from bandersnatch.depstore import DependencyRecords
+from bandersnatch.depstore import DependencyRecords, MirroredFile
 from bandersnatch.selection import Selection
 
 
@@ -379,3 +379,34 @@ def test_malformed_requirements_are_recorded_once_and_not_read_again_on_a_no_op_
         assert mirror.run() == 0
     assert not [r for r in caplog.records if "malformed" in r.getMessage()]
     assert set(mirrored(mirror)) == {"root", "good-dep"}
+
+
+WHEEL = "root-1.0-py3-none-any.whl"
+
+
+def test_a_record_is_read_again_when_the_metadata_pip_reads_changes(tmp_path: Path) -> None:
+    records = DependencyRecords(tmp_path / "deps", tmp_path)
+    first = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-one\n", True, "1" * 64)
+    assert records.update("root", [first]) == ("dep-one",)
+    # Same wheel, other advertised metadata (a hostile index may swap it): pip now reads that.
+    second = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-two\n", True, "2" * 64)
+    assert records.update("root", [second]) == ("dep-two",)
+    # The page stops advertising any: pip reads the wheel's own METADATA.
+    third = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-own\n", True, None)
+    assert records.update("root", [third]) == ("dep-own",)
+
+
+def test_a_record_from_before_lines_were_checked_is_cleaned_once_without_reading_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "deps").mkdir()
+    legacy = {"project": "root", "files": {WHEEL: {"sha256": "a" * 64, "requires": ["good", "bad ;; ==="]}}}
+    (tmp_path / "deps" / "root.json").write_text(json.dumps(legacy))
+    records = DependencyRecords(tmp_path / "deps", tmp_path)
+    kept = MirroredFile(WHEEL, "a" * 64, None, None)  # on an object store: nothing to read again
+    with caplog.at_level(logging.WARNING):
+        assert records.update("root", [kept]) == ("good",)
+        assert records.update("root", [kept]) == ("good",)
+    assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == 1
+    doc = json.loads((tmp_path / "deps" / "root.json").read_bytes())
+    assert doc["files"][WHEEL] == {"sha256": "a" * 64, "requires": ["good"], "malformed": 1}
