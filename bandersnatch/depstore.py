@@ -179,29 +179,32 @@ class DependencyRecords:
     @staticmethod
     def _read(key: str, f: MirroredFile, with_wheels: set[Version | None]) -> tuple[str, ...] | None:
         name = f.filename
-        if name.endswith(".whl"):
-            data = f.core
-            if not f.core_read and f.metadata is not None:
-                try:
-                    with f.metadata.open("rb") as fh:
-                        data = fh.read(METADATA_LIMIT + 1)
-                except OSError:
-                    data = None
-                if data is not None and len(data) > METADATA_LIMIT:
-                    data = None
-            if data is None and not f.core_read and f.path is not None:
-                data = wheel_metadata(f.path, METADATA_LIMIT)
+        wheel = name.endswith(".whl")
+        sdist = name.lower().endswith(SDIST_SUFFIXES) and file_version(name, key) not in with_wheels
+        if not wheel and not sdist:
+            return None
+        # What pip reads: the PEP 658 file when our page advertises one, else the file's own.
+        data = f.core if f.core_read else _read_capped(f.metadata) if f.metadata is not None else None
+        if data is None and not f.core_read and f.path is not None:
+            data = wheel_metadata(f.path, METADATA_LIMIT) if wheel else sdist_pkg_info(f.path, METADATA_LIMIT)
+        if wheel:
             if data is None:
                 logger.debug("%s: %s has no readable core metadata; no dependencies known", key, shown(name))
                 return None
             return requires_dist(data)
-        if name.lower().endswith(SDIST_SUFFIXES) and file_version(name, key) not in with_wheels:
-            info = f.core if f.core_read else sdist_pkg_info(f.path, METADATA_LIMIT) if f.path else None
-            declared = sdist_requires_dist(info) if info is not None else None
-            if declared is None:
-                logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))
-            return declared
+        declared = sdist_requires_dist(data) if data is not None else None
+        if declared is None:
+            logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))
+        return declared
+
+
+def _read_capped(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(METADATA_LIMIT + 1)
+    except OSError:
         return None
+    return data if len(data) <= METADATA_LIMIT else None
 
 
 def _files_of(doc: dict[str, Any]) -> dict[str, tuple[str, ...] | None]:
