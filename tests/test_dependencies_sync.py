@@ -410,3 +410,19 @@ def test_a_record_from_before_lines_were_checked_is_cleaned_once_without_reading
     assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == 1
     doc = json.loads((tmp_path / "deps" / "root.json").read_bytes())
     assert doc["files"][WHEEL] == {"sha256": "a" * 64, "requires": ["good"], "malformed": 1}
+
+
+def test_advertised_metadata_upstream_cannot_serve_leaves_the_wheels_own_to_follow(
+        tmp_path: Path, upstream: Upstream) -> None:
+    # PEP 714: our page then advertises none, so pip reads the wheel's METADATA: so do we.
+    name, data, own = distbuild.make_wheel("root", "1.0", requires=("dep-wheel",))
+    upstream.add_file("root", name, data, version="1.0",
+                      metadata=own.replace(b"Requires-Dist: dep-wheel", b"Requires-Dist: dep-meta"))
+    upstream.raw_path(upstream.get_file("root", name).metadata_path, b"gone", status=404)
+    upstream.add_wheel("dep-wheel", "1.0")
+    upstream.add_wheel("dep-meta", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "dep-wheel"}
+    page = json.loads((page_dir(mirror.web, "root") / "index.v1_json").read_bytes())
+    assert page["files"][0]["core-metadata"] is False
