@@ -62,9 +62,11 @@ class DependencyTracker:
         return self.recompute() if grown is None else set(grown)
 
     def _malformed(self, key: str, line: str) -> None:
+        # Records keep only checked lines (depstore warns once, when a file is read): a bad one
+        # here is from a record written before that, and was warned about when it was written.
         if (key, line) not in self._bad:
             self._bad.add((key, line))
-            logger.warning("%s: skipping malformed Requires-Dist %s", key, shown(line, 200))
+            logger.debug("%s: skipping malformed Requires-Dist %s", key, shown(line, 200))
 
     def admits(self, key: str) -> bool:
         with self._lock:

@@ -26,13 +26,17 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .names import normalize
+from .names import is_valid_project_name, normalize
 
 MAX_METADATA = 16 * 1024 * 1024
 # How much of an sdist is decompressed while looking for its PKG-INFO.  Some backends
 # (hatchling, flit) write PKG-INFO last, so a whole ordinary sdist must fit; a bomb must not.
 MAX_SDIST_SCAN = 256 * 1024 * 1024
 ROOT_REQUIREMENT = "allowlist"
+# Bounds on what one file's Requires-Dist costs to parse: a real file has at most a few hundred
+# lines of a few hundred characters; a hostile one may carry megabytes of them.
+MAX_REQUIREMENTS = 10_000
+MAX_REQUIREMENT_LENGTH = 4096
 
 # ---------------------------------------------------------------- core metadata
 
@@ -85,6 +89,52 @@ def sdist_requires_dist(pkg_info: bytes) -> tuple[str, ...] | None:
     except InvalidVersion:
         reliable = False
     return () if reliable else None
+
+
+class Checked(NamedTuple):
+    """A file's requirement lines as recorded: the well-formed ones, and how many were skipped."""
+
+    lines: tuple[str, ...]
+    skipped: int = 0
+    first_skipped: str | None = None
+    unread: bool = False  # lines past MAX_REQUIREMENTS were skipped without being parsed
+
+
+def requirement(text: str) -> Requirement | None:
+    """The requirement on a (stripped) line; None when it is malformed or names no possible project.
+
+    PEP 508 bounds neither the line nor the name, but no project name is longer than
+    ``names.MAX_NAME_LENGTH``: such a line could only name a project nobody can register.
+    """
+    if len(text) > MAX_REQUIREMENT_LENGTH:
+        return None
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return None
+    return req if is_valid_project_name(normalize(req.name)) else None
+
+
+def checked_requirements(lines: Iterable[str]) -> Checked:
+    """The well-formed lines among ``lines`` (stripped, in order), at most MAX_REQUIREMENTS of them parsed.
+
+    What is skipped is counted, not kept: a dependency record holds only lines the
+    closure can use, so bad upstream input is parsed and reported once, when read.
+    """
+    good: list[str] = []
+    skipped, first, unread = 0, None, False
+    for count, raw in enumerate(lines):
+        text = raw.strip()
+        if not text:
+            continue
+        if count >= MAX_REQUIREMENTS:
+            unread = True
+        elif requirement(text) is not None:
+            good.append(text)
+            continue
+        skipped += 1
+        first = first if first is not None else text
+    return Checked(tuple(good), skipped, first, unread)
 
 
 # ---------------------------------------------------------------- reading archives on disk
@@ -287,9 +337,8 @@ class Evaluator:
         """The requirement on ``text`` (stripped), or None when the line is malformed."""
         if text in self._lines:
             return self._lines[text]
-        try:
-            req = Requirement(text)
-        except InvalidRequirement:
+        req = requirement(text)
+        if req is None:
             line = None
         else:
             extras = frozenset(normalize(extra) for extra in req.extras)

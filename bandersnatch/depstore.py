@@ -25,7 +25,14 @@ from typing import Any
 
 from packaging.version import Version
 
-from .deps import requires_dist, sdist_pkg_info, sdist_requires_dist, wheel_metadata
+from .deps import (
+    MAX_REQUIREMENTS,
+    checked_requirements,
+    requires_dist,
+    sdist_pkg_info,
+    sdist_requires_dist,
+    wheel_metadata,
+)
 from .dists import file_version
 from .errors import shown
 from .names import is_valid_project_name
@@ -35,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 METADATA_LIMIT = 16 * 1024 * 1024
 SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+# A file's record: "sha256", "requires" (its well-formed lines; null: unknown), and these when they apply.
+METADATA_SHA256 = "metadata-sha256"  # the PEP 658 metadata the requirements were read from
+FORMAT = 2  # a document's "format": 2 keeps only checked lines (before: every line, unchecked)
+MALFORMED = "malformed"  # how many lines were skipped (reported when read, not on every run)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class MirroredFile:
     metadata: Path | None  # the PEP 658 file beside it, when the mirror keeps one on disk
     core: bytes | None = None
     core_read: bool = False
+    metadata_sha256: str | None = None  # of the PEP 658 metadata our page advertises (pip reads that)
 
 
 class DependencyRecords:
@@ -99,27 +111,49 @@ class DependencyRecords:
         return bool(doc is not None and doc.get("missing"))
 
     def update(self, key: str, files: Iterable[MirroredFile]) -> tuple[str, ...]:
-        """Record the requirements of ``files`` (the project's whole mirrored set); returns their union."""
+        """Record the requirements of ``files`` (the project's whole mirrored set); returns their union.
+
+        A file whose bytes and served metadata are those recorded is not read again, so what
+        was wrong with its requirements is reported once, when they are first read.
+        """
         old = self._load(key)
-        known = _files_of(old) if old is not None else {}
-        known_sha = _shas_of(old) if old is not None else {}
+        known = _entries_of(old) if old is not None else {}
+        legacy = old is not None and old.get("format") != FORMAT
         files = list(files)
         with_wheels = {file_version(f.filename, key) for f in files if f.filename.endswith(".whl")}
         entries: dict[str, dict[str, Any]] = {}
         for f in files:
-            if known_sha.get(f.filename) == f.sha256:
-                requires = known[f.filename]
-            else:
-                requires = self._read(key, f, with_wheels)
-            entries[f.filename] = {"sha256": f.sha256, "requires": list(requires) if requires is not None
-                                   else None}
-        doc: dict[str, Any] = {"project": key, "files": entries}
+            entry = known.get(f.filename)
+            if entry is None or not _reusable(entry, f, legacy):
+                entry = self._entry(key, f, with_wheels)
+            elif legacy:  # its lines were kept unchecked: checked once now, and kept in this format
+                entry = self._checked_entry(key, f, entry["requires"])
+            entries[f.filename] = entry
+        doc: dict[str, Any] = {"format": FORMAT, "project": key, "files": entries}
         if doc != old:
             self._write(key, doc)
         result = _union(_files_of(doc).values())
         with self._lock:
             self._cache[key] = result
         return result
+
+    def _entry(self, key: str, f: MirroredFile, with_wheels: set[Version | None]) -> dict[str, Any]:
+        """A file's record, from its core metadata read now; skipped lines are warned about here, once."""
+        return self._checked_entry(key, f, self._read(key, f, with_wheels))
+
+    @staticmethod
+    def _checked_entry(key: str, f: MirroredFile, read: Iterable[str] | None) -> dict[str, Any]:
+        checked = checked_requirements(read) if read is not None else None
+        entry: dict[str, Any] = {"sha256": f.sha256, "requires": list(checked.lines) if checked else None}
+        if f.metadata_sha256 is not None:
+            entry[METADATA_SHA256] = f.metadata_sha256
+        if checked is not None and checked.skipped:
+            entry[MALFORMED] = checked.skipped
+            logger.warning("%s: %s: skipping %d malformed Requires-Dist line(s)%s, first: %s", key,
+                           shown(f.filename), checked.skipped,
+                           f" (only the first {MAX_REQUIREMENTS} are read)" if checked.unread else "",
+                           shown(checked.first_skipped or "", 200))
+        return entry
 
     def mark_missing(self, key: str, excluded: str | None = None) -> None:
         """Upstream has no such project (or ``excluded`` says which filter keeps it off): remember
@@ -145,29 +179,32 @@ class DependencyRecords:
     @staticmethod
     def _read(key: str, f: MirroredFile, with_wheels: set[Version | None]) -> tuple[str, ...] | None:
         name = f.filename
-        if name.endswith(".whl"):
-            data = f.core
-            if not f.core_read and f.metadata is not None:
-                try:
-                    with f.metadata.open("rb") as fh:
-                        data = fh.read(METADATA_LIMIT + 1)
-                except OSError:
-                    data = None
-                if data is not None and len(data) > METADATA_LIMIT:
-                    data = None
-            if data is None and not f.core_read and f.path is not None:
-                data = wheel_metadata(f.path, METADATA_LIMIT)
+        wheel = name.endswith(".whl")
+        sdist = name.lower().endswith(SDIST_SUFFIXES) and file_version(name, key) not in with_wheels
+        if not wheel and not sdist:
+            return None
+        # What pip reads: the PEP 658 file when our page advertises one, else the file's own.
+        data = f.core if f.core_read else _read_capped(f.metadata) if f.metadata is not None else None
+        if data is None and not f.core_read and f.path is not None:
+            data = wheel_metadata(f.path, METADATA_LIMIT) if wheel else sdist_pkg_info(f.path, METADATA_LIMIT)
+        if wheel:
             if data is None:
                 logger.debug("%s: %s has no readable core metadata; no dependencies known", key, shown(name))
                 return None
             return requires_dist(data)
-        if name.lower().endswith(SDIST_SUFFIXES) and file_version(name, key) not in with_wheels:
-            info = f.core if f.core_read else sdist_pkg_info(f.path, METADATA_LIMIT) if f.path else None
-            declared = sdist_requires_dist(info) if info is not None else None
-            if declared is None:
-                logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))
-            return declared
+        declared = sdist_requires_dist(data) if data is not None else None
+        if declared is None:
+            logger.debug("%s: %s does not declare its dependencies; none known", key, shown(name))
+        return declared
+
+
+def _read_capped(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(METADATA_LIMIT + 1)
+    except OSError:
         return None
+    return data if len(data) <= METADATA_LIMIT else None
 
 
 def _files_of(doc: dict[str, Any]) -> dict[str, tuple[str, ...] | None]:
@@ -184,12 +221,32 @@ def _files_of(doc: dict[str, Any]) -> dict[str, tuple[str, ...] | None]:
     return out
 
 
-def _shas_of(doc: dict[str, Any]) -> dict[str, str]:
+def _entries_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """filename -> entry, for the entries in the shape ``update`` writes (others are read again)."""
     files = doc.get("files")
     if not isinstance(files, dict):
         return {}
-    return {name: e["sha256"] for name, e in files.items()
-            if isinstance(e, dict) and isinstance(e.get("sha256"), str)}
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in files.items():
+        requires = entry.get("requires") if isinstance(entry, dict) else None
+        lines_ok = requires is None or (isinstance(requires, list)
+                                        and all(isinstance(r, str) for r in requires))
+        if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and lines_ok:
+            out[name] = entry
+    return out
+
+
+def _reusable(entry: dict[str, Any], f: MirroredFile, legacy: bool) -> bool:
+    """The record still says what ``f`` requires: same bytes, and read from the metadata pip reads.
+
+    A ``legacy`` record (written before the metadata's hash was kept) stands while the file
+    has no metadata or nothing could be read instead (an object store keeps no copy to read back).
+    """
+    if entry["sha256"] != f.sha256:
+        return False
+    if not legacy:
+        return bool(entry.get(METADATA_SHA256) == f.metadata_sha256)
+    return f.metadata_sha256 is None or (not f.core_read and f.path is None and f.metadata is None)
 
 
 def _union(lists: Iterable[tuple[str, ...] | None]) -> tuple[str, ...]:

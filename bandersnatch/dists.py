@@ -37,12 +37,32 @@ _RPM_ARCH = re.compile(r"\.(?:noarch|src|i[3-6]86|x86_64|amd64|aarch64|arm\w*|pp
 
 # ---------------------------------------------------------------- versions
 
+# No file's name (at most 255 bytes) can carry a longer version; packaging would int() its
+# digits, and int() refuses a string of over 4,300 digits with a ValueError.
+MAX_VERSION_LENGTH = 255
 
-def _version(text: str) -> Version | None:
+
+def parse_version(text: str) -> Version | None:
+    """``text`` as a PEP 440 version; None when it is not one, or too long to be a release's."""
+    if len(text) > MAX_VERSION_LENGTH:
+        return None
     try:
         return Version(text)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
         return None
+
+
+def usable_versions(versions: Iterable[str]) -> tuple[tuple[str, ...], list[str]]:
+    """A page's PEP 700 ``versions`` split into those we keep and those too long for any release.
+
+    A version need not be PEP 440 (older releases are not), so only the length is held against it.
+    """
+    kept: list[str] = []
+    dropped: list[str] = []
+    for text in versions:
+        (kept if len(text) <= MAX_VERSION_LENGTH else dropped).append(text)
+    return tuple(kept), dropped
+
 
 
 def _after_name(stem: str, project_key: str) -> str | None:
@@ -68,7 +88,7 @@ def _wheel_version(filename: str) -> Version | None:
         pass
     # Older tools wrote names packaging now refuses (``Foo__bar``); the version is still the 2nd part.
     parts = filename[: -len(".whl")].split("-")
-    return _version(parts[1]) if len(parts) in (5, 6) else None
+    return parse_version(parts[1]) if len(parts) in (5, 6) else None
 
 
 def _sdist_version(filename: str, project_key: str) -> Version | None:
@@ -84,13 +104,13 @@ def _sdist_version(filename: str, project_key: str) -> Version | None:
     if rest is None:
         return None
     # A bdist_dumb archive (``name-1.0.linux-x86_64.zip``) shares the sdist extensions.
-    return _version(rest) or _version(_DOTTED_PLATFORM.sub("", rest))
+    return parse_version(rest) or parse_version(_DOTTED_PLATFORM.sub("", rest))
 
 
 def _egg_version(filename: str, project_key: str) -> Version | None:
     # name-version[-pyX.Y[-platform]].egg; setuptools escapes dashes in name and version to "_".
     rest = _after_name(filename[: -len(".egg")], project_key)
-    return _version(rest.split("-")[0]) if rest else None
+    return parse_version(rest.split("-")[0]) if rest else None
 
 
 def _installer_version(filename: str, project_key: str) -> Version | None:
@@ -98,7 +118,7 @@ def _installer_version(filename: str, project_key: str) -> Version | None:
     rest = _after_name(filename[:-4], project_key)
     if rest is None:
         return None
-    return _version(_DOTTED_PLATFORM.sub("", _PY_SUFFIX.sub("", rest)))
+    return parse_version(_DOTTED_PLATFORM.sub("", _PY_SUFFIX.sub("", rest)))
 
 
 def _rpm_version(filename: str, project_key: str) -> Version | None:
@@ -107,13 +127,13 @@ def _rpm_version(filename: str, project_key: str) -> Version | None:
     if rest is None:
         return None
     version, sep, _release = _RPM_ARCH.sub("", rest).rpartition("-")
-    return _version(version) if sep else None
+    return parse_version(version) if sep else None
 
 
 def _dmg_version(filename: str, project_key: str) -> Version | None:
     # name-version[-pyX.Y][-macosxN].dmg
     rest = _after_name(filename[: -len(".dmg")], project_key)
-    return _version(rest.split("-")[0]) if rest else None
+    return parse_version(rest.split("-")[0]) if rest else None
 
 
 def file_version(filename: str, project_key: str) -> Version | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from . import regexbound
 from .errors import ConfigError
 from .names import normalize
 
@@ -226,6 +227,12 @@ def _regexes(raw: str | None, where: str, option: str) -> tuple[str, ...]:
         except re.error as exc:
             raise ConfigError(where, FILTER_REGEX, option, f"line {pattern!r} is not a regular expression: "
                               f"{exc}") from None
+        try:
+            regexbound.check(pattern)
+        except regexbound.Unbounded as exc:
+            # Python's re cannot be interrupted: a match that backtracks exponentially hangs the run.
+            raise ConfigError(where, FILTER_REGEX, option, f"line {pattern!r} could take time exponential in "
+                              f"a name's length: {exc}; rewrite it without that") from None
     return tuple(patterns)
 
 

@@ -19,10 +19,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from .difffile import Changes
-from .dists import SDIST_EXTENSIONS, version_text
+from .dists import SDIST_EXTENSIONS, parse_version, version_text
 from .filenames import split_suffix
 from .layout import key_dir
 from .simple import DistFile
@@ -61,10 +61,9 @@ def latest_version(versions: Sequence[str]) -> str | None:
     """The newest final release (PyPI's ``info.version``), else the newest pre-release."""
     parsed: list[tuple[Version, str]] = []
     for text in versions:
-        try:
-            parsed.append((Version(text), text))
-        except InvalidVersion:
-            continue
+        version = parse_version(text)
+        if version is not None:
+            parsed.append((version, text))
     finals = [p for p in parsed if not p[0].is_prerelease]
     if finals or parsed:
         return max(finals or parsed)[1]

@@ -73,6 +73,27 @@ USER_AGENT = (
 )
 
 
+def _declared_over(content_length: str, limit: int) -> bool:
+    """A Content-Length that announces more than ``limit`` bytes.
+
+    Checked as ASCII digits of bounded length before ``int``: str.isdigit accepts "²", and
+    int() refuses more than 4,300 digits, both with a ValueError no caller expects.
+    """
+    return _CONTENT_LENGTH.fullmatch(content_length) is not None and (
+        len(content_length) > 18 or int(content_length) > limit)
+
+
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """The most bytes a download of unknown size may have, and the option that says so."""
+
+    bytes: int
+    option: str
+
+
 class _Partial:
     """What earlier attempts of one download staged: bytes, running hashes, the file's ETag."""
 
@@ -500,9 +521,9 @@ class Master:
                      deadline: float) -> None:
         """The (decoded) body into ``sink``, refusing more than ``limit`` bytes (declared or sent)."""
         declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared and _declared_over(declared, limit):
             response.close()
-            raise UpstreamError(f"{what}: answer of {declared} bytes exceeds the limit of {limit}")
+            raise UpstreamError(f"{what}: answer of {shown(declared, 40)} bytes exceeds the limit of {limit}")
         total = 0
 
         def take(chunk: bytes) -> None:
@@ -734,8 +755,12 @@ class Master:
 
     # ------------------------------------------------------------ files
 
-    def download(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None) -> Digest:
+    def download(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, *,
+                 cap: int | None = None) -> Digest:
         """Stream ``url`` into ``sink``, hashing as it arrives; verify size and every known hash.
+
+        With no ``size``, the body may not exceed ``cap`` bytes (default: max-file-size; a
+        ``.metadata`` file is capped like a page, at max-page-size).
 
         A body cut off part way is resumed by the next attempt with a ``Range`` request
         from the bytes already in ``sink``, when the server answers 206 for the same
@@ -744,11 +769,13 @@ class Master:
         """
         what = f"file {shown(url.rsplit('/', 1)[-1], 120)}"
         partial = _Partial()
-        return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what, partial))
+        limit = _Limit(self.max_file_bytes, "max-file-size") if cap is None else _Limit(cap, "max-page-size")
+        return self._with_retries(what, lambda: self._download_once(url, sink, hashes, size, what, partial,
+                                                                    limit))
 
     def _download_once(
         self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str,
-        partial: _Partial,
+        partial: _Partial, cap: _Limit,
     ) -> Digest:
         deadline = self._deadline()
         # identity: the bytes as stored upstream.  A server may encode anyway (a .tar.gz sent
@@ -775,13 +802,13 @@ class Master:
             response.close()
             partial.forget()  # a 206 for other bytes than ours: start over next time
             raise UpstreamError(f"{what}: HTTP {response.status_code}")
-        # With no size on the page, only max-file-size stops a body that never ends.
-        limit = size if size is not None else self.max_file_bytes
+        # With no size on the page, only the cap (max-file-size) stops a body that never ends.
+        limit = size if size is not None else cap.bytes
         declared = response.headers.get("Content-Length", "")
-        if size is None and declared.isdigit() and int(declared) > limit:
+        if size is None and _declared_over(declared, limit):
             response.close()
             raise UpstreamError(
-                f"{what}: {declared} bytes announced, more than max-file-size ({limit}); refused")
+                f"{what}: {shown(declared, 40)} bytes announced, more than {cap.option} ({limit}); refused")
         checkers = partial.checkers
         sha256 = checkers["sha256"]
 
@@ -789,7 +816,7 @@ class Master:
             if partial.total + len(chunk) > limit:  # checked before writing: the file never exceeds it
                 if size is not None:
                     raise HashMismatch(f"{what}: more bytes than the advertised {size}")
-                raise UpstreamError(f"{what}: larger than max-file-size ({limit} bytes) and its size is not "
+                raise UpstreamError(f"{what}: larger than {cap.option} ({limit} bytes) and its size is not "
                                     "advertised; refused")
             partial.touched = True
             sink.write(chunk)  # first: the hashes and the count only ever cover bytes in the sink

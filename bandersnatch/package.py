@@ -22,6 +22,7 @@ from .counts import NONE, Tally, Totals
 from .deps import sdist_pkg_info, wheel_metadata
 from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
 from .difffile import Changes
+from .dists import MAX_VERSION_LENGTH, usable_versions
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
 from .jsonapi import JsonApi
@@ -272,6 +273,28 @@ def _core_metadata(filename: str, staged: BinaryIO) -> bytes | None:
     return None
 
 
+def _staged_bytes(staged: BinaryIO) -> bytes:
+    """All of a staged download (one capped at max-page-size: a .metadata file)."""
+    staged.seek(0)
+    return staged.read()
+
+
+def _pip_reads(core: list[bytes | None], served: list[bytes], metadata: Stored | None) -> Core | None:
+    """The core metadata a file's requirements are recorded from: what pip reads (issue 18, case 7).
+
+    That is the PEP 658 metadata the page advertises (and we verified) when there is one,
+    the file's own otherwise.  None: nothing was read now; the records read what the mirror holds.
+    """
+    if served:
+        return Core(served[0])
+    if not core:
+        return None
+    own = core[0]
+    if metadata is None or (own is not None and hashlib.sha256(own).hexdigest() == metadata.sha256):
+        return Core(own)
+    return None  # kept from an earlier run, and not the file's own METADATA: read where it lies
+
+
 def _verified_bytes(data: bytes, expected: Mapping[str, str]) -> bool:
     """True when ``expected`` names a hash we can check and every such hash matches ``data``."""
     checks = {a: v for a, v in expected.items() if a in VERIFIABLE}
@@ -325,6 +348,7 @@ class ProjectSync:
             # we had leave the mirror below like any file the page stops linking.
             logger.info("%s: quarantined upstream: offering none of its files", key)
             page = replace(page, files=(), versions=())
+        page = _without_unusable_versions(key, page)
         if self.selection is not None and self.selection.active:
             excluded = self.selection.project_page(key, page)
             if excluded is not None:
@@ -359,7 +383,8 @@ class ProjectSync:
                 requires = self.records.update(key, (
                     MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
-                                 else None, core.data if core else None, core is not None)
+                                 else None, core.data if core else None, core is not None,
+                                 _metadata_sha256(f))
                     for f, (_, _, path), core in zip(local, plan, cores, strict=False)))
             local_page = replace(page, name=key, files=tuple(local))
             page_serial = page.last_serial if page.last_serial is not None else serial
@@ -474,7 +499,9 @@ class ProjectSync:
             self.layout.file_key(path), f.url, f.hashes, f.size, old.file if old else None, rel,
             lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False),
             inspect=(lambda staged: core.append(_core_metadata(f.filename, staged))) if wanted else None)
-        metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None)
+        served: list[bytes] = []  # the advertised metadata, when it is downloaded now
+        metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None,
+                                         served if self.records is not None else None)
         provenance = self._ensure_provenance(rel, path, f, old)
         on_disk: dict[str, int | str] = {}
         if stored.stamp is not None:
@@ -488,12 +515,13 @@ class ProjectSync:
             provenance=href + PROVENANCE_SUFFIX if provenance else None,
         )
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
-        return local, (stored.size or 0) if downloaded else -1, Core(core[0]) if core else None
+        return local, (stored.size or 0) if downloaded else -1, _pip_reads(core, served, metadata)
 
     def _ensure(self, key: str, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
                 lock_key: str, before_download: Callable[[], None],
                 local: Callable[[], bytes | None] | None = None,
-                inspect: Callable[[BinaryIO], None] | None = None) -> tuple[Stored, bool]:
+                inspect: Callable[[BinaryIO], None] | None = None,
+                cap: int | None = None) -> tuple[Stored, bool]:
         """The file at the store's ``key`` verified against ``hashes``; True when it had to be downloaded.
 
         ``old`` is our record of the file when we last verified it: while its size and stamp
@@ -502,7 +530,8 @@ class ProjectSync:
         object back costs as much as fetching it from upstream, and proves less).  ``local``
         may offer the bytes from what the mirror already holds; they are used instead of a
         download only when they match ``hashes``.  ``inspect`` is shown a verified download
-        before it is published (the core metadata is read from there on every store).
+        before it is published (the core metadata is read from there on every store).  ``cap``
+        bounds a download whose size the page does not give (default: max-file-size).
         """
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
         if trusted is not None and not self.force_check:
@@ -529,7 +558,7 @@ class ProjectSync:
                 self.changes.written_key(key)
                 return Stored(hashlib.sha256(data).hexdigest(), len(data), stat.stamp), False
             with self.store.upload(key) as up:
-                digest = self.master.download(url, up.file, hashes, size)
+                digest = self.master.download(url, up.file, hashes, size, cap=cap)
                 if inspect is not None:
                     inspect(up.file)
                 stat = up.commit()
@@ -548,8 +577,13 @@ class ProjectSync:
                     f"replace it with {'other' if sha256 else 'unverifiable'} bytes for this project")
 
     def _ensure_metadata(self, key: str, rel: str, path: Path, f: DistFile,
-                         old: Known | None, from_download: bytes | None = None) -> Stored | None:
-        """PEP 658 metadata beside the file as verified, or None when upstream has none to give."""
+                         old: Known | None, from_download: bytes | None = None,
+                         served: list[bytes] | None = None) -> Stored | None:
+        """PEP 658 metadata beside the file as verified, or None when upstream has none to give.
+
+        When it is downloaded, its bytes are appended to ``served`` (if given): the dependency
+        records read what pip reads.
+        """
         if not f.core_metadata:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
@@ -567,7 +601,8 @@ class ProjectSync:
                 self.layout.file_key(path) + METADATA_SUFFIX, f.url + METADATA_SUFFIX, expected, None,
                 old.metadata if old else None, rel + METADATA_SUFFIX,
                 lambda: self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True),
-                local)
+                local, cap=self.master.max_page_bytes,
+                inspect=None if served is None else lambda staged: served.append(_staged_bytes(staged)))
         except NotFound:
             # PEP 714: a page may advertise metadata the server cannot serve; pip then falls back.
             logger.warning("%s: advertised metadata is missing upstream; not advertising it",
@@ -725,6 +760,25 @@ class ProjectSync:
             self._clear_intent(key)
         self.links.settle(key, ())
         logger.info("%s: removed (%s)", key, why)
+
+
+def _without_unusable_versions(key: str, page: ProjectPage) -> ProjectPage:
+    """``page`` without PEP 700 versions no release can have, said once per page read (issue 18, case 11)."""
+    if page.versions is None:
+        return page
+    kept, dropped = usable_versions(page.versions)
+    if not dropped:
+        return page
+    logger.warning("%s: dropping %d PEP 700 versions entr%s longer than %d characters (first: %s)",
+                   key, len(dropped), "y" if len(dropped) == 1 else "ies", MAX_VERSION_LENGTH,
+                   shown(dropped[0], 60))
+    return replace(page, versions=kept)
+
+
+def _metadata_sha256(local: DistFile) -> str | None:
+    """The sha256 of the PEP 658 metadata our page advertises for ``local`` (None: it advertises none)."""
+    metadata = local.core_metadata
+    return metadata.get("sha256") if isinstance(metadata, Mapping) else None
 
 
 def _verifiable(hashes: Mapping[str, str]) -> bool:

@@ -21,7 +21,7 @@ from test_filters_sync import mirrored, plugins
 
 from bandersnatch.config import load
 from bandersnatch.dependencies import DependencyTracker
-from bandersnatch.depstore import DependencyRecords
+from bandersnatch.depstore import DependencyRecords, MirroredFile
 from bandersnatch.selection import Selection
 
 
@@ -341,3 +341,88 @@ def test_a_dependency_joining_in_an_incremental_run_is_asked_at_its_changelog_se
     graph.stale("new-dep", times=1, at_serial=before)  # a CDN lagging behind new-dep 2.0
     assert mirror.run() == 0
     assert mirrored(mirror)["new-dep"] == ["new_dep-1.0-py3-none-any.whl", "new_dep-2.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize("bad", ["x" * 201, "a" * 300 + ">=1", "x" * 199 + "._y[extra]; os_name != 'nt'"])
+def test_a_requirement_whose_name_no_project_can_have_is_skipped_with_one_warning(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, bad: str
+) -> None:
+    # PEP 508 allows any length; a project name is at most 200 characters, so no project matches.
+    upstream.add_wheel("root", "1.0", with_metadata=True, requires=("good-dep", bad))
+    upstream.add_wheel("good-dep", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+        assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "good-dep"}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "root" in lines[0] and "Requires-Dist" in lines[0], lines
+
+
+def test_malformed_requirements_are_recorded_once_and_not_read_again_on_a_no_op_run(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [f"bad dep {i} ;; ===" for i in range(30_000)]
+    upstream.add_wheel("root", "1.0", with_metadata=True, requires=("good-dep", *bad))
+    upstream.add_wheel("good-dep", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+    # One line for the file, with the count: not one per line.
+    lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1 and "30000" in lines[0].replace(",", ""), lines
+    record = json.loads((mirror.root / "deps" / "root.json").read_bytes())
+    (entry,) = record["files"].values()
+    assert entry["requires"] == ["good-dep"] and entry["malformed"] == 30_000
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        assert mirror.run() == 0
+    assert not [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert set(mirrored(mirror)) == {"root", "good-dep"}
+
+
+WHEEL = "root-1.0-py3-none-any.whl"
+
+
+def test_a_record_is_read_again_when_the_metadata_pip_reads_changes(tmp_path: Path) -> None:
+    records = DependencyRecords(tmp_path / "deps", tmp_path)
+    first = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-one\n", True, "1" * 64)
+    assert records.update("root", [first]) == ("dep-one",)
+    # Same wheel, other advertised metadata (a hostile index may swap it): pip now reads that.
+    second = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-two\n", True, "2" * 64)
+    assert records.update("root", [second]) == ("dep-two",)
+    # The page stops advertising any: pip reads the wheel's own METADATA.
+    third = MirroredFile(WHEEL, "a" * 64, None, None, b"Requires-Dist: dep-own\n", True, None)
+    assert records.update("root", [third]) == ("dep-own",)
+
+
+def test_a_record_from_before_lines_were_checked_is_cleaned_once_without_reading_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "deps").mkdir()
+    legacy = {"project": "root", "files": {WHEEL: {"sha256": "a" * 64, "requires": ["good", "bad ;; ==="]}}}
+    (tmp_path / "deps" / "root.json").write_text(json.dumps(legacy))
+    records = DependencyRecords(tmp_path / "deps", tmp_path)
+    kept = MirroredFile(WHEEL, "a" * 64, None, None)  # on an object store: nothing to read again
+    with caplog.at_level(logging.WARNING):
+        assert records.update("root", [kept]) == ("good",)
+        assert records.update("root", [kept]) == ("good",)
+    assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == 1
+    doc = json.loads((tmp_path / "deps" / "root.json").read_bytes())
+    assert doc["files"][WHEEL] == {"sha256": "a" * 64, "requires": ["good"], "malformed": 1}
+
+
+def test_advertised_metadata_upstream_cannot_serve_leaves_the_wheels_own_to_follow(
+        tmp_path: Path, upstream: Upstream) -> None:
+    # PEP 714: our page then advertises none, so pip reads the wheel's METADATA: so do we.
+    name, data, own = distbuild.make_wheel("root", "1.0", requires=("dep-wheel",))
+    upstream.add_file("root", name, data, version="1.0",
+                      metadata=own.replace(b"Requires-Dist: dep-wheel", b"Requires-Dist: dep-meta"))
+    upstream.raw_path(upstream.get_file("root", name).metadata_path, b"gone", status=404)
+    upstream.add_wheel("dep-wheel", "1.0")
+    upstream.add_wheel("dep-meta", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "dep-wheel"}
+    page = json.loads((page_dir(mirror.web, "root") / "index.v1_json").read_bytes())
+    assert page["files"][0]["core-metadata"] is False

@@ -17,8 +17,12 @@ import pytest
 from distbuild import core_metadata, make_sdist, make_wheel
 
 from bandersnatch.deps import (
+    MAX_REQUIREMENT_LENGTH,
+    MAX_REQUIREMENTS,
+    Checked,
     Dependency,
     Need,
+    checked_requirements,
     closure,
     dependencies,
     requires_dist,
@@ -383,6 +387,28 @@ def test_a_malformed_line_is_reported_not_raised(line: str) -> None:
     deps, bad = dependencies(["good", line, "other"], frozenset(), ALL)
     assert [dep.key for dep in deps] == ["good", "other"]
     assert bad == [line.strip()]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["x" * 201, "x" * 199 + "._y[extra]; os_name != 'nt'",
+     "ok; python_version > '" + "3" * MAX_REQUIREMENT_LENGTH + "'"],
+    ids=["name-over-200", "normalized-over-200", "line-over-limit"],
+)
+def test_a_requirement_no_project_can_satisfy_is_malformed(line: str) -> None:
+    # PEP 508 bounds neither: a name over 200 characters names no project (and no deps/ file).
+    deps, bad = dependencies(["good", line], frozenset(), ALL)
+    assert [dep.key for dep in deps] == ["good"] and bad == [line]
+    assert checked_requirements(["good", line]) == Checked(("good",), 1, line)
+
+
+def test_checked_requirements_parse_a_bounded_number_of_lines_and_count_the_rest() -> None:
+    # A good line past the bound is skipped unread too: a file of 10,000 lines is no real file.
+    lines = ["good", *(f"bad {i} ;;" for i in range(MAX_REQUIREMENTS + 500)), "late-but-fine"]
+    checked = checked_requirements(lines)
+    assert checked.lines == ("good",)
+    assert checked.skipped == MAX_REQUIREMENTS + 501 and checked.first_skipped == "bad 0 ;;"
+    assert checked.unread
 
 
 def test_blank_lines_are_neither_dependencies_nor_bad() -> None:

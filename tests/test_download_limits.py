@@ -272,3 +272,23 @@ def test_a_download_cut_off_part_way_resumes_from_the_staged_bytes(
     else:
         # A server that ignores Range gets a clean restart: the 90% are fetched again.
         assert refetched == int(len(content) * 0.9)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["announced", "chunked"])
+def test_a_metadata_file_is_capped_like_a_page_not_like_a_file(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, staged_sizes: list[int],
+    chunked: bool,
+) -> None:
+    # A .metadata is a few KB of text: max-file-size (GBs) is no bound for it, max-page-size is.
+    upstream.add_file("good", "good-1.0.tar.gz", b"good bytes" * 100)
+    upstream.add_file("fat", "fat-1.0.tar.gz", b"fat bytes" * 100, metadata=b"Metadata-Version: 2.1\n")
+    upstream.raw_path(upstream.get_file("fat", "fat-1.0.tar.gz").metadata_path, b"x" * CHUNK, repeat=64,
+                      chunked=chunked)  # 4 MiB against a page cap of 256 KiB
+    mirror = write_config(tmp_path, upstream.url, max_page_size="256K")
+    assert mirror.run() == 1
+    assert max(staged_sizes) <= (256 << 10) + CHUNK, staged_sizes
+    lines = [line for line in errors(caplog) if "fat" in line]
+    assert len(lines) == 1 and "max-page-size" in lines[0], errors(caplog)
+    assert not (mirror.web / "simple" / "fat").exists()
+    assert (mirror.web / "simple" / "good" / "index.html").is_file()
+    assert set(pending_work(mirror.root)) == {"fat"}

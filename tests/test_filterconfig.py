@@ -175,3 +175,32 @@ def test_fingerprint_changes_with_the_selection_and_ignores_spelling() -> None:
     other = filters("[plugins]\nenabled = allowlist_project", "[allowlist]\npackages = foo")
     assert base.fingerprint() == same.fingerprint()
     assert base.fingerprint() != other.fingerprint()
+
+
+# bandersnatch 8's documented patterns, and shapes real configs use: every one is kept.
+BOUNDED = [r".*-nightly$", r"^django-.*", r".*\.dev\d+$", r"(?i)^test", r".+-evil$", r".*rc\d$",
+           r".*(rc|alpha|beta|a|b)\d*$", r"^\d+(\.\d+)*$", r"^(\d+\.)*\d+$", r"^(?!.*foo).*\.dev\d+$",
+           r"^(?:[a-z]+-)+nightly$", r"[a-z]{2,3}", r"(ab?){2,5}", r"^(aa|bb)+$", r"(\d|\w)*", r"(a++)+x",
+           r"(?>a+)+x", r"(a|ab)++c", r"^pypi-.*", r"(?i).*NIGHTLY.*"]
+# Each can take time exponential in the length of the name it is matched against.
+EXPONENTIAL = [r"(a+)+-nightly$", r"(a*)*", r"(\w+\s?)+$", r"(a|ab)+", r"(a?b?)*c", r"(x+x+y)+z", r"(.*,)*",
+               r"(a|a){1,30}", r"(a?){25}a", r"(-?\d+)*$", r"((ab)*)+", r"(a|)+", r"(\d+)*\.\d+",
+               r"(?>(a|ab)*)c", r"^(?!(a+)+b)x", r"(?i)(ab|AC)+"]
+
+
+@pytest.mark.parametrize("pattern", BOUNDED)
+@pytest.mark.parametrize("option", ["packages", "releases"])
+def test_a_regex_that_matches_in_bounded_time_is_accepted(pattern: str, option: str) -> None:
+    plugin = "regex_project" if option == "packages" else "regex_release"
+    cfg = filters(f"[plugins]\nenabled = {plugin}", f"[filter_regex]\n{option} =\n    {pattern}")
+    assert pattern in (cfg.project_patterns if option == "packages" else cfg.release_patterns)
+
+
+@pytest.mark.parametrize("pattern", EXPONENTIAL)
+@pytest.mark.parametrize("option", ["packages", "releases"])
+def test_a_regex_that_can_backtrack_exponentially_is_refused_at_load(pattern: str, option: str) -> None:
+    # Python's re cannot be interrupted: such a pattern and one hostile name hang the run.
+    error = refused("[plugins]\nenabled = regex_project\n    regex_release",
+                    f"[filter_regex]\n{option} =\n    .*-ok$\n    {pattern}")
+    assert (error.section, error.option) == ("filter_regex", option)
+    assert repr(pattern) in str(error) and "exponential" in str(error)

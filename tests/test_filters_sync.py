@@ -9,6 +9,8 @@ an unselected project's change costs no request.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,17 @@ def test_removing_every_filter_brings_the_whole_upstream(tmp_path: Path, corpus:
     mirror.config.write_text(mirror.config.read_text().split("[plugins]")[0])
     assert mirror.run() == 0
     assert set(mirrored(mirror)) == {"alpha", "beta", "gamma-evil", "plat"}
+
+
+def test_a_regex_that_backtracks_exponentially_is_refused_before_a_hostile_name_can_hang_the_run(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    upstream.add_wheel("a" * 34 + "-b", "1.0")  # (a+)+ tries 2**34 ways to split its a's
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "regex_project", filter_regex="packages =\n    (a+)+-nightly$"))
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(mirror.config), "mirror"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(mirror.config) in line and "[filter_regex] packages" in line and "(a+)+-nightly$" in line
+    assert upstream.count_requests("/") == 0

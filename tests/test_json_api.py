@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
-from fakepypi import SampleCorpus, Upstream, normalize, render_legacy_json
+from fakepypi import SIMPLE_JSON, SampleCorpus, Upstream, normalize, render_legacy_json
 from mirrortools import MirrorSetup, sha256_of, write_config
 
 from bandersnatch.jsonapi import latest_version, packagetype, python_version
@@ -143,6 +144,8 @@ def test_without_json_no_json_api_is_written(tmp_path: Path, upstream: Upstream,
         (["0.9", "1.0.post1", "1.0"], "1.0.post1"),
         (["1.0", "not-a-version"], "1.0"),
         (["banana"], "banana"),
+        (["1.0", "9" * 5000], "1.0"),  # int() refuses over 4,300 digits: never a version here
+        (["1" * 5000], "1" * 5000),
         ([], None),
     ],
 )
@@ -168,3 +171,26 @@ def test_packagetype_and_python_version_are_told_from_the_filename(
     filename: str, kind: str, python: str
 ) -> None:
     assert (packagetype(filename), python_version(filename)) == (kind, python)
+
+
+@pytest.mark.parametrize("bad", ["9" * 5000, "1." + "0" * 4400, "x" * 300], ids=["digits", "segment", "long"])
+def test_an_unusable_pep700_versions_entry_is_dropped_with_one_warning_per_serial(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, bad: str
+) -> None:
+    upstream.add_file("huge", "huge-1.0.tar.gz", b"huge bytes")
+    entry = upstream.get_file("huge", "huge-1.0.tar.gz")
+    body = json.dumps({
+        "meta": {"api-version": "1.1"}, "name": "huge", "versions": ["1.0", bad],
+        "files": [{"filename": entry.filename, "url": upstream.url + quote(entry.path),
+                   "hashes": {"sha256": entry.sha256}, "size": len(b"huge bytes")}],
+    }).encode()
+    upstream.raw_page("huge", body, SIMPLE_JSON, upstream.project_serial("huge"))
+    mirror = write_config(tmp_path, upstream.url, json="true")
+    with caplog.at_level(logging.WARNING):
+        assert mirror.run() == 0
+        assert mirror.run() == 0  # a no-op run: nothing read again, nothing said again
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "huge" in lines[0] and "versions" in lines[0], lines
+    assert list(json_api(mirror.web, "huge")["releases"]) == ["1.0"]
+    page = json.loads((mirror.web / "simple" / "huge" / "index.v1_json").read_bytes())
+    assert page["versions"] == ["1.0"]

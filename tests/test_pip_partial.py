@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import distbuild
 import pytest
 from fakepypi import Upstream
 from mirrortools import write_config
 from static_server import StaticServer
 from test_dependencies_sync import with_deps
+from test_filters_sync import mirrored
 from test_pip_e2e import pip
 
 pytestmark = pytest.mark.slow
@@ -89,3 +91,23 @@ def test_the_platform_filter_keeps_and_drops_the_right_wheels(
     else:
         assert result.returncode == 0, result.stderr + result.stdout
         assert [p.name for p in dest.iterdir()] == [found]
+
+
+def test_dependencies_come_from_the_metadata_pip_reads_not_the_wheels_own(
+    tmp_path: Path, upstream: Upstream, serve_static: Callable[[str | Path], StaticServer]
+) -> None:
+    # The page advertises PEP 658 metadata that differs from the wheel's METADATA: pip resolves
+    # from the advertised one, so the closure must follow it, not what is inside the wheel.
+    name, data, own = distbuild.make_wheel("root", "1.0", requires=("dep-wheel",))
+    served_metadata = own.replace(b"Requires-Dist: dep-wheel", b"Requires-Dist: dep-meta")
+    upstream.add_file("root", name, data, version="1.0", metadata=served_metadata)
+    upstream.add_wheel("dep-wheel", "1.0")
+    upstream.add_wheel("dep-meta", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=with_deps("root"))
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"root", "dep-meta"}
+    upstream.stop()
+    served = serve_static(mirror.web)
+    result = pip("download", "--index-url", served.url + "/simple/", "--dest", str(tmp_path / "dl"), "root")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "dl").iterdir()) == ["dep_meta", "root"]
