@@ -30,10 +30,19 @@ import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+
+def _stdlib(name: str, before_3_11: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return importlib.import_module(before_3_11)
+
+
 # The stdlib's own parser: the very tree ``re`` compiles and runs.  It is private in 3.11+
-# (``sre_parse`` is deprecated and typeshed types neither precisely): read as Any.
-_parser: Any = importlib.import_module("re._parser")
-_c: Any = importlib.import_module("re._constants")
+# (``sre_parse`` is deprecated and typeshed types neither precisely): read as Any.  Python 3.10,
+# which we still support, has only the top-level modules (and no possessive or atomic forms).
+_parser: Any = _stdlib("re._parser", "sre_parse")
+_c: Any = _stdlib("re._constants", "sre_constants")
 
 _ASCII = frozenset(range(128))
 _BACKTRACKING_REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
