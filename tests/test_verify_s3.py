@@ -120,19 +120,43 @@ def test_same_size_replacement_is_found_by_its_etag_and_with_hash_by_its_sha256(
 
 def test_same_size_replacement_of_a_file_recorded_without_etag_is_found_only_with_hash(
         synced: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str, sample_corpus: SampleCorpus,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
     # A page recorded before stamps were kept, or by another tool: the size is all a HEAD can check.
     page = synced.root / "s3-pages" / "simple" / "beta" / "index.v1_json"
     doc = json.loads(page.read_bytes())
     for entry in doc["files"]:
         entry.get("_on-disk", {}).pop("etag", None)
     page.write_text(json.dumps(doc))
+    client(seaweed).put_object(Bucket=seaweed.bucket, Key=f"{prefix}/simple/beta/index.v1_json",
+                               Body=page.read_bytes())  # what clients read is that page too
     victim = key_of(seaweed, prefix, sample_corpus.files_of("beta")[0].filename)
     replace_object(seaweed, prefix, victim, same_size=True)
     assert verify(synced, capsys) == (0, [])
     code, lines = verify(synced, capsys, "--hash")
     assert code == 1 and len(lines) == 1 and lines[0].startswith(f"hash: {victim}: sha256 "), lines
+    upstream.reset_requests()
     assert_repaired(synced, seaweed, prefix, capsys, "--hash")
+    assert upstream.count_requests("/packages/") == 1  # the bad file alone: its size vouches for nothing
+
+
+def test_repair_on_s3_downloads_only_the_broken_objects_of_a_project(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, seaweed: seaweedfs.Seaweed,
+        prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for version in ("3.0", "4.0", "5.0"):
+        upstream.add_wheel("Alpha-Lib", version, with_metadata=True)
+    mirror = s3_mirror(tmp_path, upstream, seaweed, prefix, delete_packages="true")
+    assert mirror.run() == 0
+    keys = [k for k in linked_keys(seaweed, prefix) if "/alpha_lib-" in k and k.endswith(".whl")]
+    assert len(keys) == 5
+    client(seaweed).delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/{keys[0]}")
+    replace_object(seaweed, prefix, keys[1], same_size=True)
+    assert verify(mirror, capsys)[0] == 1
+    upstream.reset_requests()
+    code, lines = verify(mirror, capsys, "--repair")
+    assert code == 0, lines
+    assert upstream.count_requests("/packages/") == 2  # the two broken wheels; 3 wheels, 5 .metadata kept
+    assert verify(mirror, capsys, "--hash") == (0, [])
+    assert broken_links(seaweed, prefix) == []
 
 
 def test_verify_with_wrong_s3_credentials_is_one_line_exit_2(
