@@ -191,10 +191,11 @@ def test_force_check_on_s3_fetches_every_page_and_downloads_only_objects_missing
     data = bytearray(behind.get_object(Bucket=seaweed.bucket, Key=f"{prefix}/{flipped}")["Body"].read())
     data[len(data) // 2] ^= 0x10  # same size, a new ETag
     behind.put_object(Bucket=seaweed.bucket, Key=f"{prefix}/{flipped}", Body=bytes(data))
+    behind.delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/simple/beta/index.html")
     upstream.reset_requests()
     assert s3.run("--force-check") == 0
     assert upstream.count_requests("/packages/") == 2  # the deleted object and the replaced one
-    assert broken_links(seaweed, prefix) == []
+    assert broken_links(seaweed, prefix) == []  # and every page published again
 
 
 def test_force_check_on_s3_does_not_trust_a_kept_object_whose_page_now_gives_another_sha256(
