@@ -6,8 +6,8 @@
   record): a bad file is downloaded again and verified like any download,
   and both pages are rewritten from upstream's.  The files verify found bad
   are never trusted by their record, whatever their size and stamp say; the
-  others are kept.  A project
-  upstream no longer has leaves the root index, then the disk.
+  others are kept.  A project upstream no longer has leaves the root index,
+  then the disk.
 * A ghost project (a directory neither the root index nor upstream names) is
   taken off the mirror like one upstream removed.
 * An orphan file is deleted unless a page links it after all: the claims
