@@ -7,15 +7,30 @@ compared with what the page recorded when the mirror verified the file (an
 ETag that changed means the object was replaced since: the mirror's next run
 would not trust it either).  Reading (``verify --hash``) streams the object
 through sha256 in one GET instead, which also gives its size.
+
+Pages are read from the record, but clients read the bucket: each page and
+root index object is asked for by a HEAD too (``published``), so one deleted
+or cut in the bucket behind the mirror's back is found without reading it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+from pathlib import Path
 
 from .errors import shown
-from .pagecheck import CHANGED, HASH, MISSING, SIZE, FileRecord, Problem, linked_by
+from .pagecheck import (
+    CHANGED,
+    HASH,
+    MISSING,
+    PAGE_DAMAGED,
+    PAGE_MISSING,
+    SIZE,
+    FileRecord,
+    Problem,
+    linked_by,
+)
 from .store import Reader, Store
 
 _CHUNK = 1 << 20
@@ -60,3 +75,22 @@ def check_object(store: Store, rel: str, records: list[FileRecord], *,
         problems.append(Problem(CHANGED, subject, f"ETag {shown(str(now.stamp), 80)}, {etags[0]} recorded "
                                 f"when {by} verified it: replaced since (verify --hash reads it)", projects))
     return problems, 0
+
+
+def published(store: Store, key: str, record: Path) -> tuple[str, str] | None:
+    """Why the object at ``key`` is not the record's copy at ``record`` (one HEAD), as a page problem's
+    kind and detail; None when it is.
+
+    Sizes are compared, not ETags: an ETag is the MD5 of the bytes only for a single
+    unencrypted PUT.  A page missing from the record is the record's check to report.
+    """
+    try:
+        size = record.stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    now = store.stat(key)
+    if now is None:
+        return PAGE_MISSING, "in the mirror's record but not in the bucket"
+    if now.size != size:
+        return PAGE_DAMAGED, f"{now.size} bytes in the bucket, {size} in the mirror's record"
+    return None

@@ -333,6 +333,8 @@ class ProjectSync:
         self._deleted_lock = threading.Lock()
         self.deleted_files = 0  # files (not .metadata) this run deleted, and their bytes
         self.deleted_bytes = 0
+        # Store keys found damaged (verify --repair): their record vouches for nothing.
+        self.suspect: frozenset[str] = frozenset()
 
     def close(self) -> None:
         self.downloads.shutdown(wait=True, cancel_futures=True)
@@ -527,14 +529,20 @@ class ProjectSync:
         ``old`` is our record of the file when we last verified it: while its size and stamp
         still hold, the file is trusted without reading it; otherwise it is hashed where it
         lies on a filesystem store, and downloaded again on an object store (reading an
-        object back costs as much as fetching it from upstream, and proves less).  ``local``
+        object back costs as much as fetching it from upstream, and proves less).  For the
+        same reason force-check, which hashes every file on a filesystem store, trusts an
+        object whose size and ETag still match the record, as a run does (``verify --hash``
+        reads them); a key in ``suspect`` is never trusted.  ``local``
         may offer the bytes from what the mirror already holds; they are used instead of a
         download only when they match ``hashes``.  ``inspect`` is shown a verified download
         before it is published (the core metadata is read from there on every store).  ``cap``
         bounds a download whose size the page does not give (default: max-file-size).
         """
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
-        if trusted is not None and not self.force_check:
+        if key in self.suspect:
+            trusted = None
+        hashable = isinstance(self.store, FilesystemStore)  # only a file can be hashed where it lies
+        if trusted is not None and not (self.force_check and hashable):
             now = self.store.stat(key)
             if (now is not None and now.size == trusted.size and size in (None, now.size)
                     and trusted.stamp in (None, now.stamp)):

@@ -2,9 +2,12 @@
 
 * A project whose file is missing, short or has other bytes, or whose pages
   are missing, damaged or disagree, is synced again (``ProjectSync``, checking
-  every file it links on disk): a bad file is downloaded again and verified
-  like any download, and both pages are rewritten from upstream's.  A project
-  upstream no longer has leaves the root index, then the disk.
+  every file it links on disk; in an object store by a HEAD against its
+  record): a bad file is downloaded again and verified like any download,
+  and both pages are rewritten from upstream's.  The files verify found bad
+  are never trusted by their record, whatever their size and stamp say; the
+  others are kept.  A project upstream no longer has leaves the root index,
+  then the disk.
 * A ghost project (a directory neither the root index nor upstream names) is
   taken off the mirror like one upstream removed.
 * An orphan file is deleted unless a page links it after all: the claims
@@ -74,6 +77,7 @@ class Repair:
         problems = list(problems)
         resync = sorted({key for p in problems if p.kind in _RESYNC_KINDS for key in p.projects})
         ghosts = sorted({p.projects[0] for p in problems if p.kind == GHOST})
+        self.projects.suspect = frozenset(p.subject for p in problems if p.kind in FILE_KINDS)
         with ThreadPoolExecutor(max_workers=2 * self.workers, thread_name_prefix="repair") as pool:
             for key, error in zip(resync, pool.map(self._resync, resync), strict=True):
                 if error is not None:

@@ -19,7 +19,10 @@ under ``<directory>/tmp/verify/``:
 On an object store (``storage-backend = s3``) steps 1 to 3 read the local
 record of the pages (``<directory>/s3-pages/``), and step 4 asks the store for
 each path of the spool (``objectcheck``: a HEAD, or with ``--hash`` a streamed
-GET) and never lists the bucket, so orphans are not looked for there.
+GET) and never lists the bucket, so orphans are not looked for there.  What
+clients read is the bucket, not the record: steps 2 and 3 also HEAD each
+root index and page object (on ``workers`` threads), so one deleted or cut
+there is reported like a page missing or damaged in ``web/``.
 
 A checkpoint (the step and the last project or path done, with the spool's
 and the problem list's lengths then) is rewritten every second, so a killed
@@ -53,11 +56,11 @@ from .config import Config
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, ConfigError, LockHeld
 from .extsort import open_text, read_lines, sort_lines
-from .layout import UrlPolicy, key_dir
+from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, key_dir
 from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
-from .objectcheck import check_object
+from .objectcheck import check_object, published
 from .owners import owners_of
 from .package import METADATA_SUFFIX, Layout, ProjectSync
 from .pagecheck import (
@@ -75,12 +78,13 @@ from .pagecheck import (
     SIZE,
     STRAY,
     FileRecord,
+    PageReport,
     Problem,
     check_project,
     linked_by,
 )
 from .progress import Progress, human_bytes
-from .recordedstore import RECORD_DIR, open_s3
+from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
@@ -148,6 +152,8 @@ class Verifier:
         self.config = config
         self.fast = fast
         self.objects = objects
+        # What clients read: the bucket behind the record, which answers for pages without asking it.
+        self.bucket = objects.remote if isinstance(objects, RecordedStore) else objects
         self.projects = projects
         self.master = master
         self.progress = progress or Progress(None)
@@ -274,6 +280,10 @@ class Verifier:
         readers: dict[str, Callable[[], Iterator[str]]] = {}
         for label, names in (("simple/index.html", self.root.html_names),
                              ("simple/index.v1_json", self.root.json_names)):
+            gone = self._unpublished(label)
+            if gone is not None:
+                yield Problem(ROOT_DAMAGED, label,
+                              f"{gone[1]}; rebuilt from the project directories by --repair")
             try:
                 for _ in names():
                     pass
@@ -328,11 +338,16 @@ class Verifier:
             ghosts = set(read_lines(self.work / "ghosts"))
         total = sum(1 for _ in read_lines(self.work / "dirs.sorted"))
         self.progress.start(total, done=self.cp.counts.projects)
+        keys = read_lines(self.work / "dirs.sorted", skip_through=self.cp.after)
+        workers = max(2, self.config.workers)
         with open_text(self.work / "records", "a") as records, \
-                open_text(self.work / "problems", "a") as problems:
-            for key in read_lines(self.work / "dirs.sorted", skip_through=self.cp.after):
-                report = check_project(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)),
-                                       key, self._where(key))
+                open_text(self.work / "problems", "a") as problems, \
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
+            # A project's pages are checked on the pool only where that asks the bucket (HEADs);
+            # reading the record alone gains nothing from threads.
+            reports = (_in_order(pool, self._page_report, keys, workers + _WINDOW)
+                       if self.objects is not None else ((key, self._page_report(key)) for key in keys))
+            for key, report in reports:
                 records.writelines(r.spool_line() for r in report.records)
                 if key not in ghosts:
                     problems.writelines(p.to_json() + "\n" for p in report.problems)
@@ -419,13 +434,29 @@ class Verifier:
         if problem.kind == ORPHAN:
             return self._still_orphan(problem.subject.removeprefix("packages/"))
         if problem.kind in PAGE_KINDS:
-            key = problem.projects[0]
-            found = check_project(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)), key,
-                                  self._where(key)).problems
+            found = self._page_report(problem.projects[0]).problems
             return any(p.kind == problem.kind and p.subject == problem.subject for p in found)
         if problem.kind == GHOST:
             return self.layout.simple.joinpath(*key_dir(problem.projects[0], self.config.hash_index)).is_dir()
         return problem.kind == STRAY  # root problems: re-checked together, by _confirm_root
+
+    def _page_report(self, key: str) -> PageReport:
+        """The project's pages as the record holds them, and (on an object store) as the bucket does."""
+        where = self.layout.simple.joinpath(*key_dir(key, self.config.hash_index))
+        report = check_project(where, key, self._where(key))
+        for page in (PAGE_JSON, PAGE_HTML):
+            subject = f"{self._where(key)}/{page}"
+            gone = self._unpublished(subject)
+            if gone is not None:
+                report.problems.append(Problem(gone[0], subject, gone[1], (key,)))
+        return report
+
+    def _unpublished(self, key: str) -> tuple[str, str] | None:
+        """Why the object store does not hold the record's copy of ``key`` (kind, detail); None when it
+        does, or on a filesystem store (the record is what clients read)."""
+        if self.bucket is None:
+            return None
+        return published(self.bucket, key, self.layout.web.joinpath(*key.split("/")))
 
     def _records_of(self, key: str) -> list[FileRecord]:
         return check_project(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)), key,
@@ -500,6 +531,21 @@ def _subdirs(path: Path) -> list[os.DirEntry[str]]:
             return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _in_order(pool: ThreadPoolExecutor, check: Callable[[str], PageReport], keys: Iterator[str],
+              ahead: int) -> Iterator[tuple[str, PageReport]]:
+    """``check`` of each key on ``pool``, at most ``ahead`` in flight, yielded in the keys' order
+    (the checkpoint names the last key done, so nothing after it may be written first)."""
+    window: deque[tuple[str, Future[PageReport]]] = deque()
+    for key in keys:
+        window.append((key, pool.submit(check, key)))
+        if len(window) > ahead:
+            done, future = window.popleft()
+            yield done, future.result()
+    while window:
+        done, future = window.popleft()
+        yield done, future.result()
 
 
 def _merge_sorted(streams: dict[str, Iterator[str]]) -> Iterator[tuple[str, set[str]]]:

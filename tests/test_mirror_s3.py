@@ -19,12 +19,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import lxml.html
 import pytest
 import seaweedfs
-from fakepypi import Upstream, populate_sample
+from fakepypi import SIMPLE_JSON, Upstream, populate_sample
 from mirrortools import MirrorSetup, write_config
 from s3tools import s3_section
 from test_crash import ChangingCorpus, expected_requests, kill_at_random_moment
@@ -167,6 +167,59 @@ def test_a_no_op_run_on_s3_sends_no_put_or_delete_but_last_modified(
     assert s3.run() == 0
     # last-modified is the heartbeat monitoring reads: rewritten by every complete run, as on disk.
     assert dict(s3_requests) == {"HeadBucket": 1, "PutObject": 1}
+
+
+def test_force_check_on_s3_fetches_every_page_and_downloads_only_objects_missing_or_changed(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path, s3_requests: Counter,
+) -> None:
+    # Reading an object back to hash it costs what a download costs: force-check on S3 trusts an
+    # object whose HEAD matches the size and ETag recorded when it was verified (verify --hash reads).
+    corpus = populate_sample(upstream)
+    s3 = s3_mirror(tmp_path, upstream, seaweed, prefix, delete_packages="true")
+    assert s3.run() == 0
+    upstream.reset_requests()
+    s3_requests.clear()
+    assert s3.run("--force-check") == 0
+    assert upstream.count_requests("/packages/") == 0
+    assert upstream.count_requests("/simple/") >= len(corpus.projects)  # every page fetched again
+    assert "GetObject" not in s3_requests  # nothing read back but what has no hash on the page
+    keys = sorted(k for k in bucket_objects(seaweed, prefix) if k.startswith("packages/"))
+    gone = next(k for k in keys if k.endswith(corpus.files_of("Alpha-Lib")[0].filename))
+    flipped = next(k for k in keys if k.endswith(corpus.files_of("beta")[0].filename))
+    behind: Any = client(seaweed)  # damage done behind the mirror's back
+    behind.delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/{gone}")
+    data = bytearray(behind.get_object(Bucket=seaweed.bucket, Key=f"{prefix}/{flipped}")["Body"].read())
+    data[len(data) // 2] ^= 0x10  # same size, a new ETag
+    behind.put_object(Bucket=seaweed.bucket, Key=f"{prefix}/{flipped}", Body=bytes(data))
+    behind.delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/simple/beta/index.html")
+    upstream.reset_requests()
+    assert s3.run("--force-check") == 0
+    assert upstream.count_requests("/packages/") == 2  # the deleted object and the replaced one
+    assert broken_links(seaweed, prefix) == []  # and every page published again
+
+
+def test_force_check_on_s3_does_not_trust_a_kept_object_whose_page_now_gives_another_sha256(
+    upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, tmp_path: Path,
+) -> None:
+    # Hostile: upstream's page names another sha256 for the same URL; the ETag our record holds
+    # vouches only for the bytes verified then, so the object is fetched again and refused.
+    populate_sample(upstream)
+    s3 = s3_mirror(tmp_path, upstream, seaweed, prefix)
+    assert s3.run() == 0
+    entry = upstream.get_file("beta", "beta-0.5.tar.gz")
+    key = next(k for k in bucket_objects(seaweed, prefix) if k.endswith("/beta-0.5.tar.gz"))
+    before = client(seaweed).head_object(Bucket=seaweed.bucket, Key=f"{prefix}/{key}")["ETag"]
+    body = json.dumps({
+        "meta": {"api-version": "1.1"}, "name": "beta",
+        "files": [{"filename": entry.filename, "url": upstream.url + quote(entry.path),
+                   "hashes": {"sha256": "0" * 64}, "size": entry.size}],
+    }).encode()
+    upstream.raw_page("beta", body, SIMPLE_JSON, upstream.touch("beta"))
+    upstream.reset_requests()
+    assert s3.run("--force-check") == 1
+    assert upstream.count_requests(quote(entry.path)) == 1  # not trusted by its ETag: downloaded, refused
+    assert client(seaweed).head_object(Bucket=seaweed.bucket, Key=f"{prefix}/{key}")["ETag"] == before
+    assert broken_links(seaweed, prefix) == []
 
 
 def test_wrong_s3_credentials_are_one_line_exit_2_and_nothing_published(

@@ -23,7 +23,10 @@ from mirrortools import clean_pip_env, write_config
 from nginx_server import Nginx, nginx_binary, readme_server_block, run_nginx_site
 from s3tools import s3_section
 from seaweedfs import Seaweed
+from test_mirror_s3 import client
 from test_nginx import PIP_ACCEPT, clean_uv_env, uv_binary
+
+from bandersnatch import cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -182,6 +185,26 @@ def test_bucket_behind_nginx_lists_nothing_and_takes_no_query_commands_or_writes
         answer = requests.request(method, f"{base}/packages/evil.whl", data=b"x", timeout=10)
         assert answer.status_code == 405, method
     assert get(f"{base}/packages/evil.whl").status_code == 404
+
+
+def test_a_page_deleted_from_the_bucket_is_a_404_through_nginx_until_verify_repair_publishes_it(
+        seaweed: Seaweed, upstream: Upstream, sample_corpus: SampleCorpus, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = f"repair-{uuid.uuid4().hex[:12]}"
+    mirror = write_config(tmp_path, upstream.url, storage_backend="s3", sections=s3_section(seaweed, prefix))
+    assert mirror.run() == 0
+    site = lambda port: bucket_site(port, seaweed.endpoint, f"/{seaweed.bucket}/{prefix}", False)  # noqa: E731
+    with run_nginx_site(site, tmp_path / "nginx") as nginx:
+        url = f"{nginx.url}/simple/beta/"
+        assert get(url, PIP_ACCEPT).status_code == 200
+        client(seaweed).delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/simple/beta/index.v1_json")
+        assert get(url, PIP_ACCEPT).status_code == 404  # pip and uv can no longer install beta
+        capsys.readouterr()
+        assert cli.main(["-c", str(mirror.config), "verify"]) == 1
+        assert capsys.readouterr().out.startswith("page-missing: simple/beta/index.v1_json: ")
+        assert cli.main(["-c", str(mirror.config), "verify", "--repair"]) == 0
+        again = get(url, PIP_ACCEPT)
+        assert again.status_code == 200 and again.json()["name"] == "beta"
 
 
 def _installed(site: Path) -> set[str]:

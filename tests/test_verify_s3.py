@@ -69,15 +69,16 @@ def assert_repaired(mirror: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str
 
 def test_a_clean_s3_mirror_verifies_with_one_head_per_file_and_with_hash_one_get(
         synced: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str, s3_requests: Counter,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str]) -> None:
     files = len(linked_keys(seaweed, prefix))
+    pages = 2 * len(sample_corpus.projects) + 2  # both pages of every project, and the root index's
     s3_requests.clear()
     assert verify(synced, capsys) == (0, [])
-    assert dict(s3_requests) == {"HeadBucket": 1, "HeadObject": files}  # no GET, no listing
+    assert dict(s3_requests) == {"HeadBucket": 1, "HeadObject": files + pages}  # no GET, no listing
     s3_requests.clear()
     assert verify(synced, capsys, "--hash") == (0, [])
-    assert dict(s3_requests) == {"HeadBucket": 1, "GetObject": files}
-    print(f"\nverify of {files} files: HEAD only, then --hash: one GET per file")
+    assert dict(s3_requests) == {"HeadBucket": 1, "GetObject": files, "HeadObject": pages}
+    print(f"\nverify of {files} files: HEAD only, then --hash: one GET per file; a HEAD per page")
     assert not (synced.root / "tmp" / "verify").exists()  # nothing left to resume
 
 
@@ -120,19 +121,81 @@ def test_same_size_replacement_is_found_by_its_etag_and_with_hash_by_its_sha256(
 
 def test_same_size_replacement_of_a_file_recorded_without_etag_is_found_only_with_hash(
         synced: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str, sample_corpus: SampleCorpus,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
     # A page recorded before stamps were kept, or by another tool: the size is all a HEAD can check.
     page = synced.root / "s3-pages" / "simple" / "beta" / "index.v1_json"
     doc = json.loads(page.read_bytes())
     for entry in doc["files"]:
         entry.get("_on-disk", {}).pop("etag", None)
     page.write_text(json.dumps(doc))
+    client(seaweed).put_object(Bucket=seaweed.bucket, Key=f"{prefix}/simple/beta/index.v1_json",
+                               Body=page.read_bytes())  # what clients read is that page too
     victim = key_of(seaweed, prefix, sample_corpus.files_of("beta")[0].filename)
     replace_object(seaweed, prefix, victim, same_size=True)
     assert verify(synced, capsys) == (0, [])
     code, lines = verify(synced, capsys, "--hash")
     assert code == 1 and len(lines) == 1 and lines[0].startswith(f"hash: {victim}: sha256 "), lines
+    upstream.reset_requests()
     assert_repaired(synced, seaweed, prefix, capsys, "--hash")
+    assert upstream.count_requests("/packages/") == 1  # the bad file alone: its size vouches for nothing
+
+
+def test_repair_on_s3_downloads_only_the_broken_objects_of_a_project(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, seaweed: seaweedfs.Seaweed,
+        prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for version in ("3.0", "4.0", "5.0"):
+        upstream.add_wheel("Alpha-Lib", version, with_metadata=True)
+    mirror = s3_mirror(tmp_path, upstream, seaweed, prefix, delete_packages="true")
+    assert mirror.run() == 0
+    keys = [k for k in linked_keys(seaweed, prefix) if "/alpha_lib-" in k and k.endswith(".whl")]
+    assert len(keys) == 5
+    client(seaweed).delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/{keys[0]}")
+    replace_object(seaweed, prefix, keys[1], same_size=True)
+    assert verify(mirror, capsys)[0] == 1
+    upstream.reset_requests()
+    code, lines = verify(mirror, capsys, "--repair")
+    assert code == 0, lines
+    assert upstream.count_requests("/packages/") == 2  # the two broken wheels; 3 wheels, 5 .metadata kept
+    assert verify(mirror, capsys, "--hash") == (0, [])
+    assert broken_links(seaweed, prefix) == []
+
+
+@pytest.mark.parametrize("page", ["simple/beta/index.html", "simple/beta/index.v1_json"])
+def test_a_page_object_deleted_from_the_bucket_is_page_missing_and_repair_publishes_it_again(
+        synced: MirrorSetup, upstream: Upstream, seaweed: seaweedfs.Seaweed, prefix: str, page: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The local record still holds the page; clients (nginx in front of the bucket) get a 404.
+    client(seaweed).delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/{page}")
+    expected = [f"page-missing: {page}: in the mirror's record but not in the bucket"]
+    assert verify(synced, capsys) == (1, expected)
+    assert verify(synced, capsys, "--hash") == (1, expected)
+    upstream.reset_requests()
+    assert_repaired(synced, seaweed, prefix, capsys)
+    assert upstream.count_requests("/packages/") == 0  # the page again, no file downloaded
+    assert client(seaweed).head_object(Bucket=seaweed.bucket, Key=f"{prefix}/{page}")["ContentLength"] > 0
+
+
+def test_a_page_object_cut_short_in_the_bucket_is_page_damaged_and_repaired(
+        synced: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    page = "simple/alpha-lib/index.html"
+    s3: Any = client(seaweed)
+    body = s3.get_object(Bucket=seaweed.bucket, Key=f"{prefix}/{page}")["Body"].read()
+    s3.put_object(Bucket=seaweed.bucket, Key=f"{prefix}/{page}", Body=body[: len(body) // 2])
+    code, lines = verify(synced, capsys)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"page-damaged: {page}: "), lines
+    assert_repaired(synced, seaweed, prefix, capsys)
+
+
+@pytest.mark.parametrize("root", ["simple/index.html", "simple/index.v1_json"])
+def test_a_root_index_object_deleted_from_the_bucket_is_root_damaged_and_rebuilt(
+        synced: MirrorSetup, seaweed: seaweedfs.Seaweed, prefix: str, root: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    client(seaweed).delete_object(Bucket=seaweed.bucket, Key=f"{prefix}/{root}")
+    code, lines = verify(synced, capsys)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"root-damaged: {root}: "), lines
+    assert_repaired(synced, seaweed, prefix, capsys)
+    assert client(seaweed).head_object(Bucket=seaweed.bucket, Key=f"{prefix}/{root}")["ContentLength"] > 0
 
 
 def test_verify_with_wrong_s3_credentials_is_one_line_exit_2(
