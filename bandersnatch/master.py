@@ -398,13 +398,13 @@ class Master:
                     stream=True, allow_redirects=False,
                     proxies={urlsplit(url).scheme: proxy.url} if proxy else {},
                 )
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
                 # Refused, reset before any answer, DNS, TLS, connect timeout: nobody answered.
+                # A read timeout too: connected, then no answer within `timeout` (a load
+                # balancer whose backends are gone accepts every connection and never answers).
                 why = _why_no_answer(exc, url, proxy, self.timeout, self.network)
                 self._not_answered(why)
                 raise _Transient(why) from None
-            except requests.Timeout as exc:
-                raise _Transient(_why_no_answer(exc, url, proxy, self.timeout, self.network)) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
