@@ -103,7 +103,7 @@ class _Builder:
         if self.root is None:
             self.root = tag
             if tag != "methodResponse":  # an RSS feed, an XHTML page: some other document
-                raise NoXmlRpc(f"not an XML-RPC answer: <{shown(tag, 40)}> instead of <methodResponse>")
+                raise NoXmlRpc(f"a <{shown(tag, 40)}> document, not an XML-RPC answer")
         if tag == "value":
             self._typed.append(False)
             return
@@ -187,7 +187,7 @@ def iter_items(chunks: Iterable[bytes]) -> Iterator[Any]:
         parser.Parse(b"", True)
     except expat.ExpatError as exc:
         if builder.root is None:  # empty, JSON, binary: not even an XML element
-            raise NoXmlRpc(f"not an XML-RPC answer (not XML: {exc})") from None
+            raise NoXmlRpc(f"a body that is not XML ({exc}), not an XML-RPC answer") from None
         raise UpstreamError(f"malformed XML-RPC answer: {exc}") from None
     if builder.in_fault:
         fault = builder.fault if isinstance(builder.fault, dict) else {}
