@@ -139,4 +139,4 @@ class Cancelled(BandersnatchError):
 
 
 class NoXmlRpc(UpstreamError):
-    """The master answered an XML-RPC call as a server without XML-RPC does (404, 405, a fault, HTML)."""
+    """The master answered an XML-RPC call as a server without XML-RPC does (403, 404, a fault, HTML)."""

@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 CHANGELOG_PAGE = 50_000
 CHANGELOG_PAUSE = 1.0  # seconds between paged calls: 3,600 an hour is PyPI's XML-RPC limit
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How a server without XML-RPC answers a POST to /pypi: a plain web server or a PEP 691 index
+# (404, 405, 501), or the nginx of a mirror with json = true (403: /pypi is redirected to the
+# /pypi/ directory of its JSON API copy, which takes no POST).  5xx and no answer are trouble.
+NO_XMLRPC_STATUSES = frozenset({403, 404, 405, 501})
 # PyPI's integrity API answers in its own media type; any JSON will do for a provenance object.
 PROVENANCE_ACCEPT = "application/vnd.pypi.integrity.v1+json, application/json;q=0.9"
 MAX_REDIRECTS = 3
@@ -135,6 +139,10 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _TooManyRedirects(UpstreamError):
+    """A redirect chain longer than ``MAX_REDIRECTS`` (a loop, most likely)."""
 
 
 @dataclass(frozen=True)
@@ -411,13 +419,13 @@ class Master:
                     stream=True, allow_redirects=False,
                     proxies={urlsplit(url).scheme: proxy.url} if proxy else {},
                 )
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
                 # Refused, reset before any answer, DNS, TLS, connect timeout: nobody answered.
+                # A read timeout too: connected, then no answer within `timeout` (a load
+                # balancer whose backends are gone accepts every connection and never answers).
                 why = _why_no_answer(exc, url, proxy, self.timeout, self.network)
                 self._not_answered(why)
                 raise _Transient(why) from None
-            except requests.Timeout as exc:
-                raise _Transient(_why_no_answer(exc, url, proxy, self.timeout, self.network)) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
@@ -439,7 +447,7 @@ class Master:
                 url = self._redirect_target(url, response.headers["Location"], same_host_only)
                 continue
             return response
-        raise UpstreamError(f"{shown(url)}: too many redirects")
+        raise _TooManyRedirects(f"{shown(url)}: too many redirects")
 
     def _prepare(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None,
                  ) -> requests.PreparedRequest:
@@ -565,26 +573,44 @@ class Master:
                 spool.seek(0)
                 spool.truncate()
                 deadline = self._deadline()
-                response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
-                if response.status_code in (404, 405, 501):  # a plain web server, or a PEP 691 index only
-                    response.close()
-                    raise NoXmlRpc(f"{what}: HTTP {response.status_code} from {endpoint}")
-                if response.status_code != 200:
-                    response.close()
-                    raise UpstreamError(f"{what}: HTTP {response.status_code} from {endpoint}")
-                if "html" in response.headers.get("Content-Type", "").lower():  # a web page, not XML-RPC
-                    response.close()
-                    raise NoXmlRpc(f"{what}: {endpoint} answers with a web page")
+                response = self._post_rpc(endpoint, body, what)
                 self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
 
             self._with_retries(what, call)
             spool.seek(0)
             try:
                 yield from iter_items(iter(functools.partial(spool.read, CHUNK), b""))
+            except NoXmlRpc as exc:  # a body that is no XML-RPC answer at all
+                raise NoXmlRpc(f"{what}: {endpoint} answers with {exc}") from None
             except UpstreamError as exc:
                 # A fault: an unknown method, or XML-RPC switched off (PyPI's own answer when it is).
                 kind = NoXmlRpc if str(exc).startswith("fault ") else UpstreamError
                 raise kind(f"{what}: {exc}") from None
+
+    def _post_rpc(self, endpoint: str, body: bytes, what: str) -> requests.Response:
+        """The answer to an XML-RPC call, body unread; NoXmlRpc when it is a server without XML-RPC's.
+
+        Only answers a server without XML-RPC gives count as such: a status it
+        sends, a web page or JSON, a redirect we do not follow (elsewhere, or
+        round in a loop).  5xx and no answer stay trouble, retried as any request.
+        """
+        try:
+            response = self._send("POST", endpoint, headers={"Content-Type": "text/xml"}, data=body)
+        except (UnsafePath, _TooManyRedirects) as exc:
+            raise NoXmlRpc(f"{what}: {exc}") from None
+        where = shown(response.url or endpoint)  # after a redirect, the URL that answered
+        if response.status_code in NO_XMLRPC_STATUSES:
+            response.close()
+            raise NoXmlRpc(f"{what}: HTTP {response.status_code} from {where}")
+        if response.status_code != 200:
+            response.close()
+            raise UpstreamError(f"{what}: HTTP {response.status_code} from {where}")
+        content_type = response.headers.get("Content-Type", "").lower()
+        for kind, label in (("html", "a web page"), ("json", "JSON")):
+            if kind in content_type:
+                response.close()
+                raise NoXmlRpc(f"{what}: {where} answers with {label}, not XML-RPC")
+        return response
 
     @contextlib.contextmanager
     def _spool(self, what: str) -> Iterator[BinaryIO]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard
 from xml.parsers import expat
 
-from .errors import UpstreamError, shown
+from .errors import NoXmlRpc, UpstreamError, shown
 
 _SCALARS = frozenset({"int", "i4", "i8", "boolean", "string", "double", "base64", "dateTime.iso8601", "nil"})
 # At most 64 bits (<i8>); ASCII digits only: int() would also take "1_0" and Arabic-Indic digits.
@@ -93,12 +93,17 @@ class _Builder:
         self.ready: list[Any] = []
         self.in_fault = False
         self.fault: Any = None
+        self.root: str | None = None  # the document's first element, once seen
         self._containers: list[list[Any] | _Struct] = []
         self._typed: list[bool] = []  # per open <value>: did it hold a typed element?
         self._text: list[str] = []
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         self._text = []
+        if self.root is None:
+            self.root = tag
+            if tag != "methodResponse":  # an RSS feed, an XHTML page: some other document
+                raise NoXmlRpc(f"a <{shown(tag, 40)}> document, not an XML-RPC answer")
         if tag == "value":
             self._typed.append(False)
             return
@@ -160,7 +165,10 @@ def _no_dtd(*args: Any) -> None:
 def iter_items(chunks: Iterable[bytes]) -> Iterator[Any]:
     """Top-level items of an XML-RPC answer: ``(name, value)`` for a struct, values for an array.
 
-    A scalar answer yields itself once.  A fault raises ``UpstreamError``.
+    A scalar answer yields itself once.  A fault raises ``UpstreamError``.  A body
+    that is no XML-RPC answer at all (not XML, or another document than a
+    ``<methodResponse>``) raises ``NoXmlRpc``: what a server without XML-RPC
+    sends, unlike an XML-RPC answer cut short or malformed.
     """
     builder = _Builder()
     parser = expat.ParserCreate()
@@ -178,6 +186,8 @@ def iter_items(chunks: Iterable[bytes]) -> Iterator[Any]:
                 builder.ready.clear()
         parser.Parse(b"", True)
     except expat.ExpatError as exc:
+        if builder.root is None:  # empty, JSON, binary: not even an XML element
+            raise NoXmlRpc(f"a body that is not XML ({exc}), not an XML-RPC answer") from None
         raise UpstreamError(f"malformed XML-RPC answer: {exc}") from None
     if builder.in_fault:
         fault = builder.fault if isinstance(builder.fault, dict) else {}

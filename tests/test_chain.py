@@ -7,8 +7,10 @@ per-project ``_last-serial``; nginx answers that listing with an ETag, so an unc
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 import requests
 from fakepypi import SampleCorpus, Upstream
 from mirrortools import MirrorSetup, assert_mirror_matches, write_config
-from nginx_server import Nginx, nginx_binary, run_nginx
+from nginx_server import Nginx, nginx_binary, run_nginx, run_nginx_site, site_config
 
 pytestmark = [
     pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (.ci/run installs it)"),
@@ -121,3 +123,53 @@ def test_readme_nginx_serves_our_root_listing_by_accept_with_an_etag_that_answer
     changed = requests.get(url, headers={"Accept": SIMPLE_JSON, "If-None-Match": etag}, timeout=10)
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert "gamma" in {p["name"] for p in changed.json()["projects"]}
+
+
+def two_mirrors_behind(tmp_path: Path, upstream: Upstream, stack: ExitStack,
+                       site: Callable[[Path, int], str]) -> tuple[MirrorSetup, Nginx, MirrorSetup]:
+    """A (``json = true``) follows upstream and is served by ``site``; B follows A with the defaults."""
+    first = write_config(tmp_path / "a", upstream.url, json="true")
+    first.web.mkdir(parents=True)
+    server = stack.enter_context(run_nginx_site(functools.partial(site, first.web), tmp_path / "nginx-a"))
+    second = write_config(tmp_path / "b", server.url)
+    return first, server, second
+
+
+def readme_site(web: Path, port: int) -> str:
+    return site_config(web, port, hash_index=False)
+
+
+def site_before_10(web: Path, port: int) -> str:
+    """README's block as it was before 10.0: no ``location = /pypi``, so nginx redirects it to /pypi/."""
+    block = site_config(web, port, hash_index=False)
+    cut = re.sub(r"\n *# No XML-RPC here.*?location = /pypi \{[^}]*\}\n", "\n", block, flags=re.S)
+    assert cut != block and "location = /pypi " not in cut
+    return cut
+
+
+@pytest.mark.parametrize(("site", "probe"), [
+    (readme_site, [("POST", "/pypi", 404)]),
+    (site_before_10, [("POST", "/pypi", 301), ("POST", "/pypi/", 403)]),
+], ids=["readme", "before-10"])
+def test_a_mirror_with_the_json_api_behind_nginx_is_followed_through_its_listing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture,
+    site: Callable[[Path, int], str], probe: list[tuple[str, str, int]],
+) -> None:
+    with ExitStack() as stack:
+        first, server, second = two_mirrors_behind(tmp_path, upstream, stack, site)
+        assert first.run() == 0
+        assert (first.web / "pypi" / "beta" / "json").is_file()
+        with caplog.at_level(logging.INFO):
+            assert second.run() == 0
+        assert_mirror_matches(upstream, second.web)
+        assert access_lines(server)[:len(probe)] == probe  # asked once; nginx has no XML-RPC
+        assert len([r for r in caplog.records if "has no XML-RPC" in r.getMessage()]) == 1
+
+        upstream.add_wheel("Gamma", "1.0")
+        upstream.remove_project("zope.interface_x")
+        assert first.run() == 0
+        before = len(access_lines(server))
+        assert second.run() == 0
+        assert_mirror_matches(upstream, second.web)
+        assert (second.root / "state").read_text().strip() == str(upstream.serial)
+        assert not [line for line in access_lines(server)[before:] if line[0] == "POST"]

@@ -88,6 +88,78 @@ def test_a_hostile_fault_in_auto_mode_is_one_escaped_info_line_then_the_listing(
     assert "boom\\nERROR: fake line\\u202e" in line and "\n" not in line and "\u202e" not in line
 
 
+# How /pypi answers on masters that have no XML-RPC: (status, headers, body) of POST /pypi.
+NOT_XMLRPC = {
+    "forbidden": (403, {"Content-Type": "text/html"}, b"<html><body>403 Forbidden</body></html>"),
+    "json": (200, {"Content-Type": "application/json"}, b'{"message": "POST /pypi: no such thing"}'),
+    "xml-but-not-xmlrpc": (200, {"Content-Type": "text/xml"}, b"<?xml version='1.0'?><rss><channel/></rss>"),
+    "not-xml": (200, {"Content-Type": "application/octet-stream"}, b"\x00\x01 binary \xff"),
+    "empty": (200, {"Content-Type": "text/xml"}, b""),
+    "redirect-loop": (301, {"Location": "/pypi"}, b""),
+    "redirect-off-host": (302, {"Location": "http://other.invalid/pypi\x1b[2J"}, b""),
+}
+
+
+@pytest.mark.parametrize("answer", NOT_XMLRPC.values(), ids=NOT_XMLRPC.keys())
+def test_an_xmlrpc_endpoint_answering_as_no_xmlrpc_server_is_one_escaped_info_line_then_the_listing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture,
+    answer: tuple[int, dict[str, str], bytes],
+) -> None:
+    status, headers, body = answer
+    upstream.raw_path("/pypi", body, status=status, headers=headers)
+    mirror = write_config(tmp_path, upstream.url)
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    [line] = infos(caplog, NO_XMLRPC)
+    assert "\x1b" not in line and "\n" not in line
+    assert upstream.count_requests("/pypi/", "POST") == 0  # no POST body sent anywhere else
+
+
+def test_a_redirect_of_pypi_to_a_forbidden_directory_is_followed_through_the_listing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nginx in front of a mirror with json = true: /pypi is a directory (the JSON API copy).
+    upstream.raw_path("/pypi", b"", status=301, headers={"Location": "/pypi/"})
+    upstream.raw_path("/pypi/", b"<html>403 Forbidden</html>", status=403,
+                      headers={"Content-Type": "text/html"})
+    mirror = write_config(tmp_path, upstream.url)
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 0
+    [line] = infos(caplog, NO_XMLRPC)
+    assert "HTTP 403 from" in line and "/pypi/)" in line  # names the URL that answered
+    upstream.add_wheel("beta", "0.6")
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/pypi", "POST") == 0  # remembered: not asked again
+
+
+TROUBLE = {
+    "server-error": (503, {"Content-Type": "text/html"}, b"<html>Service Unavailable</html>"),
+    "cut-short": (200, {"Content-Type": "text/xml"},
+                  b"<?xml version='1.0'?><methodResponse><params><param><value><array><data><value>"),
+    "malformed-value": (200, {"Content-Type": "text/xml"},
+                        b"<?xml version='1.0'?><methodResponse><params><param><value><int>x</int>"
+                        b"</value></param></params></methodResponse>"),
+}
+
+
+@pytest.mark.parametrize("answer", TROUBLE.values(), ids=TROUBLE.keys())
+def test_xmlrpc_trouble_on_a_master_that_has_it_is_an_incomplete_run_not_a_switch_to_the_listing(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture,
+    answer: tuple[int, dict[str, str], bytes],
+) -> None:
+    status, headers, body = answer
+    upstream.raw_path("/pypi", body, status=status, headers=headers)
+    mirror = write_config(tmp_path, upstream.url)
+    with caplog.at_level(logging.INFO):
+        assert mirror.run() == 1
+    assert infos(caplog, NO_XMLRPC) == []
+    assert upstream.count_requests("/simple/") == 0
+    assert not (mirror.root / "state").exists()
+
+
 def test_a_master_with_xmlrpc_is_followed_through_it_in_auto_mode(
     tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
 ) -> None:

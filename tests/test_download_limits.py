@@ -220,19 +220,73 @@ def test_an_upstream_that_goes_away_mid_run_stops_it_with_one_line_and_loses_not
     assert_mirror_matches(upstream, mirror.web)
 
 
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries without the jittered back-off sleeps (the jitter factor becomes 0)."""
+    monkeypatch.setattr("bandersnatch.master.random.uniform", lambda low, high: 0.0)
+
+
+def test_an_upstream_that_accepts_and_never_answers_stops_the_run_with_one_line_and_loses_nothing(
+    tmp_path: Path, upstream: Upstream, no_backoff: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [f"p{i:03d}" for i in range(60)]
+    for name in names:
+        upstream.add_file(name, f"{name}-1.0.tar.gz", name.encode() * 50)
+    upstream.slow("/simple/", 10.0, times=None)  # XML-RPC answers; every page waits far past timeout
+    mirror = write_config(tmp_path, upstream.url, timeout="1")
+    assert mirror.run() == 1
+    # Stopped after max(10, attempts x workers) = 10 timeouts in a row, plus what was in flight
+    # then: not every project tried 3 times (180 requests).
+    asked = upstream.count_requests("/simple/")
+    assert 10 <= asked <= 10 + 3, asked
+    lines = errors(caplog)
+    [stop] = [line for line in lines if "unreachable" in line and "synced" not in line]
+    assert "10 requests in a row got no answer" in stop and "timed out (no answer within 1 s)" in stop
+    # Before it, at most the 3 projects whose own 3 tries ran out (9 timeouts) say so themselves.
+    before = [line for line in lines if "unreachable" not in line]
+    assert len(before) <= 3 and all("timed out" in line for line in before), lines
+    assert set(pending_work(mirror.root)) == set(names)
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_one_project_whose_page_never_comes_fails_alone_among_healthy_ones(
+    tmp_path: Path, upstream: Upstream, no_backoff: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [f"p{i:03d}" for i in range(20)]
+    for name in names:
+        upstream.add_file(name, f"{name}-1.0.tar.gz", name.encode() * 50)
+    upstream.slow("/simple/p007/", 10.0, times=None)
+    mirror = write_config(tmp_path, upstream.url, timeout="1")
+    assert mirror.run() == 1
+    assert upstream.count_requests("/simple/p007/") == 3  # its own retries, no more
+    assert not [line for line in errors(caplog) if "unreachable" in line]
+    assert set(pending_work(mirror.root)) == {"p007"}
+    upstream.clear_faults()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+@pytest.mark.parametrize("silence", ["reset", "never-answered"])
 def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(
-    upstream: Upstream, tmp_path: Path
+    upstream: Upstream, tmp_path: Path, silence: str
 ) -> None:
     master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
                     policy=UrlPolicy.for_master(upstream.url, (), True), spool_dir=tmp_path)
     assert master.unreachable_after == 10
 
     def serial_after_resets(resets: int) -> None:
-        upstream.reset("/pypi", times=resets)
+        if silence == "reset":
+            upstream.reset("/pypi", times=resets)
+        else:  # connected, then no answer within the timeout (a read timeout)
+            upstream.slow("/pypi", 2.0, times=resets)
+            master.timeout = 0.1  # only while nothing answers: the answers below get 5 s
         for _ in range(resets):
             with pytest.raises(UpstreamError) as failed:
                 master.changelog_last_serial()
             assert not isinstance(failed.value, UpstreamUnreachable)
+        master.timeout = 5
 
     serial_after_resets(9)
     upstream.fail("/pypi", 503, times=1)  # an error status is still an answer: the count starts again
@@ -241,7 +295,7 @@ def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(
     serial_after_resets(9)
     assert master.changelog_last_serial() == upstream.serial
     serial_after_resets(9)
-    upstream.reset("/pypi", times=1)
+    upstream.reset("/pypi", times=1)  # a reset after nine read timeouts: the tenth in a row
     with pytest.raises(UpstreamUnreachable, match="unreachable: 10 requests in a row got no answer"):
         master.changelog_last_serial()
     sent = upstream.count_requests()

@@ -334,6 +334,8 @@ def test_a_redirect_off_the_upstream_is_refused_before_any_connection(
         path = {"page": "/simple/proj1/", "file": file_path(upstream, "proj1", "proj1-1.0.tar.gz"),
                 "xmlrpc": "/pypi"}[where]
         upstream.redirect(path, target)
+        if where == "xmlrpc":  # in auto mode a refused redirect means "no XML-RPC": test_changes.py
+            write_config(mirror.root.parent, upstream.url, api_method="xmlrpc")
         assert mirror.run() == 1
         assert other.requests == []
     assert set(no_dns) <= {"127.0.0.1"}

@@ -438,6 +438,19 @@ def test_answerless_requests_counted_as_unreachable_name_the_last_cause(tmp_path
     master.close()
 
 
+def test_read_timeouts_counted_as_unreachable_name_the_timeout(tmp_path: Path, silent_server: str) -> None:
+    master = Master(silent_server, timeout=0.05, workers=1, max_page_bytes=1 << 20, attempts=1,
+                    policy=UrlPolicy.for_master(silent_server, (), True), spool_dir=tmp_path)
+    for _ in range(master.unreachable_after - 1):
+        with pytest.raises(UpstreamError, match=r"timed out \(no answer within 0\.05 s\)") as failed:
+            master.changelog_last_serial()
+        assert not isinstance(failed.value, UpstreamUnreachable)
+    last = r"in a row got no answer \(last: 127\.0\.0\.1:\d+: timed out \(no answer within 0\.05 s\)\)"
+    with pytest.raises(UpstreamUnreachable, match=last):
+        master.changelog_last_serial()
+    master.close()
+
+
 def test_network_module_reads_no_environment_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://should-not-be-seen:1")
     assert from_environment({}) == Network()

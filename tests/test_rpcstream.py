@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bandersnatch.errors import UpstreamError
+from bandersnatch.errors import NoXmlRpc, UpstreamError
 from bandersnatch.rpcstream import MAX_SERIAL, describe, is_serial, iter_items
 
 
@@ -60,6 +60,26 @@ def test_fault_raises_with_its_message() -> None:
 def test_malformed_truncated_or_dtd_answers_are_refused(body: bytes) -> None:
     with pytest.raises(UpstreamError):
         list(iter_items([body]))
+
+
+@pytest.mark.parametrize("body", [
+    b"", b'{"message": "not here"}', b"\x00\x01 binary", b"<?xml version='1.0'?><rss><channel/></rss>",
+    b"<html><body>\x1b[2J</body></html>",
+])
+def test_a_body_that_is_no_xmlrpc_answer_at_all_says_so(body: bytes) -> None:
+    with pytest.raises(NoXmlRpc, match="not an XML-RPC answer") as refused:
+        list(iter_items([body]))
+    assert "\x1b" not in str(refused.value)
+
+
+@pytest.mark.parametrize("body", [
+    b"<methodResponse><params>", b"<methodResponse><params><param><value><int>x</int></value>",
+    xmlrpc.client.dumps(xmlrpc.client.Fault(1, "rate limited"), methodresponse=True).encode(),
+])
+def test_an_xmlrpc_answer_cut_short_malformed_or_a_fault_is_not_taken_for_no_xmlrpc(body: bytes) -> None:
+    with pytest.raises(UpstreamError) as refused:
+        list(iter_items(chunked(body, 5)))
+    assert not isinstance(refused.value, NoXmlRpc)
 
 
 def scalar_answer(xml: bytes) -> bytes:
