@@ -37,7 +37,7 @@ def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
     """
     parser.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG if top else argparse.SUPPRESS,
-        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)",
+        help=f"configuration file (default: {DEFAULT_CONFIG}; `mirror` writes it with defaults if missing)",
     )
     flag: object = False if top else argparse.SUPPRESS
     verbosity = parser.add_mutually_exclusive_group()
@@ -131,8 +131,24 @@ def apply_log_config(path: Path, config_path: Path) -> None:
     except (configparser.Error, KeyError, ValueError, TypeError, AttributeError, ImportError,
             OSError, RuntimeError) as exc:
         raise ConfigError(str(config_path), "mirror", "log-config",
-                          f"{path} is not a usable logging configuration: {type(exc).__name__}: {exc}",
+                          f"{path} is not a usable logging configuration: {_log_config_why(exc)}",
                           ) from None
+
+
+def _log_config_why(exc: Exception) -> str:
+    """What is wrong with a log-config file, without quoting it: the path may name any file."""
+    inner = exc.__cause__ or exc.__context__  # fileConfig wraps configparser's error in a RuntimeError
+    if isinstance(exc, RuntimeError) and isinstance(inner, configparser.Error):
+        exc = inner
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        return "cannot parse line " + ", ".join(str(number) for number, _ in exc.errors[:5])
+    if isinstance(exc, KeyError):
+        return f"missing section or option {exc}"  # a name fileConfig looked for, not the file's text
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"{type(exc).__name__} (see the logging.config.fileConfig format)"
 
 
 def write_default_config(path: Path) -> int:
@@ -221,7 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
         if not args.config.exists():
-            return write_default_config(args.config)
+            if args.command == "mirror":
+                return write_default_config(args.config)
+            # A typo in -c must not leave a stray default file behind a read-only command.
+            raise ConfigError(str(args.config), None, None,
+                              f"no such file; {args.command} reads the mirror's configuration: give its path "
+                              "with -c (bandersnatch mirror writes a default one for a new mirror)")
         cfg = config.load(args.config, os.environ)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)

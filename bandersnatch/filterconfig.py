@@ -426,8 +426,10 @@ def _read_requirements(path: Path, where: str, pins: list[Pin], sources: list[st
         try:
             pins.append(parse_pin(line.split(";", 1)[0].strip(), where, ALLOWLIST, "requirements"))
         except ConfigError:
+            # The line is not quoted: a mistyped requirements_path may point at any file (/etc/shadow).
             raise ConfigError(where, ALLOWLIST, "requirements",
-                              f"{path} line {number}: {line[:100]!r} is not a requirement") from None
+                              f"{path} line {number} is not a requirement (PEP 508, one per line); is it "
+                              "a requirements file?") from None
 
 
 def _logical_lines(text: str) -> list[str]:

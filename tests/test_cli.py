@@ -40,6 +40,17 @@ def test_missing_config_is_written_with_defaults_and_the_run_stops(tmp_path: Pat
     assert " WARNING: " in line and "ERROR" not in line  # guidance for a first run, not a failure
 
 
+@pytest.mark.parametrize("command", [["status"], ["status", "--offline"], ["verify"], ["update-stats"]])
+def test_a_missing_config_for_a_command_other_than_mirror_is_exit_2_naming_it_and_writes_nothing(
+        tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "etc" / "bandersnach.conf"  # a typo'd -c
+    result = bandersnatch("-c", str(path), *command)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{path}: no such file" in line and "-c" in line and "ERROR" in line
+    assert not path.exists() and not path.parent.exists()
+
+
 def test_an_unedited_default_config_starts_no_sync(tmp_path: Path) -> None:
     path = tmp_path / "bandersnatch.conf"
     assert bandersnatch("-c", str(path), "mirror").returncode == 2
@@ -131,6 +142,29 @@ def test_invalid_config_is_one_line_naming_file_section_and_option_exit_2(
     assert len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "[mirror]" in lines[0] and option in lines[0]
     assert not (tmp_path / "mirror").exists()
+
+
+SECRET = "root:$6$hunter2hash:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize("option", ["requirements", "log-config"])
+def test_a_config_error_never_quotes_a_file_the_config_points_at(tmp_path: Path, option: str) -> None:
+    """``requirements_path = /etc`` once printed a line of /etc/shadow: other files are named, not shown."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SECRET + "\n")
+    text = f"[mirror]\ndirectory = {tmp_path / 'm'}\n"
+    if option == "log-config":
+        text += f"log-config = {shadow}\n"
+    else:
+        text += (f"[plugins]\nenabled = project_requirements\n[allowlist]\nrequirements_path = {tmp_path}\n"
+                 "requirements = shadow\n")
+    path = tmp_path / "b.conf"
+    path.write_text(text)
+    result = bandersnatch("-c", str(path), "mirror")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(shadow) in line and "line 1" in line
+    assert "hunter2" not in result.stderr and "root:" not in result.stderr
 
 
 def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
