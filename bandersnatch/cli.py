@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, config
+from . import __version__, config, notices
 from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError, StoreRefused
 from .progress import Progress, StatusStream
 
@@ -116,9 +116,10 @@ def setup_logging(verbose: bool, quiet: bool) -> StatusStream | None:
     # Replace only our own handler, so calling main() twice (tests) does not log twice.
     root.handlers[:] = [h for h in root.handlers if h.get_name() != "bandersnatch-cli"] + [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    # urllib3 logs every new connection at debug; that is noise even with -v.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("filelock").setLevel(logging.WARNING)
+    # urllib3 logs every new connection at debug; that is noise even with -v. boto3 and botocore
+    # say "Found credentials in environment variables." at info on every command: cron mail.
+    for library in ("urllib3", "filelock", "boto3", "botocore", "s3transfer"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     return status
 
 
@@ -162,9 +163,28 @@ def write_default_config(path: Path) -> int:
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
     from .mirror import Mirror
 
-    mirror = Mirror(cfg, force_check=args.force_check, progress=Progress(status),
-                    allow_mass_removal=args.allow_mass_removal)
-    return mirror.run().exit_code
+    fresh = show_warnings(cfg, remembered=True)
+    try:
+        mirror = Mirror(cfg, force_check=args.force_check, progress=Progress(status),
+                        allow_mass_removal=args.allow_mass_removal)
+        return mirror.run().exit_code
+    finally:
+        if fresh:
+            notices.remember(cfg.directory, cfg.warnings)  # the run made the directory, if it could
+
+
+def show_warnings(cfg: config.Config, remembered: bool) -> bool:
+    """Log the configuration's warnings: under ``mirror`` when they changed since it last showed them,
+    else at debug level only (a cron job's mail must not repeat them on every run).
+
+    Returns True when they were shown and should be remembered.
+    """
+    fresh = remembered and not notices.already_shown(cfg.directory, cfg.warnings)
+    for warning in cfg.warnings:
+        logger.log(logging.WARNING if fresh else logging.DEBUG, "%s", warning)
+    if cfg.warnings and not fresh:
+        logger.debug("%d configuration warning(s) as last shown by mirror", len(cfg.warnings))
+    return fresh
 
 
 def run_update_stats(cfg: config.Config) -> int:
@@ -246,10 +266,9 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         cfg = config.load(args.config, os.environ)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
-        for warning in cfg.warnings:
-            logger.warning("%s", warning)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
+        show_warnings(cfg, remembered=False)
         if args.command == "status":
             return run_status(cfg, args.json, args.offline, args.prometheus)
         if args.command == "verify":

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakepypi import Upstream
+from mirrortools import write_config
 
 from bandersnatch import __version__, cli, config
 
@@ -192,3 +194,44 @@ def test_quiet_run_against_an_unreachable_master_is_one_error_line_exit_1(tmp_pa
 def test_exit_codes_are_distinct() -> None:
     codes = [cli.EXIT_OK, cli.EXIT_INCOMPLETE, cli.EXIT_CONFIG, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED]
     assert len(set(codes)) == len(codes)
+
+
+def test_config_warnings_are_shown_by_mirror_once_per_change_and_never_by_status(
+        tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    """cron mails a run's output: the same 8.x option warning on every run is mail that never stops."""
+    upstream.add_sdist("one", "1.0")
+    mirror = write_config(tmp_path, upstream.url, verifiers="8")
+
+    def warnings_of(*args: str) -> list[str]:
+        caplog.clear()
+        assert cli.main(["-c", str(mirror.config), *args]) in (0, 1)
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    first = warnings_of("mirror")
+    assert len(first) == 1 and "[mirror] verifiers" in first[0]
+    assert warnings_of("mirror") == []
+    assert warnings_of("-q", "status", "--offline") == []
+    assert warnings_of("status", "--offline") == []
+    # A change: the new set is shown, once.
+    mirror = write_config(tmp_path, upstream.url, verifiers="8", download_mirror="https://m.example")
+    assert sorted(w.split(": ")[1] for w in warnings_of("mirror")) == [
+        "[mirror] download-mirror", "[mirror] verifiers"]
+    assert warnings_of("mirror") == []
+    mirror = write_config(tmp_path, upstream.url)  # none left: nothing said, the record goes
+    assert warnings_of("mirror") == []
+    mirror = write_config(tmp_path, upstream.url, verifiers="8")  # and the old one is news again
+    assert len(warnings_of("mirror")) == 1
+
+
+def test_boto3_finding_credentials_is_not_in_our_log(tmp_path: Path) -> None:
+    """botocore logs "Found credentials in environment variables." at info whenever a client is made."""
+    code = ("from bandersnatch import cli; cli.setup_logging(False, False)\n"
+            "import boto3\n"
+            "boto3.session.Session().client('s3', endpoint_url='http://127.0.0.1:9',\n"
+            "                               region_name='us-east-1')\n"
+            "import logging; logging.getLogger('bandersnatch').info('ours still shows')\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+           "AWS_SECRET_ACCESS_KEY": "example-secret", "PYTHONPATH": str(Path(cli.__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ours still shows" in result.stderr and "credentials" not in result.stderr
