@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, config
+from . import __version__, config, notices
 from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError, StoreRefused
 from .progress import Progress, StatusStream
 
@@ -37,7 +37,7 @@ def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
     """
     parser.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG if top else argparse.SUPPRESS,
-        help=f"configuration file (default: {DEFAULT_CONFIG}; written with defaults if missing)",
+        help=f"configuration file (default: {DEFAULT_CONFIG}; `mirror` writes it with defaults if missing)",
     )
     flag: object = False if top else argparse.SUPPRESS
     verbosity = parser.add_mutually_exclusive_group()
@@ -116,9 +116,10 @@ def setup_logging(verbose: bool, quiet: bool) -> StatusStream | None:
     # Replace only our own handler, so calling main() twice (tests) does not log twice.
     root.handlers[:] = [h for h in root.handlers if h.get_name() != "bandersnatch-cli"] + [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    # urllib3 logs every new connection at debug; that is noise even with -v.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("filelock").setLevel(logging.WARNING)
+    # urllib3 logs every new connection at debug; that is noise even with -v. boto3 and botocore
+    # say "Found credentials in environment variables." at info on every command: cron mail.
+    for library in ("urllib3", "filelock", "boto3", "botocore", "s3transfer"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     return status
 
 
@@ -131,8 +132,24 @@ def apply_log_config(path: Path, config_path: Path) -> None:
     except (configparser.Error, KeyError, ValueError, TypeError, AttributeError, ImportError,
             OSError, RuntimeError) as exc:
         raise ConfigError(str(config_path), "mirror", "log-config",
-                          f"{path} is not a usable logging configuration: {type(exc).__name__}: {exc}",
+                          f"{path} is not a usable logging configuration: {_log_config_why(exc)}",
                           ) from None
+
+
+def _log_config_why(exc: Exception) -> str:
+    """What is wrong with a log-config file, without quoting it: the path may name any file."""
+    inner = exc.__cause__ or exc.__context__  # fileConfig wraps configparser's error in a RuntimeError
+    if isinstance(exc, RuntimeError) and isinstance(inner, configparser.Error):
+        exc = inner
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        return "cannot parse line " + ", ".join(str(number) for number, _ in exc.errors[:5])
+    if isinstance(exc, KeyError):
+        return f"missing section or option {exc}"  # a name fileConfig looked for, not the file's text
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"{type(exc).__name__} (see the logging.config.fileConfig format)"
 
 
 def write_default_config(path: Path) -> int:
@@ -146,9 +163,28 @@ def write_default_config(path: Path) -> int:
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
     from .mirror import Mirror
 
-    mirror = Mirror(cfg, force_check=args.force_check, progress=Progress(status),
-                    allow_mass_removal=args.allow_mass_removal)
-    return mirror.run().exit_code
+    fresh = show_warnings(cfg, remembered=True)
+    try:
+        mirror = Mirror(cfg, force_check=args.force_check, progress=Progress(status),
+                        allow_mass_removal=args.allow_mass_removal)
+        return mirror.run().exit_code
+    finally:
+        if fresh:
+            notices.remember(cfg.directory, cfg.warnings)  # the run made the directory, if it could
+
+
+def show_warnings(cfg: config.Config, remembered: bool) -> bool:
+    """Log the configuration's warnings: under ``mirror`` when they changed since it last showed them,
+    else at debug level only (a cron job's mail must not repeat them on every run).
+
+    Returns True when they were shown and should be remembered.
+    """
+    fresh = remembered and not notices.already_shown(cfg.directory, cfg.warnings)
+    for warning in cfg.warnings:
+        logger.log(logging.WARNING if fresh else logging.DEBUG, "%s", warning)
+    if cfg.warnings and not fresh:
+        logger.debug("%d configuration warning(s) as last shown by mirror", len(cfg.warnings))
+    return fresh
 
 
 def run_update_stats(cfg: config.Config) -> int:
@@ -221,14 +257,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
         if not args.config.exists():
-            return write_default_config(args.config)
+            if args.command == "mirror":
+                return write_default_config(args.config)
+            # A typo in -c must not leave a stray default file behind a read-only command.
+            raise ConfigError(str(args.config), None, None,
+                              f"no such file; {args.command} reads the mirror's configuration: give its path "
+                              "with -c (bandersnatch mirror writes a default one for a new mirror)")
         cfg = config.load(args.config, os.environ)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
-        for warning in cfg.warnings:
-            logger.warning("%s", warning)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
+        show_warnings(cfg, remembered=False)
         if args.command == "status":
             return run_status(cfg, args.json, args.offline, args.prometheus)
         if args.command == "verify":

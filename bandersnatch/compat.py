@@ -41,6 +41,10 @@ MIRROR_OPTIONS = (
     "compare-method",
     "digest_name",
     "verifiers",
+    "core-metadata",
+    "cleanup_todo",
+    "delete_missing_packages",
+    "storage-filesystem-manage-permissions",
 )
 """bandersnatch 8 ``[mirror]`` options accepted besides config.SCHEMA's own."""
 
@@ -63,6 +67,7 @@ class Settings:
     root_uri: str | None = None  # honoured for the JSON API copy's file URLs only
     log_config: Path | None = None
     cleanup: bool = False
+    core_metadata: bool = True  # false: no <file>.metadata fetched or advertised, as in 8.2
     warnings: tuple[str, ...] = ()
 
 
@@ -106,7 +111,7 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
     compare = (values.get("compare-method") or "hash").lower()
     if compare not in ("hash", "stat"):
         refuse("compare-method", f"{compare!r} is not hash or stat")
-    elif "compare-method" in values:
+    elif compare != "hash":  # 8.x's default says nothing worth a warning
         warn("compare-method", "ignored: a file is trusted while its size and mtime match the record made "
                                "when it was verified, and hashed when not (mirror --force-check hashes all)")
     digest = (values.get("digest_name") or "sha256").lower()
@@ -117,8 +122,14 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
     verifiers = values.get("verifiers")
     if verifiers is not None and not re.fullmatch(r"[0-9]{1,4}", verifiers):
         refuse("verifiers", f"{verifiers!r} is not a whole number")
-    elif verifiers is not None:
+    elif verifiers is not None and int(verifiers) != 3:  # 3: 8.x's default
         warn("verifiers", "ignored: it sized bandersnatch 8's verify, which this client does not use")
+    boolean("cleanup_todo", False)  # either way a resumed project upstream deleted is finished (removed)
+    _delete_missing_packages(values, boolean, warn, refuse)
+    if not boolean("storage-filesystem-manage-permissions", True):
+        warn("storage-filesystem-manage-permissions",
+             "false is not followed: published files are always made readable by all (0644, "
+             "directories 0755), so the web server can serve them")
     settings = Settings(
         diff_file=diff_file,
         diff_append_epoch=boolean("diff-append-epoch", False),
@@ -126,10 +137,31 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
         root_uri=root_uri,
         log_config=log_config,
         cleanup=boolean("cleanup", False),
+        core_metadata=boolean("core-metadata", True),
         warnings=tuple(warnings),
     )
     problems.raise_any()
     return settings
+
+
+def _delete_missing_packages(values: Mapping[str, str], boolean: Callable[[str, bool], bool], warn: Warn,
+                             refuse: Callable[[str, str], None]) -> None:
+    """8.2's ``delete_missing_packages``: our ``delete-packages`` removes what upstream removed.
+
+    ``true`` is what ours does by default; ``false`` (8.2 kept serving such a project) is said
+    once when ours would remove it, since that is the one difference an operator could regret.
+    """
+    if "delete_missing_packages" not in values:
+        return
+    wanted = boolean("delete_missing_packages", False)
+    ours = boolean("delete-packages", True)
+    if wanted and not ours:
+        refuse("delete_missing_packages", "true contradicts delete-packages = false (which keeps every "
+                                          "project and file); remove one of the two")
+    elif not wanted and ours:
+        warn("delete_missing_packages", "false is not followed: a project upstream deletes is removed from "
+                                        "the mirror too (delete-packages = true, the default); set "
+                                        "delete-packages = false to keep serving such projects")
 
 
 def _absolute(raw: str | None, option: str, where: str) -> Path | None:

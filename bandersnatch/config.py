@@ -126,6 +126,7 @@ class Config:
     json: bool = False  # bandersnatch's `json`: keep a JSON API copy under web/pypi/<project>/json
     log_config: Path | None = None  # a logging.config.fileConfig file replacing the default logging
     cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
+    core_metadata: bool = True  # 8.x's core-metadata: false fetches and advertises no <file>.metadata
     root_uri: str | None = None  # bandersnatch's root_uri: base of the JSON API copy's file URLs
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
@@ -248,6 +249,7 @@ def parse(text: str, path: Path) -> Config:
         root_uri=eight.root_uri,
         log_config=eight.log_config,
         cleanup=eight.cleanup,
+        core_metadata=eight.core_metadata,
         warnings=eight.warnings,
         proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
         api_method=take(parse_api_method, mirror.get("api-method"), where, fallback="auto"),
@@ -307,16 +309,16 @@ def _check_names(parser: configparser.ConfigParser, where: str, problems: Proble
         known = (*SCHEMA[section], *compat.MIRROR_OPTIONS) if section == MIRROR else SCHEMA[section]
         for option in parser.options(section):
             if option not in known:
-                problems.add(ConfigError(where, section, option, _unknown_option_why(section, option)))
+                problems.add(ConfigError(where, section, option, _unknown_option_why(section, option, known)))
                 parser.remove_option(section, option)
 
 
-def _unknown_option_why(section: str, option: str) -> str:
+def _unknown_option_why(section: str, option: str, known: tuple[str, ...]) -> str:
     """Explain an unknown option: a typo of a known one, or a known one in the wrong section."""
     for other, options in SCHEMA.items():
         if other != section and option in options:
             return f"unknown option here; it belongs in [{other}]"
-    return "unknown option" + _suggest(option, list(SCHEMA[section]), "{}")
+    return "unknown option" + _suggest(option, list(known), "{}")
 
 
 def _suggest(word: str, candidates: list[str], form: str) -> str:

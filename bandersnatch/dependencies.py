@@ -105,9 +105,13 @@ class DependencyTracker:
         """``selected.txt``: every selected project and the requirement that pulled it in."""
         with self._lock:
             needs = sorted(self.reached.values(), key=lambda n: n.key)
-        lines = ["# project [extras] <- why it is on this mirror (written by bandersnatch mirror)\n"]
+        lines = ["# project [extras] <- why it is wanted; (wanted, ...) marks one the mirror does not hold "
+                 "(written by bandersnatch mirror)\n"]
         for need in needs:
             extras = f"[{','.join(sorted(need.extras))}]" if need.extras else ""
             why = "allowlist" if need.parent is None else f"{need.parent}: {shown(need.requirement)}"
+            absent = self.records.absent_because(need.key)
+            if absent is not None:  # reached, but not on the mirror: do not list it as held
+                why += f" (wanted, {absent})"
             lines.append(f"{need.key}{extras} <- {why}\n")
         atomic_write(path, "".join(lines).encode(), staging)

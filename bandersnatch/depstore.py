@@ -110,6 +110,14 @@ class DependencyRecords:
         doc = self._load(key)
         return bool(doc is not None and doc.get("missing"))
 
+    def absent_because(self, key: str) -> str | None:
+        """Why a wanted project is off the mirror (``is_missing``); None when it is not recorded so."""
+        doc = self._load(key)
+        if doc is None or not doc.get("missing"):
+            return None
+        excluded = doc.get("excluded")
+        return f"excluded: {excluded}" if isinstance(excluded, str) else "upstream has none"
+
     def update(self, key: str, files: Iterable[MirroredFile]) -> tuple[str, ...]:
         """Record the requirements of ``files`` (the project's whole mirrored set); returns their union.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from . import regexbound
-from .errors import ConfigError
+from .errors import ConfigError, Problems
 from .names import normalize
 
 PLUGINS = "plugins"
@@ -219,6 +219,46 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
     return frozenset(names)
 
 
+# Which plugins read each option.  An option none of the enabled plugins reads is refused: an
+# allowlist beside ``latest_release`` alone would otherwise mirror the whole upstream.
+_READERS: Mapping[tuple[str, str], tuple[str, ...]] = {
+    (ALLOWLIST, "packages"): ("allowlist_project", "allowlist_release", "size_project_metadata",
+                              "versions_count_project_metadata"),
+    (ALLOWLIST, "requirements"): ("project_requirements", "project_requirements_pinned"),
+    (ALLOWLIST, "requirements_path"): ("project_requirements", "project_requirements_pinned"),
+    (BLOCKLIST, "packages"): ("blocklist_project", "blocklist_release"),
+    (BLOCKLIST, "platforms"): ("exclude_platform",),
+    (FILTER_REGEX, "packages"): ("regex_project",),
+    (FILTER_REGEX, "releases"): ("regex_release",),
+    (FILTER_PRERELEASE, "packages"): ("prerelease_release",),
+    (LATEST_RELEASE, "keep"): ("latest_release",),
+    (LATEST_RELEASE, "sort_by"): ("latest_release",),
+    (SIZE_PROJECT, "max_package_size"): ("size_project_metadata",),
+    (VERSIONS_COUNT, "min_versions"): ("versions_count_project_metadata",),
+    (VERSIONS_COUNT, "max_versions"): ("versions_count_project_metadata",),
+}
+
+
+def _check_read(values: Mapping[str, Mapping[str, str]], enabled: frozenset[str], where: str) -> None:
+    """Refuse every set option that no enabled plugin reads, naming the plugin that would."""
+    problems = Problems()
+    requirements = enabled & {"project_requirements", "project_requirements_pinned"}
+    for section, options in values.items():
+        for option, raw in options.items():
+            readers = _READERS.get((section, option))
+            if readers is None or not raw.strip():
+                continue  # [plugins] enabled, with-dependencies (checked below), or an empty value
+            reading = enabled.intersection(readers)
+            if (section, option) == (ALLOWLIST, "packages") and requirements \
+                    and not enabled & {"allowlist_project", "allowlist_release"}:
+                reading = frozenset()  # the size/count exemption then comes from the requirements files
+            if not reading:
+                problems.add(ConfigError(where, section, option, (
+                    "set, but no enabled plugin reads it, so it would be ignored; add "
+                    f"{' or '.join(readers[:2])} to [plugins] enabled, or delete the option")))
+    problems.raise_any()
+
+
 def _regexes(raw: str | None, where: str, option: str) -> tuple[str, ...]:
     patterns = lines(raw)
     for pattern in patterns:
@@ -268,6 +308,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
                                   "names no plugin, so they would be ignored; enable the plugins you mean "
                                   "(or 'all'), or delete the section")
         return FilterConfig(where=where)
+    _check_read(values, enabled, where)
     allow = tuple(parse_pin(line, where, ALLOWLIST, "packages") for line in lines(get(ALLOWLIST, "packages")))
     block = tuple(parse_pin(line, where, BLOCKLIST, "packages") for line in lines(get(BLOCKLIST, "packages")))
     raw_deps = get(ALLOWLIST, "with-dependencies")
@@ -392,8 +433,10 @@ def _read_requirements(path: Path, where: str, pins: list[Pin], sources: list[st
         try:
             pins.append(parse_pin(line.split(";", 1)[0].strip(), where, ALLOWLIST, "requirements"))
         except ConfigError:
+            # The line is not quoted: a mistyped requirements_path may point at any file (/etc/shadow).
             raise ConfigError(where, ALLOWLIST, "requirements",
-                              f"{path} line {number}: {line[:100]!r} is not a requirement") from None
+                              f"{path} line {number} is not a requirement (PEP 508, one per line); is it "
+                              "a requirements file?") from None
 
 
 def _logical_lines(text: str) -> list[str]:

@@ -43,7 +43,7 @@ from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
-from .storage import clear_staging, make_dirs, staging_dir
+from .storage import clear_staging, make_dirs, make_readable_dirs, staging_dir
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class Mirror:
             require_hashes=config.require_hashes, changes=self.changes, tally=self.tally,
             json_api=JsonApi(self.store, config.hash_index, enabled=config.json,
                              root_uri=config.root_uri, changes=self.changes),
-            store=self.store,
+            store=self.store, core_metadata=config.core_metadata,
         )
 
     def _open_store(self) -> RecordedStore:
@@ -159,7 +159,7 @@ class Mirror:
 
     def run(self) -> RunReport:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_readable_dirs(self.directory)  # the web server must reach web/ through it
         except OSError as exc:
             raise StorageError(
                 f"cannot create the mirror directory {self.directory}: {exc.strerror}"
@@ -225,10 +225,11 @@ class Mirror:
             self._synced = None
         pending = self.state.open_todo()  # first: recovering a corrupt todo may void the state
         serial = self.state.read_serial()
-        fingerprint = self.config.filters.fingerprint() if self.selection.active else None
+        fingerprint = self._pages_fingerprint()
         reconcile = serial is not None and self.state.read_selection() != fingerprint
         if reconcile:
-            logger.info("The filters changed since the last run: reconciling the mirror with them")
+            logger.info("The filters or core-metadata changed since the last run: reconciling the mirror "
+                        "with them")
             self.state.set_prune_pending(True)
         if pending is not None:
             logger.info("Resuming the pending projects of %s", self.state.todo_path)
@@ -265,6 +266,15 @@ class Mirror:
         self.state.adopted()
         logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since, target)
         return target, count
+
+    def _pages_fingerprint(self) -> str | None:
+        """What decides what every page lists: the filters, and core-metadata when it is off.
+
+        A change makes the next run render every page again.  With core-metadata on (the
+        default) it is the filters' fingerprint alone, so a mirror's record from before stays valid.
+        """
+        filters = self.config.filters.fingerprint() if self.selection.active else None
+        return filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
 
     def _content_lost(self) -> bool:
         """True, with a warning, when pages are gone that the state says the mirror has.

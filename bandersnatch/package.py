@@ -309,8 +309,9 @@ class ProjectSync:
                  selection: Selection | None = None, records: DependencyRecords | None = None,
                  require_hashes: bool = False, changes: Changes | None = None,
                  tally: Tally | None = None, json_api: JsonApi | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, core_metadata: bool = True) -> None:
         self.master = master
+        self.core_metadata = core_metadata  # [mirror] core-metadata: false fetches and advertises none
         # Where pages and files are published; the mirror makes one for the run.
         self.store: Store = store or FilesystemStore(layout.web, layout.staging)
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
@@ -359,6 +360,10 @@ class ProjectSync:
             for filename, why in chosen.dropped:
                 logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
+        if not self.core_metadata:
+            # As bandersnatch 8's core-metadata = false: no <file>.metadata is fetched, and neither
+            # page nor the JSON API copy advertises one (pip then reads the file itself).
+            page = replace(page, files=tuple(replace(f, core_metadata=False) for f in page.files))
         published = self.store.read(json_key)  # None: no JSON page yet, so no pages to stat below
         known = parse_known(published)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.

@@ -246,10 +246,13 @@ class StateFiles:
             atomic_write(self.adopting_path, b"a bandersnatch 8 mirror is being adopted\n", self.staging)
             self._adopt_status()
         elif self.state_path.exists() or self.todo_path.exists():
+            what = (f"has no {self.generation_path.name} file (it records the format of the state)"
+                    if not found else
+                    f"was written in another format ({self.generation_path.name} says {shown(found, 40)!r}, "
+                    f"this version writes {GENERATION!r})")
             logger.warning(
-                "Mirror format generation %s is not %s: resetting the state for a full sync "
-                "(files already on disk are reused: trusted while their size and mtime match our pages' "
-                "record, hashed when not)", found or "missing", GENERATION
+                "%s %s: resetting the state for a full sync (files already on disk are reused: trusted "
+                "while their size and mtime match our pages' record, hashed when not)", self.directory, what
             )
             self._remove(self.state_path, self.todo_path, self.journal_path, self.failures_path)
         atomic_write(self.generation_path, (GENERATION + "\n").encode(), self.staging)

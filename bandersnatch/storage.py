@@ -177,7 +177,7 @@ def _walk_to_dir(path: Path, staging: Path, create: bool, purpose: Path | None) 
         except FileNotFoundError:
             if not create:
                 return None
-            Path(base).mkdir(parents=True, exist_ok=True)
+            make_readable_dirs(Path(base))
             fd = os.open(base, _DIRECTORY)
     except OSError as exc:
         raise StorageError(f"cannot write {base}: {exc.strerror or exc}") from exc
@@ -219,6 +219,7 @@ def _open_child(fd: int, name: str, path: str, root: Path, create: bool, purpose
             raise UnsafePath(f"cannot store {purpose}: {path} is a file, not a directory") from None
         try:
             os.mkdir(name, 0o755, dir_fd=fd)
+            _readable_by_all(fd, name)
         except FileExistsError:
             pass  # another thread made it first; or it is a file, which the next open tells
         except FileNotFoundError:
@@ -226,6 +227,31 @@ def _open_child(fd: int, name: str, path: str, root: Path, create: bool, purpose
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return None
+
+
+def make_readable_dirs(path: Path) -> None:
+    """``mkdir -p`` whose new directories are 0755 whatever the umask (see ``_readable_by_all``);
+    directories that exist are the operator's and keep their mode."""
+    missing = []
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+        except FileExistsError:
+            continue
+        os.chmod(directory, 0o755)
+
+
+def _readable_by_all(dir_fd: int, name: str) -> None:
+    """Give a directory just made its 0755: mkdir's mode is cut by the umask, and an operator's
+    ``umask 077`` would hide ``web/`` from the web server's user (files get 0644 the same way)."""
+    made = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.fchmod(made, 0o755)
+    finally:
+        os.close(made)
 
 
 def _is_link(dir_fd: int, name: str) -> bool:

@@ -649,7 +649,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     projects = ProjectSync(master, Layout(web, staging, config.hash_index), policy,
                            workers=config.workers, delete_packages=config.delete_packages, force_check=True,
                            selection=selection, records=records, require_hashes=config.require_hashes,
-                           store=store)
+                           store=store, core_metadata=config.core_metadata)
     try:
         if repair:
             clear_staging(staging)

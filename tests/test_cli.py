@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakepypi import Upstream
+from mirrortools import write_config
 
 from bandersnatch import __version__, cli, config
 
@@ -38,6 +40,17 @@ def test_missing_config_is_written_with_defaults_and_the_run_stops(tmp_path: Pat
     (line,) = result.stderr.strip().splitlines()
     assert str(path) in line and "Set [mirror] directory" in line and "review" in line
     assert " WARNING: " in line and "ERROR" not in line  # guidance for a first run, not a failure
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--offline"], ["verify"], ["update-stats"]])
+def test_a_missing_config_for_a_command_other_than_mirror_is_exit_2_naming_it_and_writes_nothing(
+        tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "etc" / "bandersnach.conf"  # a typo'd -c
+    result = bandersnatch("-c", str(path), *command)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{path}: no such file" in line and "-c" in line and "ERROR" in line
+    assert not path.exists() and not path.parent.exists()
 
 
 def test_an_unedited_default_config_starts_no_sync(tmp_path: Path) -> None:
@@ -133,6 +146,29 @@ def test_invalid_config_is_one_line_naming_file_section_and_option_exit_2(
     assert not (tmp_path / "mirror").exists()
 
 
+SECRET = "root:$6$hunter2hash:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize("option", ["requirements", "log-config"])
+def test_a_config_error_never_quotes_a_file_the_config_points_at(tmp_path: Path, option: str) -> None:
+    """``requirements_path = /etc`` once printed a line of /etc/shadow: other files are named, not shown."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SECRET + "\n")
+    text = f"[mirror]\ndirectory = {tmp_path / 'm'}\n"
+    if option == "log-config":
+        text += f"log-config = {shadow}\n"
+    else:
+        text += (f"[plugins]\nenabled = project_requirements\n[allowlist]\nrequirements_path = {tmp_path}\n"
+                 "requirements = shadow\n")
+    path = tmp_path / "b.conf"
+    path.write_text(text)
+    result = bandersnatch("-c", str(path), "mirror")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(shadow) in line and "line 1" in line
+    assert "hunter2" not in result.stderr and "root:" not in result.stderr
+
+
 def test_a_config_path_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
     result = bandersnatch("-c", str(tmp_path), "mirror")
     assert result.returncode == 2
@@ -158,3 +194,44 @@ def test_quiet_run_against_an_unreachable_master_is_one_error_line_exit_1(tmp_pa
 def test_exit_codes_are_distinct() -> None:
     codes = [cli.EXIT_OK, cli.EXIT_INCOMPLETE, cli.EXIT_CONFIG, cli.EXIT_LOCKED, cli.EXIT_INTERRUPTED]
     assert len(set(codes)) == len(codes)
+
+
+def test_config_warnings_are_shown_by_mirror_once_per_change_and_never_by_status(
+        tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    """cron mails a run's output: the same 8.x option warning on every run is mail that never stops."""
+    upstream.add_sdist("one", "1.0")
+    mirror = write_config(tmp_path, upstream.url, verifiers="8")
+
+    def warnings_of(*args: str) -> list[str]:
+        caplog.clear()
+        assert cli.main(["-c", str(mirror.config), *args]) in (0, 1)
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    first = warnings_of("mirror")
+    assert len(first) == 1 and "[mirror] verifiers" in first[0]
+    assert warnings_of("mirror") == []
+    assert warnings_of("-q", "status", "--offline") == []
+    assert warnings_of("status", "--offline") == []
+    # A change: the new set is shown, once.
+    mirror = write_config(tmp_path, upstream.url, verifiers="8", download_mirror="https://m.example")
+    assert sorted(w.split(": ")[1] for w in warnings_of("mirror")) == [
+        "[mirror] download-mirror", "[mirror] verifiers"]
+    assert warnings_of("mirror") == []
+    mirror = write_config(tmp_path, upstream.url)  # none left: nothing said, the record goes
+    assert warnings_of("mirror") == []
+    mirror = write_config(tmp_path, upstream.url, verifiers="8")  # and the old one is news again
+    assert len(warnings_of("mirror")) == 1
+
+
+def test_boto3_finding_credentials_is_not_in_our_log(tmp_path: Path) -> None:
+    """botocore logs "Found credentials in environment variables." at info whenever a client is made."""
+    code = ("from bandersnatch import cli; cli.setup_logging(False, False)\n"
+            "import boto3\n"
+            "boto3.session.Session().client('s3', endpoint_url='http://127.0.0.1:9',\n"
+            "                               region_name='us-east-1')\n"
+            "import logging; logging.getLogger('bandersnatch').info('ours still shows')\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+           "AWS_SECRET_ACCESS_KEY": "example-secret", "PYTHONPATH": str(Path(cli.__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ours still shows" in result.stderr and "credentials" not in result.stderr

@@ -115,6 +115,8 @@ def test_why_each_project_is_on_the_mirror_is_kept_in_selected_txt(tmp_path: Pat
     assert "dep-root <- allowlist" in lines
     assert "dep-leaf <- dep-root: dep-leaf" in lines
     assert "dep-cycle-a <- mid: Dep.Cycle_A" in lines
+    # ghost is required by dep-root 1.0 but upstream has no such project: not "on this mirror".
+    assert "ghost <- dep-root: ghost>=1 (wanted, upstream has none)" in lines
 
 
 def test_a_dependency_added_upstream_joins_in_the_same_incremental_run(tmp_path: Path,

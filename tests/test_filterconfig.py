@@ -204,3 +204,30 @@ def test_a_regex_that_can_backtrack_exponentially_is_refused_at_load(pattern: st
                     f"[filter_regex]\n{option} =\n    .*-ok$\n    {pattern}")
     assert (error.section, error.option) == ("filter_regex", option)
     assert repr(pattern) in str(error) and "exponential" in str(error)
+
+
+@pytest.mark.parametrize(("section", "line", "reader"), [
+    ("allowlist", "packages = foo", "allowlist_project"),
+    ("allowlist", "requirements = reqs.txt", "project_requirements"),
+    ("allowlist", "requirements_path = /etc/reqs", "project_requirements"),
+    ("blocklist", "packages = foo", "blocklist_project"),
+    ("blocklist", "platforms = windows", "exclude_platform"),
+    ("filter_regex", "packages = .*-nightly", "regex_project"),
+    ("filter_regex", "releases = .*dev.*", "regex_release"),
+    ("filter_prerelease", "packages = numpy", "prerelease_release"),
+    ("latest_release", "keep = 3", "latest_release"),
+    ("latest_release", "sort_by = time", "latest_release"),
+    ("size_project_metadata", "max_package_size = 1G", "size_project_metadata"),
+    ("versions_count_project_metadata", "min_versions = 2", "versions_count_project_metadata"),
+    ("versions_count_project_metadata", "max_versions = 9", "versions_count_project_metadata"),
+])
+def test_every_filter_option_no_enabled_plugin_reads_is_refused_naming_a_plugin_that_would(
+        section: str, line: str, reader: str) -> None:
+    other = "latest_release" if section == "filter_prerelease" else "prerelease_release"
+    rest = "\n\n[latest_release]\nkeep = 1" if other == "latest_release" else ""
+    error = refused(f"[plugins]\nenabled = {other}", f"[{section}]\n{line}{rest}")
+    option = line.split(" =", 1)[0]
+    assert (error.section, error.option) == (section, option)
+    assert reader in str(error) and "[plugins] enabled" in str(error)
+
+

@@ -220,3 +220,29 @@ def test_a_regex_that_backtracks_exponentially_is_refused_before_a_hostile_name_
     (line,) = result.stderr.strip().splitlines()
     assert str(mirror.config) in line and "[filter_regex] packages" in line and "(a+)+-nightly$" in line
     assert upstream.count_requests("/") == 0
+
+
+@pytest.mark.parametrize(("enabled", "sections", "unread", "names"), [
+    ("latest_release", {"latest_release": "keep = 2", "allowlist": "packages = alpha"},
+     "[allowlist] packages", "allowlist_project or allowlist_release"),
+    ("latest_release", {"latest_release": "keep = 2", "blocklist": "platforms = windows"},
+     "[blocklist] platforms", "exclude_platform"),
+    ("blocklist_project", {"blocklist": "packages = beta", "filter_regex": "releases = .*rc.*"},
+     "[filter_regex] releases", "regex_release"),
+    ("project_requirements", {"allowlist": "packages = alpha\nrequirements_path = {tmp}\n"
+                                           "requirements = reqs.txt"},
+     "[allowlist] packages", "allowlist_project or allowlist_release"),
+], ids=["allowlist-beside-latest", "platforms-beside-latest", "releases-beside-blocklist",
+        "packages-beside-requirements"])
+def test_an_option_no_enabled_plugin_reads_is_exit_2_naming_the_plugin_and_mirrors_nothing(
+        tmp_path: Path, corpus: Upstream, caplog: pytest.LogCaptureFixture,
+        enabled: str, sections: dict[str, str], unread: str, names: str) -> None:
+    (tmp_path / "reqs.txt").write_text("beta\n")
+    bodies = {section: body.format(tmp=tmp_path) for section, body in sections.items()}
+    mirror = write_config(tmp_path, corpus.url, sections=plugins(enabled, **bodies))
+    assert mirror.run() == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"{mirror.config}: {unread}: " in errors[0] and names in errors[0]
+    assert not mirror.web.exists()  # refused before any request or write
+
+

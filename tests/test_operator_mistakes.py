@@ -665,3 +665,16 @@ def test_deleted_files_are_logged_at_info_and_counted_in_a_human_readable_summar
     assert "1 file(s) (3.0 MB) downloaded" in summary and "2 file(s) (2.3 KB) deleted" in summary, summary
     assert "bytes" not in summary
     assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_run_under_umask_077_publishes_only_what_the_web_server_can_read(
+        tmp_path: Path, upstream: Upstream) -> None:
+    """8.x's storage-filesystem-manage-permissions (default true) is always so here, whatever it says."""
+    corpus(upstream, 3)
+    setup = write_config(tmp_path, upstream.url, storage_filesystem_manage_permissions="false")
+    result = subprocess.run([sys.executable, "-m", "bandersnatch", "-c", str(setup.config), "mirror"],
+                            capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(0o077))
+    assert result.returncode == 0, result.stderr
+    unreadable = [str(p) for p in [setup.root, setup.web, *setup.web.rglob("*")]
+                  if p.stat().st_mode & (0o055 if p.is_dir() else 0o044) != (0o055 if p.is_dir() else 0o044)]
+    assert unreadable == []

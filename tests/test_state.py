@@ -387,6 +387,9 @@ def test_missing_or_unknown_generation_resets_state_and_todo(
     with caplog.at_level(logging.WARNING, logger="bandersnatch.state"):
         files.check_generation()
     assert "resetting the state" in caplog.text
+    # Says what was found in words ("has no generation file" or what it says), never "missing is not ...".
+    assert ("has no generation file" if not generation else "another format") in caplog.text
+    assert " is not bandersnatch2-1" not in caplog.text
     assert files.read_serial() is None
     assert not files.todo_path.exists()
     assert not files.journal_path.exists()
