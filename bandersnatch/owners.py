@@ -41,6 +41,19 @@ downloads over (or into) path H, :meth:`Links.others` lists the other pages
 linking H with the sha256 they recorded; when one differs from what this page
 asks for (or this page gives no sha256 to compare), the download is refused
 for this project.  A per-path lock makes check, download and rename one step.
+
+What is published beside a file (its PEP 658 ``.metadata``, our copy of its
+PEP 740 ``.provenance``) is the file's owner's: :meth:`Links.sidecar_holder`
+names the project whose pages alone may write or delete it.  That is a project
+owning the file by name while its pages link the file (or its sync may), and
+only when none does, whichever page links it by claim (a renamed project's
+page).  A page that merely shares the file may link what the holder published
+but never changes it, so another project cannot put its own provenance or
+metadata beside someone else's file.  A sidecar is deleted only when no page
+links it (:meth:`Links.delete_sidecar_if_unlinked`); a sync in flight counts
+as linking every sidecar of its files until it has verified them.  Limit: two
+pages that both link a file by claim, and no owner by name, share its
+sidecars as they share the file (metadata must still match by hash).
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -67,6 +80,13 @@ class Linked:
 
     sha256: str | None
     metadata_sha256: str | None
+    # The suffixes (".metadata", ".provenance") of what the page links beside the file;
+    # None: not known yet (a sync in flight may still publish and link one).
+    sidecars: frozenset[str] | None = None
+
+    def links_sidecar(self, suffix: str) -> bool:
+        """The page links (or, not known yet, may link) the file's sidecar ``suffix``."""
+        return self.sidecars is None or suffix in self.sidecars
 
 
 # project, path below packages/ -> how that project's pages link it, or None when they do not
@@ -151,8 +171,8 @@ class Links:
             if new:
                 self._set_claims(key, claims.get(key, set()) | new)
             registered = self._registered.setdefault(key, set())
-            for rel, how in linked.items():
-                self._inflight.setdefault(rel, {})[key] = how
+            for rel, how in linked.items():  # its sidecars unknown until verified: it may add one
+                self._inflight.setdefault(rel, {})[key] = replace(how, sidecars=None)
                 registered.add(rel)
             for rel in wanted:
                 self._inflight.setdefault(rel, {}).setdefault(key, Linked(None, None))
@@ -196,6 +216,36 @@ class Links:
             others = self._others(key, rel)
             if others:
                 return sorted(others)[0]
+            delete()
+            return None
+
+    # ------------------------------------------------------------ what is published beside a file
+
+    def sidecar_holder(self, key: str, rel: str) -> str | None:
+        """The project whose pages alone may write or delete ``rel``'s sidecars, when it is not ``key``.
+
+        None: ``key`` may (it owns ``rel`` by name, or no project owning it by name links it).
+        Costs nothing for the common case, a project's own file.
+        """
+        names = owners_of(rel)
+        if key in names:
+            return None
+        with self._lock:
+            owners = sorted(p for p in self._others(key, rel) if p in names)
+        return owners[0] if owners else None
+
+    def sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
+        """Projects but ``key`` whose pages link (or may soon link) ``rel``'s sidecar ``suffix``."""
+        with self._lock:
+            return sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
+
+    def delete_sidecar_if_unlinked(self, key: str, rel: str, suffix: str,
+                                   delete: Callable[[], None]) -> str | None:
+        """Call ``delete`` unless another project links ``rel``'s ``suffix``; else return one that does."""
+        with self._lock:
+            linkers = sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
+            if linkers:
+                return linkers[0]
             delete()
             return None
 
