@@ -47,13 +47,13 @@ PEP 740 ``.provenance``) is the file's owner's: :meth:`Links.sidecar_holder`
 names the project whose pages alone may write or delete it.  That is a project
 owning the file by name while its pages link the file (or its sync may), and
 only when none does, whichever page links it by claim (a renamed project's
-page).  A page that merely shares the file may link what the holder published
-but never changes it, so another project cannot put its own provenance or
-metadata beside someone else's file.  A sidecar is deleted only when no page
-links it (:meth:`Links.delete_sidecar_if_unlinked`); a sync in flight counts
-as linking every sidecar of its files until it has verified them.  Limit: two
-pages that both link a file by claim, and no owner by name, share its
-sidecars as they share the file (metadata must still match by hash).
+page): the first of them to publish beside it, recorded as a ``+<path>`` line
+in its claims file and kept while its pages link the file.  A page that
+merely shares the file may link what the holder published but never changes
+it, so another project cannot put its own provenance or metadata beside
+someone else's file.  A sidecar is deleted only when no page links it
+(:meth:`Links.delete_sidecar_if_unlinked`); a sync in flight counts as
+linking every sidecar of its files until it has verified them.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ from .names import is_valid_project_name
 from .storage import atomic_write, remove_file
 
 logger = logging.getLogger(__name__)
+
+# A claims line "+<path>": this project, linking <path> by claim, holds what is published beside it.
+# Paths below packages/ are percent-encoded (``layout.file_href``), so none starts with "+".
+_HOLDS = "+"
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,9 @@ class Links:
     def settle(self, key: str, linked: Iterable[str]) -> None:
         """``key``'s pages now link exactly ``linked`` (empty: removed); shrink its claims to match."""
         with self._lock:
-            self._set_claims(key, self.foreign(key, linked))
+            foreign = self.foreign(key, linked)
+            held = {c for c in self._loaded().get(key, set()) if c.startswith(_HOLDS) and c[1:] in foreign}
+            self._set_claims(key, foreign | held)
 
     def end(self, key: str) -> None:
         """The sync of ``key`` is over, whether it succeeded or not."""
@@ -224,15 +230,25 @@ class Links:
     def sidecar_holder(self, key: str, rel: str) -> str | None:
         """The project whose pages alone may write or delete ``rel``'s sidecars, when it is not ``key``.
 
-        None: ``key`` may (it owns ``rel`` by name, or no project owning it by name links it).
-        Costs nothing for the common case, a project's own file.
+        None: ``key`` may (it owns ``rel`` by name, or, linking it by claim, it holds it: no
+        project owning it by name links it and no other claimant held it first).  Costs
+        nothing for the common case, a project's own file.
         """
         names = owners_of(rel)
         if key in names:
             return None
         with self._lock:
-            owners = sorted(p for p in self._others(key, rel) if p in names)
-        return owners[0] if owners else None
+            others = self._others(key, rel)
+            owners = sorted(p for p in others if p in names)
+            if owners:
+                return owners[0]
+            claims = self._loaded()
+            holders = sorted(p for p in self._claimants.get(_HOLDS + rel, set()) if p != key and p in others)
+            if holders:
+                return holders[0]
+            if _HOLDS + rel not in claims.get(key, set()):  # the first claimant to publish beside it
+                self._set_claims(key, claims.get(key, set()) | {_HOLDS + rel})
+            return None
 
     def sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
         """Projects but ``key`` whose pages link (or may soon link) ``rel``'s sidecar ``suffix``."""

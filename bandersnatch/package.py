@@ -502,7 +502,8 @@ class ProjectSync:
             lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False),
             inspect=(lambda staged: core.append(_core_metadata(f.filename, staged))) if wanted else None)
         # Only the file's holder publishes beside it; a page sharing the file links what is there.
-        holder = self.links.sidecar_holder(key, rel)
+        holder = (self.links.sidecar_holder(key, rel) if f.core_metadata or f.provenance is not None
+                  else None)
         metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None, holder)
         provenance = self._ensure_provenance(key, rel, path, f, old, holder)
         on_disk: dict[str, int | str] = {}

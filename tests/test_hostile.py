@@ -575,6 +575,40 @@ def test_force_check_gives_the_owner_its_own_provenance_back_in_a_mirror_damaged
     assert provenance.read_bytes() == GOOD_PROVENANCE
 
 
+def test_of_two_pages_linking_a_file_by_claim_the_first_holds_its_provenance(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A renamed project's page links a file whose own project is gone: it holds the file's
+    # provenance; a later page listing the same file links that copy and never replaces it.
+    upstream = site.upstream
+    upstream.raw_path("/packages/ol/dn/oldname-1.0-py3-none-any.whl", b"old wheel" * 40)
+    upstream.raw_path("/integrity/oldname/provenance", GOOD_PROVENANCE)
+    upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+
+    def entry(provenance: str) -> dict[str, object]:
+        return {"filename": "oldname-1.0-py3-none-any.whl",
+                "url": upstream.url + "/packages/ol/dn/oldname-1.0-py3-none-any.whl",
+                "hashes": {"sha256": hashlib.sha256(b"old wheel" * 40).hexdigest()},
+                "provenance": upstream.url + provenance}
+
+    upstream.add_project("newname")
+    upstream.raw_page("newname", claim_page("newname", [entry("/integrity/oldname/provenance")]), SIMPLE_JSON,
+                      upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    provenance = next(site.mirror.web.joinpath("packages").rglob("oldname-1.0-py3-none-any.whl.provenance"))
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    for _ in range(2):  # thief's first sync and a later one: newname held it first
+        thief_page(upstream, entry("/integrity/thief/evil/provenance"))
+        assert run_and_check_nothing_escaped(site, caplog) == 0
+        assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert upstream.count_requests("/integrity/thief/") == 0
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert not (site.mirror.root / "claims" / "thief").exists()
+
+
 @pytest.mark.parametrize("how", ["provenance-is-goods-wheel", "provenance-off-host", "huge-provenance",
                                  "wrong-sha256"])
 def test_a_hostile_provenance_on_a_page_sharing_a_file_leaves_the_owners_copy_alone(
