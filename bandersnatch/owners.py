@@ -73,6 +73,11 @@ from .storage import atomic_write, remove_file
 
 logger = logging.getLogger(__name__)
 
+METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
+# PEP 740 lets the provenance live at any URL; ours keeps it beside the file under this suffix.
+PROVENANCE_SUFFIX = ".provenance"
+SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
+
 # A claims line "+<path>": this project, linking <path> by claim, holds what is published beside it.
 # Paths below packages/ are percent-encoded (``layout.file_href``), so none starts with "+".
 _HOLDS = "+"
@@ -95,6 +100,17 @@ class Linked:
 
 # project, path below packages/ -> how that project's pages link it, or None when they do not
 PageLookup = Callable[[str, str], Linked | None]
+
+
+def sidecar_of(rel: str) -> tuple[str, str] | None:
+    """(the file, the suffix) when ``rel`` names what we publish beside a file; None for a file itself.
+
+    A distribution never has such a name: pages listing one are refused (``package._plan_files``).
+    """
+    for suffix in SIDECARS:
+        if rel.endswith(suffix) and len(rel) > len(suffix):
+            return rel[: -len(suffix)], suffix
+    return None
 
 
 def owners_of(rel: str) -> list[str]:
@@ -231,8 +247,9 @@ class Links:
         """The project whose pages alone may write or delete ``rel``'s sidecars, when it is not ``key``.
 
         None: ``key`` may (it owns ``rel`` by name, or, linking it by claim, it holds it: no
-        project owning it by name links it and no other claimant held it first).  Costs
-        nothing for the common case, a project's own file.
+        project owning it by name links it and no other claimant held it first; a claimant
+        told so takes the hold, in its claims file).  Costs nothing for the common case, a
+        project's own file.  Asked by a sync whose pages will link ``rel``, after ``begin``.
         """
         names = owners_of(rel)
         if key in names:
@@ -253,13 +270,16 @@ class Links:
     def sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
         """Projects but ``key`` whose pages link (or may soon link) ``rel``'s sidecar ``suffix``."""
         with self._lock:
-            return sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
+            return self._sidecar_linkers(key, rel, suffix)
+
+    def _sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
+        return sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
 
     def delete_sidecar_if_unlinked(self, key: str, rel: str, suffix: str,
                                    delete: Callable[[], None]) -> str | None:
         """Call ``delete`` unless another project links ``rel``'s ``suffix``; else return one that does."""
         with self._lock:
-            linkers = sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
+            linkers = self._sidecar_linkers(key, rel, suffix)
             if linkers:
                 return linkers[0]
             delete()

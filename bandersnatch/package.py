@@ -37,6 +37,9 @@ from .layout import (
 )
 from .master import VERIFIABLE, Digest, Master
 from .names import is_valid_project_name, normalize
+from .owners import METADATA_SUFFIX as METADATA_SUFFIX  # re-exported: what is kept beside a file
+from .owners import PROVENANCE_SUFFIX as PROVENANCE_SUFFIX
+from .owners import SIDECARS as SIDECARS
 from .owners import Linked, Links
 from .progress import human_bytes
 from .selection import Exclusion, Selection
@@ -46,26 +49,11 @@ from .store import Store
 
 logger = logging.getLogger(__name__)
 
-METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
-# PEP 740 lets the provenance live at any URL; ours keeps it beside the file under this suffix.
-PROVENANCE_SUFFIX = ".provenance"
-SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
 ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
 # Under ON_DISK, a file's stamp (store.ObjectStat) is kept as "mtime-ns" when it is a filesystem's
 # modification time (an int) and as "etag" when it is an object store's ETag (a str); the
 # metadata's likewise with a "metadata-" prefix.
 _MTIME, _ETAG = "mtime-ns", "etag"
-
-
-def sidecar_of(rel: str) -> tuple[str, str] | None:
-    """(the file, the suffix) when ``rel`` names what we publish beside a file; None for a file itself.
-
-    A distribution never has such a name: pages listing one are refused (``_plan_files``).
-    """
-    for suffix in SIDECARS:
-        if rel.endswith(suffix) and len(rel) > len(suffix):
-            return rel[: -len(suffix)], suffix
-    return None
 
 
 def sidecars(metadata: bool, provenance: bool) -> frozenset[str]:

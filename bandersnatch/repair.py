@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from .errors import BandersnatchError
 from .layout import PAGE_JSON
-from .package import ProjectSync, sidecar_of
+from .owners import sidecar_of
+from .package import ProjectSync
 from .pagecheck import CONFLICT, FILE_KINDS, GHOST, ORPHAN, PAGE_KINDS, ROOT_EXTRA, Problem
 from .rootindex import RootIndex
 from .storage import prune_empty_dirs, remove_file

@@ -58,8 +58,8 @@ from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
 from .objectcheck import check_object
-from .owners import owners_of
-from .package import Layout, ProjectSync, sidecar_of
+from .owners import owners_of, sidecar_of
+from .package import Layout, ProjectSync
 from .pagecheck import (
     CONFLICT,
     FILE_KINDS,
