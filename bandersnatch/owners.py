@@ -41,6 +41,19 @@ downloads over (or into) path H, :meth:`Links.others` lists the other pages
 linking H with the sha256 they recorded; when one differs from what this page
 asks for (or this page gives no sha256 to compare), the download is refused
 for this project.  A per-path lock makes check, download and rename one step.
+
+What is published beside a file (its PEP 658 ``.metadata``, our copy of its
+PEP 740 ``.provenance``) is the file's owner's: :meth:`Links.sidecar_holder`
+names the project whose pages alone may write or delete it.  That is a project
+owning the file by name while its pages link the file (or its sync may), and
+only when none does, whichever page links it by claim (a renamed project's
+page): the first of them to publish beside it, recorded as a ``+<path>`` line
+in its claims file and kept while its pages link the file.  A page that
+merely shares the file may link what the holder published but never changes
+it, so another project cannot put its own provenance or metadata beside
+someone else's file.  A sidecar is deleted only when no page links it
+(:meth:`Links.delete_sidecar_if_unlinked`); a sync in flight counts as
+linking every sidecar of its files until it has verified them.
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -60,6 +73,15 @@ from .storage import atomic_write, remove_file
 
 logger = logging.getLogger(__name__)
 
+METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
+# PEP 740 lets the provenance live at any URL; ours keeps it beside the file under this suffix.
+PROVENANCE_SUFFIX = ".provenance"
+SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
+
+# A claims line "+<path>": this project, linking <path> by claim, holds what is published beside it.
+# Paths below packages/ are percent-encoded (``layout.file_href``), so none starts with "+".
+_HOLDS = "+"
+
 
 @dataclass(frozen=True)
 class Linked:
@@ -67,10 +89,28 @@ class Linked:
 
     sha256: str | None
     metadata_sha256: str | None
+    # The suffixes (".metadata", ".provenance") of what the page links beside the file;
+    # None: not known yet (a sync in flight may still publish and link one).
+    sidecars: frozenset[str] | None = None
+
+    def links_sidecar(self, suffix: str) -> bool:
+        """The page links (or, not known yet, may link) the file's sidecar ``suffix``."""
+        return self.sidecars is None or suffix in self.sidecars
 
 
 # project, path below packages/ -> how that project's pages link it, or None when they do not
 PageLookup = Callable[[str, str], Linked | None]
+
+
+def sidecar_of(rel: str) -> tuple[str, str] | None:
+    """(the file, the suffix) when ``rel`` names what we publish beside a file; None for a file itself.
+
+    A distribution never has such a name: pages listing one are refused (``package._plan_files``).
+    """
+    for suffix in SIDECARS:
+        if rel.endswith(suffix) and len(rel) > len(suffix):
+            return rel[: -len(suffix)], suffix
+    return None
 
 
 def owners_of(rel: str) -> list[str]:
@@ -151,8 +191,8 @@ class Links:
             if new:
                 self._set_claims(key, claims.get(key, set()) | new)
             registered = self._registered.setdefault(key, set())
-            for rel, how in linked.items():
-                self._inflight.setdefault(rel, {})[key] = how
+            for rel, how in linked.items():  # its sidecars unknown until verified: it may add one
+                self._inflight.setdefault(rel, {})[key] = replace(how, sidecars=None)
                 registered.add(rel)
             for rel in wanted:
                 self._inflight.setdefault(rel, {}).setdefault(key, Linked(None, None))
@@ -161,7 +201,9 @@ class Links:
     def settle(self, key: str, linked: Iterable[str]) -> None:
         """``key``'s pages now link exactly ``linked`` (empty: removed); shrink its claims to match."""
         with self._lock:
-            self._set_claims(key, self.foreign(key, linked))
+            foreign = self.foreign(key, linked)
+            held = {c for c in self._loaded().get(key, set()) if c.startswith(_HOLDS) and c[1:] in foreign}
+            self._set_claims(key, foreign | held)
 
     def end(self, key: str) -> None:
         """The sync of ``key`` is over, whether it succeeded or not."""
@@ -196,6 +238,50 @@ class Links:
             others = self._others(key, rel)
             if others:
                 return sorted(others)[0]
+            delete()
+            return None
+
+    # ------------------------------------------------------------ what is published beside a file
+
+    def sidecar_holder(self, key: str, rel: str) -> str | None:
+        """The project whose pages alone may write or delete ``rel``'s sidecars, when it is not ``key``.
+
+        None: ``key`` may (it owns ``rel`` by name, or, linking it by claim, it holds it: no
+        project owning it by name links it and no other claimant held it first; a claimant
+        told so takes the hold, in its claims file).  Costs nothing for the common case, a
+        project's own file.  Asked by a sync whose pages will link ``rel``, after ``begin``.
+        """
+        names = owners_of(rel)
+        if key in names:
+            return None
+        with self._lock:
+            others = self._others(key, rel)
+            owners = sorted(p for p in others if p in names)
+            if owners:
+                return owners[0]
+            claims = self._loaded()
+            holders = sorted(p for p in self._claimants.get(_HOLDS + rel, set()) if p != key and p in others)
+            if holders:
+                return holders[0]
+            if _HOLDS + rel not in claims.get(key, set()):  # the first claimant to publish beside it
+                self._set_claims(key, claims.get(key, set()) | {_HOLDS + rel})
+            return None
+
+    def sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
+        """Projects but ``key`` whose pages link (or may soon link) ``rel``'s sidecar ``suffix``."""
+        with self._lock:
+            return self._sidecar_linkers(key, rel, suffix)
+
+    def _sidecar_linkers(self, key: str, rel: str, suffix: str) -> list[str]:
+        return sorted(p for p, how in self._others(key, rel).items() if how.links_sidecar(suffix))
+
+    def delete_sidecar_if_unlinked(self, key: str, rel: str, suffix: str,
+                                   delete: Callable[[], None]) -> str | None:
+        """Call ``delete`` unless another project links ``rel``'s ``suffix``; else return one that does."""
+        with self._lock:
+            linkers = self._sidecar_linkers(key, rel, suffix)
+            if linkers:
+                return linkers[0]
             delete()
             return None
 

@@ -38,6 +38,9 @@ from .layout import (
 )
 from .master import VERIFIABLE, Digest, Master
 from .names import is_valid_project_name, normalize
+from .owners import METADATA_SUFFIX as METADATA_SUFFIX  # re-exported: what is kept beside a file
+from .owners import PROVENANCE_SUFFIX as PROVENANCE_SUFFIX
+from .owners import SIDECARS as SIDECARS
 from .owners import Linked, Links
 from .progress import human_bytes
 from .selection import Exclusion, Selection
@@ -47,15 +50,21 @@ from .store import Store
 
 logger = logging.getLogger(__name__)
 
-METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata is at its URL plus this
-# PEP 740 lets the provenance live at any URL; ours keeps it beside the file under this suffix.
-PROVENANCE_SUFFIX = ".provenance"
-SIDECARS = (METADATA_SUFFIX, PROVENANCE_SUFFIX)  # kept beside a file, and deleted with it
 ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
 # Under ON_DISK, a file's stamp (store.ObjectStat) is kept as "mtime-ns" when it is a filesystem's
 # modification time (an int) and as "etag" when it is an object store's ETag (a str); the
 # metadata's likewise with a "metadata-" prefix.
 _MTIME, _ETAG = "mtime-ns", "etag"
+
+
+def sidecars(metadata: bool, provenance: bool) -> frozenset[str]:
+    """The suffixes of what a page links beside a file that has ``metadata`` and ``provenance``."""
+    pairs = ((METADATA_SUFFIX, metadata), (PROVENANCE_SUFFIX, provenance))
+    return frozenset(suffix for suffix, linked in pairs if linked)
+
+
+class _NotOurs(Exception):
+    """A page sharing a file would have to publish something beside it: only the file's holder may."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ class Known:
         if self.metadata_sha256 is None:
             return None
         return Stored(self.metadata_sha256, self.metadata_size, self.metadata_stamp)
+
+    @property
+    def sidecars(self) -> frozenset[str]:
+        """The suffixes of what our page links beside the file."""
+        return sidecars(self.metadata_sha256 is not None, self.provenance)
 
 
 @dataclass(frozen=True)
@@ -410,6 +424,7 @@ class ProjectSync:
             self.changes.written_key(html_key)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
+                self._drop_unadvertised(key, known, local, plan)
                 if intent_file is not None:  # most syncs had none and wrote none: nothing to remove
                     self._clear_intent(key)
             self.links.settle(key, [self._rel(h) for h in wanted])
@@ -506,10 +521,13 @@ class ProjectSync:
             self.layout.file_key(path), f.url, f.hashes, f.size, old.file if old else None, rel,
             lambda: self._refuse_conflict(key, rel, f.filename, f.hashes.get("sha256"), metadata=False),
             inspect=(lambda staged: core.append(_core_metadata(f.filename, staged))) if wanted else None)
+        # Only the file's holder publishes beside it; a page sharing the file links what is there.
+        holder = (self.links.sidecar_holder(key, rel) if f.core_metadata or f.provenance is not None
+                  else None)
         served: list[bytes] = []  # the advertised metadata, when it is downloaded now
-        metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None,
+        metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None, holder,
                                          served if self.records is not None else None)
-        provenance = self._ensure_provenance(rel, path, f, old)
+        provenance = self._ensure_provenance(key, rel, path, f, old, holder)
         on_disk: dict[str, int | str] = {}
         if stored.stamp is not None:
             _record_stamp(on_disk, "", stored.stamp)
@@ -521,7 +539,8 @@ class ProjectSync:
             core_metadata={"sha256": metadata.sha256} if metadata else False, on_disk=on_disk or None,
             provenance=href + PROVENANCE_SUFFIX if provenance else None,
         )
-        self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None))
+        self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None,
+                                             sidecars(metadata is not None, provenance)))
         return local, (stored.size or 0) if downloaded else -1, _pip_reads(core, served, metadata)
 
     def _ensure(self, key: str, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
@@ -589,17 +608,20 @@ class ProjectSync:
                     f"file {what[:120]!r}: {project}'s page links it with sha256 {theirs}; refusing to "
                     f"replace it with {'other' if sha256 else 'unverifiable'} bytes for this project")
 
-    def _ensure_metadata(self, key: str, rel: str, path: Path, f: DistFile,
-                         old: Known | None, from_download: bytes | None = None,
+    def _ensure_metadata(self, key: str, rel: str, path: Path, f: DistFile, old: Known | None,
+                         from_download: bytes | None = None, holder: str | None = None,
                          served: list[bytes] | None = None) -> Stored | None:
         """PEP 658 metadata beside the file as verified, or None when upstream has none to give.
 
-        When it is downloaded, its bytes are appended to ``served`` (if given): the dependency
-        records read what pip reads.
+        A page sharing a file ``holder``'s pages hold (see ``owners``) gets the metadata only
+        when ``holder`` published the same bytes; it never writes any.  When it is downloaded,
+        its bytes are appended to ``served`` (if given): the dependency records read what pip reads.
         """
         if not f.core_metadata:
             return None
         expected = dict(f.core_metadata) if isinstance(f.core_metadata, Mapping) else {}
+        if holder is not None:
+            return self._shared_metadata(key, rel, path, f, expected, holder)
         # A wheel's PEP 658 file is its own *.dist-info/METADATA, which the mirror has just verified
         # as part of the wheel: take it from there when it matches the page's hash (no request).
         # Read from the download before it was published; a wheel kept from an earlier run is
@@ -623,28 +645,56 @@ class ProjectSync:
             return None
         return stored
 
-    def _ensure_provenance(self, rel: str, path: Path, f: DistFile, old: Known | None) -> bool:
+    def _shared_metadata(self, key: str, rel: str, path: Path, f: DistFile, expected: Mapping[str, str],
+                         holder: str) -> Stored | None:
+        """The holder's metadata beside a shared file, when it has the bytes this page advertises."""
+        theirs = self._known_of(holder, rel)
+
+        def refuse() -> None:  # called where a download would start: this page may not publish it
+            self._refuse_conflict(key, rel, f.filename, expected.get("sha256"), metadata=True)
+            raise _NotOurs
+
+        try:
+            stored, _ = self._ensure(
+                self.layout.file_key(path) + METADATA_SUFFIX, f.url + METADATA_SUFFIX, expected, None,
+                theirs.metadata if theirs else None, rel + METADATA_SUFFIX, refuse)
+        except _NotOurs:
+            logger.warning("%s: %s: %s's page holds this file and has not published this metadata beside "
+                           "it; not advertising it", key, shown(f.filename), holder)
+            return None
+        return stored
+
+    def _known_of(self, project: str, rel: str) -> Known | None:
+        """What ``project``'s published JSON page records for ``rel`` (None: it does not link it)."""
+        try:
+            return read_known(self.store, self.layout.page_key(project, PAGE_JSON)).get(
+                self.layout.href_prefix + rel)
+        except UnsafePath:
+            return None
+
+    def _ensure_provenance(self, key: str, rel: str, path: Path, f: DistFile, old: Known | None,
+                           holder: str | None = None) -> bool:
         """PEP 740 provenance beside the file, checked to be a JSON object; False when upstream has none.
 
-        Nothing on the page hashes it, so a copy our page already links is kept as it is
-        (read back and checked again with force-check); otherwise it is fetched.
+        Nothing on the page hashes it, so a copy our page already links is kept as it is,
+        and fetched again with force-check (the only way to compare it with upstream's).
+        A page sharing a file ``holder``'s pages hold (see ``owners``) never fetches one: it
+        links the holder's copy, or none when the holder links none.
         """
         if f.provenance is None:
             return False
         prov_key = self.layout.file_key(path) + PROVENANCE_SUFFIX
         what = f"{f.filename[:120]}{PROVENANCE_SUFFIX}"
-        if old is not None and old.provenance:
-            if not self.force_check:
-                if self.store.stat(prov_key) is not None:
-                    return True
-            else:
-                kept = self.store.read(prov_key)
-                try:
-                    if kept is not None:
-                        check_provenance(kept, what)
-                        return True
-                except UpstreamError:
-                    pass  # damaged in the store: fetched again below (as when it is gone)
+        if holder is not None:
+            theirs = self._known_of(holder, rel)
+            if theirs is not None and theirs.provenance and self.store.stat(prov_key) is not None:
+                return True
+            logger.warning("%s: %s: %s's page holds this file and links no provenance for it; not linking "
+                           "the one this page advertises", key, shown(f.filename), holder)
+            return False
+        if (old is not None and old.provenance and not self.force_check
+                and self.store.stat(prov_key) is not None):
+            return True
         with self.links.exclusive(rel + PROVENANCE_SUFFIX):
             try:
                 data = self.master.fetch_provenance(f.provenance, f.filename)
@@ -688,6 +738,35 @@ class ProjectSync:
             if other is not None:
                 logger.warning("%s: no longer links %s, but %s does: file kept", owner, shown(path.name),
                                other)
+                # What was published beside it goes when no page left links it.
+                self._drop_sidecars(owner, self._rel(href), path, frozenset(SIDECARS))
+
+    def _drop_unadvertised(self, key: str, known: Mapping[str, Known], local: list[DistFile],
+                           plan: list[tuple[DistFile, str, Path]]) -> None:
+        """Delete what the holder published beside a file its pages keep but no longer link (upstream
+        stopped advertising it), once the new pages are out and unless another page links it."""
+        for mine, (_, href, path) in zip(local, plan, strict=True):
+            old = known.get(href)
+            if old is None or not old.sidecars:
+                continue
+            now = sidecars(bool(mine.core_metadata), mine.provenance is not None)
+            rel = self._rel(href)
+            if old.sidecars - now and self.links.sidecar_holder(key, rel) is None:
+                self._drop_sidecars(key, rel, path, old.sidecars - now)
+
+    def _drop_sidecars(self, key: str, rel: str, path: Path, suffixes: frozenset[str]) -> None:
+        """Delete ``rel``'s sidecars ``suffixes`` that no page but ``key``'s links (delete-packages only)."""
+        if not self.delete_packages:
+            return
+        for suffix in sorted(suffixes):
+            sidecar = self.layout.file_key(path) + suffix
+
+            def delete(sidecar: str = sidecar) -> None:
+                if self.store.delete(sidecar):
+                    self.changes.deleted_key(sidecar)
+                    logger.info("deleted %s", shown(sidecar, 400))
+
+            self.links.delete_sidecar_if_unlinked(key, rel, suffix, delete)
 
     def _page_links(self, project: str, rel: str) -> Linked | None:
         """How ``project``'s pages (or its interrupted sync) link ``rel``; None when they do not."""
@@ -698,7 +777,7 @@ class ProjectSync:
         href = self.layout.href_prefix + rel
         known = read_known(self.store, page_key).get(href)
         if known is not None:
-            return Linked(known.sha256, known.metadata_sha256)
+            return Linked(known.sha256, known.metadata_sha256, known.sidecars)
         return Linked(None, None) if href in self._read_intent(project) else None
 
     def on_mirror(self, name: str) -> bool:

@@ -241,4 +241,13 @@ def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
             records.append(FileRecord(rel + METADATA_SUFFIX, _int(on_disk.get("metadata-size")), meta,
                                       _int(on_disk.get("metadata-mtime-ns")), key,
                                       _etag(on_disk.get("metadata-etag"))))
+        if f.provenance is not None:
+            # Our copy of its PEP 740 provenance: nothing records its size or hash, so verify
+            # checks that it is there, and no page-linked copy is ever called an orphan.
+            try:
+                records.append(FileRecord("/".join(file_segments(f.provenance, _POLICY)), None, NO_HASH,
+                                          None, key))
+            except BandersnatchError as exc:
+                problems.append(Problem(BAD_LINK, where, f"provenance of {f.filename[:120]!r}: {exc}",
+                                        (key,)))
     return records

@@ -12,7 +12,8 @@
   taken off the mirror like one upstream removed.
 * An orphan file is deleted unless a page links it after all: the claims
   record, the owner's page and this run's syncs are asked first
-  (``owners.Links``), and a ``.metadata`` goes only when its file does.
+  (``owners.Links``); a ``.metadata`` or ``.provenance`` goes unless a page
+  links it (a page linking only its file does not).
 * The root index is rebuilt from the project directories when it was wrong
   or a project came or went.
 
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 
 from .errors import BandersnatchError
 from .layout import PAGE_JSON
-from .package import METADATA_SUFFIX, ProjectSync
+from .owners import sidecar_of
+from .package import ProjectSync
 from .pagecheck import CONFLICT, FILE_KINDS, GHOST, ORPHAN, PAGE_KINDS, ROOT_EXTRA, Problem
 from .rootindex import RootIndex
 from .storage import prune_empty_dirs, remove_file
@@ -120,10 +122,6 @@ class Repair:
 
     def _delete_orphan(self, rel: str) -> None:
         path = self.layout.packages / rel
-        linked = rel.removesuffix(METADATA_SUFFIX)
-        if linked != rel and self.projects.links.others("", linked):
-            self.report.kept.append(rel)  # the page linking its file may advertise it
-            return
 
         def delete() -> None:
             if remove_file(path, self.layout.staging):
@@ -131,7 +129,11 @@ class Repair:
                 self.report.orphans += 1
             prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
-        other = self.projects.links.delete_if_unlinked("", rel, delete)
+        # A .metadata or .provenance goes unless a page links it (not merely its file).
+        sidecar = sidecar_of(rel)
+        links = self.projects.links
+        other = (links.delete_if_unlinked("", rel, delete) if sidecar is None
+                 else links.delete_sidecar_if_unlinked("", *sidecar, delete))
         if other is not None:
             logger.warning("kept %s: %s's page links it", path, other)
             self.report.kept.append(rel)

@@ -61,8 +61,8 @@ from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
 from .objectcheck import check_object, published
-from .owners import owners_of
-from .package import METADATA_SUFFIX, Layout, ProjectSync
+from .owners import owners_of, sidecar_of
+from .package import Layout, ProjectSync
 from .pagecheck import (
     CONFLICT,
     FILE_KINDS,
@@ -466,8 +466,12 @@ class Verifier:
         path = self.layout.packages / rel
         if not path.exists():
             return False
-        linked = rel.removesuffix(METADATA_SUFFIX)  # a .metadata goes with the file it describes
-        if self.projects.links.others("", linked):
+        # What is published beside a file (.metadata, .provenance) is linked only by a page
+        # linking it, not by every page linking its file.
+        sidecar = sidecar_of(rel)
+        linked = rel if sidecar is None else sidecar[0]
+        if (self.projects.links.others("", rel) if sidecar is None
+                else self.projects.links.sidecar_linkers("", *sidecar)):
             return False
         # A file of a project whose pages cannot be read is that project's to sort out.
         for owner in owners_of(linked):

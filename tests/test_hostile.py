@@ -418,6 +418,236 @@ def test_a_page_linking_a_verified_file_with_other_bytes_cannot_overwrite_it(
     assert not (site.mirror.web / "simple" / "thief").exists()
 
 
+GOOD_WHEEL = "good-1.0-py3-none-any.whl"
+GOOD_PROVENANCE = b'{"version": 1, "attestation_bundles": [{"publisher": {"kind": "good"}}]}'
+THIEF_PROVENANCE = b'{"version": 1, "attestation_bundles": [{"publisher": {"kind": "thief"}}]}'
+
+
+def good_with_provenance(site: Site) -> tuple[Path, Path]:
+    """good's wheel with its own provenance, synced; the wheel and its provenance on the mirror."""
+    upstream = site.upstream
+    upstream.add_file("good", GOOD_WHEEL, b"wheel bytes" * 40)
+    upstream.add_provenance("good", GOOD_WHEEL, GOOD_PROVENANCE)
+    assert site.mirror.run() == 0
+    wheel = next(site.mirror.web.joinpath("packages").rglob(GOOD_WHEEL))
+    return wheel, wheel.with_name(GOOD_WHEEL + ".provenance")
+
+
+def thief_page(upstream: Upstream, *files: Mapping[str, object]) -> None:
+    upstream.add_project("thief")  # a no-op once it exists; the touch journals the new page
+    upstream.touch("thief")
+    upstream.raw_page("thief", claim_page("thief", list(files)), SIMPLE_JSON, upstream.serial)
+
+
+def test_a_page_sharing_another_projects_file_links_its_provenance_but_never_replaces_it(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    _, provenance = good_with_provenance(site)
+    upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+    thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL,
+                                  provenance=upstream.url + "/integrity/thief/evil/provenance"))
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    theirs = json.loads((site.mirror.web / "simple" / "thief" / "index.v1_json").read_bytes())["files"][0]
+    assert theirs["provenance"] == theirs["url"] + ".provenance"  # thief's page links good's copy
+    assert upstream.count_requests("/integrity/thief/") == 0  # never fetched: nowhere to put it
+    # good re-syncs, then everything is checked again: good's copy stays good's.
+    upstream.touch("good")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert site.mirror.run("--force-check") == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    # thief drops the link, then goes: nothing of thief's is left.
+    thief_page(upstream)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+def test_a_page_sharing_a_file_whose_owner_has_no_provenance_does_not_get_to_add_one(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    upstream.add_file("good", GOOD_WHEEL, b"wheel bytes" * 40)
+    assert site.mirror.run() == 0
+    upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+    thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL,
+                                  provenance=upstream.url + "/integrity/thief/evil/provenance"))
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    wheel = next(site.mirror.web.joinpath("packages").rglob(GOOD_WHEEL))
+    assert not wheel.with_name(GOOD_WHEEL + ".provenance").exists()
+    theirs = json.loads((site.mirror.web / "simple" / "thief" / "index.v1_json").read_bytes())["files"][0]
+    assert "provenance" not in theirs
+    warned = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.WARNING and r.getMessage().startswith("thief")]
+    assert warned == [f"thief: {GOOD_WHEEL}: good's page holds this file and links no provenance for it; "
+                      "not linking the one this page advertises"]
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+def test_a_page_sharing_a_file_cannot_publish_core_metadata_its_owner_does_not_advertise(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    assert site.mirror.run() == 0
+    good = upstream.get_file("good", "good-1.0.tar.gz")
+    evil = b"Metadata-Version: 2.1\nName: good\nRequires-Dist: evil\n"
+    upstream.raw_path(good.metadata_path, evil)  # a hostile upstream serves it at good's URL
+    thief_page(upstream, claim_of(upstream, "good", good.filename,
+                                  **{"core-metadata": {"sha256": hashlib.sha256(evil).hexdigest()}}))
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    stored = (site.mirror.web / "packages").joinpath(*good.path.split("/")[2:])
+    assert not stored.with_name(good.filename + ".metadata").exists()
+    theirs = json.loads((site.mirror.web / "simple" / "thief" / "index.v1_json").read_bytes())["files"][0]
+    assert "core-metadata" not in theirs or theirs["core-metadata"] is False
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert not stored.with_name(good.filename + ".metadata").exists()
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+def test_a_provenance_the_owner_stops_advertising_leaves_once_no_page_links_it(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = site.upstream
+    wheel, provenance = good_with_provenance(site)
+    entry = upstream.get_file("good", GOOD_WHEEL)
+    thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL,
+                                  provenance=upstream.url + entry.provenance_path))
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    # good's upstream page stops advertising it: thief's page still links good's copy, so it stays.
+    upstream.touch("good")
+    files = [claim_of(upstream, "good", name) for name in ("good-1.0.tar.gz", GOOD_WHEEL)]
+    upstream.raw_page("good", claim_page("good", files), SIMPLE_JSON, upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    # Once thief lets go too, nothing links it: it goes, the wheel stays.
+    thief_page(upstream)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert not provenance.exists() and wheel.is_file()
+
+
+@pytest.mark.parametrize("what", ["provenance", "metadata"])
+def test_what_a_sharing_page_published_before_the_owner_came_is_replaced_by_the_owner_and_leaves_with_it(
+    site: Site, caplog: pytest.LogCaptureFixture, what: str
+) -> None:
+    upstream = site.upstream
+    upstream.add_file("good", GOOD_WHEEL, b"wheel bytes" * 40)
+    if what == "provenance":
+        upstream.add_provenance("good", GOOD_WHEEL, GOOD_PROVENANCE)
+        upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+        extra: dict[str, object] = {"provenance": upstream.url + "/integrity/thief/evil/provenance"}
+    else:  # good advertises none; a hostile upstream serves some at good's URL for thief's page
+        evil = b"Metadata-Version: 2.1\nName: good\nRequires-Dist: evil\n"
+        upstream.raw_path(upstream.get_file("good", GOOD_WHEEL).metadata_path, evil)
+        extra = {"core-metadata": {"sha256": hashlib.sha256(evil).hexdigest()}}
+    thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL, **extra))
+    upstream.stale("good", times=1000)  # good's page cannot be had: thief alone links the wheel
+    assert site.mirror.run() == 1
+    sidecar = next(site.mirror.web.joinpath("packages").rglob(GOOD_WHEEL)).with_name(GOOD_WHEEL + "." + what)
+    assert sidecar.is_file()  # no page owning the wheel by name links it yet: thief's page holds it
+    upstream.stale("good", times=0)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    if what == "provenance":
+        assert sidecar.read_bytes() == GOOD_PROVENANCE  # the owner fetched its own
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert sidecar.exists() == (what == "provenance")
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
+def test_force_check_gives_the_owner_its_own_provenance_back_in_a_mirror_damaged_before(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, provenance = good_with_provenance(site)
+    provenance.write_bytes(THIEF_PROVENANCE)  # as an older bandersnatch let a sharing page do
+    assert site.mirror.run("--force-check") == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+
+
+def test_of_two_pages_linking_a_file_by_claim_the_first_holds_its_provenance(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A renamed project's page links a file whose own project is gone: it holds the file's
+    # provenance; a later page listing the same file links that copy and never replaces it.
+    upstream = site.upstream
+    upstream.raw_path("/packages/ol/dn/oldname-1.0-py3-none-any.whl", b"old wheel" * 40)
+    upstream.raw_path("/integrity/oldname/provenance", GOOD_PROVENANCE)
+    upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+
+    def entry(provenance: str) -> dict[str, object]:
+        return {"filename": "oldname-1.0-py3-none-any.whl",
+                "url": upstream.url + "/packages/ol/dn/oldname-1.0-py3-none-any.whl",
+                "hashes": {"sha256": hashlib.sha256(b"old wheel" * 40).hexdigest()},
+                "provenance": upstream.url + provenance}
+
+    upstream.add_project("newname")
+    upstream.raw_page("newname", claim_page("newname", [entry("/integrity/oldname/provenance")]), SIMPLE_JSON,
+                      upstream.serial)
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    provenance = next(site.mirror.web.joinpath("packages").rglob("oldname-1.0-py3-none-any.whl.provenance"))
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    for _ in range(2):  # thief's first sync and a later one: newname held it first
+        thief_page(upstream, entry("/integrity/thief/evil/provenance"))
+        assert run_and_check_nothing_escaped(site, caplog) == 0
+        assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert upstream.count_requests("/integrity/thief/") == 0
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert not (site.mirror.root / "claims" / "thief").exists()
+
+
+@pytest.mark.parametrize("how", ["provenance-is-goods-wheel", "provenance-off-host", "huge-provenance",
+                                 "wrong-sha256"])
+def test_a_hostile_provenance_on_a_page_sharing_a_file_leaves_the_owners_copy_alone(
+    site: Site, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    upstream = site.upstream
+    wheel, provenance = good_with_provenance(site)
+    entry = upstream.get_file("good", GOOD_WHEEL)
+    if how == "provenance-is-goods-wheel":  # thief's own file, its provenance URL naming good's wheel
+        upstream.add_file("thief", "thief-1.0.tar.gz", b"thief" * 50)
+        own = claim_of(upstream, "thief", "thief-1.0.tar.gz", provenance=upstream.file_url(entry))
+        thief_page(upstream, own, claim_of(upstream, "good", GOOD_WHEEL, provenance=upstream.file_url(entry)))
+        expected = 1  # not a JSON object: thief fails with one line
+    elif how == "provenance-off-host":
+        thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL, provenance="https://attacker.invalid/p"))
+        expected = 1
+    elif how == "huge-provenance":
+        upstream.raw_path("/integrity/thief/huge", b"{" + b" " * 1024, repeat=1024)
+        thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL,
+                                      provenance=upstream.url + "/integrity/thief/huge"))
+        expected = 0  # never fetched: thief links good's copy
+    else:
+        upstream.raw_path("/integrity/thief/evil/provenance", THIEF_PROVENANCE)
+        thief_page(upstream, claim_of(upstream, "good", GOOD_WHEEL, hashes={"sha256": "0" * 64},
+                                      provenance=upstream.url + "/integrity/thief/evil/provenance"))
+        expected = 1
+    assert run_and_check_nothing_escaped(site, caplog) == expected
+    if expected:
+        thief_lines = [line for line in errors(caplog) if line.startswith("thief")]
+        assert len(thief_lines) == 1, errors(caplog)
+    assert upstream.count_requests("/integrity/thief/") == 0
+    assert provenance.read_bytes() == GOOD_PROVENANCE
+    assert wheel.read_bytes() == entry.content
+    upstream.clear_faults()
+    upstream.remove_project("thief")
+    assert run_and_check_nothing_escaped(site, caplog) == 0
+    assert_mirror_matches(upstream, site.mirror.web)
+
+
 def unhashed_page(upstream: Upstream) -> bytes:
     """Two files with no hash we can check: none at all, and only an algorithm we do not know."""
     files = []

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakepypi import SampleCorpus, Upstream
+from fakepypi import SIMPLE_JSON, SampleCorpus, Upstream
 from mirrortools import MirrorSetup, assert_mirror_matches, page_dir, write_config
 
 from bandersnatch import cli
@@ -298,3 +298,54 @@ def test_sorted_walk_follows_the_order_of_path_sort_keys(tmp_path: Path) -> None
     assert walked == sorted(sort_key(r) for r in rels)
     after = sort_key("a/b/c")
     assert [key for key, _ in walk_sorted(tmp_path, after)] == [k for k in walked if k > after]
+
+
+# ---------------------------------------------------------------- what is published beside a file
+
+
+def test_provenance_two_pages_link_is_checked_not_called_an_orphan_and_repair_fetches_it_again(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    wheel = "alpha_lib-2.0-py3-none-any.whl"
+    upstream.add_provenance("Alpha-Lib", wheel)
+    entry = upstream.get_file("Alpha-Lib", wheel)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    upstream.add_project("sharer")  # links alpha's wheel and its provenance, as a renamed project's page may
+    body = json.dumps({"meta": {"api-version": "1.3"}, "name": "sharer", "files": [
+        {"filename": wheel, "url": upstream.file_url(entry), "hashes": {"sha256": entry.sha256},
+         "provenance": upstream.url + entry.provenance_path}]}).encode()
+    upstream.raw_page("sharer", body, SIMPLE_JSON, upstream.serial)
+    assert mirror.run() == 0
+    provenance = file_of(mirror, wheel + ".provenance")
+    assert verify(mirror, capsys) == (0, [])
+    code, lines = verify(mirror, capsys, "--repair")
+    assert (code, lines) == (0, [])
+    assert provenance.read_bytes() == entry.provenance  # both pages link it: never deleted
+
+    provenance.unlink()
+    code, lines = verify(mirror, capsys)
+    rel = provenance.relative_to(mirror.web / "packages")
+    assert code == 1 and lines == [f"missing: packages/{rel}: linked by alpha-lib, sharer but not on disk"]
+    code, lines = verify(mirror, capsys, "--repair")
+    assert code == 0, lines
+    assert provenance.read_bytes() == entry.provenance
+    assert verify(mirror, capsys) == (0, [])
+
+
+def test_a_sidecar_no_page_links_is_still_an_orphan_even_beside_a_linked_file(
+        synced: MirrorSetup, upstream: Upstream, sample_corpus: SampleCorpus,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    linked = file_of(synced, sample_corpus.files_of("beta")[0].filename)  # its page links no provenance
+    beside = linked.with_name(linked.name + ".provenance")
+    beside.write_bytes(b"{}")
+    lone = synced.web / "packages" / "ab" / "cd" / "stray-1.0.tar.gz.metadata"
+    lone.parent.mkdir(parents=True)
+    lone.write_bytes(b"Metadata-Version: 2.1\n")
+    code, lines = verify(synced, capsys)
+    assert code == 1
+    assert sorted(lines) == sorted(
+        f"orphan: packages/{p.relative_to(synced.web / 'packages')}: no page links it; deleted by --repair"
+        for p in (beside, lone))
+    assert_repaired(synced, upstream, capsys)
+    assert not beside.exists() and not lone.exists() and linked.is_file()
