@@ -192,6 +192,23 @@ class ListingFeed:
                 pass
         return self._own
 
+    def own_serial(self) -> int:
+        """The listing's own serial, read-only (for ``status``): a 304 gives the saved serial.
+
+        PyPI's listing says its serial in ``meta`` before the projects: reading stops there.
+        """
+        saved = self._saved()
+        with self.master.root_listing(saved.validators if saved else None) as answer:
+            if answer is None:
+                assert saved is not None
+                return saved.serial
+            listing, highest = RootListing(answer.chunks()), 0
+            for _, serial in listing:
+                if listing.last_serial is not None:
+                    break
+                highest = max(highest, serial or 0)
+            return highest if listing.last_serial is None else listing.last_serial
+
     def _read(self, saved: _Saved | None, *, allow_unserialed: bool,
               fresh: bool = False) -> Iterator[tuple[str, int]]:
         """The listing's entries (none on a 304); sets ``_serial`` and remembers the validators.
@@ -285,6 +302,20 @@ class AutoFeed:
             logger.info("Following the master's PEP 691 root listing (it has no XML-RPC)")
         self._chosen = self.listing
         yield from listing()
+
+
+def upstream_serial_for(method: str, master: Master, directory: Path) -> Callable[[], int]:
+    """How ``status`` asks the master for its own serial, in one request and writing nothing.
+
+    The way the mirror follows it: ``changelog_last_serial``, or the root listing's own
+    serial when ``api-method = simple`` (or ``auto`` and the mirror follows the listing).
+    """
+    if method == "xmlrpc":
+        return master.changelog_last_serial
+    listing = ListingFeed(master, lambda: (), directory, directory)
+    if method == "auto" and not listing.followed():
+        return master.changelog_last_serial
+    return listing.own_serial
 
 
 def feed_for(method: str, master: Master, mirrored: Mirrored, directory: Path, staging: Path) -> ChangeFeed:

@@ -339,3 +339,16 @@ def test_a_root_index_written_without_project_serials_is_upgraded_by_the_next_ru
     assert mirror.run() == 0  # nothing changed upstream
     assert root_json.read_text() == text
     assert len(upstream.requests) == 1
+
+
+def test_a_run_with_only_owed_projects_says_so_instead_of_an_empty_serial_range(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    upstream.fail("/simple/beta/", 500, times=None)
+    assert mirror.run() == 1
+    upstream.clear_faults()
+    caplog.clear()
+    assert mirror.run() == 0
+    assert f"Syncing 1 project(s) still owed at serial {upstream.serial} (nothing new upstream)" in caplog.text
+    assert "changed since serial" not in caplog.text
