@@ -367,14 +367,15 @@ class Mirror:
 
     def _plan_full(self, pending: Iterable[tuple[str, int]] | None, adopting: bool,
                    check: SerialCheck) -> tuple[int, int]:
-        highest = 0
+        highest, named = 0, ""
         listed: array[int] = array("Q")
 
         def entries() -> Iterator[tuple[str, int]]:
-            nonlocal highest
+            nonlocal highest, named
             for name, serial in self.feed.all_projects():
                 if self._acceptable(name):
-                    highest = max(highest, serial)
+                    if serial > highest:
+                        highest, named = serial, name
                     if self._selected(name):
                         listed.append(name_hash(normalize(name)))
                         yield name, serial
@@ -405,7 +406,9 @@ class Mirror:
             upstream = check.confirm(listed)
             # Above upstream's own serial: a lie, never taken (the entry itself is asked at it once,
             # and the next run's plan asks that project as upstream has it now).
-            return listed if upstream is None or listed <= upstream else check.ceiling(listed) or upstream
+            if upstream is None or listed <= upstream:
+                return listed
+            return check.ceiling(listed, named) or upstream
 
         target_serial, count = self.state.begin_stream(target, entries())
         check.report()

@@ -350,5 +350,6 @@ def test_a_run_with_only_owed_projects_says_so_instead_of_an_empty_serial_range(
     upstream.clear_faults()
     caplog.clear()
     assert mirror.run() == 0
-    assert f"Syncing 1 project(s) still owed at serial {upstream.serial} (nothing new upstream)" in caplog.text
+    said = f"Syncing 1 project(s) still owed at serial {upstream.serial} (nothing new upstream)"
+    assert said in caplog.text
     assert "changed since serial" not in caplog.text

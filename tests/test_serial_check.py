@@ -150,7 +150,8 @@ def test_a_changelog_row_at_the_largest_serial_does_not_freeze_the_mirror(
     assert mirror.run() == 0
     assert state_serial(mirror) == upstream.serial  # not 2147483647
     [warning] = warnings(caplog)
-    assert f"named serial {MAX_SERIAL} (beta)" in warning and f"its own last serial is {upstream.serial}" in warning
+    assert f"named serial {MAX_SERIAL} (beta)" in warning
+    assert f"its own last serial is {upstream.serial}" in warning
     upstream.add_wheel("Gamma", "1.0")  # a new project after the lie still arrives
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
@@ -178,6 +179,22 @@ def test_a_listing_entry_at_the_largest_serial_does_not_freeze_the_mirror(
     upstream.clear_faults()
     upstream.add_wheel("Gamma", "1.0")
     assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+def test_a_full_listing_entry_above_upstreams_serial_is_not_taken_and_heals_on_the_next_run(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.without_xmlrpc("404")
+    mirror = write_config(tmp_path, upstream.url, api_method="simple")
+    projects = [{"name": s.name, "_last-serial": MAX_SERIAL if s.name == "beta" else s.serial}
+                for s in upstream.all_current()]
+    listing = {"meta": {"api-version": "1.1", "_last-serial": upstream.serial}, "projects": projects}
+    upstream.raw_path("/simple/", json.dumps(listing).encode(), headers={"Content-Type": SIMPLE_JSON})
+    assert mirror.run() == 1  # beta asked at that serial: its page is older, so it stays owed
+    assert state_serial(mirror) == upstream.serial
+    assert any(f"named serial {MAX_SERIAL} (beta)" in w for w in warnings(caplog))
+    assert mirror.run() == 0  # asked as upstream has it now
     assert_mirror_matches(upstream, mirror.web)
 
 
@@ -260,6 +277,54 @@ def test_an_upstream_whose_serial_went_back_is_listed_again_by_the_days_confirma
     assert "upstream's serial went back from 1002" in warning
     assert state_serial(mirror) == upstream.serial
     assert_mirror_matches(upstream, mirror.web)
+
+
+class _Feed:
+    """A stand-in for the change feed: what upstream says of itself, cached and past the cache."""
+
+    def __init__(self, cached: int, fresh: int) -> None:
+        self.cached, self.fresh = cached, fresh
+        self.asked: list[tuple[bool, bool]] = []
+
+    def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
+        self.asked.append((ask, fresh))
+        return self.fresh if fresh else self.cached
+
+
+NOW = datetime(2026, 12, 7, 22, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("written", "highest", "why"), [
+    (None, 10, "no record of it yet"),
+    (UpstreamRecord("http://other", 10, "2026-12-07T21:00:00Z"), 10, "master changed from http://other"),
+    (UpstreamRecord("http://m", 10, "2026-12-07T21:00:00Z"), 11, "a change names a serial above it"),
+    (UpstreamRecord("http://m", 10, "2026-12-06T21:59:59Z"), 10, "a day has passed"),
+    (UpstreamRecord("http://m", 10, "2026-12-08T21:00:00Z"), 10, "a day has passed"),  # clock went back
+    (UpstreamRecord("http://m", 10, "yesterday"), 10, "a day has passed"),
+    (UpstreamRecord("http://m", 10, "2026-12-07T21:00:00Z"), 10, None),
+])
+def test_upstream_is_asked_for_its_serial_only_when_the_record_no_longer_holds(
+    tmp_path: Path, written: UpstreamRecord | None, highest: int, why: str | None
+) -> None:
+    from bandersnatch.serialcheck import SerialCheck
+
+    files = StateFiles(tmp_path, tmp_path)
+    if written is not None:
+        files.write_upstream(written)
+    check = SerialCheck(files, _Feed(10, 10), "http://m", now=NOW)  # type: ignore[arg-type]
+    assert check.due(highest) == why
+
+
+def test_a_listing_behind_the_mirror_only_in_a_cache_does_not_call_the_mirror_ahead(tmp_path: Path) -> None:
+    from bandersnatch.serialcheck import SerialCheck
+
+    feed = _Feed(cached=90, fresh=100)
+    check = SerialCheck(StateFiles(tmp_path, tmp_path), feed, "http://m", now=NOW)  # type: ignore[arg-type]
+    assert check.confirm(100) == 90
+    assert check.still_ahead(100) is False
+    assert feed.asked[-1] == (True, True)
+    kept = StateFiles(tmp_path, tmp_path).read_upstream()
+    assert kept == UpstreamRecord("http://m", 100, "2026-12-07T22:00:00Z")
 
 
 def test_a_listing_behind_the_mirror_once_is_asked_again_past_the_cache_before_a_full_listing(
