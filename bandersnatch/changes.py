@@ -83,7 +83,11 @@ class XmlRpcFeed:
             yield name, change
 
     def last_serial(self) -> int:
-        return self._seen or self.master.changelog_last_serial()
+        if self._seen:
+            return self._seen
+        own = self.upstream_serial(ask=True)
+        assert own is not None
+        return own
 
     def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
         # changelog_last_serial is a POST: no cache answers it, so ``fresh`` asks nothing more.

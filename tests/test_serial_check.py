@@ -315,6 +315,27 @@ def test_upstream_is_asked_for_its_serial_only_when_the_record_no_longer_holds(
     assert check.due(highest) == why
 
 
+def test_a_listing_whose_serial_went_back_is_listed_again_by_the_next_run(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The listing says its own serial with every read (a 304 too): no day's wait."""
+    upstream.without_xmlrpc("404")
+    mirror = write_config(tmp_path, upstream.url, api_method="simple")
+    assert mirror.run() == 0
+    files = StateFiles(mirror.root, mirror.root)
+    files.write_serial(1002)
+    files.write_upstream(UpstreamRecord(upstream.url, 1002, datetime.now(timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")))
+    caplog.clear()
+    assert mirror.run() == 0
+    [warning] = warnings(caplog)
+    assert "upstream's serial went back from 1002" in warning
+    assert state_serial(mirror) == upstream.serial
+    upstream.add_wheel("Gamma", "1.0")
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
 def test_a_listing_behind_the_mirror_only_in_a_cache_does_not_call_the_mirror_ahead(tmp_path: Path) -> None:
     from bandersnatch.serialcheck import SerialCheck
 
