@@ -54,6 +54,13 @@ class ChangeFeed(Protocol):
     def last_serial(self) -> int:
         """The serial the last listing or changelog reached; asks upstream when none was read."""
 
+    def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
+        """The serial upstream reported for itself this run; asked when ``ask`` and nothing said it yet.
+
+        ``fresh``: ask again past any cache (before the mirror is called ahead of upstream).
+        None when not asked.
+        """
+
 
 class XmlRpcFeed:
     """PyPI's XML-RPC mirroring API."""
@@ -61,6 +68,7 @@ class XmlRpcFeed:
     def __init__(self, master: Master) -> None:
         self.master = master
         self._seen: int | None = None
+        self._own: int | None = None
 
     def all_projects(self) -> Iterator[tuple[str, int]]:
         self._seen = None
@@ -75,7 +83,17 @@ class XmlRpcFeed:
             yield name, change
 
     def last_serial(self) -> int:
-        return self._seen or self.master.changelog_last_serial()
+        if self._seen:
+            return self._seen
+        own = self.upstream_serial(ask=True)
+        assert own is not None
+        return own
+
+    def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
+        # changelog_last_serial is a POST: no cache answers it, so ``fresh`` asks nothing more.
+        if self._own is None and ask:
+            self._own = self.master.changelog_last_serial()
+        return self._own
 
     @staticmethod
     def _hinted(items: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int]]:
@@ -136,6 +154,7 @@ class ListingFeed:
         self.state_path = directory / LISTING_STATE
         self.staging = staging
         self._serial: int | None = None
+        self._own: int | None = None  # the listing's own serial as read this run (on a 304: as saved)
         self._unchanged = False  # the last request was answered 304
 
     def all_projects(self) -> Iterator[tuple[str, int]]:
@@ -170,15 +189,44 @@ class ListingFeed:
         assert self._serial is not None
         return self._serial
 
-    def _read(self, saved: _Saved | None, *, allow_unserialed: bool) -> Iterator[tuple[str, int]]:
-        """The listing's entries (none on a 304); sets ``_serial`` and remembers the validators."""
+    def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
+        # Read with every listing, so asking costs nothing unless no listing was read this run.
+        if fresh or self._own is None and ask:
+            for _ in self._read(None, allow_unserialed=True, fresh=fresh):
+                pass
+        return self._own
+
+    def own_serial(self) -> int:
+        """The listing's own serial, read-only (for ``status``): a 304 gives the saved serial.
+
+        PyPI's listing says its serial in ``meta`` before the projects: reading stops there.
+        """
+        saved = self._saved()
+        with self.master.root_listing(saved.validators if saved else None) as answer:
+            if answer is None:
+                assert saved is not None
+                return saved.serial
+            listing, highest = RootListing(answer.chunks()), 0
+            for _, serial in listing:
+                if listing.last_serial is not None:
+                    break
+                highest = max(highest, serial or 0)
+            return highest if listing.last_serial is None else listing.last_serial
+
+    def _read(self, saved: _Saved | None, *, allow_unserialed: bool,
+              fresh: bool = False) -> Iterator[tuple[str, int]]:
+        """The listing's entries (none on a 304); sets ``_serial`` and remembers the validators.
+
+        The listing's own serial is ``meta._last-serial``, else its highest entry: never
+        ``X-PyPI-Last-Serial``, a header a cache or proxy may have put on another body.
+        """
         highest = 0
         self._unchanged = False
-        with self.master.root_listing(saved.validators if saved else None) as answer:
+        with self.master.root_listing(saved.validators if saved else None, fresh=fresh) as answer:
             if answer is None:
                 self._unchanged = True
                 logger.debug("Root listing unchanged since serial %d (304)", saved.serial if saved else 0)
-                self._serial = saved.serial if saved else 0
+                self._serial = self._own = saved.serial if saved else 0
                 return
             listing = RootListing(answer.chunks())
             for name, serial in listing:
@@ -191,7 +239,7 @@ class ListingFeed:
                     serial = 0
                 highest = max(highest, serial)
                 yield name, serial
-            self._serial = listing.last_serial or answer.header_serial or highest
+            self._serial = self._own = highest if listing.last_serial is None else listing.last_serial
             validators = answer.validators
         if validators.etag or validators.last_modified:
             saved = _Saved(self.master.url, validators, self._serial)
@@ -232,6 +280,9 @@ class AutoFeed:
     def last_serial(self) -> int:
         return (self._chosen or self.xmlrpc).last_serial()
 
+    def upstream_serial(self, ask: bool, fresh: bool = False) -> int | None:
+        return (self._chosen or self.xmlrpc).upstream_serial(ask, fresh)
+
     def _either(self, xmlrpc: Callable[[], Entries], listing: Callable[[], Entries], *,
                 probe: bool) -> Entries:
         if self._chosen is self.xmlrpc:
@@ -255,6 +306,20 @@ class AutoFeed:
             logger.info("Following the master's PEP 691 root listing (it has no XML-RPC)")
         self._chosen = self.listing
         yield from listing()
+
+
+def upstream_serial_for(method: str, master: Master, directory: Path) -> Callable[[], int]:
+    """How ``status`` asks the master for its own serial, in one request and writing nothing.
+
+    The way the mirror follows it: ``changelog_last_serial``, or the root listing's own
+    serial when ``api-method = simple`` (or ``auto`` and the mirror follows the listing).
+    """
+    if method == "xmlrpc":
+        return master.changelog_last_serial
+    listing = ListingFeed(master, lambda: (), directory, directory)
+    if method == "auto" and not listing.followed():
+        return master.changelog_last_serial
+    return listing.own_serial
 
 
 def feed_for(method: str, master: Master, mirrored: Mirrored, directory: Path, staging: Path) -> ChangeFeed:

@@ -210,6 +210,7 @@ def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Pat
     import tempfile
 
     from . import status
+    from .changes import upstream_serial_for
     from .layout import UrlPolicy
     from .master import Master
 
@@ -221,7 +222,8 @@ def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Pat
         network=cfg.network,  # the same proxy and CA bundle as the mirror run
     )
     try:
-        found = status.gather(cfg, master.changelog_last_serial if master else None)
+        asker = upstream_serial_for(cfg.api_method, master, cfg.directory) if master else None
+        found = status.gather(cfg, asker)
     finally:
         if master is not None:
             master.close()

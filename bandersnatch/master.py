@@ -664,16 +664,18 @@ class Master:
     # ------------------------------------------------------------ the root listing
 
     @contextlib.contextmanager
-    def root_listing(self, validators: Validators | None = None) -> Iterator[Listing | None]:
+    def root_listing(self, validators: Validators | None = None, *,
+                     fresh: bool = False) -> Iterator[Listing | None]:
         """``GET <master>/simple/`` as PEP 691 JSON, spooled; None when ``validators`` still match (304).
 
         The body (PyPI's: tens of megabytes) goes to a spool file in
         ``spool_dir`` like an XML-RPC answer, so a body cut short is retried
         and the caller parses it as a stream.  ``validators`` are sent as
         ``If-None-Match`` / ``If-Modified-Since``: an unchanged listing costs one
-        small answer.  The spool is gone when the block ends.
+        small answer.  ``fresh`` asks past any cache (a query string, as for a stale page).
+        The spool is gone when the block ends.
         """
-        url = self.url + "/simple/"
+        url = self.url + "/simple/" + (f"?bandersnatch_serial=fresh-{time.time_ns()}" if fresh else "")
         what = "root listing"
         headers = {"Accept": JSON_CONTENT_TYPE}
         if validators is not None:

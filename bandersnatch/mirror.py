@@ -42,6 +42,7 @@ from .progress import Progress, human_bytes
 from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
+from .serialcheck import SerialCheck
 from .state import Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import clear_staging, make_dirs, make_readable_dirs, staging_dir
 from .store import Store
@@ -237,13 +238,48 @@ class Mirror:
         if lost:
             self.tally.recount()  # the counts followed pages that are gone
         adopting = self.state.adopting()
+        check = SerialCheck(self.state, self.feed, self.master.url)
         if (serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost
                 or adopting and self.config.json):  # every project's JSON copy is written anew
-            plan = self._plan_full(pending, adopting)
+            plan = self._plan_full(pending, adopting, check)
             self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
             self.state.adopted()
             return plan
         since = max(serial or 0, pending.target if pending else 0)
+        changes = self._changes_since(since)
+        upstream = check.confirm(max([since, pending.highest if pending else 0,
+                                      *(s for _, s in changes.pending.values())]))
+        if upstream is not None and upstream < since and check.still_ahead(since):
+            self._warn_ahead(since, check)
+            plan = self._plan_full(pending, adopting, check)
+            self.state.adopted()
+            return plan
+        changes.pending = {key: (name, check.ceiling(s, name)) for key, (name, s) in changes.pending.items()}
+        if self.tracker is not None:
+            for key in self.tracker.owed(self._has_pages):
+                changes.add(key, 0)  # reached by the closure but not on the mirror yet
+        last = self.feed.last_serial()
+        target = max([since, last if upstream is None else min(last, upstream),
+                      *(s for _, s in changes.pending.values())])
+        if not changes.pending and pending is None and target == serial and not adopting:
+            check.report()
+            return None
+        work = self._merged(pending or (), changes, check)
+        if adopting:
+            work = itertools.chain(work, self._adoption_work())
+        target, count = self.state.begin_stream(lambda: target, work)
+        check.report()
+        self.state.adopted()
+        if target > since:
+            logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since,
+                        target)
+        else:
+            logger.info("Syncing %d project(s) still owed at serial %d (nothing new upstream)", count,
+                        target)
+        return target, count
+
+    def _changes_since(self, since: int) -> Todo:
+        """What upstream changed after ``since`` that this mirror selects."""
         changes = Todo(since)
         for name, change_serial in self.feed.changed_since(since):
             if not self._acceptable(name):
@@ -253,19 +289,22 @@ class Mirror:
             elif self.tracker is not None:  # may join during the run: then asked at this serial
                 key = normalize(name)
                 self._unselected[key] = max(self._unselected.get(key, 0), change_serial)
-        if self.tracker is not None:
-            for key in self.tracker.owed(self._has_pages):
-                changes.add(key, 0)  # reached by the closure but not on the mirror yet
-        target = max([since, self.feed.last_serial(), *(s for _, s in changes.pending.values())])
-        if not changes.pending and pending is None and target == serial and not adopting:
-            return None
-        work = self._merged(pending or (), changes)
-        if adopting:
-            work = itertools.chain(work, self._adoption_work())
-        target, count = self.state.begin_stream(lambda: target, work)
-        self.state.adopted()
-        logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since, target)
-        return target, count
+        return changes
+
+    def _warn_ahead(self, since: int, check: SerialCheck) -> None:
+        previous = check.previous
+        if previous is None:
+            why = "no record of what it said before: another master, or a serial it never reached"
+        elif previous.master != check.master:
+            why = f"the master was {previous.master}"
+        elif previous.serial >= since:
+            why = f"upstream's serial went back from {previous.serial}"
+        else:
+            why = "an earlier run took a serial upstream never reached"
+        logger.warning(
+            "The mirror is at serial %d but %s says its last serial is %s (%s): listing upstream again for "
+            "a full sync that takes its serial (files already on disk are checked, not downloaded again)",
+            since, check.master, check.upstream, why)
 
     def _pages_fingerprint(self) -> str | None:
         """What decides what every page lists: the filters, and core-metadata when it is off.
@@ -299,10 +338,11 @@ class Mirror:
                        self.state.state_path)
         return True
 
-    def _merged(self, pending: Iterable[tuple[str, int]], changes: Todo) -> Iterator[tuple[str, int]]:
+    def _merged(self, pending: Iterable[tuple[str, int]], changes: Todo,
+                check: SerialCheck) -> Iterator[tuple[str, int]]:
         """Earlier pending work, each project once at its highest serial, then the new changes."""
         fresh = dict(changes.pending)
-        for name, serial in pending:
+        for name, serial in check.ceiled(pending):
             if not self._acceptable(name) or not self._selected(name):
                 continue
             change = fresh.pop(normalize(name), None)
@@ -335,16 +375,17 @@ class Mirror:
             logger.info("Adopting a bandersnatch 8 mirror: %d project(s) on it are no longer listed "
                         "upstream and will be removed", ghosts)
 
-    def _plan_full(self, pending: Iterable[tuple[str, int]] | None,
-                   adopting: bool = False) -> tuple[int, int]:
-        highest = 0
+    def _plan_full(self, pending: Iterable[tuple[str, int]] | None, adopting: bool,
+                   check: SerialCheck) -> tuple[int, int]:
+        highest, named = 0, ""
         listed: array[int] = array("Q")
 
         def entries() -> Iterator[tuple[str, int]]:
-            nonlocal highest
+            nonlocal highest, named
             for name, serial in self.feed.all_projects():
                 if self._acceptable(name):
-                    highest = max(highest, serial)
+                    if serial > highest:
+                        highest, named = serial, name
                     if self._selected(name):
                         listed.append(name_hash(normalize(name)))
                         yield name, serial
@@ -370,10 +411,19 @@ class Mirror:
                     if key not in known and key not in unlisted:
                         yield key, 0
 
-        target, count = self.state.begin_stream(
-            lambda: highest or self.feed.last_serial(), entries())
-        logger.info("Full sync of %d project(s) up to serial %d", count, target)
-        return target, count
+        def target() -> int:
+            listed = highest or self.feed.last_serial()
+            upstream = check.confirm(listed)
+            # Above upstream's own serial: a lie, never taken (the entry itself is asked at it once,
+            # and the next run's plan asks that project as upstream has it now).
+            if upstream is None or listed <= upstream:
+                return listed
+            return check.ceiling(listed, named) or upstream
+
+        target_serial, count = self.state.begin_stream(target, entries())
+        check.report()
+        logger.info("Full sync of %d project(s) up to serial %d", count, target_serial)
+        return target_serial, count
 
     def _acceptable(self, name: str) -> bool:
         """False, with one error line, for a name that cannot be a project (path tricks, junk).

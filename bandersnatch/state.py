@@ -15,6 +15,9 @@
 - ``generation``: the on-disk format; anything we do not understand resets the state.
 - ``adopting``: present from the run that finds a bandersnatch 8 mirror (generation 5) until
   that mirror's leftovers are cleaned and its work list, ghosts included, is in ``todo``.
+- ``upstream-serial``: which master the mirror follows, the serial that master last reported
+  for itself and when it was asked (see ``serialcheck``).  Missing (a mirror written by an older
+  version) or damaged, it is asked again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from array import array
@@ -33,7 +37,7 @@ from typing import TextIO
 
 from .errors import StorageError, shown
 from .names import normalize
-from .rpcstream import MAX_SERIAL
+from .rpcstream import MAX_SERIAL, is_serial
 from .storage import atomic_write, open_new_text, staged
 
 logger = logging.getLogger(__name__)
@@ -101,6 +105,38 @@ def parse_failures(data: bytes) -> list[Failure] | None:
             return None
         failures.append(Failure(name, int(serial), error, when))
     return failures
+
+
+@dataclass(frozen=True)
+class UpstreamRecord:
+    """The master the mirror follows, the serial it last reported for itself, and when it was asked."""
+
+    master: str
+    serial: int
+    checked: str  # UTC, ISO 8601 to the second
+
+    def render(self) -> bytes:
+        return json.dumps({"master": self.master, "serial": self.serial, "checked": self.checked},
+                          sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def parse(cls, data: bytes) -> UpstreamRecord | None:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        master, serial, checked = doc.get("master"), doc.get("serial"), doc.get("checked")
+        if not isinstance(master, str) or not is_serial(serial) or not isinstance(checked, str):
+            return None
+        return cls(master, serial, checked)
+
+    def checked_at(self) -> datetime | None:
+        try:
+            return datetime.strptime(self.checked, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
 
 
 _MAX_Q = 2**64 - 1
@@ -181,6 +217,7 @@ class PendingFile:
     target: int
     count: int
     done: DoneSet
+    highest: int = 0  # the highest serial an entry names (done or not)
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
         """``(name, serial)`` of every entry its journal does not record as done."""
@@ -226,6 +263,7 @@ class StateFiles:
         self.selection_path = directory / "selection"
         self.prune_path = directory / "prune-pending"
         self.adopting_path = directory / "adopting"
+        self.upstream_path = directory / "upstream-serial"
         self._journal: TextIO | None = None
         # Set when state or todo held a serial upstream's XML-RPC cannot carry: the changes since
         # then cannot be asked for, so only a full listing is safe.
@@ -294,6 +332,18 @@ class StateFiles:
     def write_serial(self, serial: int) -> None:
         atomic_write(self.state_path, f"{serial}\n".encode(), self.staging)
 
+    # -------------------------------------------------------- upstream
+
+    def read_upstream(self) -> UpstreamRecord | None:
+        """What the master last reported for itself; None when never asked (or the record is damaged)."""
+        try:
+            return UpstreamRecord.parse(self.upstream_path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def write_upstream(self, record: UpstreamRecord) -> None:
+        atomic_write(self.upstream_path, record.render(), self.staging)
+
     # -------------------------------------------------------- selection
 
     def read_selection(self) -> str | None:
@@ -333,7 +383,7 @@ class StateFiles:
                 if _beyond(header):
                     self._damaged_todo(header)
                     return None
-                count = 0
+                count = highest = 0
                 for number, line in enumerate(f, start=2):
                     name, _, serial_text = line.strip().rpartition(" ")
                     if not name or not _is_uint(serial_text):
@@ -342,12 +392,13 @@ class StateFiles:
                         self._damaged_todo(serial_text)
                         return None
                     count += 1
+                    highest = max(highest, int(serial_text))
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             return self._recover_todo(f"unreadable ({exc})")
         target = int(header)
-        return PendingFile(self.todo_path, target, count, DoneSet(self.journaled(target)))
+        return PendingFile(self.todo_path, target, count, DoneSet(self.journaled(target)), highest)
 
     def count_pending(self) -> int | None:
         """How many ``todo`` entries its journal does not record as done; read-only, never repairs.

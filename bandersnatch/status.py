@@ -2,9 +2,10 @@
 
 ``gather`` reads a handful of small files (``state``, ``todo`` and its journal,
 ``failures``, ``last-run``, ``counts``) and asks the upstream one question
-(``changelog_last_serial``) unless offline.  It takes no lock, writes nothing
-under the mirror directory and never walks the tree, so it answers at once
-and safely while ``mirror`` runs.  The renderers are pure: a ``Status`` in,
+(``changelog_last_serial``, or the root listing's own serial when the mirror
+follows the listing) unless offline.  It takes no lock, writes nothing under
+the mirror directory and never walks the tree, so it answers at once and
+safely while ``mirror`` runs.  The renderers are pure: a ``Status`` in,
 text, JSON or Prometheus' text exposition format out.
 """
 
@@ -72,9 +73,17 @@ class Status:
 
     @property
     def lag(self) -> int | None:
-        if self.serial is None or self.upstream_serial is None:
+        """Serials the mirror is behind upstream; None when unknown, or when it is ahead."""
+        if self.serial is None or self.upstream_serial is None or self.ahead:
             return None
-        return max(0, self.upstream_serial - self.serial)
+        return self.upstream_serial - self.serial
+
+    @property
+    def ahead(self) -> int:
+        """Serials the mirror is above upstream's own (another master, or upstream went back)."""
+        if self.serial is None or self.upstream_serial is None:
+            return 0
+        return max(0, self.serial - self.upstream_serial)
 
     @property
     def problems(self) -> list[str]:
@@ -82,6 +91,9 @@ class Status:
         found = []
         if self.serial is None or self.last_success is None:
             found.append("no run has completed yet")
+        if self.ahead:
+            found.append(f"the mirror's serial is {self.ahead} above upstream's (the next mirror run "
+                         "lists upstream again)")
         if self.todo_damaged:
             found.append("todo is damaged (the next run repairs it)")
         if self.pending_projects:
@@ -173,8 +185,9 @@ def render_text(s: Status) -> str:
     """What an operator reads: one fact per line, problems last."""
     lines = [f"mirror       {s.directory} at serial {s.serial if s.serial is not None else 'none yet'}"]
     if s.upstream_serial is not None:
-        lines.append(f"upstream     {s.master} at serial {s.upstream_serial} ({s.lag} behind)"
-                     if s.lag is not None else f"upstream     {s.master} at serial {s.upstream_serial}")
+        where = f"upstream     {s.master} at serial {s.upstream_serial}"
+        lines.append(f"{where} (the mirror is {s.ahead} AHEAD of it: another master, or upstream went back)"
+                     if s.ahead else f"{where} ({s.lag} behind)" if s.lag is not None else where)
     elif s.upstream_error is not None:
         lines.append(f"upstream     {s.master}: not reachable ({s.upstream_error})")
     else:
@@ -213,6 +226,7 @@ def render_json(s: Status) -> str:
         "upstream_serial": s.upstream_serial,
         "upstream_error": s.upstream_error,
         "lag_serials": s.lag,
+        "ahead_serials": s.ahead if s.upstream_serial is not None else None,
         "pending_projects": s.pending_projects,
         "failed_projects": [f.name for f in s.failures],
         "failures": [{"name": f.name, "serial": f.serial, "when": f.when, "error": f.error}
@@ -254,6 +268,8 @@ def render_prometheus(s: Status) -> str:
         ("serial", "PyPI serial the mirror has caught up to.", s.serial),
         ("upstream_serial", "PyPI serial of the upstream when status ran.", s.upstream_serial),
         ("lag_serials", "How many serials the mirror is behind the upstream.", s.lag),
+        ("ahead_serials", "How many serials the mirror is above the upstream's own (1 or more: it is not "
+         "following it).", s.ahead if s.upstream_serial is not None else None),
         ("pending_projects", "Projects owed to the mirror (todo).", s.pending_projects),
         ("failed_projects", "Projects owed because their last sync failed.", len(s.failures)),
         ("last_success_timestamp_seconds", "When the last complete mirror run ended (Unix time).",

@@ -38,8 +38,9 @@ def test_incremental_sync_picks_up_a_new_release(
     upstream.reset_requests()
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
-    # One changelog call, one page, one file: nothing else.
-    assert upstream.count_requests("/pypi", "POST") == 1
+    # One changelog call, upstream's own serial (the changelog named serials above the last one
+    # upstream reported for itself), one page, one file: nothing else.
+    assert upstream.count_requests("/pypi", "POST") == 2
     assert upstream.count_requests("/simple/") == 1
     assert upstream.count_requests("/packages/") == 1
 
@@ -259,8 +260,9 @@ def test_a_full_changelog_page_is_followed_by_another_call_from_its_last_serial(
     upstream.reset_requests()
     assert Mirror(cfg, master=master).run().exit_code == 0
     assert_mirror_matches(upstream, mirror.web)
-    # 10 rows in pages of 3: four calls, a pause before each follow-up (rate limit), none after the last.
-    assert upstream.count_requests("/pypi", "POST") == 4
+    # 10 rows in pages of 3: four calls, a pause before each follow-up (rate limit), none after the last;
+    # then upstream's own serial, once (the rows are above the last one it reported for itself).
+    assert upstream.count_requests("/pypi", "POST") == 5
     assert pauses == [CHANGELOG_PAUSE] * 3
 
 
@@ -337,3 +339,17 @@ def test_a_root_index_written_without_project_serials_is_upgraded_by_the_next_ru
     assert mirror.run() == 0  # nothing changed upstream
     assert root_json.read_text() == text
     assert len(upstream.requests) == 1
+
+
+def test_a_run_with_only_owed_projects_says_so_instead_of_an_empty_serial_range(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    upstream.fail("/simple/beta/", 500, times=None)
+    assert mirror.run() == 1
+    upstream.clear_faults()
+    caplog.clear()
+    assert mirror.run() == 0
+    said = f"Syncing 1 project(s) still owed at serial {upstream.serial} (nothing new upstream)"
+    assert said in caplog.text
+    assert "changed since serial" not in caplog.text

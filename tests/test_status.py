@@ -375,3 +375,46 @@ def test_an_8x_mirror_reports_its_serial_before_adoption_and_is_counted_by_the_a
     assert mirror.run() == 0
     code, report = status_json(mirror, capsys, "--offline")
     assert code == 0 and counted(report) == on_disk(mirror.web)
+
+
+def test_a_mirror_ahead_of_its_upstream_is_not_called_current_and_exits_1(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``master`` pointed at an upstream whose serial is lower, before the next run: not "0 behind"."""
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    (mirror.root / "state").write_text(f"{upstream.serial + 900}\n")
+    code, text = status(mirror, capsys)
+    assert code == 1
+    assert "behind" not in text
+    assert f"at serial {upstream.serial} (the mirror is 900 AHEAD of it" in text
+    assert "NOT current: the mirror's serial is 900 above upstream's" in text
+    code, report = status_json(mirror, capsys)
+    assert code == 1 and report["ahead_serials"] == 900 and report["lag_serials"] is None
+    assert report["current"] is False
+
+
+@pytest.mark.parametrize("method", ["simple", "auto"])
+def test_a_mirror_following_the_listing_reports_the_listings_serial_in_one_request(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str],
+    method: str,
+) -> None:
+    upstream.without_xmlrpc("404")
+    mirror = write_config(tmp_path, upstream.url, api_method=method)
+    assert mirror.run() == 0
+    assert mirror.run() == 0  # auto: the first incremental run records that it follows the listing
+    mirrored = upstream.serial
+    upstream.add_wheel("Gamma", "1.0")
+    before = tree_snapshot(mirror.root)
+    upstream.reset_requests()
+    code, report = status_json(mirror, capsys)
+    assert [(r.method, r.path) for r in upstream.requests] == [("GET", "/simple/")]
+    assert report["upstream_error"] is None
+    assert report["upstream_serial"] == upstream.serial
+    assert report["lag_serials"] == upstream.serial - mirrored > 0
+    assert code == 0 and tree_snapshot(mirror.root) == before
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    _, text = status(mirror, capsys)
+    assert [r.status for r in upstream.requests if r.path == "/simple/"][-1] == 304
+    assert f"at serial {upstream.serial} (0 behind)" in text
