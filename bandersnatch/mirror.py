@@ -42,7 +42,7 @@ from .progress import Progress, human_bytes
 from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
-from .state import Failure, NameSet, StateFiles, Todo, name_hash
+from .state import ROOT_MARKS, Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import clear_staging, make_dirs, staging_dir
 from .store import Store
 
@@ -116,7 +116,7 @@ class Mirror:
         self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
                                self.staging, self.layout.web, remote=remote)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes,
-                              store=self.store)
+                              store=self.store, marks=self.directory / ROOT_MARKS)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,

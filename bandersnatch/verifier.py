@@ -84,7 +84,7 @@ from .recordedstore import RECORD_DIR, open_s3
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
-from .state import NameSet, StateFiles, name_hash
+from .state import ROOT_MARKS, NameSet, StateFiles, name_hash
 from .storage import atomic_write, clear_staging
 from .store import Store
 
@@ -615,7 +615,8 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
             out.flush()
         report = None
         if repair and result.problems:
-            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store)
+            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store,
+                             marks=config.directory / ROOT_MARKS)
             serial = StateFiles(config.directory, staging).read_serial()
             report = Repair(projects, root, serial, config.workers).run(result.problems)
         _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if on_s3
