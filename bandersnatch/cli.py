@@ -222,7 +222,9 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
         if not args.config.exists():
             return write_default_config(args.config)
-        cfg = config.load(args.config, os.environ)
+        # status and plain verify only read the mirror: a user who may only read it may run them.
+        read_only = args.command == "status" or args.command == "verify" and not args.repair
+        cfg = config.load(args.config, os.environ, writable=not read_only)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
         for warning in cfg.warnings:

@@ -665,3 +665,24 @@ def test_deleted_files_are_logged_at_info_and_counted_in_a_human_readable_summar
     assert "1 file(s) (3.0 MB) downloaded" in summary and "2 file(s) (2.3 KB) deleted" in summary, summary
     assert "bytes" not in summary
     assert_mirror_matches(upstream, mirror.web)
+
+
+def test_status_and_verify_serve_a_user_who_can_only_read_the_mirror(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """Issue 18, case 19: both only read; a read-only filesystem stands for a user without write rights."""
+    corpus(upstream)
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        mirror = on_tmpfs(tmp_path, upstream, disk)
+        assert mirror.run() == 0
+        remount(disk, "ro")
+        try:
+            status = run_cli(mirror.config, "status", "--offline")
+            assert status.returncode == 0 and "state        current" in status.stdout, status.stderr
+            verify = run_cli(mirror.config, "verify")
+            assert verify.returncode == 0 and verify.stdout == "", verify.stderr
+            assert "verify works in" in verify.stderr and "Traceback" not in verify.stderr
+            repair = run_cli(mirror.config, "verify", "--repair")  # repairing writes: still refused
+            assert repair.returncode == 2 and "not writable" in repair.stderr
+        finally:
+            remount(disk, "rw")
