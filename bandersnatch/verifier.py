@@ -621,6 +621,8 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
                            selection=selection, records=records, require_hashes=config.require_hashes,
                            store=store)
     verifier_work = None if repair else _work_dir(config.directory)
+    if verifier_work is not None:
+        master.spool_dir = verifier_work.parent  # upstream's listing (ghosts) is spooled there too
     try:
         if repair:
             clear_staging(staging)

@@ -675,13 +675,15 @@ def test_status_and_verify_serve_a_user_who_can_only_read_the_mirror(
     with tmpfs(tmp_path / "disk", "16m") as disk:
         mirror = on_tmpfs(tmp_path, upstream, disk)
         assert mirror.run() == 0
+        (mirror.web / "simple" / "zz-ghost").mkdir()  # verify asks upstream about it: a spooled listing
         remount(disk, "ro")
         try:
             status = run_cli(mirror.config, "status", "--offline")
             assert status.returncode == 0 and "state        current" in status.stdout, status.stderr
             verify = run_cli(mirror.config, "verify")
-            assert verify.returncode == 0 and verify.stdout == "", verify.stderr
+            assert verify.returncode == 1 and verify.stdout.startswith("ghost: simple/zz-ghost:"), verify.stderr
             assert "verify works in" in verify.stderr and "Traceback" not in verify.stderr
+            assert "Cannot ask upstream" not in verify.stderr
             repair = run_cli(mirror.config, "verify", "--repair")  # repairing writes: still refused
             assert repair.returncode == 2 and "not writable" in repair.stderr
         finally:
