@@ -681,7 +681,8 @@ def test_status_and_verify_serve_a_user_who_can_only_read_the_mirror(
             status = run_cli(mirror.config, "status", "--offline")
             assert status.returncode == 0 and "state        current" in status.stdout, status.stderr
             verify = run_cli(mirror.config, "verify")
-            assert verify.returncode == 1 and verify.stdout.startswith("ghost: simple/zz-ghost:"), verify.stderr
+            assert verify.returncode == 1, verify.stderr
+            assert verify.stdout.startswith("ghost: simple/zz-ghost:")
             assert "verify works in" in verify.stderr and "Traceback" not in verify.stderr
             assert "Cannot ask upstream" not in verify.stderr
             repair = run_cli(mirror.config, "verify", "--repair")  # repairing writes: still refused
