@@ -239,7 +239,8 @@ class StatsRun:
                         f"{path} is missing but {days} holds {len(existing)} day files: without it "
                         "update-stats cannot tell which log lines those already include, and counting the "
                         f"logs again would count them twice. Restore {path} from a backup, or move "
-                        f"{self.paths.kept} and {self.paths.days} aside to count the logs still present afresh"
+                        f"{self.paths.kept} and {self.paths.days} aside to count the logs still present "
+                        "afresh"
                     ) from None
             return StatsState()
         except OSError as exc:
