@@ -591,7 +591,9 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     state = StateFiles(config.directory, config.directory / "tmp" / "mirror")  # only read here
     serial = state.read_serial()
     missing = published_missing(config, serial)
-    if missing is not None:  # as status says it: the mirror is incomplete, not misconfigured
+    # As status says it: the mirror is incomplete, not misconfigured.  (A root index missing
+    # under a whole tree stays a root-damaged problem, which --repair mends.)
+    if missing is not None and not (web / "simple").is_dir():
         logger.error("%s", missing)
         return 1
     first_sync = _first_sync_owed(state, serial)

@@ -322,3 +322,12 @@ def test_verify_during_a_first_sync_says_it_is_not_finished_instead_of_root_dama
     assert len(said) == 1 and "project(s) still owed" in said[0]
     assert mirror.run() == 0
     assert verify(mirror, capsys) == (0, [])
+
+
+def test_a_root_index_deleted_under_a_whole_tree_is_still_repaired_by_verify(
+    synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (synced.web / "simple" / "index.html").unlink()
+    code, lines = verify(synced, capsys)
+    assert code == 1 and lines[0].startswith("root-damaged: simple/index.html: missing"), lines
+    assert_repaired(synced, upstream, capsys)
