@@ -672,13 +672,15 @@ def _work_dir(directory: Path) -> Path | None:
     (said in one line): nothing is written under the mirror, and a killed verify starts over.
     """
     usual = directory / "tmp" / "verify"
-    existing = next(p for p in (usual, usual.parent, directory) if p.exists() or p == directory)
-    if os.access(existing, os.W_OK | os.X_OK):
+    # Its lock goes beside it (tmp/), its files in it; what does not exist yet is made in its parent.
+    needed = [p for p in (usual, usual.parent) if p.exists()] or [directory]
+    unwritable = [p for p in needed if not os.access(p, os.W_OK | os.X_OK)]
+    if not unwritable:
         return None
     work = Path(tempfile.mkdtemp(prefix="bandersnatch-verify-")) / "verify"
     logger.warning("%s cannot be written by this user (or is on a read-only filesystem): verify works in %s "
                    "instead (nothing is written under the mirror; a killed verify starts over)",
-                   existing, work.parent)
+                   unwritable[0], work.parent)
     return work
 
 
