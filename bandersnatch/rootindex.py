@@ -24,7 +24,9 @@ what the file was on disk when this mirror last wrote it (inode, size, times)
 and what it held (its project lines: how many, and a digest of them that a
 patch updates line by line).  The ``fstat`` of the file opened for its ends
 proves it unchanged; only a file changed since (damaged, or merely copied or
-restored) is read once more, whole, to compare its lines with the mark.
+restored) is read once more, whole, to compare its lines with the mark.  A
+file without a mark (written before marks were kept) is read once, whole, to
+take one.
 Names are read back from ``index.v1_json`` only when the whole file is proven
 to be an index (its ends, every line, sorted order): a partial read is never
 trusted to say which projects the mirror has.

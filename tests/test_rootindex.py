@@ -508,3 +508,21 @@ def test_a_no_op_mirror_run_stays_one_request_and_never_reads_the_root_index_who
     upstream.reset_requests()
     assert mirror.run() == 0
     assert len(upstream.requests) == 1
+
+
+def test_an_index_written_before_marks_were_kept_is_read_once_to_mark_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = make_index(tmp_path, OLD)  # no marks file: an index from before they were kept
+    index = RootIndex(old.simple, old.staging, False, marks=tmp_path / "root-index")
+    index.update({}, set(), 1)
+    assert written(index) == expected(index, OLD, 1)  # trusted as it is, not rebuilt
+    assert (tmp_path / "root-index").read_text().count("\n") == 2
+    monkeypatch.setattr("bandersnatch.rootindex._tally", lambda *a: pytest.fail("read the whole file again"))
+    index.update({}, set(), 1)
+    index.update(synced({"charlie"}), set(), 2)  # a patch updates the marks without reading the file
+    monkeypatch.undo()
+    with_pages(index, [*OLD, "charlie"])
+    index.html.write_bytes(_drop_middle(index.html.read_bytes()))
+    index.update({}, set(), 2)
+    assert written(index) == expected(index, [*OLD, "charlie"], 2)
