@@ -19,7 +19,7 @@ Every run first checks that both files are whole, from their first and last
 bytes only: a file cut short (a full disk under another tool, a bad restore)
 is rebuilt from the project directories at once, even when nothing changed.
 Damage inside a file (lines lost, duplicated or altered, first and last intact)
-is told by its mark (``Mark``), kept in the mirror directory beside ``state``:
+is told by its mark (``rootmarks.Mark``), kept in the mirror directory beside ``state``:
 what the file was on disk when this mirror last wrote it (inode, size, times)
 and what it held (its project lines: how many, and a digest of them that a
 patch updates line by line).  The ``fstat`` of the file opened for its ends
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import hashlib
 import heapq
 import itertools
 import json
@@ -60,6 +59,7 @@ from .difffile import Changes
 from .fsstore import FilesystemStore
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .names import is_valid_project_name
+from .rootmarks import DIGEST_MOD, Tally, line_hash, read_marks, save_marks
 from .simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
@@ -72,7 +72,6 @@ from .simple import (
     root_json_line,
     root_json_line_entry,
 )
-from .storage import atomic_write
 from .store import Store, Upload
 
 logger = logging.getLogger(__name__)
@@ -102,58 +101,6 @@ _JSON_PROJECTS = b'"projects":['
 _PAGE_HEAD = 4096  # bytes of a project's JSON page read for its serial; its meta comes first
 _PAGE_SERIAL = re.compile(rb'\A\{"meta":\{[^{}]*"_last-serial":([0-9]+)[,}]')
 
-
-
-_DIGEST_MOD = 1 << 64
-
-
-def line_hash(line: bytes) -> int:
-    """A project line's share of its file's digest (the line without its terminator)."""
-    return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "big")
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A root file as this mirror last wrote it: its identity on disk and its project lines.
-
-    ``digest`` is the sum of the lines' ``line_hash`` (mod 2**64): a patch adds
-    the lines it puts in and subtracts those it takes out, without reading the
-    lines it copies; a line lost, repeated or altered changes it.
-    """
-
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int  # the kernel sets it on every change, and nothing can set it back
-    count: int
-    digest: int
-
-    def same_file(self, st: os.stat_result) -> bool:
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
-            self.ino, self.size, self.mtime_ns, self.ctime_ns)
-
-    def line(self) -> str:
-        return f"{self.ino} {self.size} {self.mtime_ns} {self.ctime_ns} {self.count} {self.digest:016x}"
-
-    @classmethod
-    def parse(cls, text: str) -> Mark | None:
-        parts = text.split()
-        try:
-            ino, size, mtime, ctime, count = (int(p) for p in parts[:5])
-            return cls(ino, size, mtime, ctime, count, int(parts[5], 16)) if len(parts) == 6 else None
-        except (ValueError, IndexError):
-            return None
-
-
-@dataclass(frozen=True)
-class Tally:
-    """How many project lines a root file holds, and their digest."""
-
-    count: int
-    digest: int
-
-    def plus(self, other: Tally) -> Tally:
-        return Tally(self.count + other.count, (self.digest + other.digest) % _DIGEST_MOD)
 
 
 class Entry(NamedTuple):
@@ -481,7 +428,7 @@ def _tally(path: Path, fmt: _Format) -> Tally | None:
                     return None
                 last = entry[0]
                 count += 1
-                digest = (digest + line_hash(_line_key(line))) % _DIGEST_MOD
+                digest = (digest + line_hash(_line_key(line))) % DIGEST_MOD
             return Tally(count, digest)
     except (OSError, ValueError, _NotOurLayout):
         return None
@@ -760,21 +707,6 @@ class RootIndex:
     def _formats(self) -> dict[str, _Format]:
         return {PAGE_HTML: _html_format(None, self.href), PAGE_JSON: _json_format(None)}
 
-    def _read_marks(self) -> dict[str, Mark]:
-        if self.marks is None:
-            return {}
-        try:
-            text = self.marks.read_text(encoding="ascii", errors="replace")
-        except (FileNotFoundError, NotADirectoryError):
-            return {}
-        marks = {}
-        for line in text.splitlines():
-            page, _, rest = line.partition(" ")
-            mark = Mark.parse(rest)
-            if page in (PAGE_HTML, PAGE_JSON) and mark is not None:
-                marks[page] = mark
-        return marks
-
     def _check_marks(self, stats: Mapping[str, os.stat_result | None]) -> dict[str, Tally | None]:
         """Each file's project lines as its mark records them (None: no mark); {} when one is damaged.
 
@@ -784,7 +716,7 @@ class RootIndex:
         """
         if self.marks is None:
             return {PAGE_HTML: None, PAGE_JSON: None}
-        marks, formats = self._read_marks(), self._formats()
+        marks, formats = read_marks(self.marks), self._formats()
         known: dict[str, Tally | None] = {}
         self._unmarked = set(stats)  # whose mark is missing or stale: written by _remember
         damaged = []
@@ -835,19 +767,8 @@ class RootIndex:
 
     def _save_marks(self, tallies: Mapping[str, Tally]) -> None:
         """Record ``tallies`` with each file's identity on disk now (just written, or just checked)."""
-        if self.marks is None:
-            return
-        marks = self._read_marks()
-        for page, tally in tallies.items():
-            try:
-                st = os.stat(self.simple / page)
-            except FileNotFoundError:
-                marks.pop(page, None)
-                continue
-            marks[page] = Mark(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                               tally.count, tally.digest)
-        text = "".join(f"{page} {mark.line()}\n" for page, mark in sorted(marks.items()))
-        atomic_write(self.marks, text.encode("ascii"), self.staging)
+        if self.marks is not None:
+            save_marks(self.marks, self.simple, tallies, self.staging)
 
     def _merge(self, new: list[Entry], removed: set[str], serial: int | None) -> None:
         """Rewrite both files from the entries listed now (``entries()``: proven whole, or the dirs)."""
@@ -883,6 +804,6 @@ class RootIndex:
             self.changes.written_key(self._key(PAGE_HTML))
             js.commit()
             self.changes.written_key(self._key(PAGE_JSON))
-        self._save_marks({PAGE_HTML: Tally(count, html_digest % _DIGEST_MOD),
-                          PAGE_JSON: Tally(count, json_digest % _DIGEST_MOD)})
+        self._save_marks({PAGE_HTML: Tally(count, html_digest % DIGEST_MOD),
+                          PAGE_JSON: Tally(count, json_digest % DIGEST_MOD)})
         logger.info("Root index: %d project(s)", count)
