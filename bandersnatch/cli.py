@@ -265,7 +265,9 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             raise ConfigError(str(args.config), None, None,
                               f"no such file; {args.command} reads the mirror's configuration: give its path "
                               "with -c (bandersnatch mirror writes a default one for a new mirror)")
-        cfg = config.load(args.config, os.environ)
+        # status and plain verify only read the mirror: a user who may only read it may run them.
+        read_only = args.command == "status" or args.command == "verify" and not args.repair
+        cfg = config.load(args.config, os.environ, writable=not read_only)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
         if args.command == "mirror":

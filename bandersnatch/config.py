@@ -142,14 +142,17 @@ class Config:
 # --------------------------------------------------------------------------
 
 
-def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+def load(path: Path, environ: Mapping[str, str] | None = None, *, writable: bool = True) -> Config:
     """Read, parse and validate ``path``, including that the mirror directory is usable.
 
     ``environ`` is the process environment, read here once for proxies and CA
     certificates (the CLI passes ``os.environ``); None means an empty one.
+    ``writable`` False: the command only reads the mirror (``status``, plain ``verify``),
+    so a user who may only read it is served.
     """
     config = parse(read_text(path), path)
-    check_directory_writable(config.directory, path)
+    if writable:
+        check_directory_writable(config.directory, path)
     if config.storage_backend == storeconfig.S3 and importlib.util.find_spec("boto3") is None:
         raise ConfigError(str(path), MIRROR, "storage-backend",
                           "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")

@@ -4,7 +4,10 @@ One small JSON record, replaced atomically by each run that took the lock:
 when it started and ended (UTC), its exit code, what it did, and when the
 last complete run (exit 0) ended, carried over from the record before.  A run
 killed with SIGKILL writes nothing: the record then still describes the run
-before it.
+before it.  A run that stops on Ctrl-C or SIGTERM records what it did until
+then, and the ``todo.journal`` it leaves for the next run to resume
+(``journal``): ``status`` tells such a run from one going on now, or killed,
+by that journal being still the same file.
 """
 
 from __future__ import annotations
@@ -44,6 +47,20 @@ class LastRun:
     failed: int = 0
     stop_reason: str | None = None
     last_success: str | None = None  # when the last run with exit code 0 ended (this one or earlier)
+    journal: str | None = None  # the todo.journal an interrupted run left (journal_id), for status
+
+    @property
+    def interrupted(self) -> bool:
+        return self.exit_code == EXIT_INTERRUPTED
+
+
+def journal_id(path: Path) -> str | None:
+    """Which ``todo.journal`` is on disk now (inode, size, mtime); None when there is none."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def exit_code_for(exc: BaseException) -> int:

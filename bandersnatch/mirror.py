@@ -43,7 +43,7 @@ from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
 from .serialcheck import SerialCheck
-from .state import Failure, NameSet, StateFiles, Todo, name_hash
+from .state import ROOT_MARKS, Failure, NameSet, StateFiles, Todo, name_hash
 from .storage import clear_staging, make_dirs, make_readable_dirs, staging_dir
 from .store import Store
 
@@ -117,7 +117,7 @@ class Mirror:
         self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
                                self.staging, self.layout.web, remote=remote)
         self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes,
-                              store=self.store)
+                              store=self.store, marks=self.directory / ROOT_MARKS)
         self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
         self.master = master or Master(
             config.master, timeout=config.timeout, workers=config.workers,
@@ -141,6 +141,7 @@ class Mirror:
         self._started: set[str] = set()
         self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
         self._store_down: StoreUnreachable | None = None  # the store stopped answering (first error)
+        self._report: RunReport | None = None  # this run's, as far as it got: an interrupted run records it
         self.tally = Tally(self.directory, self.staging, self._page_totals,
                            lambda: page_keys(self.store, config.hash_index))
         self.projects = ProjectSync(
@@ -192,8 +193,8 @@ class Mirror:
             raise
         finally:
             self.changes.close()
-            self._record_run(run_started, report, code)
-            self.state.close()
+            self.state.close()  # the journal is whole before last-run names it
+            self._record_run(run_started, report or self._report, code)
             self.projects.close()
             self.master.close()
             lock.release()
@@ -464,7 +465,7 @@ class Mirror:
     def _sync(self) -> RunReport:
         started = time.monotonic()
         plan = self._plan()
-        report = RunReport(refused=len(self.refused))
+        report = self._report = RunReport(refused=len(self.refused))
         if plan is None:
             serial = self.state.read_serial()
             if self.selection.active and self.state.prune_pending() and serial is not None:
@@ -728,9 +729,12 @@ class Mirror:
             success = ended if code == 0 else previous.last_success if previous \
                 else lastrun.parse_last_modified(self.store.read(lastrun.LAST_MODIFIED))
             r = report or RunReport()
+            interrupted = code == lastrun.EXIT_INTERRUPTED
             lastrun.write(self.directory, lastrun.LastRun(
                 started, ended, code, self.state.read_serial(), r.synced, r.removed + r.unselected,
-                r.files, r.bytes, len(r.failed), r.stop_reason, success), self.staging)
+                r.files, r.bytes, len(r.failed),
+                "interrupted (Ctrl-C or SIGTERM); the next run resumes it" if interrupted else r.stop_reason,
+                success, lastrun.journal_id(self.state.journal_path) if interrupted else None), self.staging)
         except BandersnatchError as exc:
             logger.warning("Could not record this run for bandersnatch status: %s", exc)
 

@@ -18,6 +18,15 @@ that cannot be read at all is rebuilt from the project directories.
 Every run first checks that both files are whole, from their first and last
 bytes only: a file cut short (a full disk under another tool, a bad restore)
 is rebuilt from the project directories at once, even when nothing changed.
+Damage inside a file (lines lost, duplicated or altered, first and last intact)
+is told by its mark (``rootmarks.Mark``), kept in the mirror directory beside ``state``:
+what the file was on disk when this mirror last wrote it (inode, size, times)
+and what it held (its project lines: how many, and a digest of them that a
+patch updates line by line).  The ``fstat`` of the file opened for its ends
+proves it unchanged; only a file changed since (damaged, or merely copied or
+restored) is read once more, whole, to compare its lines with the mark.  A
+file without a mark (written before marks were kept) is read once, whole, to
+take one.
 Names are read back from ``index.v1_json`` only when the whole file is proven
 to be an index (its ends, every line, sorted order): a partial read is never
 trusted to say which projects the mirror has.
@@ -50,6 +59,7 @@ from .difffile import Changes
 from .fsstore import FilesystemStore
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .names import is_valid_project_name
+from .rootmarks import DIGEST_MOD, Tally, line_hash, read_marks, save_marks
 from .simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
@@ -191,17 +201,19 @@ def _serialed(first: bytes, last: bytes) -> bool:
     return True
 
 
-def _shape(path: Path, check: Callable[[bytes, bytes], _Shape]) -> tuple[_Shape, bytes, bytes]:
-    """The shape of a root file, and its first and last bytes (empty when it is missing)."""
+def _shape(path: Path, check: Callable[[bytes, bytes], _Shape]
+           ) -> tuple[_Shape, bytes, bytes, os.stat_result | None]:
+    """The shape of a root file, its first and last bytes (empty when it is missing) and its stat."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return _Shape.MISSING, b"", b""
+        return _Shape.MISSING, b"", b"", None
     try:
         first, last = _ends(fd)
+        st = os.fstat(fd)  # the mark's check: no read beyond the ends
     finally:
         os.close(fd)
-    return check(first, last), first, last
+    return check(first, last), first, last, st
 
 
 def _html_entry(line: bytes) -> tuple[str, int | None] | None:
@@ -250,6 +262,7 @@ class _OldIndex:
         self.fd, self.fmt = fd, fmt
         size = os.fstat(fd).st_size
         self.start, self.end, head_end = fmt.body(fd, size)
+        self.dropped: list[tuple[int, int]] = []  # the old lines ``plan`` leaves out: [start, end)
         # Its serial is in its head (JSON) or its tail (HTML): unchanged, nothing else need be.
         self.same_ends = (_pread_exact(fd, head_end, 0) == fmt.head and size - self.end == len(fmt.tail)
                           and _pread_exact(fd, len(fmt.tail), self.end) == fmt.tail)
@@ -314,6 +327,7 @@ class _OldIndex:
                 events.append((pos, name, self.line_at(pos)[2], None))
         if not events:
             return None
+        self.dropped = [(offset, old_end) for offset, _, old_end, _ in events if old_end is not None]
         events.sort(key=lambda e: (e[0], e[1]))
         segments: list[tuple[int, int] | Entry] = []
         cursor = self.start
@@ -349,17 +363,29 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         start += copied
 
 
+def _line_key(line: bytes) -> bytes:
+    """A body line without its terminator ("\n", or ",\n" between JSON entries): what ``line_hash`` takes."""
+    line = line.rstrip(b"\n")
+    return line[:-1] if line.endswith(b",") else line
+
+
 def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str],
-           publish: Callable[[], AbstractContextManager[Upload]]) -> bool:
-    """Publish ``path`` anew with ``synced`` in (under their serials), ``removed`` out; False: no change."""
+           publish: Callable[[], AbstractContextManager[Upload]]) -> Tally | None:
+    """Publish ``path`` anew with ``synced`` in (under their serials), ``removed`` out; None: no change.
+
+    Returns what the change did to the file's project lines (their count and digest).
+    """
     src = os.open(path, os.O_RDONLY)
     try:
         old = _OldIndex(src, fmt)
         segments = old.plan(synced, removed)
         if segments is None:
             if old.same_ends:
-                return False
+                return None
             segments = [(old.start, old.end)] if old.end > old.start else []  # only the serial moves
+        delta = Tally(0, 0)
+        for start, end in old.dropped:  # a few small reads: only the lines taken out or replaced
+            delta = delta.plus(Tally(-1, -line_hash(_line_key(_pread_exact(src, end - start, start)))))
         with publish() as out:
             out.file.flush()
             dst = out.file.fileno()
@@ -369,8 +395,9 @@ def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str],
             for i, segment in enumerate(segments):
                 term = fmt.last if i == len(segments) - 1 else fmt.inner
                 if isinstance(segment, Entry):
-                    _write_all(dst, (fmt.line(segment.name, segment.serial).encode("utf-8", errors="replace")
-                                     + term))
+                    line = fmt.line(segment.name, segment.serial).encode("utf-8", errors="replace")
+                    delta = delta.plus(Tally(1, line_hash(line)))
+                    _write_all(dst, line + term)
                     continue
                 start, end = segment
                 old_term = fmt.last if end == old.end else fmt.inner
@@ -383,9 +410,28 @@ def _patch(path: Path, fmt: _Format, synced: list[Entry], removed: list[str],
                     _write_all(dst, term)
             _write_all(dst, fmt.tail)
             out.commit()
-        return True
+        return delta
     finally:
         os.close(src)
+
+
+def _tally(path: Path, fmt: _Format) -> Tally | None:
+    """The project lines of a whole root file, read once; None unless each is one, in order."""
+    try:
+        with path.open("rb") as f:
+            fd = f.fileno()
+            start, end, _ = fmt.body(fd, os.fstat(fd).st_size)
+            count, digest, last = 0, 0, None
+            for _, line in _body_lines(f, start, end):
+                entry = fmt.entry_of(line)
+                if entry is None or (last is not None and entry[0] <= last):
+                    return None
+                last = entry[0]
+                count += 1
+                digest = (digest + line_hash(_line_key(line))) % DIGEST_MOD
+            return Tally(count, digest)
+    except (OSError, ValueError, _NotOurLayout):
+        return None
 
 
 def _body_lines(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -403,9 +449,15 @@ class RootIndex:
     """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
 
     def __init__(self, simple: Path, staging: Path, hash_index: bool, changes: Changes | None = None, *,
-                 store: Store | None = None) -> None:
-        """``simple``: ``web/simple`` of the filesystem store ``store`` (by default, one on its parent)."""
+                 store: Store | None = None, marks: Path | None = None) -> None:
+        """``simple``: ``web/simple`` of the filesystem store ``store`` (by default, one on its parent).
+
+        ``marks``: the bookkeeping file of both files' ``Mark`` (None: damage in the middle of a
+        file is not looked for, as for an index another tool wrote).
+        """
         self.simple, self.staging, self.hash_index = simple, staging, hash_index
+        self.marks = marks
+        self._unmarked: set[str] = set()
         self.changes = changes or Changes(None)  # what this run wrote, for diff-file
         self.html, self.json = simple / PAGE_HTML, simple / PAGE_JSON
         self.store: Store = store or FilesystemStore(simple.parent, staging)
@@ -600,13 +652,18 @@ class RootIndex:
         read or written.  HTML goes first: a run killed between the two writes
         leaves the JSON index, which later runs read names from, still out of date.
         """
-        (html_shape, _, html_end), (json_shape, json_start, _) = (
+        (html_shape, _, html_end, html_st), (json_shape, json_start, _, json_st) = (
             _shape(self.html, _html_shape), _shape(self.json, _json_shape))
         shapes = {self.html: html_shape, self.json: json_shape}
         for path, shape in shapes.items():
             if shape is _Shape.CUT:
                 logger.warning("%s does not end as bandersnatch writes it (cut short?); rebuilding the root "
                                "index from the project directories", path)
+        known: dict[str, Tally | None] = {}
+        if synced is not None and not any(shape in (_Shape.CUT, _Shape.MISSING) for shape in shapes.values()):
+            known = self._check_marks({PAGE_HTML: html_st, PAGE_JSON: json_st})
+            if not known:
+                synced = None  # damaged inside: said by _check_marks
         if synced is None or any(shape in (_Shape.CUT, _Shape.MISSING) for shape in shapes.values()):
             rebuilt = [name for name in self.scan() if name not in removed]
             self._write(((name, self.page_serial(name)) for name in rebuilt), serial)
@@ -624,23 +681,94 @@ class RootIndex:
         gone = sorted(removed - synced.keys())
         if not new and not gone and json_start.startswith(root_json_head(serial)) \
                 and html_end.endswith(root_html_head_tail(serial)[1]):
+            self._remember(known, {})
             return
         try:
-            html_changed = _patch(self.html, _html_format(serial, self.href), new, gone,
-                                  lambda: self.publish(PAGE_HTML))
-            if html_changed:
+            html_delta = _patch(self.html, _html_format(serial, self.href), new, gone,
+                                lambda: self.publish(PAGE_HTML))
+            if html_delta is not None:
                 self.changes.written_key(self._key(PAGE_HTML))
-            json_changed = _patch(self.json, _json_format(serial), new, gone, lambda: self.publish(PAGE_JSON))
-            if json_changed:
+            json_delta = _patch(self.json, _json_format(serial), new, gone, lambda: self.publish(PAGE_JSON))
+            if json_delta is not None:
                 self.changes.written_key(self._key(PAGE_JSON))
-            changed = html_changed or json_changed
+            changed = html_delta is not None or json_delta is not None
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
             self._merge(new, removed, serial)
             return
+        deltas = {PAGE_HTML: html_delta, PAGE_JSON: json_delta}
+        self._remember(known, {page: delta for page, delta in deltas.items() if delta is not None})
         if changed:
             logger.info("Root index updated: %d project(s) synced, %d removed; serial %s",
                         len(new), len(gone), serial)
+
+    # ------------------------------------------------------------ marks (damage inside a file)
+
+    def _formats(self) -> dict[str, _Format]:
+        return {PAGE_HTML: _html_format(None, self.href), PAGE_JSON: _json_format(None)}
+
+    def _check_marks(self, stats: Mapping[str, os.stat_result | None]) -> dict[str, Tally | None]:
+        """Each file's project lines as its mark records them (None: no mark); {} when one is damaged.
+
+        A file its mark says is unchanged on disk (its stat, already taken) is not read.
+        One changed since (an edit, a copy, a restore) is read once, whole: the same lines
+        as recorded mean only its place on disk moved, and the mark is written anew.
+        """
+        if self.marks is None:
+            return {PAGE_HTML: None, PAGE_JSON: None}
+        marks, formats = read_marks(self.marks), self._formats()
+        known: dict[str, Tally | None] = {}
+        self._unmarked = set(stats)  # whose mark is missing or stale: written by _remember
+        damaged = []
+        for page, st in stats.items():
+            mark = marks.get(page)
+            if mark is None or st is None:
+                known[page] = None
+                continue
+            recorded = Tally(mark.count, mark.digest)
+            if mark.same_file(st):
+                known[page] = recorded
+                self._unmarked.discard(page)
+                continue
+            found = _tally(self.simple / page, formats[page])
+            if found == recorded:
+                known[page] = found  # the same lines elsewhere on disk: marked anew
+            elif found is None:
+                damaged.append(f"{self.simple / page} is not one project line per name in order")
+            else:
+                other = "" if found.count != mark.count else " but other ones"
+                damaged.append(f"{self.simple / page} holds {found.count} project line(s) where this mirror "
+                               f"wrote {mark.count}{other}")
+        if damaged:
+            logger.warning("%s (lines lost, repeated or altered since this mirror wrote it); rebuilding the "
+                           "root index from the project directories", "; ".join(damaged))
+            return {}
+        return known
+
+    def _remember(self, known: Mapping[str, Tally | None], deltas: Mapping[str, Tally]) -> None:
+        """Write both files' marks when they moved: after a change, or when one was missing or stale.
+
+        ``known``: the lines each file held before (None: unknown, so it is read once now);
+        ``deltas``: what this run's patches changed.
+        """
+        if self.marks is None or not known:
+            return
+        fresh: dict[str, Tally] = {}
+        for page, before in known.items():
+            if page not in deltas and page not in self._unmarked:
+                continue  # unchanged and marked: nothing to write
+            tally = before.plus(deltas.get(page, Tally(0, 0))) if before is not None \
+                else _tally(self.simple / page, self._formats()[page])
+            if tally is None:
+                return  # not ours to mark (another layout); the next rewrite marks it
+            fresh[page] = tally
+        if fresh:
+            self._save_marks(fresh)
+
+    def _save_marks(self, tallies: Mapping[str, Tally]) -> None:
+        """Record ``tallies`` with each file's identity on disk now (just written, or just checked)."""
+        if self.marks is not None:
+            save_marks(self.marks, self.simple, tallies, self.staging)
 
     def _merge(self, new: list[Entry], removed: set[str], serial: int | None) -> None:
         """Rewrite both files from the entries listed now (``entries()``: proven whole, or the dirs)."""
@@ -651,12 +779,17 @@ class RootIndex:
 
     def _write(self, entries: Iterable[tuple[str, int]], serial: int | None) -> None:
         """Rewrite both files from sorted ``entries`` in one pass over them (a serial may cost a read)."""
-        count = 0
+        count, html_digest, json_digest = 0, 0, 0
+        marking = self.marks is not None
 
         def counted() -> Iterator[tuple[str, int]]:
-            nonlocal count
+            nonlocal count, html_digest, json_digest
             for entry in entries:
                 count += 1
+                if marking:  # each line as the renderers write it, for the files' marks
+                    name, last = entry
+                    html_digest += line_hash(root_html_line(name, self.href(name)).encode("utf-8", "replace"))
+                    json_digest += line_hash(root_json_line(name, last).encode("utf-8", "replace"))
                 yield entry
 
         # Both renderers take the same 4096-entry batches in step, so the tee never holds more than one.
@@ -671,4 +804,6 @@ class RootIndex:
             self.changes.written_key(self._key(PAGE_HTML))
             js.commit()
             self.changes.written_key(self._key(PAGE_JSON))
+        self._save_marks({PAGE_HTML: Tally(count, html_digest % DIGEST_MOD),
+                          PAGE_JSON: Tally(count, json_digest % DIGEST_MOD)})
         logger.info("Root index: %d project(s)", count)

@@ -13,6 +13,8 @@
   A run that stopped early leaves ``state`` where it was: what never started is still in
   the changelog since then.
 - ``generation``: the on-disk format; anything we do not understand resets the state.
+- ``root-index``: the mark of each root index file as the last run wrote it (``rootindex.Mark``),
+  so that lines lost from the middle of one are noticed without reading it.
 - ``adopting``: present from the run that finds a bandersnatch 8 mirror (generation 5) until
   that mirror's leftovers are cleaned and its work list, ghosts included, is in ``todo``.
 - ``upstream-serial``: which master the mirror follows, the serial that master last reported
@@ -43,6 +45,7 @@ from .storage import atomic_write, open_new_text, staged
 logger = logging.getLogger(__name__)
 
 GENERATION = "bandersnatch2-1"
+ROOT_MARKS = "root-index"  # the root index files' marks (rootindex.Mark)
 # bandersnatch 4 and later keep the same web/ layout and a ``status`` file we can adopt.
 ADOPTABLE_GENERATIONS = frozenset({"5"})
 
@@ -264,6 +267,7 @@ class StateFiles:
         self.prune_path = directory / "prune-pending"
         self.adopting_path = directory / "adopting"
         self.upstream_path = directory / "upstream-serial"
+        self.root_marks_path = directory / ROOT_MARKS
         self._journal: TextIO | None = None
         # Set when state or todo held a serial upstream's XML-RPC cannot carry: the changes since
         # then cannot be asked for, so only a full listing is safe.

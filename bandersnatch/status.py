@@ -20,13 +20,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import lastrun
+from . import lastrun, storeconfig
 from .config import Config
 from .counts import Counts, read_counts
 from .errors import BandersnatchError
 from .filterconfig import FilterConfig
 from .lastrun import LastRun
+from .layout import PAGE_HTML
 from .progress import human_bytes
+from .recordedstore import RECORD_DIR
 from .state import Failure, StateFiles
 from .storage import replace_outside
 
@@ -68,8 +70,16 @@ class Status:
     last_success: str | None  # when the last complete run ended
     counts: Counts | None
     filters: Filters = field(default_factory=Filters)
-    run_unfinished: bool = False  # a run is going on now, or one was killed
+    run_unfinished: bool = False  # a run is going on now, or one was killed or interrupted
     todo_damaged: bool = False
+    published_missing: str | None = None  # why clients find no mirror although the state says synced
+    journal: str | None = None  # the todo.journal on disk now (lastrun.journal_id)
+
+    @property
+    def interrupted(self) -> bool:
+        """The unfinished run is the last one, stopped by Ctrl-C or SIGTERM: its journal is still the same."""
+        return self.run_unfinished and self.last_run is not None and self.last_run.interrupted \
+            and self.last_run.journal is not None and self.last_run.journal == self.journal
 
     @property
     def lag(self) -> int | None:
@@ -89,6 +99,8 @@ class Status:
     def problems(self) -> list[str]:
         """Why the mirror is not current, one phrase each; empty when it is."""
         found = []
+        if self.published_missing is not None:
+            found.append(self.published_missing)
         if self.serial is None or self.last_success is None:
             found.append("no run has completed yet")
         if self.ahead:
@@ -100,7 +112,9 @@ class Status:
             found.append(f"{self.pending_projects} project(s) owed")
         if self.failures:
             found.append(f"{len(self.failures)} project(s) failed")
-        if self.last_run is not None and self.last_run.exit_code != 0:
+        if self.last_run is not None and self.last_run.interrupted:
+            found.append(f"the last run was interrupted (exit code {self.last_run.exit_code})")
+        elif self.last_run is not None and self.last_run.exit_code != 0:
             found.append(f"the last run ended with exit code {self.last_run.exit_code}")
         return found
 
@@ -135,7 +149,24 @@ def gather(cfg: Config, upstream_serial: Callable[[], int] | None) -> Status:
         last_success=run.last_success if run else lastrun.read_last_modified(directory / "web"),
         counts=read_counts(directory), filters=Filters.of(cfg.filters),
         run_unfinished=state.journal_path.exists(), todo_damaged=pending is None,
+        published_missing=published_missing(cfg, serial), journal=lastrun.journal_id(state.journal_path),
     )
+
+
+def published_missing(cfg: Config, serial: int | None) -> str | None:
+    """Why clients find no mirror although ``state`` says one was synced (``web/`` deleted); None if fine.
+
+    Two stats, no walk: the tree the mirror publishes (on S3, its local record) and its root index.
+    ``status`` and ``verify`` say it alike; the next ``mirror`` run notices it too and syncs again.
+    """
+    if serial is None:
+        return None  # no sync has completed: nothing was promised yet
+    web = cfg.directory / (RECORD_DIR if cfg.storage_backend == storeconfig.S3 else "web")
+    for path in (web / "simple", web / "simple" / PAGE_HTML):
+        if not path.exists():
+            return (f"{path} is missing although {cfg.directory / 'state'} says the mirror is at serial "
+                    f"{serial} (deleted?); the next mirror run syncs it again")
+    return None
 
 
 def _adoptable_serial(state: StateFiles) -> int | None:
@@ -199,7 +230,10 @@ def render_text(s: Status) -> str:
                f"downloaded, {r.failed} failed")
         lines.append(f"last run     ended {_ago(r.ended, s.now)} with exit code {r.exit_code}: {did}"
                      + (f"; stopped early: {r.stop_reason}" if r.stop_reason else ""))
-    if s.run_unfinished:
+    if s.interrupted:
+        lines.append(" " * 13 + "it was interrupted (Ctrl-C or SIGTERM); the next run resumes where it "
+                     "stopped")
+    elif s.run_unfinished:
         lines.append(" " * 13 + "a run is going on now, or the last one was killed")
     lines.append(f"pending      {s.pending_projects} project(s) owed")
     lines.append(f"failed       {len(s.failures)} project(s)")
@@ -234,6 +268,8 @@ def render_json(s: Status) -> str:
         "last_success": s.last_success,
         "last_run": _last_run_json(s.last_run),
         "run_unfinished": s.run_unfinished,
+        "run_interrupted": s.interrupted,
+        "published_missing": s.published_missing,
         "projects": counts.projects if counts else None,
         "files": counts.files if counts else None,
         "bytes": counts.bytes if counts else None,

@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -88,7 +89,8 @@ from .recordedstore import RECORD_DIR, RecordedStore, open_s3
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
 from .selection import Selection
-from .state import NameSet, StateFiles, name_hash
+from .state import ROOT_MARKS, NameSet, StateFiles, name_hash
+from .status import published_missing
 from .storage import atomic_write, clear_staging
 from .store import Store
 
@@ -148,7 +150,9 @@ class Verifier:
 
     def __init__(self, config: Config, projects: ProjectSync, master: Master, *, fast: bool,
                  progress: Progress | None = None, checkpoint_every: float = 1.0,
-                 objects: Store | None = None) -> None:
+                 objects: Store | None = None, work: Path | None = None, check_root: bool = True) -> None:
+        """``work``: where the spool and checkpoint go (default ``<directory>/tmp/verify``);
+        ``check_root`` False: a first sync is under way, its root index is not written yet."""
         self.config = config
         self.fast = fast
         self.objects = objects
@@ -159,7 +163,8 @@ class Verifier:
         self.progress = progress or Progress(None)
         self.checkpoint_every = checkpoint_every
         self.layout: Layout = projects.layout
-        self.work = config.directory / "tmp" / "verify"
+        self.work = work or config.directory / "tmp" / "verify"
+        self.check_root = check_root
         self.root = RootIndex(self.layout.simple, self.work / "stage", config.hash_index)
         self.cp = Checkpoint(fast, _now(), "pages")
         self._saved = 0.0
@@ -246,7 +251,7 @@ class Verifier:
                     problems.write(problem.to_json() + "\n")
             sort_lines(self.work / "dirs", self.work / "dirs.sorted", self.work / "runs")
             (self.work / "dirs").unlink()
-            for problem in self._check_root():
+            for problem in self._check_root() if self.check_root else ():
                 problems.write(problem.to_json() + "\n")
         self._save("pages", None, force=True)
 
@@ -633,6 +638,19 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     """
     on_s3 = config.storage_backend == storeconfig.S3
     web = config.directory / (RECORD_DIR if on_s3 else "web")
+    state = StateFiles(config.directory, config.directory / "tmp" / "mirror")  # only read here
+    serial = state.read_serial()
+    missing = published_missing(config, serial)
+    # As status says it: the mirror is incomplete, not misconfigured.  (A root index missing
+    # under a whole tree stays a root-damaged problem, which --repair mends.)
+    if missing is not None and not (web / "simple").is_dir():
+        logger.error("%s", missing)
+        return 1
+    first_sync = _first_sync_owed(state, serial)
+    if first_sync is not None:
+        logger.warning("The first sync is not finished (%s project(s) still owed): the root index is written "
+                       "when it ends, so verify checks only the pages and files synced so far; run "
+                       "bandersnatch mirror to finish it", first_sync)
     if not (web / "simple").is_dir():
         raise ConfigError(str(config.path), "mirror", "directory",  # exit 2: nothing to check there
                           f"{config.directory} holds no mirror (no {web.name}/simple/): run mirror first")
@@ -654,19 +672,23 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
                            workers=config.workers, delete_packages=config.delete_packages, force_check=True,
                            selection=selection, records=records, require_hashes=config.require_hashes,
                            store=store, core_metadata=config.core_metadata)
+    verifier_work = None if repair else _work_dir(config.directory)
+    if verifier_work is not None:
+        master.spool_dir = verifier_work.parent  # upstream's listing (ghosts) is spooled there too
     try:
         if repair:
             clear_staging(staging)
         verifier = Verifier(config, projects, master, fast=fast, progress=progress,
-                            objects=projects.store if on_s3 else None)
+                            objects=projects.store if on_s3 else None, work=verifier_work,
+                            check_root=first_sync is None)
         result = verifier.run()
         if not as_json:  # the problems first: what the repair then does is logged below them
             out.writelines(p.line() + "\n" for p in result.problems)
             out.flush()
         report = None
         if repair and result.problems:
-            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store)
-            serial = StateFiles(config.directory, staging).read_serial()
+            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store,
+                             marks=config.directory / ROOT_MARKS)
             report = Repair(projects, root, serial, config.workers).run(result.problems)
         _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if on_s3
              else "size and mtime (--fast)")
@@ -676,9 +698,40 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
         master.close()
         if lock is not None:
             lock.release()
+        if verifier_work is not None:  # a read-only user's temporary directory
+            shutil.rmtree(verifier_work.parent, ignore_errors=True)
+    if first_sync is not None:
+        return 1  # not the mirror it will be: incomplete, whatever was checked
     if report is not None:
         return 1 if report.failed or any(p.kind == STRAY for p in result.problems) else 0
     return 1 if result.problems else 0
+
+
+def _first_sync_owed(state: StateFiles, serial: int | None) -> str | None:
+    """How many projects a first sync still owes (as text), when one is under way; None when none is."""
+    if serial is not None or not state.todo_path.exists():
+        return None
+    owed = state.count_pending()
+    return "some" if owed is None else str(owed)
+
+
+def _work_dir(directory: Path) -> Path | None:
+    """Where verify keeps its spool and checkpoint: None for ``<directory>/tmp/verify``, as usual.
+
+    A user who may only read the mirror gets a temporary directory outside it instead
+    (said in one line): nothing is written under the mirror, and a killed verify starts over.
+    """
+    usual = directory / "tmp" / "verify"
+    # Its lock goes beside it (tmp/), its files in it; what does not exist yet is made in its parent.
+    needed = [p for p in (usual, usual.parent) if p.exists()] or [directory]
+    unwritable = [p for p in needed if not os.access(p, os.W_OK | os.X_OK)]
+    if not unwritable:
+        return None
+    work = Path(tempfile.mkdtemp(prefix="bandersnatch-verify-")) / "verify"
+    logger.warning("%s cannot be written by this user (or is on a read-only filesystem): verify works in %s "
+                   "instead (nothing is written under the mirror; a killed verify starts over)",
+                   unwritable[0], work.parent)
+    return work
 
 
 def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO, trusted_by: str) -> None:

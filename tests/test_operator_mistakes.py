@@ -678,3 +678,27 @@ def test_a_run_under_umask_077_publishes_only_what_the_web_server_can_read(
     unreadable = [str(p) for p in [setup.root, setup.web, *setup.web.rglob("*")]
                   if p.stat().st_mode & (0o055 if p.is_dir() else 0o044) != (0o055 if p.is_dir() else 0o044)]
     assert unreadable == []
+
+
+def test_status_and_verify_serve_a_user_who_can_only_read_the_mirror(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """Issue 18, case 19: both only read; a read-only filesystem stands for a user without write rights."""
+    corpus(upstream)
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        mirror = on_tmpfs(tmp_path, upstream, disk)
+        assert mirror.run() == 0
+        (mirror.web / "simple" / "zz-ghost").mkdir()  # verify asks upstream about it: a spooled listing
+        remount(disk, "ro")
+        try:
+            status = run_cli(mirror.config, "status", "--offline")
+            assert status.returncode == 0 and "state        current" in status.stdout, status.stderr
+            verify = run_cli(mirror.config, "verify")
+            assert verify.returncode == 1, verify.stderr
+            assert verify.stdout.startswith("ghost: simple/zz-ghost:")
+            assert "verify works in" in verify.stderr and "Traceback" not in verify.stderr
+            assert "Cannot ask upstream" not in verify.stderr
+            repair = run_cli(mirror.config, "verify", "--repair")  # repairing writes: still refused
+            assert repair.returncode == 2 and "not writable" in repair.stderr
+        finally:
+            remount(disk, "rw")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import pytest
+from fakepypi import Upstream
+from mirrortools import assert_mirror_matches, write_config
 
 from bandersnatch.layout import key_dir
 from bandersnatch.rootindex import RootIndex
@@ -393,3 +395,134 @@ def test_another_tools_json_on_one_line_is_read_by_its_parser(tmp_path: Path) ->
                                      separators=(",", ":")))
     index.update(synced({"charlie"}), set(), 4)
     assert written(index) == expected(index, [*OLD, "charlie"], 4)
+
+
+# ---------------------------------------------------------------- damage inside a file (issue 18, case 8)
+
+
+def _marked(tmp_path: Path, names: list[str]) -> RootIndex:
+    """An index written by update() with its marks kept beside it, as a mirror run keeps them."""
+    index = make_index(tmp_path, [])
+    index = RootIndex(index.simple, index.staging, False, marks=tmp_path / "root-index")
+    with_pages(index, names)
+    index.update(None, set(), 5)
+    return index
+
+
+def test_a_marked_index_is_checked_without_reading_more_than_its_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _marked(tmp_path, [f"p{i:05d}" for i in range(1_500)])
+    read: list[int] = []
+    real_pread, real_read = os.pread, os.read
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: read.append(n) or real_pread(fd, n, at))
+    monkeypatch.setattr(os, "read", lambda fd, n: read.append(n) or real_read(fd, n))
+    monkeypatch.setattr("bandersnatch.rootindex._tally", lambda *a: pytest.fail("read the whole file"))
+    index.update({}, set(), 5)
+    assert 0 < sum(read) <= 4 * 256
+
+
+def test_marks_follow_patches_so_a_patched_index_is_not_taken_for_damage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = _marked(tmp_path, OLD)
+    for step, (add, drop) in enumerate([({"charlie": 7}, set()), ({}, {"beta"}), ({"alpha": 9}, {"omega"})]):
+        with_pages(index, add)
+        index.update(add, drop, 10 + step)
+    assert "rebuilding" not in caplog.text
+    marks = (tmp_path / "root-index").read_text()
+    index.html.chmod(0o644)  # the file's ctime moves: read once, found the same, marked anew
+    index.update({}, set(), 12)
+    assert "rebuilding" not in caplog.text and (tmp_path / "root-index").read_text() != marks
+    assert written(index) == expected(index, {"alpha": 9, "charlie": 7, "delta": LINE, "gamma": LINE}, 12)
+
+
+def _drop_middle(data: bytes) -> bytes:
+    lines = data.splitlines(keepends=True)
+    return b"".join([*lines[:3], *lines[-3:]])
+
+
+def _repeat_line(data: bytes) -> bytes:
+    lines = data.splitlines(keepends=True)
+    return b"".join([*lines[:4], lines[3], *lines[4:]])
+
+
+def _alter_line(data: bytes) -> bytes:
+    """One letter of one name, the size kept; the file's mtime is put back after (see below)."""
+    at = data.index(b"p00010")
+    return data[:at] + b"q" + data[at + 1:]
+
+
+@pytest.mark.parametrize("which", ["html", "json"])
+@pytest.mark.parametrize("damage", [_drop_middle, _repeat_line, _alter_line], ids=["lines-lost", "repeated",
+                                                                                    "altered-same-size"])
+def test_a_root_file_damaged_inside_its_intact_ends_is_rebuilt_from_the_directories(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, which: str, damage: Callable[[bytes], bytes]
+) -> None:
+    names = [f"p{i:05d}" for i in range(22)]
+    index = _marked(tmp_path, names)
+    path = index.html if which == "html" else index.json
+    st = path.stat()
+    with path.open("r+b") as f:  # in place, as an editor or a bad restore would: same inode
+        data = damage(f.read())
+        f.seek(0)
+        f.truncate()
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # hostile: even the mtime put back
+    index.update({}, set(), 5)
+    assert written(index) == expected(index, names, 5)
+    warned = [r.getMessage() for r in caplog.records if "rebuilding the root index" in r.getMessage()]
+    assert len(warned) == 1 and str(path) in warned[0]
+    caplog.clear()
+    index.update({}, set(), 5)  # rebuilt and marked: the next run finds nothing to say
+    assert "rebuilding" not in caplog.text
+
+
+@pytest.mark.parametrize("json_damage", ["lines-lost", "cut"])
+def test_mirror_repairs_a_root_index_missing_lines_in_the_middle(
+    tmp_path: Path, upstream: Upstream, caplog: pytest.LogCaptureFixture, json_damage: str
+) -> None:
+    upstream.add_bulk_projects(22)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    html, data = mirror.web / "simple" / "index.html", mirror.web / "simple" / "index.v1_json"
+    html.write_bytes(_drop_middle(html.read_bytes()))  # 6 of 22 still served, first and last intact
+    old = data.read_bytes()
+    data.write_bytes(_drop_middle(old) if json_damage == "lines-lost" else old[:-40])
+    caplog.clear()
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert [r.getMessage() for r in caplog.records if "rebuilding the root index" in r.getMessage()]
+    upstream.reset_requests()
+    assert mirror.run() == 0  # repaired for good: a no-op again
+
+
+def test_a_no_op_mirror_run_stays_one_request_and_never_reads_the_root_index_whole(
+    tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream.add_bulk_projects(5)
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    assert mirror.run() == 0
+    monkeypatch.setattr("bandersnatch.rootindex._tally", lambda *a: pytest.fail("read the root index whole"))
+    upstream.reset_requests()
+    assert mirror.run() == 0
+    assert len(upstream.requests) == 1
+
+
+def test_an_index_written_before_marks_were_kept_is_read_once_to_mark_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = make_index(tmp_path, OLD)  # no marks file: an index from before they were kept
+    index = RootIndex(old.simple, old.staging, False, marks=tmp_path / "root-index")
+    index.update({}, set(), 1)
+    assert written(index) == expected(index, OLD, 1)  # trusted as it is, not rebuilt
+    assert (tmp_path / "root-index").read_text().count("\n") == 2
+    monkeypatch.setattr("bandersnatch.rootindex._tally", lambda *a: pytest.fail("read the whole file again"))
+    index.update({}, set(), 1)
+    index.update(synced({"charlie"}), set(), 2)  # a patch updates the marks without reading the file
+    monkeypatch.undo()
+    with_pages(index, [*OLD, "charlie"])
+    index.html.write_bytes(_drop_middle(index.html.read_bytes()))
+    index.update({}, set(), 2)
+    assert written(index) == expected(index, [*OLD, "charlie"], 2)

@@ -487,14 +487,24 @@ def test_a_lost_state_file_with_day_files_stops_the_run(mirror: Mirror) -> None:
 def test_a_damaged_day_file_stops_the_run_without_losing_counts(mirror: Mirror) -> None:
     mirror.append(hit(TS_A))
     mirror.run()
-    day_file = mirror.directory / "web" / "local-stats" / "days" / f"{DAY_A}.bz2"
+    day_file = mirror.directory / "stats-days" / f"{DAY_A}.bz2"  # the history, kept outside web/
     day_file.write_bytes(b"garbage")
     mirror.append(hit(TS_A))
     with pytest.raises(StatsStateError, match="Move it aside"):
         mirror.run()
     day_file.unlink()
+    (mirror.directory / "web" / "local-stats" / "days" / f"{DAY_A}.bz2").unlink()
     mirror.run()
     assert mirror.totals() == {DAY_A: 1}  # only the line not counted before
+
+
+def test_a_damaged_published_day_file_is_replaced_from_the_kept_copy(mirror: Mirror) -> None:
+    mirror.append(hit(TS_A))
+    mirror.run()
+    (mirror.directory / "web" / "local-stats" / "days" / f"{DAY_A}.bz2").write_bytes(b"garbage")
+    mirror.append(hit(TS_A))
+    mirror.run()
+    assert mirror.totals() == {DAY_A: 2}
 
 
 def test_existing_day_files_are_added_to_not_replaced(mirror: Mirror) -> None:
@@ -608,7 +618,7 @@ def test_state_file_records_logs_by_content(mirror: Mirror) -> None:
     assert len(entry["marks"]) == 2
 
 
-@pytest.mark.parametrize("where", ["web/local-stats", "web/local-stats/days", "tmp/stats"])
+@pytest.mark.parametrize("where", ["web/local-stats", "web/local-stats/days", "tmp/stats", "stats-days"])
 def test_a_symlinked_stats_directory_is_never_written_through(
     mirror: Mirror, tmp_path: Path, where: str
 ) -> None:
@@ -632,3 +642,52 @@ def test_a_symlinked_stats_directory_is_never_written_through(
     with pytest.raises(StorageError, match=f"{path} is a symbolic link"):
         mirror.run()
     assert contents() == before
+
+
+# -- the history survives web/ (issue 18, case 21) -----------------------------------
+
+
+def test_deleting_web_loses_no_statistics_history_and_the_next_run_says_it_put_it_back(
+    mirror: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror.append(hit(TS_A) * 3 + hit(TS_B))
+    mirror.run()
+    before = {DAY_A: mirror.day(DAY_A), DAY_B: mirror.day(DAY_B)}
+    summary = (mirror.directory / "web" / "local-stats" / "summary.json").read_bytes()
+    shutil.rmtree(mirror.directory / "web")  # the operator's rm -rf web/ (the next mirror run syncs pages)
+    mirror.append(hit(TS_B, minute=1))
+    caplog.clear()
+    mirror.run()
+    assert mirror.day(DAY_A) == before[DAY_A]  # nothing lost
+    assert sum(mirror.day(DAY_B).values()) == sum(before[DAY_B].values()) + 1  # and added to
+    said = [r.getMessage() for r in caplog.records if "put back" in r.getMessage()]
+    assert len(said) == 1 and "2 day file(s)" in said[0]
+    assert json.loads((mirror.directory / "web" / "local-stats" / "summary.json").read_bytes())["days"] \
+        != json.loads(summary)["days"]  # redrawn, with the new line
+    caplog.clear()
+    mirror.run()
+    assert "put back" not in caplog.text  # once only
+
+
+def test_day_files_written_before_copies_were_kept_get_their_copy_and_survive_web(
+    mirror: Mirror, caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror.append(hit(TS_A) * 2)
+    mirror.run()
+    shutil.rmtree(mirror.directory / "stats-days")  # as an older version left the mirror
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    mirror.run()
+    assert "kept a copy of 1 day file(s)" in caplog.text
+    shutil.rmtree(mirror.directory / "web")
+    mirror.run()
+    assert mirror.totals() == {DAY_A: 2}
+
+
+def test_a_lost_state_file_with_only_kept_day_files_still_stops_the_run(mirror: Mirror) -> None:
+    mirror.append(hit(TS_A))
+    mirror.run()
+    shutil.rmtree(mirror.directory / "web")
+    (mirror.directory / "stats-state.json").unlink()
+    with pytest.raises(StatsStateError, match="count them twice"):
+        mirror.run()

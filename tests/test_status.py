@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -418,3 +419,54 @@ def test_a_mirror_following_the_listing_reports_the_listings_serial_in_one_reque
     _, text = status(mirror, capsys)
     assert [r.status for r in upstream.requests if r.path == "/simple/"][-1] == 304
     assert f"at serial {upstream.serial} (0 behind)" in text
+
+
+# ---------------------------------------------------------------- issue 18, case 19
+
+
+def test_a_run_stopped_by_ctrl_c_records_what_it_did_and_status_says_it_was_interrupted(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(20):
+        upstream.add_wheel(f"proj{i:02d}", "1.0")
+    upstream.latency = 0.05
+    mirror = write_config(tmp_path, upstream.url, workers="1")
+    proc = mirror.run_subprocess()
+    wait_for_journal(mirror.root / "todo.journal", 3, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    done = (mirror.root / "todo.journal").read_text().count("\n") - 1  # its first line is the target
+    record = json.loads((mirror.root / "last-run").read_bytes())
+    assert record["exit_code"] == 130 and record["synced"] == done >= 3
+    assert "interrupted" in record["stop_reason"]
+    code, text = status(mirror, capsys, "--offline")
+    assert code == 1 and "interrupted" in text and "going on now" not in text, text
+    assert f"{done} synced" in text
+    code, report = status_json(mirror, capsys, "--offline")
+    assert report["run_interrupted"] is True
+    # Once another run has written to the journal since, nothing says which: a run going on, or killed.
+    with (mirror.root / "todo.journal").open("a") as journal:
+        journal.write("proj19 1\n")
+    code, text = status(mirror, capsys, "--offline")
+    assert code == 1 and "going on now, or the last one was killed" in text
+
+
+def test_status_and_verify_agree_that_a_deleted_web_is_missing_and_the_next_mirror_restores_it(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    shutil.rmtree(mirror.web)
+    code, text = status(mirror, capsys, "--offline")
+    said = f"{mirror.web / 'simple'} is missing"
+    assert code == 1 and said in text and "state        NOT current" in text, text
+    for args in ([], ["--repair"]):
+        caplog.clear()
+        assert cli.main(["-c", str(mirror.config), "verify", *args]) == 1
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and said in errors[0] and "configuration error" not in errors[0], errors
+        assert not mirror.web.exists()  # verify --repair leaves the re-sync to mirror
+    assert mirror.run() == 0
+    assert status(mirror, capsys, "--offline")[0] == 0

@@ -349,3 +349,36 @@ def test_a_sidecar_no_page_links_is_still_an_orphan_even_beside_a_linked_file(
         for p in (beside, lone))
     assert_repaired(synced, upstream, capsys)
     assert not beside.exists() and not lone.exists() and linked.is_file()
+
+
+def test_verify_during_a_first_sync_says_it_is_not_finished_instead_of_root_damaged(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(20):
+        upstream.add_wheel(f"proj{i:02d}", "1.0")
+    upstream.latency = 0.05
+    mirror = write_config(tmp_path, upstream.url, workers="1")
+    proc = mirror.run_subprocess()
+    journal = mirror.root / "todo.journal"
+    deadline = time.monotonic() + 30
+    while not (journal.exists() and journal.read_text().count("\n") > 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert not (mirror.root / "state").exists()  # the first sync is under way
+    code, lines = verify(mirror, capsys)
+    assert code == 1 and not [line for line in lines if line.startswith("root-")], lines
+    said = [r.getMessage() for r in caplog.records if "first sync is not finished" in r.getMessage()]
+    assert len(said) == 1 and "project(s) still owed" in said[0]
+    assert mirror.run() == 0
+    assert verify(mirror, capsys) == (0, [])
+
+
+def test_a_root_index_deleted_under_a_whole_tree_is_still_repaired_by_verify(
+    synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (synced.web / "simple" / "index.html").unlink()
+    code, lines = verify(synced, capsys)
+    assert code == 1 and lines[0].startswith("root-damaged: simple/index.html: missing"), lines
+    assert_repaired(synced, upstream, capsys)

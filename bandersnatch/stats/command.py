@@ -8,9 +8,15 @@ One run, under ``<directory>/.stats.lock`` (never the mirror's own
    the state says it was counted to;
 3. at a checkpoint — the end of the run, or earlier when the counts in memory
    grow large — add the new counts to each touched day's file, stage those
-   files, commit the state that covers them, then move them into
-   ``web/local-stats/days/``;
+   files, commit the state that covers them, then keep a copy of each in
+   ``<directory>/stats-days/`` and move them into ``web/local-stats/days/``;
 4. redraw ``index.html`` and ``summary.json``.
+
+The copies in ``stats-days/`` are the history: ``web/`` is what clients are
+served, and an operator may delete it whole (the next mirror run syncs it
+again).  Each run puts back, with one line, every day file missing from
+``web/local-stats/days/``; a day file found only there (an older version, or
+another tool) gets its copy.
 
 Because the state file is written atomically after the staged day files and
 before they are published, a crash at any point either loses nothing (the
@@ -20,6 +26,7 @@ line is counted exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -60,6 +67,7 @@ from .summary import CHART_DAYS, TABLE_DAYS, build_summary, day_range, digest_co
 logger = logging.getLogger(__name__)
 
 STATE_NAME = "stats-state.json"
+KEPT_NAME = "stats-days"  # below the mirror directory: the day files, outside web/
 LOCK_NAME = ".stats.lock"
 # Counts held in memory before a checkpoint writes them out: bounds memory on
 # a first run over months of logs.  About 200 bytes each.
@@ -144,6 +152,13 @@ class StatsPaths:
     def day_file(self, day: str) -> Path:
         return self.days / f"{day}.bz2"
 
+    @property
+    def kept(self) -> Path:
+        return self.directory / KEPT_NAME
+
+    def kept_file(self, day: str) -> Path:
+        return self.kept / f"{day}.bz2"
+
 
 def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Store | None = None,
                  record: str | None = None) -> StatsSummary:
@@ -217,14 +232,16 @@ class StatsRun:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            existing = sorted(self.paths.days.glob("*.bz2")) if self.paths.days.is_dir() else []
-            if existing:
-                raise StatsStateError(
-                    f"{path} is missing but {self.paths.days} holds {len(existing)} day files: without it "
-                    "update-stats cannot tell which log lines those already include, and counting the logs "
-                    f"again would count them twice. Restore {path} from a backup, or move {self.paths.days} "
-                    "aside to count the logs still present afresh"
-                ) from None
+            for days in (self.paths.kept, self.paths.days):
+                existing = _day_names(days)
+                if existing:
+                    raise StatsStateError(
+                        f"{path} is missing but {days} holds {len(existing)} day files: without it "
+                        "update-stats cannot tell which log lines those already include, and counting the "
+                        f"logs again would count them twice. Restore {path} from a backup, or move "
+                        f"{self.paths.kept} and {self.paths.days} aside to count the logs still present "
+                        "afresh"
+                    ) from None
             return StatsState()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -248,10 +265,13 @@ class StatsRun:
         self.publish()
 
     def publish(self) -> None:
-        """Move the staged day files of ``state.pending`` into place, then commit that."""
+        """Keep and move the staged day files of ``state.pending`` into place, then commit that."""
         for day in self.state.pending:
+            staged_day = self.paths.pending / f"{day}.bz2"
+            with contextlib.suppress(FileNotFoundError):  # gone: kept, then moved, before a run stopped
+                atomic_write(self.paths.kept_file(day), staged_day.read_bytes(), self.paths.staging)
             # False: published before the previous run stopped.
-            move_staged(self.paths.pending / f"{day}.bz2", self.paths.day_file(day), self.paths.staging)
+            move_staged(staged_day, self.paths.day_file(day), self.paths.staging)
         fsync_dir(self.paths.days)
         if self.remote:  # still pending until the bucket has them: a killed run's recover sends them again
             for day in self.state.pending:
@@ -261,8 +281,28 @@ class StatsRun:
 
     # -- the run ----------------------------------------------------------
 
+    def restore(self) -> None:
+        """Put back the day files missing from ``web/`` (deleted with it), and keep those not kept yet."""
+        kept, published = _day_names(self.paths.kept), _day_names(self.paths.days)
+        missing = sorted(kept - published)
+        for day in missing:
+            data = self.paths.kept_file(day).read_bytes()
+            atomic_write(self.paths.day_file(day), data, self.paths.staging)
+            if self.remote:
+                self.store.publish_page(f"{OUTPUT_KEY}/days/{day}.bz2", data)
+        if missing:
+            logger.warning("put back %d day file(s) of the download statistics missing from %s (deleted with "
+                           "web/?) from the copies in %s", len(missing), self.paths.days, self.paths.kept)
+        unkept = sorted(published - kept)
+        for day in unkept:  # written before copies were kept (an older version), or by another tool
+            atomic_write(self.paths.kept_file(day), self.paths.day_file(day).read_bytes(), self.paths.staging)
+        if unkept:
+            logger.info("kept a copy of %d day file(s) of the download statistics in %s, outside web/",
+                        len(unkept), self.paths.kept)
+
     def run(self, pattern: str) -> StatsSummary:
         self.recover()
+        self.restore()
         clear_staging(self.paths.staging)
         logs = find_logs(pattern)
         if not logs:
@@ -398,8 +438,10 @@ class StatsRun:
     # -- writing ----------------------------------------------------------
 
     def load_day(self, day: str) -> dict[tuple[str, str, str], int]:
-        """The counts already in ``day``'s file (none when it does not exist yet)."""
-        path = self.paths.day_file(day)
+        """The counts already in ``day``'s file (none when it does not exist yet); the kept copy first."""
+        path = self.paths.kept_file(day)
+        if not path.is_file():
+            path = self.paths.day_file(day)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -449,3 +491,13 @@ class StatsRun:
         summary = build_summary(self.state.days, self.now)
         self.store.publish_page(f"{OUTPUT_KEY}/summary.json", render_json(summary))
         self.store.publish_page(f"{OUTPUT_KEY}/index.html", render_html(summary))
+
+
+def _day_names(directory: Path) -> set[str]:
+    """The days whose file ``directory`` holds (none when it does not exist)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name[:-4] for e in entries if e.name.endswith(".bz2") and is_day(e.name[:-4])
+                    and e.is_file(follow_symlinks=False)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
