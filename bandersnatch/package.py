@@ -24,6 +24,7 @@ from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, Mirrore
 from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
+from .gate import Gate
 from .jsonapi import JsonApi
 from .layout import (
     PAGE_HTML,
@@ -286,10 +287,10 @@ class ProjectSync:
                  selection: Selection | None = None, records: DependencyRecords | None = None,
                  require_hashes: bool = False, changes: Changes | None = None,
                  tally: Tally | None = None, json_api: JsonApi | None = None,
-                 store: Store | None = None) -> None:
+                 store: Gate | None = None) -> None:
         self.master = master
-        # Where pages and files are published; the mirror makes one for the run.
-        self.store: Store = store or FilesystemStore(layout.web, layout.staging)
+        # Where pages and files are published, through the run's gate (``runtime`` makes both).
+        self.store: Gate = store or Gate(FilesystemStore(layout.web, layout.staging))
         self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         self.tally = tally  # told of every page write and removal, for the mirror's totals
         self.json_api = json_api or JsonApi(self.store, layout.hash_index, enabled=False, root_uri=None)
@@ -345,6 +346,10 @@ class ProjectSync:
         wanted = {href for _, href, _ in plan}
         unlinked = (set(known) | leftover) - wanted
         intent = (wanted - set(known)) | unlinked
+        if self.delete_packages and unlinked:
+            # Asked before anything changes: past the removal limits the project is held back whole,
+            # its pages and files as they are (RemovalsHeldBack), and stays owed.
+            self.store.reserve_files(len(unlinked & set(known)))
         if self.delete_packages and intent != leftover:
             self._write_intent(key, intent)
             intent_file = intent
@@ -355,7 +360,7 @@ class ProjectSync:
             local, fetched, fetched_bytes, unverified, cores = self._fetch_files(key, plan, known)
             requires = None
             if self.records is not None:
-                on_disk = isinstance(self.store, FilesystemStore)
+                on_disk = self.store.local_path(json_key) is not None
                 requires = self.records.update(key, (
                     MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
@@ -511,7 +516,7 @@ class ProjectSync:
                     and trusted.stamp in (None, now.stamp)):
                 return Stored(trusted.sha256, now.size, now.stamp), False
         with self.links.exclusive(lock_key):
-            path = self.store.path(key) if isinstance(self.store, FilesystemStore) else None
+            path = self.store.local_path(key)
             if path is not None and self.store.stat(key) is not None:
                 # Left by an interrupted run, changed since we verified it, or asked to re-check.
                 # Hashed where it lies: a filesystem store's capability (the file below web/).
@@ -560,7 +565,7 @@ class ProjectSync:
         local: Callable[[], bytes | None] | None = None
         if from_download is not None:
             local = lambda: from_download  # noqa: E731
-        elif f.filename.endswith(".whl") and isinstance(self.store, FilesystemStore):
+        elif f.filename.endswith(".whl") and self.store.local_path(self.layout.file_key(path)) is not None:
             local = lambda: _metadata_in_wheel(path)  # noqa: E731
         try:
             stored, _ = self._ensure(

@@ -48,12 +48,12 @@ from typing import TextIO
 
 import filelock
 
-from . import storeconfig
 from .config import Config
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, ConfigError, LockHeld
 from .extsort import open_text, read_lines, sort_lines
-from .layout import UrlPolicy, key_dir
+from .guards import ALLOW_REPAIR_REMOVAL
+from .layout import key_dir
 from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
@@ -80,9 +80,9 @@ from .pagecheck import (
     linked_by,
 )
 from .progress import Progress, human_bytes
-from .recordedstore import RECORD_DIR, open_s3
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
+from .runtime import Runtime, on_s3, published_dir
 from .selection import Selection
 from .state import NameSet, StateFiles, name_hash
 from .storage import atomic_write, clear_staging
@@ -575,50 +575,44 @@ def _pairs(groups: Iterator[tuple[str, list[FileRecord]]], disk: Iterator[tuple[
 
 
 def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress: Progress,
-            out: TextIO, read: bool = False) -> int:
+            out: TextIO, read: bool = False, allow_mass_removal: bool = False) -> int:
     """``bandersnatch verify``: problems one per line on ``out`` (or one JSON document); the exit code.
 
     On an s3 mirror files are HEADed unless ``read`` (``--hash``); on a filesystem they
     are read unless ``fast``.
     """
-    on_s3 = config.storage_backend == storeconfig.S3
-    web = config.directory / (RECORD_DIR if on_s3 else "web")
+    s3 = on_s3(config)
+    web = published_dir(config)
     if not (web / "simple").is_dir():
         raise ConfigError(str(config.path), "mirror", "directory",  # exit 2: nothing to check there
                           f"{config.directory} holds no mirror (no {web.name}/simple/): run mirror first")
-    staging = config.directory / "tmp" / "mirror"  # a killed repair's leftovers: cleared by the next run
-    store: Store | None = None
-    if on_s3:
-        assert config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
-        staging.mkdir(parents=True, exist_ok=True)
-        store = open_s3(config.s3, config.directory, staging, config.workers, config.timeout)
+    if s3:
         fast = not read
-    policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
-    master = Master(config.master, timeout=config.timeout, workers=config.workers,
-                    max_page_bytes=config.max_page_bytes, policy=policy, global_timeout=config.global_timeout,
-                    max_file_bytes=config.max_file_bytes, spool_dir=config.directory / "tmp" / "verify")
+    # The store behind the gate (whose budget --repair draws from), the master with the network
+    # settings: as every command builds them.  A killed repair's leftovers in staging are cleared
+    # by the next run; the master spools its answers in verify's own directory.
+    run = Runtime.create(config, spool_dir=config.directory / "tmp" / "verify", diff_file=False,
+                         allow_mass_removal=allow_mass_removal, command=ALLOW_REPAIR_REMOVAL)
+    staging, master = run.staging, run.master
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
     selection = Selection(config.filters)
     records = DependencyRecords(config.directory / "deps", staging) if selection.with_dependencies else None
-    projects = ProjectSync(master, Layout(web, staging, config.hash_index), policy,
-                           workers=config.workers, delete_packages=config.delete_packages, force_check=True,
-                           selection=selection, records=records, require_hashes=config.require_hashes,
-                           store=store)
+    # force_check: a re-synced project's files are checked on disk, not trusted by their stamps.
+    projects = run.project_sync(force_check=True, selection=selection, records=records)
     try:
         if repair:
             clear_staging(staging)
         verifier = Verifier(config, projects, master, fast=fast, progress=progress,
-                            objects=projects.store if on_s3 else None)
+                            objects=projects.store if s3 else None)
         result = verifier.run()
         if not as_json:  # the problems first: what the repair then does is logged below them
             out.writelines(p.line() + "\n" for p in result.problems)
             out.flush()
         report = None
         if repair and result.problems:
-            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store)
             serial = StateFiles(config.directory, staging).read_serial()
-            report = Repair(projects, root, serial, config.workers).run(result.problems)
-        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if on_s3
+            report = Repair(projects, run.root, serial, config.workers).run(result.problems)
+        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if s3
              else "size and mtime (--fast)")
         verifier.finish()
     finally:
@@ -627,7 +621,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
         if lock is not None:
             lock.release()
     if report is not None:
-        return 1 if report.failed or any(p.kind == STRAY for p in result.problems) else 0
+        return 1 if report.failed or report.held_back or any(p.kind == STRAY for p in result.problems) else 0
     return 1 if result.problems else 0
 
 
@@ -654,3 +648,5 @@ def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO
         logger.info("repair: %s", line)
     for what, why in report.failed.items():
         logger.error("repair: %s could not be repaired: %s", what, why)
+    if report.held_back:
+        logger.error("repair: %s", report.held_back)  # the last line: what to do
