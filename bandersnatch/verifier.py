@@ -80,12 +80,13 @@ from .pagecheck import (
     linked_by,
 )
 from .progress import Progress, human_bytes
+from .recordedstore import RECORD_DIR
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
 from .runtime import Runtime, on_s3, published_dir
 from .selection import Selection
 from .state import NameSet, StateFiles, name_hash
-from .storage import atomic_write, clear_staging
+from .storage import atomic_write, clear_staging, link_refused
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ class Verifier:
 
     def _list_dirs(self, out: TextIO) -> Iterator[Problem]:
         """Write the project directories' names to ``out``; yield what cannot be a project's."""
+        _refuse_link(self.layout.simple)
         tops = _subdirs(self.layout.simple)
         for top in tops:
             if not self.config.hash_index:
@@ -331,8 +333,12 @@ class Verifier:
         with open_text(self.work / "records", "a") as records, \
                 open_text(self.work / "problems", "a") as problems:
             for key in read_lines(self.work / "dirs.sorted", skip_through=self.cp.after):
-                report = check_project(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)),
-                                       key, self._where(key))
+                where = self.layout.simple.joinpath(*key_dir(key, self.config.hash_index))
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError), \
+                        os.scandir(where) as entries:  # its pages: never read through a link
+                    for entry in entries:
+                        _refuse_link(entry)
+                report = check_project(where, key, self._where(key))
                 records.writelines(r.spool_line() for r in report.records)
                 if key not in ghosts:
                     problems.writelines(p.to_json() + "\n" for p in report.problems)
@@ -495,11 +501,24 @@ def _is_key(name: str) -> bool:
 
 
 def _subdirs(path: Path) -> list[os.DirEntry[str]]:
+    """The directories in ``path``, sorted; a link among them is refused (LinkInMirror, exit 2)."""
     try:
         with os.scandir(path) as it:
-            return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+            entries = list(it)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    for entry in entries:
+        _refuse_link(entry)
+    return sorted((e for e in entries if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+
+
+def _refuse_link(entry: os.DirEntry[str] | Path) -> None:
+    """A link below web/ is neither followed nor judged (an orphan to delete, a page to trust)."""
+    if entry.is_symlink():
+        path = Path(entry)
+        # The mirror directory is the parent of web/ (or of s3-pages/): found by its name.
+        root = next((p.parent for p in path.parents if p.name in ("web", RECORD_DIR)), path.parent)
+        raise link_refused(path, root)
 
 
 def _merge_sorted(streams: dict[str, Iterator[str]]) -> Iterator[tuple[str, set[str]]]:
@@ -542,6 +561,7 @@ def walk_sorted(root: Path, after: str | None = None) -> Iterator[tuple[str, Pat
         except (FileNotFoundError, NotADirectoryError):
             return
         for entry in entries:
+            _refuse_link(entry)
             key = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
                 inside = key + SEP
@@ -551,6 +571,7 @@ def walk_sorted(root: Path, after: str | None = None) -> Iterator[tuple[str, Pat
             elif after is None or key > after:
                 yield key, Path(entry.path)
 
+    _refuse_link(root)
     yield from walk(str(root), "")
 
 

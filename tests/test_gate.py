@@ -182,3 +182,68 @@ def test_file_deletions_within_the_limit_need_no_permission(tmp_path: Path, upst
     upstream.remove_file("p01", "p01-1.0.tar.gz")
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
+
+
+# ---------------------------------------------------------------- case 5: a link below web/, every command
+
+
+def link_elsewhere(path: Path, outside: Path) -> Path:
+    """Move the directory ``path`` to ``outside`` and leave a link to it in its place (pages still link
+    the files below it, and a web server serves them through it)."""
+    outside.mkdir()
+    (outside / "canary").write_bytes(b"keep me")
+    moved = outside / path.name
+    path.rename(moved)
+    path.symlink_to(moved, target_is_directory=True)
+    return moved
+
+
+@pytest.mark.parametrize("command", [
+    ("verify",), ("verify", "--repair"), ("verify", "--fast"), ("mirror", "--force-check"), ("mirror",),
+])
+def test_a_link_below_web_packages_is_reported_with_exit_2_and_never_followed_or_deleted(
+    tmp_path: Path, upstream: Upstream, command: tuple[str, ...]
+) -> None:
+    mirror = synced(tmp_path, upstream, projects=3)
+    entry = upstream.files("p01")[0]
+    link = mirror.web.joinpath(*entry.path.split("/")[1:3])  # web/packages/<xx>
+    outside = tmp_path / "outside"
+    moved = link_elsewhere(link, outside)
+    if command == ("mirror",):
+        upstream.add_file("p01", "p01-2.0.tar.gz", b"two" * 300)  # a run that writes beside the link
+    before = tree_snapshot(outside)
+    web = kept(mirror)
+    result = run_cli(mirror, *command)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = last_line(result)
+    assert f"{link} is a symbolic link" in last and "put what it points to in its place" in last, last
+    assert link.is_symlink() and tree_snapshot(outside) == before
+    if command[0] == "verify":
+        assert kept(mirror) == web  # nothing changed at all
+    else:  # what the run synced before it met the link stays; nothing was deleted
+        assert set(web) <= set(kept(mirror))
+    # The operator puts the directory back: everything is as upstream has it.
+    link.unlink()
+    moved.rename(link)
+    assert mirror.run() == 0
+    assert run_cli(mirror, "verify").returncode == 0
+    assert_mirror_matches(upstream, mirror.web)
+
+
+@pytest.mark.parametrize("command", [("verify",), ("verify", "--repair"), ("mirror", "--force-check")])
+@pytest.mark.parametrize("linked", ["simple/p01/index.v1_json", "simple", "packages"])
+def test_a_linked_page_or_directory_below_web_is_reported_with_exit_2_and_left_alone(
+    tmp_path: Path, upstream: Upstream, command: tuple[str, ...], linked: str
+) -> None:
+    mirror = synced(tmp_path, upstream, projects=3)
+    path = mirror.web / linked
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path.rename(outside / path.name)
+    path.symlink_to(outside / path.name)
+    before = tree_snapshot(outside)
+    result = run_cli(mirror, *command)
+    assert result.returncode == 2, result.stderr
+    assert f"{path} is a symbolic link" in last_line(result)
+    assert path.is_symlink() and tree_snapshot(outside) == before
