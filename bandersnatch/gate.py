@@ -12,6 +12,9 @@ syncs, their JSON API copies, the root index, ``last-modified``, ``verify
   owed until ``--allow-mass-removal``;
 * the symlink rule: a filesystem store follows and deletes no link below
   ``web/`` (``storage``) and reports it as ``LinkInMirror`` (exit 2, naming it);
+* the record of what the run published and deleted, for ``diff-file``
+  (``difffile.Changes``): a change is listed by the gate that made it, so no
+  publisher can forget to;
 * the place where an ownership check of a key sits (``_may_change``).
 """
 
@@ -22,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from .difffile import Changes
 from .errors import RemovalsHeldBack
 from .fsstore import FilesystemStore
 from .guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
@@ -97,15 +101,19 @@ class _GatedUpload:
 
     def commit(self) -> ObjectStat:
         self._gate._may_change(self.key)
-        return self._inner.commit()
+        stat = self._inner.commit()
+        self._gate.changes.written_key(self.key)
+        return stat
 
 
 class Gate:
     """``store`` behind the run's promises (see the module docstring); a ``store.Store`` itself."""
 
-    def __init__(self, store: Store, budget: RemovalBudget | None = None) -> None:
+    def __init__(self, store: Store, budget: RemovalBudget | None = None,
+                 changes: Changes | None = None) -> None:
         self.inner = store
         self.budget = budget or RemovalBudget.unlimited()
+        self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
 
     # ------------------------------------------------------------ capabilities
 
@@ -141,7 +149,9 @@ class Gate:
 
     def publish_page(self, key: str, data: bytes | Iterable[bytes]) -> ObjectStat:
         self._may_change(key)
-        return self.inner.publish_page(key, data)
+        stat = self.inner.publish_page(key, data)
+        self.changes.written_key(key)
+        return stat
 
     def read(self, key: str) -> bytes | None:
         return self.inner.read(key)
@@ -154,7 +164,10 @@ class Gate:
 
     def delete(self, key: str) -> ObjectStat | None:
         self._may_change(key)
-        return self.inner.delete(key)
+        gone = self.inner.delete(key)
+        if gone is not None:
+            self.changes.deleted_key(key)
+        return gone
 
     def iterate(self, prefix: str) -> Iterator[str]:
         return self.inner.iterate(prefix)

@@ -654,7 +654,6 @@ class Mirror:
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.store.publish_page(lastrun.LAST_MODIFIED, f"{stamp}\n".encode())
-        self.changes.written_key(lastrun.LAST_MODIFIED)
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:

@@ -21,7 +21,6 @@ from urllib.parse import unquote
 from .counts import NONE, Tally, Totals
 from .deps import sdist_pkg_info, wheel_metadata
 from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
-from .difffile import Changes
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
 from .gate import Gate
@@ -285,13 +284,12 @@ class ProjectSync:
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
-                 require_hashes: bool = False, changes: Changes | None = None,
+                 require_hashes: bool = False,
                  tally: Tally | None = None, json_api: JsonApi | None = None,
                  store: Gate | None = None) -> None:
         self.master = master
         # Where pages and files are published, through the run's gate (``runtime`` makes both).
         self.store: Gate = store or Gate(FilesystemStore(layout.web, layout.staging))
-        self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         self.tally = tally  # told of every page write and removal, for the mirror's totals
         self.json_api = json_api or JsonApi(self.store, layout.hash_index, enabled=False, root_uri=None)
         self.selection = selection
@@ -376,11 +374,9 @@ class ProjectSync:
             if self.tally is not None:
                 self.tally.before(key, before)
             self.store.publish_page(json_key, render_project_json(local_page, page_serial))
-            self.changes.written_key(json_key)
             if self.tally is not None:
                 self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
             self.store.publish_page(html_key, render_project_html(local_page, page_serial))
-            self.changes.written_key(html_key)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
                 if intent_file is not None:  # most syncs had none and wrote none: nothing to remove
@@ -531,14 +527,12 @@ class ProjectSync:
             data = local() if local is not None else None
             if data is not None and _verified_bytes(data, hashes) and size in (None, len(data)):
                 stat = self.store.publish_page(key, data)
-                self.changes.written_key(key)
                 return Stored(hashlib.sha256(data).hexdigest(), len(data), stat.stamp), False
             with self.store.upload(key) as up:
                 digest = self.master.download(url, up.file, hashes, size)
                 if inspect is not None:
                     inspect(up.file)
                 stat = up.commit()
-            self.changes.written_key(key)
             return Stored(digest.sha256, digest.size, stat.stamp), True
 
     def _refuse_conflict(self, key: str, rel: str, filename: str, sha256: str | None, *,
@@ -612,7 +606,6 @@ class ProjectSync:
                 return False
             check_provenance(data, shown(what))
             self.store.publish_page(prov_key, data)
-            self.changes.written_key(prov_key)
         return True
 
     def _delete_files(self, owner: str, hrefs: set[str]) -> None:
@@ -631,14 +624,12 @@ class ProjectSync:
                 # The store prunes the directories each delete leaves empty.
                 stat = self.store.delete(key)
                 if stat is not None:
-                    self.changes.deleted_key(key)
                     logger.info("deleted %s", shown(str(path), 400))
                     with self._deleted_lock:
                         self.deleted_files += 1
                         self.deleted_bytes += stat.size
                 for sidecar in SIDECARS:  # PEP 658 metadata and PEP 740 provenance go with their file
                     if self.store.delete(key + sidecar):
-                        self.changes.deleted_key(key + sidecar)
                         logger.debug("deleted %s", shown(str(path) + sidecar, 400))
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
@@ -720,8 +711,7 @@ class ProjectSync:
         if self.tally is not None:
             self.tally.before(key, before)
         for page in (PAGE_HTML, PAGE_JSON):  # the store prunes the project's emptied directory
-            if self.store.delete(self.layout.page_key(name, page)):
-                self.changes.deleted_key(self.layout.page_key(name, page))
+            self.store.delete(self.layout.page_key(name, page))
         if self.tally is not None:
             self.tally.changed(before, NONE)
         self.json_api.remove(key)

@@ -106,8 +106,8 @@ class Runtime:
             remote = (recorded.remote_url(), lambda key: recorded.stat(key) is not None)
         spool = config.directory / SPOOL_NAME if diff_file and config.diff_file is not None else None
         changes = Changes(spool, staging, layout.web, remote=remote)
-        store = Gate(bare)
-        root = RootIndex(layout.simple, staging, config.hash_index, changes, store=store)
+        store = Gate(bare, changes=changes)
+        root = RootIndex(layout.simple, staging, config.hash_index, store=store)
         store.budget = _budget(config, root, allow_mass_removal, command)
         return cls(config, staging, layout, store, url_policy(config),
                    master or build_master(config, spool_dir=spool_dir or staging), changes, root)
@@ -121,9 +121,9 @@ class Runtime:
             self.master, self.layout, self.policy,
             workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
             selection=selection, records=records, require_hashes=config.require_hashes,
-            changes=self.changes, tally=tally,
+            tally=tally,
             json_api=JsonApi(self.store, config.hash_index, enabled=config.json and json_api,
-                             root_uri=config.root_uri, changes=self.changes),
+                             root_uri=config.root_uri),
             store=self.store,
         )
 
