@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .errors import BandersnatchError, RemovalsHeldBack
+from .errors import BandersnatchError, LinkInMirror, RemovalsHeldBack
 from .layout import PAGE_JSON
 from .package import METADATA_SUFFIX, ProjectSync
 from .pagecheck import CONFLICT, FILE_KINDS, GHOST, ORPHAN, PAGE_KINDS, ROOT_EXTRA, Problem
@@ -111,6 +111,8 @@ class Repair:
                 with self._lock:  # removed after the pool, all or none (the removal budget)
                     self._gone[key] = why
                 return None
+        except LinkInMirror:
+            raise  # the operator's to fix (exit 2), not a project that failed
         except RemovalsHeldBack as exc:
             with self._lock:
                 self.report.held.append(key)
