@@ -17,6 +17,10 @@ import pytest
 from fakepypi import Upstream
 from mirrortools import MirrorSetup, assert_mirror_matches, page_dir, tree_snapshot, write_config
 
+from bandersnatch.errors import RemovalsHeldBack
+from bandersnatch.gate import RemovalBudget
+from bandersnatch.guards import FileRemovalLimit, RemovalLimit
+
 PROJECTS = 22
 
 
@@ -52,6 +56,43 @@ def kept(mirror: MirrorSetup) -> dict[str, tuple[str, int, int]]:
 
 def files_on_disk(mirror: MirrorSetup) -> set[str]:
     return {p.name for p in mirror.web.joinpath("packages").rglob("*") if p.is_file()}
+
+
+# ---------------------------------------------------------------- the budget, pure
+
+
+@pytest.mark.parametrize(("wanted", "files", "allowed"), [
+    (10, 60, True),  # not past the count
+    (11, 60, False),  # past the count and 5 % of 60
+    (11, 1000, True),  # past the count, not past 5 % of 1000
+    (51, 1000, False),
+])
+def test_file_budget_refuses_only_past_both_the_count_and_the_share(
+    wanted: int, files: int, allowed: bool
+) -> None:
+    budget = RemovalBudget(None, FileRemovalLimit(10, 5), project_count=lambda: 0, file_count=lambda: files)
+    if allowed:
+        budget.take_files(wanted)
+        assert budget.held_back is None
+    else:
+        with pytest.raises(RemovalsHeldBack, match=f"not deleting {wanted} file"):
+            budget.take_files(wanted)
+        assert budget.held_back is not None and "max-file-removals = 10" in budget.held_back
+
+
+def test_the_budget_is_the_run_s_sum_and_a_refusal_takes_nothing() -> None:
+    asked: list[str] = []
+    budget = RemovalBudget(RemovalLimit(3, 5), FileRemovalLimit(10, 5),
+                           project_count=lambda: asked.append("projects") or 22,
+                           file_count=lambda: asked.append("files") or 60)
+    budget.take_files(6)
+    with pytest.raises(RemovalsHeldBack):
+        budget.take_files(6)  # 12 in all: past both
+    budget.take_files(4)  # 10 in all: still within the count
+    assert budget.take_projects(3) and not budget.take_projects(1)
+    assert (budget.files_taken, budget.projects_taken) == (10, 3)
+    assert asked == ["files", "projects"]  # each size asked once, and only past a count
+    assert RemovalBudget.unlimited().take_projects(10**6)
 
 
 # ---------------------------------------------------------------- case 1: verify --repair and the limits
