@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config, notices
-from .errors import BandersnatchError, ConfigError, ConfigErrors, LockHeld, StorageError, StoreRefused
+from .errors import (
+    BandersnatchError,
+    ConfigError,
+    ConfigErrors,
+    LinkInMirror,
+    LockHeld,
+    StorageError,
+    StoreRefused,
+)
 from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
@@ -65,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--force-check", action="store_true",
                         help="list every project upstream and re-hash every file on disk")
     mirror.add_argument("--allow-mass-removal", action="store_true",
-                        help="let this run remove more projects than [mirror] max-removals and "
-                             "max-removals-percent allow")
+                        help="let this run remove more projects and delete more files than [mirror] "
+                             "max-removals, max-file-removals and their percentages allow")
     stats = commands.add_parser(
         "update-stats", help="turn the web server's access logs into download statistics",
         description="Count downloads per file from the web server's access logs ([statistics] "
@@ -101,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "a HEAD against its recorded size and ETag (a filesystem mirror's files are "
                               "always read, unless --fast)")
     checker.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    checker.add_argument("--allow-mass-removal", action="store_true",
+                         help="let --repair remove more projects and delete more files than [mirror] "
+                              "max-removals, max-file-removals and their percentages allow")
     for command in (mirror, stats, status, checker):
         _common_options(command, top=False)
     return parser
@@ -192,14 +203,11 @@ def run_update_stats(cfg: config.Config) -> int:
     from .stats.errors import MirrorMissing
 
     try:
-        if cfg.s3 is not None and cfg.storage_backend == "s3":
-            from .recordedstore import RECORD_DIR, open_s3
-            from .storage import staging_dir
+        from .recordedstore import RECORD_DIR
+        from .runtime import on_s3, stats_store
 
-            store = open_s3(cfg.s3, cfg.directory, staging_dir(cfg.directory, "stats"), 1, cfg.timeout)
-            update_stats(cfg, store=store, record=RECORD_DIR)
-        else:
-            update_stats(cfg)
+        # The store of every command, from one place; stats keeps its own staging directory.
+        update_stats(cfg, store=stats_store(cfg), record=RECORD_DIR if on_s3(cfg) else None)
     except MirrorMissing as exc:
         logger.error("%s", exc)
         return EXIT_CONFIG
@@ -211,16 +219,11 @@ def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Pat
 
     from . import status
     from .changes import upstream_serial_for
-    from .layout import UrlPolicy
-    from .master import Master
+    from .runtime import status_master
 
-    master = None if offline else Master(
-        cfg.master, timeout=cfg.timeout, workers=1, max_page_bytes=cfg.max_page_bytes,
-        policy=UrlPolicy.for_master(cfg.master, cfg.download_hosts, cfg.allow_non_https),
-        global_timeout=cfg.global_timeout, attempts=1,  # one request at most: status must answer now
-        spool_dir=Path(tempfile.gettempdir()),  # its small answer: nothing is written under the mirror
-        network=cfg.network,  # the same proxy and CA bundle as the mirror run
-    )
+    # One request at most, spooled outside the mirror (nothing is written under it); the same
+    # proxy and CA bundle as the mirror run.
+    master = None if offline else status_master(cfg, Path(tempfile.gettempdir()))
     try:
         asker = upstream_serial_for(cfg.api_method, master, cfg.directory) if master else None
         found = status.gather(cfg, asker)
@@ -279,7 +282,8 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             from .verifier import command
 
             return command(cfg, repair=args.repair, fast=args.fast, as_json=args.json,
-                           progress=Progress(status), out=sys.stdout, read=args.hash)
+                           progress=Progress(status), out=sys.stdout, read=args.hash,
+                           allow_mass_removal=args.allow_mass_removal)
         return run_update_stats(cfg)
     except ConfigErrors as exc:
         for problem in exc.problems:
@@ -294,6 +298,10 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         # Expected whenever cron starts a run while a long one goes on: not an error, exit 3 says it.
         logger.info("%s", exc)
         return EXIT_LOCKED
+    except LinkInMirror as exc:
+        # Nothing followed or deleted it: only the operator can tell what it is for.
+        logger.error("%s", exc)
+        return EXIT_CONFIG
     except StoreRefused as exc:
         # Wrong credentials or bucket: nothing was published, and only a configuration change helps.
         logger.error("%s", exc)

@@ -55,6 +55,8 @@ DEFAULT_ACCESS_LOG_PATTERN = "/var/log/nginx/access.log*"
 # A run that would take more projects off the mirror than both of these stops before deleting.
 DEFAULT_MAX_REMOVALS = 100
 DEFAULT_MAX_REMOVALS_PERCENT = 5.0
+DEFAULT_MAX_FILE_REMOVALS = 1000
+DEFAULT_MAX_FILE_REMOVALS_PERCENT = 5.0
 
 MIRROR = "mirror"
 STATISTICS = "statistics"
@@ -76,6 +78,8 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "require-hashes",
         "max-removals",
         "max-removals-percent",
+        "max-file-removals",
+        "max-file-removals-percent",
         "diff-file",
         "diff-append-epoch",
         "proxy",
@@ -121,6 +125,8 @@ class Config:
     require_hashes: bool = False
     max_removals: int = DEFAULT_MAX_REMOVALS
     max_removals_percent: float = DEFAULT_MAX_REMOVALS_PERCENT
+    max_file_removals: int = DEFAULT_MAX_FILE_REMOVALS
+    max_file_removals_percent: float = DEFAULT_MAX_FILE_REMOVALS_PERCENT
     diff_file: Path | None = None  # where each run lists the files it wrote (bandersnatch's diff-file)
     diff_append_epoch: bool = False
     json: bool = False  # bandersnatch's `json`: keep a JSON API copy under web/pypi/<project>/json
@@ -246,6 +252,11 @@ def parse(text: str, path: Path) -> Config:
         max_removals_percent=take(parse_percent, mirror.get("max-removals-percent"), where,
                                   "max-removals-percent", DEFAULT_MAX_REMOVALS_PERCENT,
                                   fallback=DEFAULT_MAX_REMOVALS_PERCENT),
+        max_file_removals=take(parse_count, mirror.get("max-file-removals"), where, "max-file-removals",
+                               DEFAULT_MAX_FILE_REMOVALS, fallback=DEFAULT_MAX_FILE_REMOVALS),
+        max_file_removals_percent=take(parse_percent, mirror.get("max-file-removals-percent"), where,
+                                       "max-file-removals-percent", DEFAULT_MAX_FILE_REMOVALS_PERCENT,
+                                       fallback=DEFAULT_MAX_FILE_REMOVALS_PERCENT),
         diff_file=eight.diff_file,
         diff_append_epoch=eight.diff_append_epoch,
         json=eight.json,

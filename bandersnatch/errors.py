@@ -118,6 +118,14 @@ class StorageError(BandersnatchError):
     """The mirror directory cannot be written (full disk, permissions)."""
 
 
+class LinkInMirror(StorageError):
+    """A symbolic link below ``web/``: nothing follows or deletes it; the operator must (exit 2)."""
+
+
+class RemovalsHeldBack(BandersnatchError):
+    """Deleting this would take the run past the removal limits: held back, still owed (see ``gate``)."""
+
+
 class StoreRefused(StorageError):
     """The object store refused the credentials, or has no such bucket: the configuration must change."""
 

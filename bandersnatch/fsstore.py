@@ -1,22 +1,31 @@
 """The filesystem store: the mirror published as the files of ``web/`` (see ``store``).
 
-Every write and delete goes through ``storage``: a key's segments are checked
-and joined below ``web/`` by ``storage.confined``, an object appears by the
-rename of a complete, fsynced file staged in the mirror's staging directory,
-and no link below the mirror directory is followed.  Reads (``read``,
-``stat``) go through the path as a web server serving ``web/`` would.
+Every write, delete and read goes through ``storage``: a key's segments are
+checked and joined below ``web/`` by ``storage.confined``, an object appears by
+the rename of a complete, fsynced file staged in the mirror's staging
+directory, and no link below the mirror directory is followed: a link met on
+the way is reported (``LinkInMirror``), never read through or deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .storage import StagedFile, confined, prune_empty_dirs, remove_file, staged, walk_files, write_all
+from .storage import (
+    StagedFile,
+    confined,
+    open_regular,
+    prune_empty_dirs,
+    remove_file,
+    staged,
+    stat_regular,
+    walk_files,
+    write_all,
+)
 from .store import ObjectStat
 
 
@@ -76,25 +85,18 @@ class FilesystemStore:
             return _commit(st)
 
     def read(self, key: str) -> bytes | None:
-        try:
-            return self.path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        f = open_regular(self.path(key), self.staging)
+        if f is None:
             return None
+        with f:
+            return f.read()
 
     def open_read(self, key: str) -> BinaryIO | None:
-        try:
-            return self.path(key).open("rb")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
+        return open_regular(self.path(key), self.staging)
 
     def stat(self, key: str) -> ObjectStat | None:
-        try:
-            info = os.stat(self.path(key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return ObjectStat(info.st_size, info.st_mtime_ns)
+        info = stat_regular(self.path(key), self.staging)
+        return None if info is None else ObjectStat(info.st_size, info.st_mtime_ns)
 
     def delete(self, key: str) -> ObjectStat | None:
         """Remove ``key``, then the directories left empty up to its first segment (``packages/``).

@@ -21,7 +21,6 @@ from typing import Any
 
 from packaging.version import Version
 
-from .difffile import Changes
 from .dists import SDIST_EXTENSIONS, parse_version, version_text
 from .filenames import split_suffix
 from .layout import key_dir
@@ -130,10 +129,9 @@ class JsonApi:
     """``web/pypi/<project>/json`` of one mirror (under ``<first letter>/`` with hash-index)."""
 
     def __init__(self, store: Store, hash_index: bool, *, enabled: bool,
-                 root_uri: str | None, changes: Changes | None = None) -> None:
-        self.store, self.hash_index = store, hash_index
+                 root_uri: str | None) -> None:
+        self.store, self.hash_index = store, hash_index  # the run's gate records what changes
         self.enabled = enabled
-        self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
         # From /pypi/<project>/json, ../../ is the root the mirror is served at.
         self.base = root_uri.rstrip("/") + "/" if root_uri else "../../"
 
@@ -150,10 +148,7 @@ class JsonApi:
         if self.enabled:
             store_key = self.key(key)
             self.store.publish_page(store_key, render_project(name, key, versions, files, serial))
-            self.changes.written_key(store_key)
 
     def remove(self, key: str) -> None:
         """Whether or not the copy is enabled now: an earlier run may have written one."""
-        store_key = self.key(key)
-        if self.store.delete(store_key):  # and the directories that leaves empty
-            self.changes.deleted_key(store_key)
+        self.store.delete(self.key(key))  # and the directories that leaves empty

@@ -23,29 +23,33 @@ from queue import SimpleQueue
 
 import filelock
 
-from . import adopt, lastrun, storeconfig
+from . import adopt, lastrun
 from .changes import feed_for
 from .config import Config
 from .counts import NONE, Tally, Totals
 from .dependencies import DependencyTracker
 from .depstore import DependencyRecords
-from .difffile import SPOOL_NAME, Changes
-from .errors import BandersnatchError, LockHeld, StorageError, StoreUnreachable, UpstreamUnreachable
-from .fsstore import FilesystemStore
-from .guards import RemovalLimit, check_layout, explained, permission_problem
-from .jsonapi import JsonApi
-from .layout import PAGE_JSON, UrlPolicy
+from .errors import (
+    BandersnatchError,
+    LinkInMirror,
+    LockHeld,
+    RemovalsHeldBack,
+    StorageError,
+    StoreUnreachable,
+    UpstreamUnreachable,
+)
+from .guards import check_layout, explained, permission_problem
+from .layout import PAGE_JSON
 from .master import Master
 from .names import is_valid_project_name, normalize
-from .package import Layout, Outcome, ProjectSync, page_keys, page_totals
+from .package import Outcome, page_keys, page_totals
 from .progress import Progress, human_bytes
-from .recordedstore import RECORD_DIR, RecordedStore, open_s3
-from .rootindex import RootIndex, has_pages
+from .rootindex import has_pages
+from .runtime import Runtime
 from .selection import Selection
 from .serialcheck import SerialCheck
-from .state import ROOT_MARKS, Failure, NameSet, StateFiles, Todo, name_hash
-from .storage import clear_staging, make_dirs, make_readable_dirs, staging_dir
-from .store import Store
+from .state import Failure, NameSet, StateFiles, Todo, name_hash
+from .storage import clear_staging, make_dirs, make_readable_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -98,33 +102,14 @@ class Mirror:
     def __init__(self, config: Config, *, force_check: bool = False, master: Master | None = None,
                  progress: Progress | None = None, allow_mass_removal: bool = False) -> None:
         self.config = config
-        self.removal_limit = None if allow_mass_removal else RemovalLimit(
-            config.max_removals, config.max_removals_percent)
         self.progress = progress or Progress(None)
         self.force_check = force_check
         self.directory = config.directory
-        self.staging = staging_dir(self.directory, "mirror")
-        on_s3 = config.storage_backend == storeconfig.S3
-        # With an object store, ``web`` is the local record of its pages (see recordedstore).
-        self.layout = Layout(self.directory / (RECORD_DIR if on_s3 else "web"), self.staging,
-                             config.hash_index)
-        # Where everything clients read is published: made once, and every publisher is given it.
-        self.store: Store = self._open_store() if on_s3 else FilesystemStore(self.layout.web, self.staging)
-        remote = None
-        if isinstance(self.store, RecordedStore):
-            store = self.store
-            remote = (store.remote_url(), lambda key: store.stat(key) is not None)
-        self.changes = Changes(self.directory / SPOOL_NAME if config.diff_file is not None else None,
-                               self.staging, self.layout.web, remote=remote)
-        self.root = RootIndex(self.layout.simple, self.staging, config.hash_index, self.changes,
-                              store=self.store, marks=self.directory / ROOT_MARKS)
-        self.policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
-        self.master = master or Master(
-            config.master, timeout=config.timeout, workers=config.workers,
-            max_page_bytes=config.max_page_bytes, policy=self.policy, spool_dir=self.staging,
-            global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes,
-            network=config.network,
-        )
+        # Store (behind the gate, which owns the removal budget), master, root index and diff-file
+        # record: built in one place for every command.
+        run = Runtime.create(config, master=master, allow_mass_removal=allow_mass_removal)
+        self.staging, self.layout, self.store = run.staging, run.layout, run.store
+        self.changes, self.root, self.policy, self.master = run.changes, run.root, run.policy, run.master
         self.state = StateFiles(self.directory, self.staging)
         # What changed upstream; planning never asks the master by protocol.
         self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
@@ -144,20 +129,8 @@ class Mirror:
         self._report: RunReport | None = None  # this run's, as far as it got: an interrupted run records it
         self.tally = Tally(self.directory, self.staging, self._page_totals,
                            lambda: page_keys(self.store, config.hash_index))
-        self.projects = ProjectSync(
-            self.master, self.layout, self.policy,
-            workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
-            selection=self.selection, records=self.records,
-            require_hashes=config.require_hashes, changes=self.changes, tally=self.tally,
-            json_api=JsonApi(self.store, config.hash_index, enabled=config.json,
-                             root_uri=config.root_uri, changes=self.changes),
-            store=self.store, core_metadata=config.core_metadata,
-        )
-
-    def _open_store(self) -> RecordedStore:
-        """The bucket of ``[s3]`` (asked once now: StoreRefused for wrong credentials or bucket)."""
-        assert self.config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
-        return open_s3(self.config.s3, self.directory, self.staging, self.config.workers, self.config.timeout)
+        self.projects = run.project_sync(force_check=force_check, selection=self.selection,
+                                         records=self.records, tally=self.tally, json_api=True)
 
     def run(self) -> RunReport:
         try:
@@ -536,14 +509,10 @@ class Mirror:
         return []
 
     def _past_limit(self, removals: int, report: RunReport) -> bool:
-        """True, noting why in the report, when ``removals`` needs ``--allow-mass-removal``."""
-        limit = self.removal_limit
-        if limit is None or removals <= limit.projects:
+        """True, noting why in the report, when ``removals`` is past the gate's budget of project removals."""
+        if self.store.reserve_projects(removals):
             return False
-        size = sum(1 for _ in self.root.names())  # streamed; only when a large removal is due
-        if not limit.exceeded(removals, size):
-            return False
-        report.held_back = limit.message(removals, size)
+        report.held_back = self.store.budget.held_back
         return True
 
     def _forget_requirements(self, removed: list[Outcome]) -> None:
@@ -630,6 +599,14 @@ class Mirror:
                  removed: list[Outcome]) -> Outcome | None:
         try:
             outcome = future.result()
+        except LinkInMirror:
+            raise  # the operator's to fix (exit 2): nothing more is synced past a link
+        except RemovalsHeldBack as exc:
+            # Held back whole, its pages and files as they were; owed until --allow-mass-removal.
+            report.failed[key] = Failure.now(name, serial, str(exc))
+            report.held_back = report.held_back or str(exc)
+            logger.info("%s: held back: its sync would delete files past the removal limits", key)
+            return None
         except StoreUnreachable as exc:
             # Every project in flight ends the same way; the run stops as a killed one would (below).
             report.failed[key] = Failure.now(name, serial, str(exc))
@@ -741,7 +718,6 @@ class Mirror:
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.store.publish_page(lastrun.LAST_MODIFIED, f"{stamp}\n".encode())
-        self.changes.written_key(lastrun.LAST_MODIFIED)
 
     @staticmethod
     def _log_summary(report: RunReport, seconds: float) -> None:

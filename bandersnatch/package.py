@@ -21,10 +21,10 @@ from urllib.parse import unquote
 from .counts import NONE, Tally, Totals
 from .deps import sdist_pkg_info, wheel_metadata
 from .depstore import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
-from .difffile import Changes
 from .dists import MAX_VERSION_LENGTH, usable_versions
 from .errors import NotFound, UnsafePath, UpstreamError, shown
 from .fsstore import FilesystemStore
+from .gate import Gate
 from .jsonapi import JsonApi
 from .layout import (
     PAGE_HTML,
@@ -321,14 +321,13 @@ class ProjectSync:
     def __init__(self, master: Master, layout: Layout, policy: UrlPolicy, *,
                  workers: int, delete_packages: bool, force_check: bool,
                  selection: Selection | None = None, records: DependencyRecords | None = None,
-                 require_hashes: bool = False, changes: Changes | None = None,
+                 require_hashes: bool = False,
                  tally: Tally | None = None, json_api: JsonApi | None = None,
-                 store: Store | None = None, core_metadata: bool = True) -> None:
+                 store: Gate | None = None, core_metadata: bool = True) -> None:
         self.master = master
         self.core_metadata = core_metadata  # [mirror] core-metadata: false fetches and advertises none
-        # Where pages and files are published; the mirror makes one for the run.
-        self.store: Store = store or FilesystemStore(layout.web, layout.staging)
-        self.changes = changes or Changes(None)  # what this run wrote and deleted, for diff-file
+        # Where pages and files are published, through the run's gate (``runtime`` makes both).
+        self.store: Gate = store or Gate(FilesystemStore(layout.web, layout.staging))
         self.tally = tally  # told of every page write and removal, for the mirror's totals
         self.json_api = json_api or JsonApi(self.store, layout.hash_index, enabled=False, root_uri=None)
         self.selection = selection
@@ -390,6 +389,10 @@ class ProjectSync:
         wanted = {href for _, href, _ in plan}
         unlinked = (set(known) | leftover) - wanted
         intent = (wanted - set(known)) | unlinked
+        if self.delete_packages and unlinked:
+            # Asked before anything changes: past the removal limits the project is held back whole,
+            # its pages and files as they are (RemovalsHeldBack), and stays owed.
+            self.store.reserve_files(len(unlinked & set(known)))
         if self.delete_packages and intent != leftover:
             self._write_intent(key, intent)
             intent_file = intent
@@ -400,7 +403,7 @@ class ProjectSync:
             local, fetched, fetched_bytes, unverified, cores = self._fetch_files(key, plan, known)
             requires = None
             if self.records is not None:
-                on_disk = isinstance(self.store, FilesystemStore)
+                on_disk = self.store.local_path(json_key) is not None
                 requires = self.records.update(key, (
                     MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
@@ -417,11 +420,9 @@ class ProjectSync:
             if self.tally is not None:
                 self.tally.before(key, before)
             self.store.publish_page(json_key, render_project_json(local_page, page_serial))
-            self.changes.written_key(json_key)
             if self.tally is not None:
                 self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
             self.store.publish_page(html_key, render_project_html(local_page, page_serial))
-            self.changes.written_key(html_key)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
                 self._drop_unadvertised(key, known, local, plan)
@@ -565,14 +566,14 @@ class ProjectSync:
         trusted = old if old is not None and _matches(hashes, {"sha256": old.sha256}) else None
         if key in self.suspect:
             trusted = None
-        hashable = isinstance(self.store, FilesystemStore)  # only a file can be hashed where it lies
+        hashable = self.store.local_path(key) is not None  # only a file can be hashed where it lies
         if trusted is not None and not (self.force_check and hashable):
             now = self.store.stat(key)
             if (now is not None and now.size == trusted.size and size in (None, now.size)
                     and trusted.stamp in (None, now.stamp)):
                 return Stored(trusted.sha256, now.size, now.stamp), False
         with self.links.exclusive(lock_key):
-            path = self.store.path(key) if isinstance(self.store, FilesystemStore) else None
+            path = self.store.local_path(key)
             if path is not None and self.store.stat(key) is not None:
                 # Left by an interrupted run, changed since we verified it, or asked to re-check.
                 # Hashed where it lies: a filesystem store's capability (the file below web/).
@@ -587,14 +588,12 @@ class ProjectSync:
             data = local() if local is not None else None
             if data is not None and _verified_bytes(data, hashes) and size in (None, len(data)):
                 stat = self.store.publish_page(key, data)
-                self.changes.written_key(key)
                 return Stored(hashlib.sha256(data).hexdigest(), len(data), stat.stamp), False
             with self.store.upload(key) as up:
                 digest = self.master.download(url, up.file, hashes, size, cap=cap)
                 if inspect is not None:
                     inspect(up.file)
                 stat = up.commit()
-            self.changes.written_key(key)
             return Stored(digest.sha256, digest.size, stat.stamp), True
 
     def _refuse_conflict(self, key: str, rel: str, filename: str, sha256: str | None, *,
@@ -629,7 +628,7 @@ class ProjectSync:
         local: Callable[[], bytes | None] | None = None
         if from_download is not None:
             local = lambda: from_download  # noqa: E731
-        elif f.filename.endswith(".whl") and isinstance(self.store, FilesystemStore):
+        elif f.filename.endswith(".whl") and self.store.local_path(self.layout.file_key(path)) is not None:
             local = lambda: _metadata_in_wheel(path)  # noqa: E731
         try:
             stored, _ = self._ensure(
@@ -705,7 +704,6 @@ class ProjectSync:
                 return False
             check_provenance(data, shown(what))
             self.store.publish_page(prov_key, data)
-            self.changes.written_key(prov_key)
         return True
 
     def _delete_files(self, owner: str, hrefs: set[str]) -> None:
@@ -724,14 +722,12 @@ class ProjectSync:
                 # The store prunes the directories each delete leaves empty.
                 stat = self.store.delete(key)
                 if stat is not None:
-                    self.changes.deleted_key(key)
                     logger.info("deleted %s", shown(str(path), 400))
                     with self._deleted_lock:
                         self.deleted_files += 1
                         self.deleted_bytes += stat.size
                 for sidecar in SIDECARS:  # PEP 658 metadata and PEP 740 provenance go with their file
                     if self.store.delete(key + sidecar):
-                        self.changes.deleted_key(key + sidecar)
                         logger.debug("deleted %s", shown(str(path) + sidecar, 400))
 
             other = self.links.delete_if_unlinked(owner, self._rel(href), delete)
@@ -762,8 +758,7 @@ class ProjectSync:
             sidecar = self.layout.file_key(path) + suffix
 
             def delete(sidecar: str = sidecar) -> None:
-                if self.store.delete(sidecar):
-                    self.changes.deleted_key(sidecar)
+                if self.store.delete(sidecar):  # the gate records it for diff-file
                     logger.info("deleted %s", shown(sidecar, 400))
 
             self.links.delete_sidecar_if_unlinked(key, rel, suffix, delete)
@@ -842,8 +837,7 @@ class ProjectSync:
         if self.tally is not None:
             self.tally.before(key, before)
         for page in (PAGE_HTML, PAGE_JSON):  # the store prunes the project's emptied directory
-            if self.store.delete(self.layout.page_key(name, page)):
-                self.changes.deleted_key(self.layout.page_key(name, page))
+            self.store.delete(self.layout.page_key(name, page))
         if self.tally is not None:
             self.tally.changed(before, NONE)
         self.json_api.remove(key)

@@ -13,7 +13,13 @@
 * An orphan file is deleted unless a page links it after all: the claims
   record, the owner's page and this run's syncs are asked first
   (``owners.Links``); a ``.metadata`` or ``.provenance`` goes unless a page
-  links it (a page linking only its file does not).
+  links it (a page linking only its file does not). It is deleted through the
+  store, like every other change.
+* Removals draw from the run's removal budget (``gate``), as a mirror run's
+  do: the projects to remove (gone upstream, ghosts) and the orphans are each
+  counted first, and past ``max-removals``/``max-file-removals`` (and their
+  percentages) none of them is removed: they are reported, and
+  ``--allow-mass-removal`` lets them go.
 * The root index is rebuilt from the project directories when it was wrong
   or a project came or went.
 
@@ -24,17 +30,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .errors import BandersnatchError
+from .errors import BandersnatchError, LinkInMirror, RemovalsHeldBack
 from .layout import PAGE_JSON
 from .owners import sidecar_of
 from .package import ProjectSync
 from .pagecheck import CONFLICT, FILE_KINDS, GHOST, ORPHAN, PAGE_KINDS, ROOT_EXTRA, Problem
 from .rootindex import RootIndex
-from .storage import prune_empty_dirs, remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class RepairReport:
     kept: list[str] = field(default_factory=list)  # orphans a page turned out to link
     root_rebuilt: bool = False
     failed: dict[str, str] = field(default_factory=dict)  # what could not be mended -> why
+    held: list[str] = field(default_factory=list)  # projects and files left as they were: past the limits
+    held_back: str | None = None  # why (the removal limits), for the last line
 
     def lines(self) -> list[str]:
         said = [f"re-synced {len(self.resynced)} project(s) ({', '.join(self.resynced[:10])}"
@@ -61,6 +69,8 @@ class RepairReport:
             said.append(f"kept {len(self.kept)} file(s) another page links")
         if self.root_rebuilt:
             said.append("rebuilt the root index from the project directories")
+        if self.held:
+            said.append(f"held back {len(self.held)} removal(s) past the removal limits")
         return said
 
 
@@ -74,6 +84,8 @@ class Repair:
         self.report = RepairReport()
         self._created = False
         self._synced: dict[str, int] = {}  # re-synced projects and their pages' serials, for the root index
+        self._gone: dict[str, str] = {}  # re-synced projects upstream no longer has (or filters drop) -> why
+        self._lock = threading.Lock()
 
     def run(self, problems: Iterable[Problem]) -> RepairReport:
         problems = list(problems)
@@ -84,12 +96,8 @@ class Repair:
             for key, error in zip(resync, pool.map(self._resync, resync), strict=True):
                 if error is not None:
                     self.report.failed[key] = error
-        for key in ghosts:
-            self.projects.remove_project(key, "ghost: neither the root index nor upstream names it")
-            self.report.removed.append(key)
-        for p in problems:
-            if p.kind == ORPHAN:
-                self._delete_orphan(p.subject.removeprefix("packages/"))
+        self._remove(self._gone, ghosts)
+        self._delete_orphans([p.subject.removeprefix("packages/") for p in problems if p.kind == ORPHAN])
         # A re-sync may give a project its pages back; ghosts were never named, and the removals
         # above patched the root index already.
         if self._created or any(p.kind.startswith("root-") for p in problems):
@@ -106,10 +114,16 @@ class Repair:
             outcome = self.projects.sync(key, serial)
             if outcome.removed or outcome.excluded:
                 why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
-                self.root.update({}, {key}, self.serial)  # the root stops naming it before its pages go
-                self.projects.remove_project(key, why)
-                self.report.removed.append(key)
+                with self._lock:  # removed after the pool, all or none (the removal budget)
+                    self._gone[key] = why
                 return None
+        except LinkInMirror:
+            raise  # the operator's to fix (exit 2), not a project that failed
+        except RemovalsHeldBack as exc:
+            with self._lock:
+                self.report.held.append(key)
+                self.report.held_back = self.report.held_back or str(exc)
+            return None
         except BandersnatchError as exc:
             logger.error("%s: could not repair: %s", key, exc)
             return str(exc)
@@ -120,14 +134,42 @@ class Repair:
         logger.info("%s: re-synced, %d file(s) downloaded again", key, outcome.files)
         return None
 
+    def _remove(self, named: dict[str, str], ghosts: list[str]) -> None:
+        """Take off the mirror the projects upstream no longer has (``named``: project -> why; the root
+        index first) and the ``ghosts`` (never named): all of them, or none past the removal limits."""
+        gone = {**named, **{key: "ghost: neither the root index nor upstream names it" for key in ghosts}}
+        if not gone:
+            return
+        if not self.projects.store.reserve_projects(len(gone)):
+            self.report.held.extend(sorted(gone))
+            self.report.held_back = self.report.held_back or self.projects.store.budget.held_back
+            return
+        if named:
+            self.root.update({}, set(named), self.serial)  # the root stops naming them before their pages go
+        for key in sorted(gone):
+            self.projects.remove_project(key, gone[key])
+            self.report.removed.append(key)
+
+    def _delete_orphans(self, rels: list[str]) -> None:
+        if not rels:
+            return
+        try:
+            self.projects.store.reserve_files(len(rels))
+        except RemovalsHeldBack as exc:
+            self.report.held.extend(f"packages/{rel}" for rel in rels)
+            self.report.held_back = self.report.held_back or str(exc)
+            return
+        for rel in rels:
+            self._delete_orphan(rel)
+
     def _delete_orphan(self, rel: str) -> None:
         path = self.layout.packages / rel
 
         def delete() -> None:
-            if remove_file(path, self.layout.staging):
+            # Through the store (the gate), which prunes the directories the delete leaves empty.
+            if self.projects.store.delete(f"packages/{rel}") is not None:
                 logger.info("deleted orphan %s", path)
                 self.report.orphans += 1
-            prune_empty_dirs(path.parent, self.layout.packages, self.layout.staging)
 
         # A .metadata or .provenance goes unless a page links it (not merely its file).
         sidecar = sidecar_of(rel)

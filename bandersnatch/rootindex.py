@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from .difffile import Changes
 from .fsstore import FilesystemStore
 from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .names import is_valid_project_name
@@ -448,9 +447,10 @@ def _body_lines(f: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]
 class RootIndex:
     """``web/simple/index.html`` and ``index.v1_json`` of one mirror."""
 
-    def __init__(self, simple: Path, staging: Path, hash_index: bool, changes: Changes | None = None, *,
+    def __init__(self, simple: Path, staging: Path, hash_index: bool, *,
                  store: Store | None = None, marks: Path | None = None) -> None:
-        """``simple``: ``web/simple`` of the filesystem store ``store`` (by default, one on its parent).
+        """``simple``: ``web/simple`` of the filesystem store ``store`` (by default, one on its parent);
+        the run's store is its gate, which records what is published for diff-file.
 
         ``marks``: the bookkeeping file of both files' ``Mark`` (None: damage in the middle of a
         file is not looked for, as for an index another tool wrote).
@@ -458,7 +458,6 @@ class RootIndex:
         self.simple, self.staging, self.hash_index = simple, staging, hash_index
         self.marks = marks
         self._unmarked: set[str] = set()
-        self.changes = changes or Changes(None)  # what this run wrote, for diff-file
         self.html, self.json = simple / PAGE_HTML, simple / PAGE_JSON
         self.store: Store = store or FilesystemStore(simple.parent, staging)
 
@@ -686,11 +685,7 @@ class RootIndex:
         try:
             html_delta = _patch(self.html, _html_format(serial, self.href), new, gone,
                                 lambda: self.publish(PAGE_HTML))
-            if html_delta is not None:
-                self.changes.written_key(self._key(PAGE_HTML))
             json_delta = _patch(self.json, _json_format(serial), new, gone, lambda: self.publish(PAGE_JSON))
-            if json_delta is not None:
-                self.changes.written_key(self._key(PAGE_JSON))
             changed = html_delta is not None or json_delta is not None
         except _NotOurLayout as exc:
             logger.info("Root index not in the expected layout (%s); rewriting it", exc)
@@ -801,9 +796,7 @@ class RootIndex:
                 html.file.write(html_chunk)
                 js.file.write(json_chunk)
             html.commit()
-            self.changes.written_key(self._key(PAGE_HTML))
             js.commit()
-            self.changes.written_key(self._key(PAGE_JSON))
         self._save_marks({PAGE_HTML: Tally(count, html_digest % DIGEST_MOD),
                           PAGE_JSON: Tally(count, json_digest % DIGEST_MOD)})
         logger.info("Root index: %d project(s)", count)

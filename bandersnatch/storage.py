@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from .errors import BandersnatchError, StorageError, UnsafePath, shown
+from .errors import BandersnatchError, LinkInMirror, StorageError, UnsafePath, shown
 
 MAX_SEGMENT_BYTES = 255
 # Linux's PATH_MAX, counting the terminating NUL: a longer path fails every system call with
@@ -108,12 +108,28 @@ def fsync_dir(path: Path) -> None:
 # ---------------------------------------------------------------- reaching a directory without links
 
 
+# Below these entries of the mirror directory lies what clients read (web/, or an object
+# store's local record, recordedstore.RECORD_DIR): a link there is the operator's to fix, the
+# same for every command (LinkInMirror, exit 2), and is neither followed nor deleted.
+_PUBLISHED = ("web", "s3-pages")
+
+
+def _published(path: Path, root: Path) -> bool:
+    return any(str(path).startswith(f"{root}/{top}/") for top in _PUBLISHED)
+
+
 def _link_refused(path: Path, root: Path) -> StorageError:
-    return StorageError(
+    kind = LinkInMirror if _published(path, root) else StorageError
+    return kind(
         f"{path} is a symbolic link: bandersnatch follows no link inside the mirror directory {root} "
         "(only the directory itself and its web/ may be links); put what it points to in its place, "
         "or remove it, and run again"
     )
+
+
+def link_refused(path: Path, root: Path) -> StorageError:
+    """The error for a link found at ``path`` below the mirror directory ``root`` (by a walk)."""
+    return _link_refused(path, root)
 
 
 class _Vanished(Exception):
@@ -500,6 +516,50 @@ def _open_file(path: Path, staging: Path, flags: int) -> int:
         os.close(parent)
 
 
+# ---------------------------------------------------------------- reading without links
+
+
+def open_regular(path: Path, staging: Path) -> BinaryIO | None:
+    """The regular file ``path`` open for reading, reached without following a link; None when missing.
+
+    A link on the way or in its place raises (``_link_refused``): what a link shows
+    is not the mirror's, and judging it would let a repair delete or trust it.
+    """
+    fd = _open_dir(path.parent, staging, create=False)
+    if fd is None:
+        return None
+    try:
+        file = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_refused(path, _mirror_dir(staging)[0]) from None
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(file).st_mode):  # a directory where a file is asked for
+        os.close(file)
+        return None
+    return os.fdopen(file, "rb")
+
+
+def stat_regular(path: Path, staging: Path) -> os.stat_result | None:
+    """``os.stat`` of the regular file ``path``, following no link (as ``open_regular``); None: none there."""
+    fd = _open_dir(path.parent, staging, create=False)
+    if fd is None:
+        return None
+    try:
+        info = os.stat(path.name, dir_fd=fd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    finally:
+        os.close(fd)
+    if stat.S_ISLNK(info.st_mode):
+        raise _link_refused(path, _mirror_dir(staging)[0])
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
 # ---------------------------------------------------------------- deleting
 
 
@@ -558,11 +618,18 @@ def remove_tree(path: Path, staging: Path) -> bool:
 
 
 def remove_file(path: Path, staging: Path) -> bool:
-    """Delete the file ``path`` if present; pruning now-empty parent directories is the caller's job."""
+    """Delete the file ``path`` if present; pruning now-empty parent directories is the caller's job.
+
+    A link in the published tree is refused (LinkInMirror), not deleted: pages may still
+    be served through it.
+    """
     fd = _open_dir(path.parent, staging, create=False)
     if fd is None:
         return False
     try:
+        root = _mirror_dir(staging)[0]
+        if _published(path, root) and _is_link(fd, path.name):
+            raise _link_refused(path, root)
         os.unlink(path.name, dir_fd=fd)
     except (FileNotFoundError, IsADirectoryError):
         return False

@@ -52,12 +52,13 @@ from typing import TextIO
 
 import filelock
 
-from . import storeconfig
 from .config import Config
 from .depstore import DependencyRecords
 from .errors import BandersnatchError, ConfigError, LockHeld
 from .extsort import open_text, read_lines, sort_lines
-from .layout import PAGE_HTML, PAGE_JSON, UrlPolicy, key_dir
+from .gate import Gate
+from .guards import ALLOW_REPAIR_REMOVAL
+from .layout import PAGE_HTML, PAGE_JSON, key_dir
 from .master import Master
 from .mirror import acquire_lock
 from .names import is_valid_project_name, normalize
@@ -85,14 +86,14 @@ from .pagecheck import (
     linked_by,
 )
 from .progress import Progress, human_bytes
-from .recordedstore import RECORD_DIR, RecordedStore, open_s3
+from .recordedstore import RECORD_DIR
 from .repair import Repair, RepairReport
 from .rootindex import RootIndex, has_pages
+from .runtime import Runtime, on_s3, published_dir
 from .selection import Selection
-from .state import ROOT_MARKS, NameSet, StateFiles, name_hash
+from .state import NameSet, StateFiles, name_hash
 from .status import published_missing
-from .storage import atomic_write, clear_staging
-from .store import Store
+from .storage import atomic_write, clear_staging, link_refused
 
 logger = logging.getLogger(__name__)
 
@@ -150,14 +151,14 @@ class Verifier:
 
     def __init__(self, config: Config, projects: ProjectSync, master: Master, *, fast: bool,
                  progress: Progress | None = None, checkpoint_every: float = 1.0,
-                 objects: Store | None = None, work: Path | None = None, check_root: bool = True) -> None:
+                 objects: Gate | None = None, work: Path | None = None, check_root: bool = True) -> None:
         """``work``: where the spool and checkpoint go (default ``<directory>/tmp/verify``);
         ``check_root`` False: a first sync is under way, its root index is not written yet."""
         self.config = config
         self.fast = fast
         self.objects = objects
         # What clients read: the bucket behind the record, which answers for pages without asking it.
-        self.bucket = objects.remote if isinstance(objects, RecordedStore) else objects
+        self.bucket = objects.clients_store() if objects is not None else None
         self.projects = projects
         self.master = master
         self.progress = progress or Progress(None)
@@ -257,6 +258,7 @@ class Verifier:
 
     def _list_dirs(self, out: TextIO) -> Iterator[Problem]:
         """Write the project directories' names to ``out``; yield what cannot be a project's."""
+        _refuse_link(self.layout.simple)
         tops = _subdirs(self.layout.simple)
         for top in tops:
             if not self.config.hash_index:
@@ -448,6 +450,10 @@ class Verifier:
     def _page_report(self, key: str) -> PageReport:
         """The project's pages as the record holds them, and (on an object store) as the bucket does."""
         where = self.layout.simple.joinpath(*key_dir(key, self.config.hash_index))
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), \
+                os.scandir(where) as entries:  # its pages: never read through a link
+            for entry in entries:
+                _refuse_link(entry)
         report = check_project(where, key, self._where(key))
         for page in (PAGE_JSON, PAGE_HTML):
             subject = f"{self._where(key)}/{page}"
@@ -535,11 +541,24 @@ def _is_key(name: str) -> bool:
 
 
 def _subdirs(path: Path) -> list[os.DirEntry[str]]:
+    """The directories in ``path``, sorted; a link among them is refused (LinkInMirror, exit 2)."""
     try:
         with os.scandir(path) as it:
-            return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+            entries = list(it)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    for entry in entries:
+        _refuse_link(entry)
+    return sorted((e for e in entries if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+
+
+def _refuse_link(entry: os.DirEntry[str] | Path) -> None:
+    """A link below web/ is neither followed nor judged (an orphan to delete, a page to trust)."""
+    if entry.is_symlink():
+        path = Path(entry)
+        # The mirror directory is the parent of web/ (or of s3-pages/): found by its name.
+        root = next((p.parent for p in path.parents if p.name in ("web", RECORD_DIR)), path.parent)
+        raise link_refused(path, root)
 
 
 def _in_order(pool: ThreadPoolExecutor, check: Callable[[str], PageReport], keys: Iterator[str],
@@ -597,6 +616,7 @@ def walk_sorted(root: Path, after: str | None = None) -> Iterator[tuple[str, Pat
         except (FileNotFoundError, NotADirectoryError):
             return
         for entry in entries:
+            _refuse_link(entry)
             key = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
                 inside = key + SEP
@@ -606,6 +626,7 @@ def walk_sorted(root: Path, after: str | None = None) -> Iterator[tuple[str, Pat
             elif after is None or key > after:
                 yield key, Path(entry.path)
 
+    _refuse_link(root)
     yield from walk(str(root), "")
 
 
@@ -630,14 +651,14 @@ def _pairs(groups: Iterator[tuple[str, list[FileRecord]]], disk: Iterator[tuple[
 
 
 def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress: Progress,
-            out: TextIO, read: bool = False) -> int:
+            out: TextIO, read: bool = False, allow_mass_removal: bool = False) -> int:
     """``bandersnatch verify``: problems one per line on ``out`` (or one JSON document); the exit code.
 
     On an s3 mirror files are HEADed unless ``read`` (``--hash``); on a filesystem they
     are read unless ``fast``.
     """
-    on_s3 = config.storage_backend == storeconfig.S3
-    web = config.directory / (RECORD_DIR if on_s3 else "web")
+    s3 = on_s3(config)
+    web = published_dir(config)
     state = StateFiles(config.directory, config.directory / "tmp" / "mirror")  # only read here
     serial = state.read_serial()
     missing = published_missing(config, serial)
@@ -654,32 +675,27 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     if not (web / "simple").is_dir():
         raise ConfigError(str(config.path), "mirror", "directory",  # exit 2: nothing to check there
                           f"{config.directory} holds no mirror (no {web.name}/simple/): run mirror first")
-    staging = config.directory / "tmp" / "mirror"  # a killed repair's leftovers: cleared by the next run
-    store: Store | None = None
-    if on_s3:
-        assert config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
-        staging.mkdir(parents=True, exist_ok=True)
-        store = open_s3(config.s3, config.directory, staging, config.workers, config.timeout)
+    if s3:
         fast = not read
-    policy = UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
-    master = Master(config.master, timeout=config.timeout, workers=config.workers,
-                    max_page_bytes=config.max_page_bytes, policy=policy, global_timeout=config.global_timeout,
-                    max_file_bytes=config.max_file_bytes, spool_dir=config.directory / "tmp" / "verify")
+    verifier_work = None if repair else _work_dir(config.directory)
+    # The store behind the gate (whose budget --repair draws from), the master with the network
+    # settings: as every command builds them.  A killed repair's leftovers in staging are cleared
+    # by the next run; the master spools its answers in verify's own directory (upstream's
+    # listing, for ghosts, included), a temporary one for a user who may only read the mirror.
+    spool = verifier_work.parent if verifier_work is not None else config.directory / "tmp" / "verify"
+    run = Runtime.create(config, spool_dir=spool, diff_file=False,
+                         allow_mass_removal=allow_mass_removal, command=ALLOW_REPAIR_REMOVAL)
+    staging, master = run.staging, run.master
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
     selection = Selection(config.filters)
     records = DependencyRecords(config.directory / "deps", staging) if selection.with_dependencies else None
-    projects = ProjectSync(master, Layout(web, staging, config.hash_index), policy,
-                           workers=config.workers, delete_packages=config.delete_packages, force_check=True,
-                           selection=selection, records=records, require_hashes=config.require_hashes,
-                           store=store, core_metadata=config.core_metadata)
-    verifier_work = None if repair else _work_dir(config.directory)
-    if verifier_work is not None:
-        master.spool_dir = verifier_work.parent  # upstream's listing (ghosts) is spooled there too
+    # force_check: a re-synced project's files are checked on disk, not trusted by their stamps.
+    projects = run.project_sync(force_check=True, selection=selection, records=records)
     try:
         if repair:
             clear_staging(staging)
         verifier = Verifier(config, projects, master, fast=fast, progress=progress,
-                            objects=projects.store if on_s3 else None, work=verifier_work,
+                            objects=projects.store if s3 else None, work=verifier_work,
                             check_root=first_sync is None)
         result = verifier.run()
         if not as_json:  # the problems first: what the repair then does is logged below them
@@ -687,10 +703,8 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
             out.flush()
         report = None
         if repair and result.problems:
-            root = RootIndex(projects.layout.simple, staging, config.hash_index, store=projects.store,
-                             marks=config.directory / ROOT_MARKS)
-            report = Repair(projects, root, serial, config.workers).run(result.problems)
-        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if on_s3
+            report = Repair(projects, run.root, serial, config.workers).run(result.problems)
+        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if s3
              else "size and mtime (--fast)")
         verifier.finish()
     finally:
@@ -703,7 +717,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     if first_sync is not None:
         return 1  # not the mirror it will be: incomplete, whatever was checked
     if report is not None:
-        return 1 if report.failed or any(p.kind == STRAY for p in result.problems) else 0
+        return 1 if report.failed or report.held_back or any(p.kind == STRAY for p in result.problems) else 0
     return 1 if result.problems else 0
 
 
@@ -757,3 +771,5 @@ def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO
         logger.info("repair: %s", line)
     for what, why in report.failed.items():
         logger.error("repair: %s could not be repaired: %s", what, why)
+    if report.held_back:
+        logger.error("repair: %s", report.held_back)  # the last line: what to do

@@ -10,6 +10,7 @@ every test, so nothing is sent to a real proxy.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import ssl
 import threading
@@ -229,6 +230,32 @@ def test_http_master_through_http_proxy_every_request_is_forwarded(
     assert_mirror_matches(upstream, mirror.web)
     forwarded = sorted((c.method, c.target.removeprefix(upstream.url)) for c in proxy.carried)
     assert forwarded == sorted((r.method, r.path) for r in upstream.requests)
+    assert {r.client_port for r in upstream.requests} <= proxy.upstream_ports
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_verify_repair_asks_upstream_through_the_proxy_as_mirror_does(
+    tmp_path: Path, upstream: Upstream, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    upstream.add_file("alpha", "alpha-1.0.tar.gz", b"alpha" * 100)
+    upstream.add_file("beta", "beta-2.0.tar.gz", b"beta" * 100)
+    if how == "option":
+        mirror = mirror_of(tmp_path, upstream, proxy=proxy.url)
+    else:
+        mirror = mirror_of(tmp_path, upstream)
+        monkeypatch.setenv("http_proxy", proxy.url)
+    assert mirror.run() == 0
+    # A ghost (verify asks upstream's listing) and a lost file (--repair fetches the page and the file).
+    shutil.copytree(mirror.web / "simple" / "beta", mirror.web / "simple" / "ghost")
+    next(mirror.web.joinpath("packages").rglob("alpha-1.0.tar.gz")).unlink()
+    upstream.reset_requests()
+    before = len(proxy.carried)
+    assert cli.main(["-c", str(mirror.config), "verify", "--repair"]) == 0
+    assert_mirror_matches(upstream, mirror.web)
+    forwarded = sorted((c.method, c.target.removeprefix(upstream.url)) for c in proxy.carried[before:])
+    asked = sorted((r.method, r.path) for r in upstream.requests)
+    assert ("POST", "/pypi") in asked and any(path.endswith("alpha-1.0.tar.gz") for _, path in asked)
+    assert forwarded == asked
     assert {r.client_port for r in upstream.requests} <= proxy.upstream_ports
 
 

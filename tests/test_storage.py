@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bandersnatch import storage
-from bandersnatch.errors import StorageError, UnsafePath
+from bandersnatch.errors import LinkInMirror, StorageError, UnsafePath
 from bandersnatch.storage import (
     atomic_write,
     check_segment,
@@ -355,7 +355,14 @@ def test_a_symlink_in_place_of_a_file_is_replaced_or_removed_never_written_throu
     assert not target.is_symlink() and target.read_bytes() == b"ours"
     target.unlink()
     target.symlink_to(outside / "cd" / "x.whl")
-    assert remove_file(target, staging) is True
+    # Below web/ a link is the operator's to fix (pages may be served through it): never deleted.
+    with pytest.raises(LinkInMirror, match=f"{target} is a symbolic link"):
+        remove_file(target, staging)
+    assert target.is_symlink()
+    bookkeeping = tmp_path / "journal"  # outside web/, a link in a file's place is removed
+    bookkeeping.symlink_to(outside / "cd" / "x.whl")
+    assert remove_file(bookkeeping, staging) is True
+    assert not bookkeeping.is_symlink()
     assert contents(outside) == {"cd/x.whl": b"outside"}
 
 

@@ -198,7 +198,8 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Sto
     except OSError as exc:
         raise StorageError(f"cannot create the lock file {paths.lock}: {exc.strerror or exc}") from exc
     try:
-        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc), store)
+        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc), store,
+                       remote=record is not None)
         return run.run(os.path.expanduser(pattern))
     finally:
         lock.release()
@@ -208,12 +209,12 @@ class StatsRun:
     """One update-stats run; holds the state and the counts between checkpoints."""
 
     def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, *, remote: bool | None = None) -> None:
         self.paths = paths
         # Where the summary is published.  The day files are still moved into local-stats/days
         # by path: their staged copies are this run's two-phase commit (see ``publish``); an
         # object store gets each a copy after (``remote``).
-        self.remote = store is not None
+        self.remote = store is not None if remote is None else remote
         self.store: Store = store or FilesystemStore(paths.directory / paths.web, paths.staging)
         self.now = now
         self.seen = format_time(now)

@@ -1,0 +1,145 @@
+"""The one place that builds a command's collaborators from a ``Config``.
+
+``mirror``, ``verify``, ``status`` and ``update-stats`` each need some of: the
+staging directory, the store (``web/`` or an S3 bucket recorded locally) behind
+the gate, the ``Master`` with the operator's network settings (proxy, CA
+bundle) and URL policy, the ``Layout``, the root index, the diff-file record
+and the project sync.  They are made here only, as pip makes its collaborators
+in ``create()`` factories: a setting added once reaches every command (verify
+once built its master by hand and ran without the proxy).  What differs per
+command is an explicit parameter, not a copy of the wiring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import storeconfig
+from .config import Config
+from .counts import Tally, read_counts
+from .depstore import DependencyRecords
+from .difffile import SPOOL_NAME, Changes
+from .fsstore import FilesystemStore
+from .gate import Gate, RemovalBudget
+from .guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
+from .jsonapi import JsonApi
+from .layout import UrlPolicy
+from .master import Master
+from .package import Layout, ProjectSync
+from .recordedstore import RECORD_DIR, RecordedStore, open_s3
+from .rootindex import RootIndex
+from .selection import Selection
+from .state import ROOT_MARKS
+from .storage import staging_dir
+from .store import Store
+
+
+def on_s3(config: Config) -> bool:
+    return config.storage_backend == storeconfig.S3
+
+
+def published_dir(config: Config) -> Path:
+    """Where the pages are read from: ``web/``, or with an object store its local record."""
+    return config.directory / (RECORD_DIR if on_s3(config) else "web")
+
+
+def url_policy(config: Config) -> UrlPolicy:
+    return UrlPolicy.for_master(config.master, config.download_hosts, config.allow_non_https)
+
+
+def build_master(config: Config, *, spool_dir: Path, workers: int | None = None, attempts: int = 3) -> Master:
+    """The master of ``config``, always with its network settings (proxy, CA bundle)."""
+    return Master(
+        config.master, timeout=config.timeout, workers=workers or config.workers,
+        max_page_bytes=config.max_page_bytes, policy=url_policy(config), spool_dir=spool_dir,
+        global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes, attempts=attempts,
+        network=config.network,
+    )
+
+
+def open_store(config: Config, staging: Path, workers: int | None = None) -> Store:
+    """The bare store of ``config`` (callers put it behind a ``Gate``); an S3 bucket is asked once
+    now (StoreRefused for wrong credentials or bucket)."""
+    if not on_s3(config):
+        return FilesystemStore(config.directory / "web", staging)
+    assert config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
+    staging.mkdir(parents=True, exist_ok=True)
+    return open_s3(config.s3, config.directory, staging, workers or config.workers, config.timeout)
+
+
+def status_master(config: Config, spool_dir: Path) -> Master:
+    """``status``'s master: one request at most (it must answer now), spooled outside the mirror."""
+    return build_master(config, spool_dir=spool_dir, workers=1, attempts=1)
+
+
+def stats_store(config: Config) -> Gate:
+    """``update-stats``' store: its own staging directory, one worker."""
+    return Gate(open_store(config, staging_dir(config.directory, "stats"), workers=1))
+
+
+@dataclass
+class Runtime:
+    """What one ``mirror`` or ``verify`` run works with, built by ``create``."""
+
+    config: Config
+    staging: Path
+    layout: Layout
+    store: Gate
+    policy: UrlPolicy
+    master: Master
+    changes: Changes
+    root: RootIndex
+
+    @classmethod
+    def create(cls, config: Config, *, master: Master | None = None, spool_dir: Path | None = None,
+               diff_file: bool = True, allow_mass_removal: bool = False,
+               command: str = ALLOW_MASS_REMOVAL) -> Runtime:
+        """``master``: one made by the caller (tests); ``spool_dir``: where the master spools its
+        answers (default: the staging directory); ``diff_file``: record the run's changes when the
+        configuration asks for a diff-file; ``command``: what the removal limits' message says to run."""
+        staging = staging_dir(config.directory, "mirror")
+        layout = Layout(published_dir(config), staging, config.hash_index)
+        bare = open_store(config, staging)
+        remote = None
+        if isinstance(bare, RecordedStore):
+            recorded = bare
+            remote = (recorded.remote_url(), lambda key: recorded.stat(key) is not None)
+        spool = config.directory / SPOOL_NAME if diff_file and config.diff_file is not None else None
+        changes = Changes(spool, staging, layout.web, remote=remote)
+        store = Gate(bare, changes=changes)
+        root = RootIndex(layout.simple, staging, config.hash_index, store=store,
+                         marks=config.directory / ROOT_MARKS)
+        store.budget = _budget(config, root, allow_mass_removal, command)
+        return cls(config, staging, layout, store, url_policy(config),
+                   master or build_master(config, spool_dir=spool_dir or staging), changes, root)
+
+    def project_sync(self, *, force_check: bool, selection: Selection,
+                     records: DependencyRecords | None, tally: Tally | None = None,
+                     json_api: bool = False) -> ProjectSync:
+        """The project sync of this run; ``json_api``: keep the JSON API copies as configured."""
+        config = self.config
+        return ProjectSync(
+            self.master, self.layout, self.policy,
+            workers=config.workers, delete_packages=config.delete_packages, force_check=force_check,
+            selection=selection, records=records, require_hashes=config.require_hashes,
+            tally=tally,
+            json_api=JsonApi(self.store, config.hash_index, enabled=config.json and json_api,
+                             root_uri=config.root_uri),
+            store=self.store, core_metadata=config.core_metadata,
+        )
+
+
+def _budget(config: Config, root: RootIndex, allow: bool, command: str) -> RemovalBudget:
+    """The run's removal budget; the mirror's size is the root index's names and the ``counts`` record."""
+    if allow:
+        return RemovalBudget.unlimited()
+
+    def files() -> int:
+        counts = read_counts(config.directory)
+        return counts.totals.files if counts is not None else 0
+
+    return RemovalBudget(
+        RemovalLimit(config.max_removals, config.max_removals_percent),
+        FileRemovalLimit(config.max_file_removals, config.max_file_removals_percent),
+        project_count=lambda: sum(1 for _ in root.names()), file_count=files, command=command)
