@@ -365,6 +365,9 @@ class Upstream:
     """
 
     latency: float = 0.0  # seconds added to every request
+    # While set to an unset Event, every project page request waits for it (at most a minute):
+    # a test holds a run mid-sync for as long as it needs, whatever the machine's load.
+    hold_pages: threading.Event | None = None
     bandwidth: float | None = None  # bytes per second per response; None = unlimited
     # False keeps only the ``traffic`` counters, not one RequestRecord per request
     # (benchmarks making hundreds of thousands of requests).
@@ -1428,6 +1431,10 @@ class _UpstreamHandler(BaseHandler):
                 upstream.requests.append(record)
         if upstream.latency:
             time.sleep(upstream.latency)
+        hold = upstream.hold_pages
+        if hold is not None and self.path.startswith(f"{upstream.path_prefix}/simple/") \
+                and self.path.rstrip("/") != f"{upstream.path_prefix}/simple":
+            hold.wait(60)
         router = _Router(upstream, method, self.path, self.headers.get("Accept"), payload,
                          {k: v for k in ("Range", "If-Range") if (v := self.headers.get(k)) is not None})
         router.conditional = (self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"))

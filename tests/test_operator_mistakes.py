@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def test_two_mirror_runs_at_once_the_second_exits_3_at_once_and_the_first_comple
     tmp_path: Path, upstream: Upstream
 ) -> None:
     corpus(upstream, 30)
-    upstream.latency = 0.05  # about 1.5 s of sync: the second run starts and ends within it
+    upstream.hold_pages = threading.Event()  # the first run waits on its pages until the second is done
     mirror = write_config(tmp_path, upstream.url, workers="2")
     checker = MirrorChecker(mirror.web)
     checker.start()
@@ -173,10 +174,11 @@ def test_two_mirror_runs_at_once_the_second_exits_3_at_once_and_the_first_comple
         started = time.monotonic()
         second = run_cli(mirror.config, "mirror")
         assert second.returncode == 3, second.stderr
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 10  # it never waits for the lock
         (line,) = second.stderr.strip().splitlines()
         assert "holds" in line and str(mirror.root / ".lock") in line
         assert first.poll() is None  # it really was mid-run
+        upstream.hold_pages.set()
         _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
     finally:
