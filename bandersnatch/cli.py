@@ -16,7 +16,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, config, notices
+from . import __version__
+from .config import notices
+from .config import settings as config
 from .errors import (
     BandersnatchError,
     ConfigError,
@@ -172,7 +174,7 @@ def write_default_config(path: Path) -> int:
 
 
 def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStream | None) -> int:
-    from .mirror import Mirror
+    from .sync.mirror import Mirror
 
     fresh = show_warnings(cfg, remembered=True)
     try:
@@ -203,8 +205,8 @@ def run_update_stats(cfg: config.Config) -> int:
     from .stats.errors import MirrorMissing
 
     try:
-        from .recordedstore import RECORD_DIR
         from .runtime import on_s3, stats_store
+        from .store.recorded import RECORD_DIR
 
         # The store of every command, from one place; stats keeps its own staging directory.
         update_stats(cfg, store=stats_store(cfg), record=RECORD_DIR if on_s3(cfg) else None)
@@ -217,9 +219,9 @@ def run_update_stats(cfg: config.Config) -> int:
 def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Path | None) -> int:
     import tempfile
 
-    from . import status
-    from .changes import upstream_serial_for
     from .runtime import status_master
+    from .upstream.feeds import upstream_serial_for
+    from .verify import status
 
     # One request at most, spooled outside the mirror (nothing is written under it); the same
     # proxy and CA bundle as the mirror run.
@@ -279,7 +281,7 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         if args.command == "status":
             return run_status(cfg, args.json, args.offline, args.prometheus)
         if args.command == "verify":
-            from .verifier import command
+            from .verify.verifier import command
 
             return command(cfg, repair=args.repair, fast=args.fast, as_json=args.json,
                            progress=Progress(status), out=sys.stdout, read=args.hash,

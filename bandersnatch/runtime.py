@@ -15,24 +15,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import storeconfig
-from .config import Config
-from .counts import Tally, read_counts
-from .depstore import DependencyRecords
-from .difffile import SPOOL_NAME, Changes
-from .fsstore import FilesystemStore
-from .gate import Gate, RemovalBudget
-from .guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
-from .jsonapi import JsonApi
-from .layout import UrlPolicy
-from .master import Master
-from .package import Layout, ProjectSync
-from .recordedstore import RECORD_DIR, RecordedStore, open_s3
-from .rootindex import RootIndex
-from .selection import Selection
-from .state import ROOT_MARKS
-from .storage import staging_dir
-from .store import Store
+from .config import storage as storeconfig
+from .config.settings import Config
+from .formats.jsonapi import JsonApi
+from .formats.layout import UrlPolicy
+from .ledger.counts import Tally, read_counts
+from .ledger.state import ROOT_MARKS
+from .publish.difffile import SPOOL_NAME, Changes
+from .publish.gate import Gate, RemovalBudget
+from .selection.policy import Selection
+from .selection.records import DependencyRecords
+from .store.atomic import staging_dir
+from .store.filesystem import FilesystemStore
+from .store.protocol import Store
+from .store.recorded import RECORD_DIR, RecordedStore, open_s3
+from .sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
+from .sync.package import Layout, ProjectSync
+from .sync.rootindex import RootIndex
+from .upstream.master import Master
 
 
 def on_s3(config: Config) -> bool:

@@ -16,8 +16,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-import distbuild
-from fakepypi import Upstream, normalize
+from support import distbuild
+from support.fakepypi import Upstream, normalize
 
 SYLLABLES = (
     "al", "be", "co", "da", "el", "fi", "go", "hu", "io", "ja", "ka", "lu", "me", "no", "op",

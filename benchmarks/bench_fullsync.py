@@ -26,7 +26,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 import bench_clients as clients  # noqa: E402
 import bench_corpus as corpus  # noqa: E402
-from fakepypi import Upstream  # noqa: E402
+from support.fakepypi import Upstream  # noqa: E402
 
 
 def main() -> int:

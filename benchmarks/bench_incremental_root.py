@@ -23,17 +23,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
-from fakepypi import Upstream  # noqa: E402
+from support.fakepypi import Upstream  # noqa: E402
 
-from bandersnatch.simple import (  # noqa: E402
+from bandersnatch.formats.simple import (  # noqa: E402
     ProjectPage,
     iter_root_html,
     iter_root_json,
     render_project_html,
     render_project_json,
 )
-from bandersnatch.state import GENERATION  # noqa: E402
-from bandersnatch.storage import atomic_write  # noqa: E402
+from bandersnatch.ledger.state import GENERATION  # noqa: E402
+from bandersnatch.store.atomic import atomic_write  # noqa: E402
 
 
 def seed_mirror(directory: Path, projects: list[tuple[str, int]], serial: int) -> None:

@@ -47,7 +47,7 @@ from bench_clients import (  # noqa: E402
     peer_client,
 )
 from bench_incremental_root import seed_mirror  # noqa: E402
-from fakepypi import Upstream  # noqa: E402
+from support.fakepypi import Upstream  # noqa: E402
 
 
 @dataclass

@@ -20,8 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
-from fakepypi import Upstream  # noqa: E402
-from mirrortools import write_config  # noqa: E402
+from support.fakepypi import Upstream  # noqa: E402
+from support.mirrortools import write_config  # noqa: E402
 
 
 def main() -> None:

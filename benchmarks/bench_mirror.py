@@ -8,7 +8,7 @@ Run from the repository root with a Python that has the project's requirements
     venv/bin/python benchmarks/bench_mirror.py --scale         # 750,000-project listing: ~35 min
 
 Default mode builds a seeded corpus (300 projects, ~2,500 files of 2 KiB to
-1 MiB), serves it from ``tests/fakepypi.py`` on 127.0.0.1 with 30 ms added to
+1 MiB), serves it from ``tests/support/fakepypi.py`` on 127.0.0.1 with 30 ms added to
 every request, and runs three phases with each client, each client from its
 own empty directory: a full sync, an incremental sync after 10 projects
 changed (new releases, a new project, removed files, a removed project,
@@ -56,7 +56,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import bench_clients as clients  # noqa: E402
 import bench_corpus as corpus  # noqa: E402
-from fakepypi import Upstream, normalize  # noqa: E402
+from support.fakepypi import Upstream, normalize  # noqa: E402
 
 MiB = 1024 * 1024
 

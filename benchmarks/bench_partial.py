@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import bench_clients as clients  # noqa: E402
-from fakepypi import FileEntry, Upstream, normalize, traffic_kind  # noqa: E402
+from support.fakepypi import FileEntry, Upstream, normalize, traffic_kind  # noqa: E402
 
 MiB = 1024 * 1024
 

@@ -8,10 +8,10 @@ Run from the repository root with the project's venv and the ``[s3]`` extra
 
 The corpus and the change between syncs are ``bench_mirror.py``'s
 (``bench_corpus``: 300 projects, ~2,300 files, real wheels with PEP 658
-metadata), served by ``tests/fakepypi.py`` with 30 ms per request; the mirror
+metadata), served by ``tests/support/fakepypi.py`` with 30 ms per request; the mirror
 runs with 3 workers.  Two mirrors, one with ``storage-backend = filesystem``,
 one with ``storage-backend = s3`` into a ``weed mini`` this script starts
-(``tests/seaweedfs.py``), run the same phases one after the other against the
+(``tests/support/seaweedfs.py``), run the same phases one after the other against the
 same upstream state: a full sync, an incremental sync after 10 projects
 changed (new releases, a new project, removed files, a removed project,
 yanks) and a no-op.  Each run is a measured child process (wall, CPU, peak
@@ -40,9 +40,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 import bench_clients as clients  # noqa: E402
 import bench_corpus as corpus  # noqa: E402
 import bench_mirror  # noqa: E402
-import seaweedfs  # noqa: E402
-from fakepypi import normalize  # noqa: E402
-from s3tools import s3_section  # noqa: E402
+from support import seaweedfs  # noqa: E402
+from support.fakepypi import normalize  # noqa: E402
+from support.s3tools import s3_section  # noqa: E402
 
 PREFIX = "bench"
 BACKENDS = ("filesystem", "s3")

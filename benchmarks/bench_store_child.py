@@ -58,7 +58,7 @@ def hook_s3() -> None:
 
 def hook_filesystem() -> None:
     """Count the store calls of every FilesystemStore (the mirror's ``web/``)."""
-    from bandersnatch import fsstore
+    from bandersnatch.store import filesystem as fsstore
 
     def wrap(owner: type, name: str, key_of: Callable[[Any, tuple[Any, ...]], str]) -> None:
         original = getattr(owner, name)

@@ -39,9 +39,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bandersnatch.layout import file_href  # noqa: E402
-from bandersnatch.rootindex import RootIndex  # noqa: E402
-from bandersnatch.simple import DistFile, ProjectPage, render_project_html, render_project_json  # noqa: E402
+from bandersnatch.formats.layout import file_href  # noqa: E402
+from bandersnatch.formats.simple import DistFile, ProjectPage, render_project_html, render_project_json  # noqa: E402
+from bandersnatch.sync.rootindex import RootIndex  # noqa: E402
 
 MiB = 1024 * 1024
 

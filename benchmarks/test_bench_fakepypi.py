@@ -18,7 +18,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakepypi import SIMPLE_HTML, SIMPLE_JSON, Upstream  # noqa: E402
+from support.fakepypi import SIMPLE_HTML, SIMPLE_JSON, Upstream  # noqa: E402
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_store  # noqa: E402
-import seaweedfs  # noqa: E402  (bench_store puts tests/ on sys.path)
+from support import seaweedfs  # noqa: E402  (bench_store puts tests/ on sys.path)
 
 
 def test_requests_are_counted_per_kind_and_per_project_by_key(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import seaweedfs
-from fakepypi import SampleCorpus, Upstream, populate_sample
-from static_server import StaticServer
+from support import seaweedfs
+from support.fakepypi import SampleCorpus, Upstream, populate_sample
+from support.static_server import StaticServer
 
 # Proxy and CA variables of the machine running the suite: bandersnatch honours them, so a
 # developer's HTTP_PROXY would send the loopback traffic of every test to a real proxy.

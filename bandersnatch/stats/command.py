@@ -38,9 +38,9 @@ from typing import Protocol
 import filelock
 
 from ..errors import ConfigError, LockHeld, StorageError
-from ..fsstore import FilesystemStore
-from ..storage import atomic_write, clear_staging, fsync_dir, move_staged, staging_dir
-from ..store import Store
+from ..store.atomic import atomic_write, clear_staging, fsync_dir, move_staged, staging_dir
+from ..store.filesystem import FilesystemStore
+from ..store.protocol import Store
 from .aggregate import Tally, merge_counts
 from .dayfile import decode_day, encode_day
 from .errors import MirrorMissing, StatsStateError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..filenames import candidate_projects, raw_candidates, split_suffix
+from ..formats.filenames import candidate_projects, raw_candidates, split_suffix
 from ..names import normalize
 
 __all__ = ["candidate_projects", "guess_project", "split_suffix"]

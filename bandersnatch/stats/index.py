@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..layout import PAGE_JSON, key_dir
+from ..formats.layout import PAGE_JSON, key_dir
 from .filenames import candidate_projects, guess_project
 
 logger = logging.getLogger(__name__)

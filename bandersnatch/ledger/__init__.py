@@ -1,0 +1,2 @@
+"""The mirror's own bookkeeping, never published: state and todo, counts, the last run's record.
+"""

@@ -1,0 +1,3 @@
+"""Where the mirror is published: the store protocol, the filesystem and S3 stores, the
+S3 store's local record, and the atomic, confined file primitives under them.
+"""

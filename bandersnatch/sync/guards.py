@@ -1,0 +1,181 @@
+"""Checks that stop a run from doing what an operator cannot have meant.
+
+- The simple index keeps one layout: ``hash-index`` changed on a mirror that has
+  pages is refused (a split layout leaves stale pages the root index still links).
+- A run does not take more than a bounded share of the mirror off it unless told to.
+- A permission problem is one line naming the path, its owner and the likely fix.
+
+Each check is cheap: a few stats and small reads, never a walk of the mirror.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, StorageError
+from ..formats.layout import PAGE_HTML, PAGE_JSON
+from ..store.atomic import atomic_write
+
+LAYOUT_RECORD = "simple-layout"
+FLAT = "flat"
+HASHED = "hash-index"
+ALLOW_MASS_REMOVAL = "bandersnatch mirror --allow-mass-removal"
+ALLOW_REPAIR_REMOVAL = "bandersnatch verify --repair --allow-mass-removal"
+_PROBES = 32  # directories of web/simple/ looked at to tell its layout
+
+
+def _setting(layout: str) -> str:
+    return f"hash-index = {'true' if layout == HASHED else 'false'}"
+
+
+def _shape(layout: str) -> str:
+    return "web/simple/<p>/<project>/" if layout == HASHED else "web/simple/<project>/"
+
+
+def _has_a_page(path: Path) -> bool:
+    """Either page: a mirror adopted from bandersnatch 8 may have only ``index.html``."""
+    return (path / PAGE_HTML).is_file() or (path / PAGE_JSON).is_file()
+
+
+def infer_layout(simple: Path) -> str | None:
+    """The layout of the project pages under ``simple``, from its first directories; None: no pages seen.
+
+    A flat index has the pages right in ``simple/<project>/``; a hashed one has
+    them one level down, below one-character directories.
+    """
+    try:
+        with os.scandir(simple) as entries:
+            seen = 0
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                if _has_a_page(path):
+                    return FLAT
+                if len(entry.name) == 1:
+                    with os.scandir(path) as inner:
+                        for sub, _ in zip(inner, range(_PROBES), strict=False):
+                            if sub.is_dir(follow_symlinks=False) and _has_a_page(Path(sub.path)):
+                                return HASHED
+                seen += 1
+                if seen >= _PROBES:
+                    return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return None
+
+
+def check_layout(directory: Path, simple: Path, hash_index: bool, config_path: Path, staging: Path) -> None:
+    """Refuse a ``hash-index`` that differs from the pages' layout on disk; record the layout.
+
+    The record (``<directory>/simple-layout``) is written once the mirror has a
+    layout; a mirror from before it is judged from ``web/simple/``'s shape.
+    Without any project pages there is nothing to split, and any setting goes.
+    """
+    wanted = HASHED if hash_index else FLAT
+    record = directory / LAYOUT_RECORD
+    try:
+        recorded: str | None = record.read_text(encoding="ascii", errors="replace").strip()
+    except FileNotFoundError:
+        recorded = None
+    actual = infer_layout(simple)
+    if actual is None and recorded in (FLAT, HASHED) and _has_directories(simple):
+        actual = recorded  # its first directories did not tell (a killed run's leftovers): trust the record
+    if actual is not None and actual != wanted:
+        raise ConfigError(
+            str(config_path), "mirror", "hash-index",
+            f"{simple} holds the {'hashed' if actual == HASHED else 'flat'} layout ({_shape(actual)}) but "
+            f"the configuration says {_setting(wanted)}; a mixed index would serve stale pages. Set "
+            f"{_setting(actual)} again, or to switch: stop serving the mirror, delete {simple}, run "
+            f"`bandersnatch mirror` (every page is fetched again, files on disk are checked, not "
+            f"downloaded again), then map the web server's URLs to {_shape(wanted)}",
+        )
+    if recorded != wanted:
+        atomic_write(record, f"{wanted}\n".encode(), staging)
+
+
+def _has_directories(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(e.is_dir(follow_symlinks=False) for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+@dataclass(frozen=True)
+class RemovalLimit:
+    """How many projects one run may take off the mirror without ``--allow-mass-removal``."""
+
+    projects: int
+    percent: float
+
+    def exceeded(self, removals: int, mirror_size: int) -> bool:
+        """True when ``removals`` is past both the count and the share of ``mirror_size``."""
+        return removals > self.projects and removals * 100 > self.percent * mirror_size
+
+    def message(self, removals: int, mirror_size: int, command: str = ALLOW_MASS_REMOVAL) -> str:
+        return (
+            f"not removing {removals} project(s) of the {mirror_size} on the mirror: more than "
+            f"max-removals = {self.projects} and max-removals-percent = {self.percent:g}; nothing was "
+            f"deleted and they stay owed. If upstream really removed them or the filters really drop "
+            f"them, run `{command}` once; if not, check [mirror] master and the filters"
+        )
+
+
+@dataclass(frozen=True)
+class FileRemovalLimit:
+    """How many files one run may delete without ``--allow-mass-removal`` (the same "past both" rule)."""
+
+    files: int
+    percent: float
+
+    def exceeded(self, removals: int, mirror_size: int) -> bool:
+        return removals > self.files and removals * 100 > self.percent * mirror_size
+
+    def message(self, removals: int, mirror_size: int, command: str = ALLOW_MASS_REMOVAL) -> str:
+        return (
+            f"not deleting {removals} file(s) of the {mirror_size} on the mirror: more than "
+            f"max-file-removals = {self.files} and max-file-removals-percent = {self.percent:g}; the "
+            f"projects that would drop them were left as they were and stay owed. If upstream really "
+            f"deleted them (or quarantined their projects), run `{command}` once; if not, check "
+            f"[mirror] master and the filters"
+        )
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def permission_problem(exc: OSError, directory: Path, what: str | None = None) -> StorageError:
+    """One line for a file or directory this run may not write: whose it is and what to do.
+
+    ``what`` replaces the first part of the message (an existing StorageError's text).
+    """
+    name = exc.filename2 if exc.filename2 is not None else exc.filename  # a rename: its target
+    path = Path(os.fsdecode(name)) if name is not None else directory
+    me = os.geteuid()
+    try:
+        owner = path.lstat().st_uid if path.exists() else path.parent.stat().st_uid
+    except OSError:
+        owner = me
+    if owner != me:
+        fix = (f"it belongs to {_user(owner)} and this run is {_user(me)}: run bandersnatch as "
+               f"{_user(owner)}, or give the mirror to this user (chown -R {_user(me)} {directory})")
+    else:
+        fix = ("check its permissions, its attributes (lsattr: immutable?) and whether the filesystem "
+               "is mounted read-only")
+    return StorageError(f"{what or f'cannot write {path}: {exc.strerror or exc}'}; {fix}")
+
+
+def explained(exc: StorageError, directory: Path) -> StorageError:
+    """``exc`` with the likely fix added when a permission caused it; else ``exc`` itself."""
+    cause = exc.__cause__
+    if isinstance(cause, PermissionError):
+        return permission_problem(cause, directory, str(exc))
+    return exc

@@ -1,0 +1,2 @@
+"""Seeing and mending the mirror: verify, repair, status.
+"""
