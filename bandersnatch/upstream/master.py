@@ -91,10 +91,6 @@ class _Partial:
         self.etag = None
 
 
-
-
-
-
 @dataclass(frozen=True)
 class Digest:
     sha256: str
@@ -135,7 +131,6 @@ def checked_serial(value: object, what: str) -> int:
     if not is_serial(value):
         raise UpstreamError(f"{what}: serial {describe(value)} is not an integer from 0 to {MAX_SERIAL}")
     return value
-
 
 
 class Master:
