@@ -1,3 +1,5 @@
-"""The only code that talks to the master: HTTP transport, XML-RPC, the PEP 691 listing,
-and the change feeds built on them.
+"""The only code that talks to the master: ``transport`` (the requests session: sending,
+retries, reading bodies safely; ``diagnosis`` says why a request got no answer), ``master``
+(the APIs on top: XML-RPC via ``rpcstream``, the PEP 691 root listing, pages, files),
+``listing`` and the change feeds built on them.  Nobody outside this package imports requests.
 """

@@ -223,7 +223,7 @@ def test_an_upstream_that_goes_away_mid_run_stops_it_with_one_line_and_loses_not
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without the jittered back-off sleeps (the jitter factor becomes 0)."""
-    monkeypatch.setattr("bandersnatch.upstream.master.random.uniform", lambda low, high: 0.0)
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
 
 
 def test_an_upstream_that_accepts_and_never_answers_stops_the_run_with_one_line_and_loses_nothing(
@@ -274,19 +274,19 @@ def test_only_answerless_requests_in_a_row_make_the_upstream_unreachable(
 ) -> None:
     master = Master(upstream.url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
                     policy=UrlPolicy.for_master(upstream.url, (), True), spool_dir=tmp_path)
-    assert master.unreachable_after == 10
+    assert master.transport.unreachable_after == 10
 
     def serial_after_resets(resets: int) -> None:
         if silence == "reset":
             upstream.reset("/pypi", times=resets)
         else:  # connected, then no answer within the timeout (a read timeout)
             upstream.slow("/pypi", 2.0, times=resets)
-            master.timeout = 0.1  # only while nothing answers: the answers below get 5 s
+            master.transport.timeout = 0.1  # only while nothing answers: the answers below get 5 s
         for _ in range(resets):
             with pytest.raises(UpstreamError) as failed:
                 master.changelog_last_serial()
             assert not isinstance(failed.value, UpstreamUnreachable)
-        master.timeout = 5
+        master.transport.timeout = 5
 
     serial_after_resets(9)
     upstream.fail("/pypi", 503, times=1)  # an error status is still an answer: the count starts again

@@ -84,15 +84,15 @@ def test_backoff_is_exponential_with_jitter_and_retry_after_wins() -> None:
     for attempt in range(4):
         slept.clear()
         for _ in range(200):
-            m._sleep_before_retry(attempt, None)
+            m.transport.sleep_before_retry(attempt, None)
         base = 0.5 * 2**attempt
         assert base * 0.5 <= min(slept) and max(slept) <= base * 1.5
         assert len(set(slept)) > 150  # jitter: clients that failed together do not retry together
         assert base * 0.9 < sum(slept) / len(slept) < base * 1.1
     slept.clear()
-    m._sleep_before_retry(0, 1.0)
-    m._sleep_before_retry(2, 7.0)
-    m._sleep_before_retry(1, 86400.0)  # an absurd Retry-After is capped
+    m.transport.sleep_before_retry(0, 1.0)
+    m.transport.sleep_before_retry(2, 7.0)
+    m.transport.sleep_before_retry(1, 86400.0)  # an absurd Retry-After is capped
     assert slept == [1.0, 7.0, 60.0]
     m.close()
 

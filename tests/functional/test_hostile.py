@@ -817,13 +817,13 @@ def test_tls_verification_is_never_turned_off() -> None:
     master = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
                     policy=UrlPolicy.for_master("https://pypi.example", (), False),
                     spool_dir=Path("/nonexistent"))
-    assert master.session.verify is True and master.session.trust_env is False
+    assert master.transport.session.verify is True and master.transport.session.trust_env is False
     master.close()
     bundle = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
                     policy=UrlPolicy.for_master("https://pypi.example", (), False),
                     spool_dir=Path("/nonexistent"),
                     network=Network(ca_bundle="/etc/ssl/certs/ca-certificates.crt"))
-    assert bundle.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+    assert bundle.transport.session.verify == "/etc/ssl/certs/ca-certificates.crt"
     bundle.close()
     source = "\n".join(p.read_text() for p in Path(bandersnatch.__file__).parent.rglob("*.py"))
     # Import lines name the package ``verify`` (``from .verify import status``): not a TLS setting.

@@ -40,7 +40,7 @@ PASSWORD = "s3cret-pass"
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without the jittered back-off sleeps (the jitter factor becomes 0)."""
-    monkeypatch.setattr("bandersnatch.upstream.master.random.uniform", lambda low, high: 0.0)
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -458,7 +458,7 @@ def test_answerless_requests_counted_as_unreachable_name_the_last_cause(tmp_path
     url = f"http://127.0.0.1:{closed_port()}"
     master = Master(url, timeout=5, workers=1, max_page_bytes=1 << 20, attempts=1,
                     policy=UrlPolicy.for_master(url, (), True), spool_dir=tmp_path)
-    for _ in range(master.unreachable_after - 1):
+    for _ in range(master.transport.unreachable_after - 1):
         with pytest.raises(UpstreamError, match="connection refused"):
             master.changelog_last_serial()
     last = r"in a row got no answer \(last: 127\.0\.0\.1:\d+: connection refused\)"
@@ -470,7 +470,7 @@ def test_answerless_requests_counted_as_unreachable_name_the_last_cause(tmp_path
 def test_read_timeouts_counted_as_unreachable_name_the_timeout(tmp_path: Path, silent_server: str) -> None:
     master = Master(silent_server, timeout=0.05, workers=1, max_page_bytes=1 << 20, attempts=1,
                     policy=UrlPolicy.for_master(silent_server, (), True), spool_dir=tmp_path)
-    for _ in range(master.unreachable_after - 1):
+    for _ in range(master.transport.unreachable_after - 1):
         with pytest.raises(UpstreamError, match=r"timed out \(no answer within 0\.05 s\)") as failed:
             master.changelog_last_serial()
         assert not isinstance(failed.value, UpstreamUnreachable)
@@ -497,15 +497,15 @@ def test_network_module_reads_no_environment_itself(monkeypatch: pytest.MonkeyPa
 def test_a_request_is_prepared_as_the_session_would_prepare_it(
     method: str, url: str, headers: dict[str, str], data: bytes | None,
 ) -> None:
-    # Master prepares requests itself (cheaper than Session.request): the same method, URL,
+    # The transport prepares requests itself (cheaper than Session.request): the same method, URL,
     # headers (User-Agent, Accept-Encoding, auth from the URL, cookies an upstream set) and body.
     master = Master("https://pypi.example", timeout=1, workers=1, max_page_bytes=1024,
                     policy=UrlPolicy.for_master("https://pypi.example", (), False),
                     spool_dir=Path("/nonexistent"))
-    master.session.cookies.set("sid", "abc", domain="pypi.example", path="/")
+    master.transport.session.cookies.set("sid", "abc", domain="pypi.example", path="/")
     try:
-        ours = master._prepare(method, url, headers, data)
-        theirs = master.session.prepare_request(
+        ours = master.transport.prepare(method, url, headers, data)
+        theirs = master.transport.session.prepare_request(
             requests.Request(method, url, headers=dict(headers), data=data))
         assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
         assert list(ours.headers.items()) == list(theirs.headers.items())
