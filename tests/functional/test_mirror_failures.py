@@ -44,23 +44,21 @@ def test_stale_page_is_retried_with_cache_busting_then_synced(
 
 
 def test_stale_page_that_stays_stale_is_left_in_todo_while_others_sync(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.add_wheel("Alpha-Lib", "3.0")
     upstream.add_wheel("beta", "0.6")
     upstream.stale("Alpha-Lib", times=10)
-    assert mirror.run() == 1
+    assert synced.run() == 1
     assert "1 project(s) FAILED" in caplog.records[-1].getMessage()
-    assert list(todo_entries(mirror.root)) == ["Alpha-Lib"]
-    assert int((mirror.root / "state").read_text()) == upstream.serial
-    assert list(mirror.web.rglob("beta-0.6-py3-none-any.whl"))  # the other change synced
-    assert check_page_links(page_dir(mirror.web, "alpha-lib") / "index.html") == []
+    assert list(todo_entries(synced.root)) == ["Alpha-Lib"]
+    assert int((synced.root / "state").read_text()) == upstream.serial
+    assert list(synced.web.rglob("beta-0.6-py3-none-any.whl"))  # the other change synced
+    assert check_page_links(page_dir(synced.web, "alpha-lib") / "index.html") == []
     upstream.clear_faults()
-    assert mirror.run() == 0
-    assert not (mirror.root / "todo").exists()
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert not (synced.root / "todo").exists()
+    assert_mirror_matches(upstream, synced.web)
 
 
 def test_bad_hash_is_rejected_kept_nowhere_and_retried_next_run(
@@ -100,15 +98,13 @@ def test_truncated_download_is_retried_and_leaves_no_temp_file(
 
 
 def test_corrupt_todo_is_removed_and_the_state_is_used(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "todo").write_text("this is not a serial\nfoo\n")
+    (synced.root / "todo").write_text("this is not a serial\nfoo\n")
     upstream.add_wheel("beta", "0.6")
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert any("Removing corrupt" in r.getMessage() for r in caplog.records)
-    assert_mirror_matches(upstream, mirror.web)
+    assert_mirror_matches(upstream, synced.web)
 
 
 @pytest.mark.parametrize("content", ["", "\n", "12\nno-serial-here\n"])

@@ -189,19 +189,17 @@ def test_a_file_whose_record_still_holds_is_trusted_without_hashing_on_a_resync(
 
 
 def test_after_a_generation_reset_a_damaged_kept_file_is_found_as_the_log_line_says(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "generation").write_text("some-older-format\n")
-    victim = next(mirror.web.rglob("beta-0.5.tar.gz"))
+    (synced.root / "generation").write_text("some-older-format\n")
+    victim = next(synced.web.rglob("beta-0.5.tar.gz"))
     data = bytearray(victim.read_bytes())
     data[0] ^= 0x01
     victim.write_bytes(bytes(data))
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert "trusted while their size and mtime match our pages' record, hashed when not" in caplog.text
-    assert_mirror_matches(upstream, mirror.web)
+    assert_mirror_matches(upstream, synced.web)
     assert upstream.count_requests("/packages/") == 1
 
 
