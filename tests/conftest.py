@@ -1,4 +1,4 @@
-"""Fixtures for the fake upstream and the static mirror server.
+"""Fixtures for the fake upstream, a mirror synced from it and the static mirror server.
 
 Each test gets its own fresh, running :class:`fakepypi.Upstream` so fault
 switches and serials never leak between tests; the distributions it serves
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support import seaweedfs
 from support.fakepypi import SampleCorpus, Upstream, populate_sample
+from support.mirrortools import MirrorSetup, write_config
 from support.static_server import StaticServer
 
 # Proxy and CA variables of the machine running the suite: bandersnatch honours them, so a
@@ -41,6 +42,18 @@ def upstream() -> Iterator[Upstream]:
 def sample_corpus(upstream: Upstream) -> SampleCorpus:
     """The upstream filled with :func:`fakepypi.populate_sample`'s small corpus."""
     return populate_sample(upstream)
+
+
+@pytest.fixture
+def synced(tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus) -> MirrorSetup:
+    """A mirror of the sample corpus with the default config (in ``tmp_path``), synced once with exit 0.
+
+    The opening of most runs against the fake PyPI; a test that needs other options or another
+    corpus writes its own config with :func:`mirrortools.write_config`.
+    """
+    mirror = write_config(tmp_path, upstream.url)
+    assert mirror.run() == 0
+    return mirror
 
 
 @pytest.fixture

@@ -50,18 +50,16 @@ def make_8x_mirror(mirror: MirrorSetup, serial: int) -> None:
 
 
 def test_an_8x_mirror_is_adopted_cleaned_and_kept_current_by_the_next_sync(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    make_8x_mirror(mirror, upstream.serial)
+    make_8x_mirror(synced, upstream.serial)
     upstream.add_wheel("beta", "0.6")
     upstream.reset_requests()
 
-    assert mirror.run() == 0
-    web = mirror.web
-    assert (mirror.root / "state").read_text().strip() == str(upstream.serial)
-    assert (mirror.root / "status.adopted").exists() and not (mirror.root / "adopting").exists()
+    assert synced.run() == 0
+    web = synced.web
+    assert (synced.root / "state").read_text().strip() == str(upstream.serial)
+    assert (synced.root / "status.adopted").exists() and not (synced.root / "adopting").exists()
     assert not page_dir(web, "ghost-project").exists()  # upstream deleted it; 8.x had kept it
     assert not (web / "json").exists() and not (web / "pypi").exists()
     assert list(web.rglob("index.v1_html")) == [] and list(web.rglob("versions")) == []
@@ -73,7 +71,7 @@ def test_an_8x_mirror_is_adopted_cleaned_and_kept_current_by_the_next_sync(
         "/simple/beta/", "/simple/empty-project/", "/simple/ghost-project/", "/simple/ghost-project/"]
 
     upstream.reset_requests()
-    assert mirror.run() == 0  # adopted: an ordinary no-op run from now on
+    assert synced.run() == 0  # adopted: an ordinary no-op run from now on
     assert upstream.count_requests("/simple/") == 0
 
 
@@ -91,16 +89,12 @@ def test_ghosts_of_an_adopted_mirror_go_through_the_removal_limit(
     assert_mirror_matches(upstream, mirror.web)
 
 
-def test_adopting_with_json_true_syncs_every_project_once(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
-) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    make_8x_mirror(mirror, upstream.serial)
-    mirror.config.write_text(mirror.config.read_text().replace("[mirror]\n", "[mirror]\njson = true\n"))
+def test_adopting_with_json_true_syncs_every_project_once(upstream: Upstream, synced: MirrorSetup) -> None:
+    make_8x_mirror(synced, upstream.serial)
+    synced.config.write_text(synced.config.read_text().replace("[mirror]\n", "[mirror]\njson = true\n"))
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert upstream.count_requests("/packages/") == 0  # files on disk are reused
     assert upstream.count_requests("/simple/") == 6  # every listed project, and the ghost's confirmed 404
-    assert not page_dir(mirror.web, "ghost-project").exists()
-    assert_mirror_matches(upstream, mirror.web)
+    assert not page_dir(synced.web, "ghost-project").exists()
+    assert_mirror_matches(upstream, synced.web)

@@ -11,7 +11,14 @@ from urllib.parse import quote, unquote
 import lxml.html
 import pytest
 from support.fakepypi import SIMPLE_HTML, SIMPLE_JSON, SampleCorpus, Upstream
-from support.mirrortools import anchors_in, assert_mirror_matches, page_dir, pending_work, write_config
+from support.mirrortools import (
+    MirrorSetup,
+    anchors_in,
+    assert_mirror_matches,
+    page_dir,
+    pending_work,
+    write_config,
+)
 
 ALPHA_WHEEL = "alpha_lib-2.0-py3-none-any.whl"
 
@@ -42,39 +49,35 @@ def mirrored_names(web: Path) -> set[str]:
 
 
 def test_quarantine_empties_the_page_and_removes_the_files_then_clearing_brings_them_back(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, sample_corpus: SampleCorpus, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     alpha = {f.filename for f in sample_corpus.files_of("Alpha-Lib")}
-    assert alpha <= mirrored_names(mirror.web)
+    assert alpha <= mirrored_names(synced.web)
 
     upstream.set_status("Alpha-Lib", "quarantined", "malware reported")
     assert upstream.changelog[-1].action == "project quarantined"
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert upstream.count_requests("/simple/alpha-lib/") == 1  # the changelog row alone drove the resync
-    doc = page_json(mirror.web, "alpha-lib")
+    doc = page_json(synced.web, "alpha-lib")
     assert doc["files"] == [] and doc["versions"] == []
     assert doc["project-status"] == {"status": "quarantined", "reason": "malware reported"}
-    assert html_metas(mirror.web, "alpha-lib")["pypi:project-status"] == "quarantined"
-    assert anchors_in((page_dir(mirror.web, "alpha-lib") / "index.html").read_bytes()) == []
-    assert not alpha & mirrored_names(mirror.web)
-    assert_mirror_matches(upstream, mirror.web)
+    assert html_metas(synced.web, "alpha-lib")["pypi:project-status"] == "quarantined"
+    assert anchors_in((page_dir(synced.web, "alpha-lib") / "index.html").read_bytes()) == []
+    assert not alpha & mirrored_names(synced.web)
+    assert_mirror_matches(upstream, synced.web)
 
     upstream.set_status("Alpha-Lib", "active")
     assert upstream.changelog[-1].action == "project quarantine cleared"
-    assert mirror.run() == 0
-    assert alpha <= mirrored_names(mirror.web)
-    assert page_json(mirror.web, "alpha-lib")["project-status"] == {"status": "active"}
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert alpha <= mirrored_names(synced.web)
+    assert page_json(synced.web, "alpha-lib")["project-status"] == {"status": "active"}
+    assert_mirror_matches(upstream, synced.web)
 
 
 def test_a_quarantined_page_that_still_lists_files_offers_none(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     entry = upstream.get_file("beta", "beta-0.5.tar.gz")
     body = json.dumps({
         "meta": {"api-version": "1.4"}, "name": "beta", "project-status": {"status": "quarantined"},
@@ -84,9 +87,9 @@ def test_a_quarantined_page_that_still_lists_files_offers_none(
     serial = upstream.touch("beta")
     upstream.raw_page("beta", body, SIMPLE_JSON, serial)
     upstream.reset_requests()
-    assert mirror.run() == 0
-    assert page_json(mirror.web, "beta")["files"] == []
-    assert not {"beta-0.5.tar.gz", "beta-0.5-py3-none-any.whl"} & mirrored_names(mirror.web)
+    assert synced.run() == 0
+    assert page_json(synced.web, "beta")["files"] == []
+    assert not {"beta-0.5.tar.gz", "beta-0.5-py3-none-any.whl"} & mirrored_names(synced.web)
     assert upstream.count_requests("/packages/") == 0
 
 
@@ -111,34 +114,28 @@ def test_quarantine_keeps_a_file_another_page_still_links(
 
 @pytest.mark.parametrize("status", ["archived", "deprecated"])
 def test_archived_and_deprecated_projects_are_shown_as_such_and_keep_their_files(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, status: str
+    upstream: Upstream, synced: MirrorSetup, status: str
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.set_status("beta", status, "see gamma")
-    assert mirror.run() == 0
-    assert page_json(mirror.web, "beta")["project-status"] == {"status": status, "reason": "see gamma"}
-    metas = html_metas(mirror.web, "beta")
+    assert synced.run() == 0
+    assert page_json(synced.web, "beta")["project-status"] == {"status": status, "reason": "see gamma"}
+    metas = html_metas(synced.web, "beta")
     assert (metas["pypi:project-status"], metas["pypi:project-status-reason"]) == (status, "see gamma")
     assert metas["pypi:repository-version"] == "1.4"
-    assert_mirror_matches(upstream, mirror.web)
+    assert_mirror_matches(upstream, synced.web)
 
 
-def test_release_quarantine_rows_resync_the_project(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
-) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
+def test_release_quarantine_rows_resync_the_project(upstream: Upstream, synced: MirrorSetup) -> None:
     upstream.quarantine_release("Alpha-Lib", "2.0")
-    assert mirror.run() == 0
-    assert ALPHA_WHEEL not in mirrored_names(mirror.web)
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert ALPHA_WHEEL not in mirrored_names(synced.web)
+    assert_mirror_matches(upstream, synced.web)
     upstream.clear_release_quarantine("Alpha-Lib", "2.0")
     actions = [e.action for e in upstream.changelog[-2:]]
     assert actions == ["release quarantined", "release quarantine cleared"]
-    assert mirror.run() == 0
-    assert ALPHA_WHEEL in mirrored_names(mirror.web)
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert ALPHA_WHEEL in mirrored_names(synced.web)
+    assert_mirror_matches(upstream, synced.web)
 
 
 # ---------------------------------------------------------------- PEP 740 provenance

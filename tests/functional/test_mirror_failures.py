@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 from support.fakepypi import SampleCorpus, Upstream
-from support.mirrortools import assert_mirror_matches, check_page_links, page_dir, temp_files, write_config
+from support.mirrortools import (
+    MirrorSetup,
+    assert_mirror_matches,
+    check_page_links,
+    page_dir,
+    temp_files,
+    write_config,
+)
 
 from bandersnatch.errors import StorageError
 from bandersnatch.store.filesystem import FilesystemStore
@@ -25,58 +32,52 @@ def todo_entries(root: Path) -> dict[str, int]:
 
 
 def test_stale_page_is_retried_with_cache_busting_then_synced(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.add_wheel("Alpha-Lib", "3.0")
     upstream.stale("Alpha-Lib", times=1)
     upstream.reset_requests()
-    assert mirror.run() == 0
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert_mirror_matches(upstream, synced.web)
     pages = [r.path for r in upstream.requests if r.path.startswith("/simple/alpha-lib/")]
     assert len(pages) == 2 and "?" in pages[1]
 
 
 def test_stale_page_that_stays_stale_is_left_in_todo_while_others_sync(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.add_wheel("Alpha-Lib", "3.0")
     upstream.add_wheel("beta", "0.6")
     upstream.stale("Alpha-Lib", times=10)
-    assert mirror.run() == 1
+    assert synced.run() == 1
     assert "1 project(s) FAILED" in caplog.records[-1].getMessage()
-    assert list(todo_entries(mirror.root)) == ["Alpha-Lib"]
-    assert int((mirror.root / "state").read_text()) == upstream.serial
-    assert list(mirror.web.rglob("beta-0.6-py3-none-any.whl"))  # the other change synced
-    assert check_page_links(page_dir(mirror.web, "alpha-lib") / "index.html") == []
+    assert list(todo_entries(synced.root)) == ["Alpha-Lib"]
+    assert int((synced.root / "state").read_text()) == upstream.serial
+    assert list(synced.web.rglob("beta-0.6-py3-none-any.whl"))  # the other change synced
+    assert check_page_links(page_dir(synced.web, "alpha-lib") / "index.html") == []
     upstream.clear_faults()
-    assert mirror.run() == 0
-    assert not (mirror.root / "todo").exists()
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert not (synced.root / "todo").exists()
+    assert_mirror_matches(upstream, synced.web)
 
 
 def test_bad_hash_is_rejected_kept_nowhere_and_retried_next_run(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     bad = upstream.add_wheel("Alpha-Lib", "3.0")
     upstream.corrupt("Alpha-Lib", bad.filename)
-    assert mirror.run() == 1
-    assert not list(mirror.web.rglob(bad.filename))
-    assert temp_files(mirror.root) == []
-    assert "Alpha-Lib" in todo_entries(mirror.root)
+    assert synced.run() == 1
+    assert not list(synced.web.rglob(bad.filename))
+    assert temp_files(synced.root) == []
+    assert "Alpha-Lib" in todo_entries(synced.root)
     # The next run still fails for alpha-lib but syncs a new change elsewhere.
     upstream.add_wheel("beta", "0.7")
-    assert mirror.run() == 1
-    assert list(mirror.web.rglob("beta-0.7-py3-none-any.whl"))
-    assert list(todo_entries(mirror.root)) == ["Alpha-Lib"]
+    assert synced.run() == 1
+    assert list(synced.web.rglob("beta-0.7-py3-none-any.whl"))
+    assert list(todo_entries(synced.root)) == ["Alpha-Lib"]
     upstream.clear_faults()
-    assert mirror.run() == 0
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert_mirror_matches(upstream, synced.web)
 
 
 def test_truncated_download_is_retried_and_leaves_no_temp_file(
@@ -97,26 +98,20 @@ def test_truncated_download_is_retried_and_leaves_no_temp_file(
 
 
 def test_corrupt_todo_is_removed_and_the_state_is_used(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "todo").write_text("this is not a serial\nfoo\n")
+    (synced.root / "todo").write_text("this is not a serial\nfoo\n")
     upstream.add_wheel("beta", "0.6")
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert any("Removing corrupt" in r.getMessage() for r in caplog.records)
-    assert_mirror_matches(upstream, mirror.web)
+    assert_mirror_matches(upstream, synced.web)
 
 
 @pytest.mark.parametrize("content", ["", "\n", "12\nno-serial-here\n"])
-def test_empty_or_malformed_todo_never_blocks_the_mirror(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, content: str
-) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "todo").write_text(content)
-    assert mirror.run() == 0
-    assert not (mirror.root / "todo").exists()
+def test_empty_or_malformed_todo_never_blocks_the_mirror(synced: MirrorSetup, content: str) -> None:
+    (synced.root / "todo").write_text(content)
+    assert synced.run() == 0
+    assert not (synced.root / "todo").exists()
 
 
 def test_stop_on_error_stops_early_and_keeps_the_rest_pending(
@@ -196,28 +191,22 @@ def test_run_killed_mid_sync_resumes_without_redoing_finished_projects(
     assert temp_files(mirror.root) == []
 
 
-def test_page_without_a_serial_is_refused_and_files_are_kept(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
-) -> None:
+def test_page_without_a_serial_is_refused_and_files_are_kept(upstream: Upstream, synced: MirrorSetup) -> None:
     # A proxy's error page served with 200 looks like an empty project; mirroring it would delete files.
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.add_wheel("beta", "0.6")
     upstream.raw_page("beta", b"<html><body>Service temporarily unavailable</body></html>", "text/html", None)
-    assert mirror.run() == 1
-    assert list(mirror.web.rglob("beta-0.5.tar.gz"))
-    assert "beta" in todo_entries(mirror.root)
+    assert synced.run() == 1
+    assert list(synced.web.rglob("beta-0.5.tar.gz"))
+    assert "beta" in todo_entries(synced.root)
     upstream.clear_faults()
-    assert mirror.run() == 0
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert_mirror_matches(upstream, synced.web)
 
 
 def test_a_project_stopped_between_its_two_page_writes_is_named_by_the_root_index_later(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, monkeypatch: pytest.MonkeyPatch
+    upstream: Upstream, synced: MirrorSetup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A full disk can stop a sync after a project's JSON page and before its HTML page.
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.add_wheel("newcomer", "1.0")
 
     real_publish = FilesystemStore.publish_page
@@ -229,8 +218,8 @@ def test_a_project_stopped_between_its_two_page_writes_is_named_by_the_root_inde
         return real_publish(store, key, data)
 
     monkeypatch.setattr(FilesystemStore, "publish_page", disk_full_for_newcomers_html)
-    assert mirror.run() == 1
-    assert (page_dir(mirror.web, "newcomer") / "index.v1_json").is_file()
+    assert synced.run() == 1
+    assert (page_dir(synced.web, "newcomer") / "index.v1_json").is_file()
     monkeypatch.setattr(FilesystemStore, "publish_page", real_publish)
-    assert mirror.run() == 0
-    assert_mirror_matches(upstream, mirror.web)  # the root index names newcomer
+    assert synced.run() == 0
+    assert_mirror_matches(upstream, synced.web)  # the root index names newcomer

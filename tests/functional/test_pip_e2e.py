@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.fakepypi import SampleCorpus, Upstream
-from support.mirrortools import clean_pip_env, write_config
+from support.mirrortools import MirrorSetup, clean_pip_env, write_config
 from support.static_server import StaticServer
 
 
@@ -66,14 +66,13 @@ def test_pip_uses_the_json_pages_when_it_asks_for_them(
     assert all(r.content_type == "application/vnd.pypi.simple.v1+json" for r in pages)
 
 
-def test_pip_installs_from_the_html_pages_too(tmp_path: Path, upstream: Upstream,
-                                              sample_corpus: SampleCorpus) -> None:
+def test_pip_installs_from_the_html_pages_too(
+    tmp_path: Path, upstream: Upstream, synced: MirrorSetup
+) -> None:
     # pip reads index.html for a file:// index: our PEP 503 pages, links and hashes, on their own.
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.stop()
     target = tmp_path / "site"
-    result = pip("install", "--index-url", (mirror.web / "simple").as_uri() + "/",
+    result = pip("install", "--index-url", (synced.web / "simple").as_uri() + "/",
                  "--target", str(target), "beta")
     assert result.returncode == 0, result.stderr + result.stdout
     assert (target / "alpha_lib").is_dir()

@@ -92,35 +92,31 @@ def test_an_upstream_record_reads_back_as_written(tmp_path: Path) -> None:
 
 
 def test_a_mirror_without_a_record_asks_upstream_once_then_no_op_runs_are_one_request(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
     """A mirror written by an older version has no record: its next run confirms, once."""
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "upstream-serial").unlink()
+    (synced.root / "upstream-serial").unlink()
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert upstream.count_requests("/pypi", "POST") == 2  # the changelog, then upstream's own serial
-    assert record(mirror)["serial"] == upstream.serial
+    assert record(synced)["serial"] == upstream.serial
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert len(upstream.requests) == 1
 
 
 def test_a_no_op_run_asks_upstream_for_its_own_serial_on_the_days_first_run_only(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert len(upstream.requests) == 1  # the record is fresh: the changelog alone
-    age_record(mirror, 25)
+    age_record(synced, 25)
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert len(upstream.requests) == upstream.count_requests("/pypi", "POST") == 2  # + its own serial
     upstream.reset_requests()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     assert len(upstream.requests) == 1  # and not again that day
 
 
@@ -140,22 +136,20 @@ def test_an_unchanged_listing_confirms_upstreams_serial_with_its_one_304(
 
 
 def test_a_changelog_row_at_the_largest_serial_does_not_freeze_the_mirror(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     with upstream._lock:
         upstream.changelog.append(ChangelogEntry("beta", None, int(time.time()), "hostile", MAX_SERIAL))
     caplog.clear()
-    assert mirror.run() == 0
-    assert state_serial(mirror) == upstream.serial  # not 2147483647
+    assert synced.run() == 0
+    assert state_serial(synced) == upstream.serial  # not 2147483647
     [warning] = warnings(caplog)
     assert f"named serial {MAX_SERIAL} (beta)" in warning
     assert f"its own last serial is {upstream.serial}" in warning
     upstream.add_wheel("Gamma", "1.0")  # a new project after the lie still arrives
-    assert mirror.run() == 0
-    assert_mirror_matches(upstream, mirror.web)
-    assert state_serial(mirror) == upstream.serial
+    assert synced.run() == 0
+    assert_mirror_matches(upstream, synced.web)
+    assert state_serial(synced) == upstream.serial
 
 
 def test_a_listing_entry_at_the_largest_serial_does_not_freeze_the_mirror(
@@ -217,16 +211,14 @@ def test_a_lying_x_pypi_last_serial_on_a_listing_without_its_own_serial_is_not_t
 
 
 def test_a_todo_entry_above_upstreams_serial_is_asked_as_upstream_has_it_now(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus
+    upstream: Upstream, synced: MirrorSetup
 ) -> None:
     """A todo left by an older version (or a full listing's lie) does not fail the project forever."""
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
-    (mirror.root / "todo").write_text(f"{upstream.serial}\nbeta {MAX_SERIAL}\n")
+    (synced.root / "todo").write_text(f"{upstream.serial}\nbeta {MAX_SERIAL}\n")
     upstream.add_wheel("beta", "0.6")
-    assert mirror.run() == 0
-    assert not (mirror.root / "todo").exists()
-    assert_mirror_matches(upstream, mirror.web)
+    assert synced.run() == 0
+    assert not (synced.root / "todo").exists()
+    assert_mirror_matches(upstream, synced.web)
 
 
 # ------------------------------------------------------------ a mirror ahead of upstream
@@ -259,24 +251,22 @@ def test_pointing_master_at_an_upstream_with_a_lower_serial_takes_its_serial_wit
 
 
 def test_an_upstream_whose_serial_went_back_is_listed_again_by_the_days_confirmation(
-    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, synced: MirrorSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mirror = write_config(tmp_path, upstream.url)
-    assert mirror.run() == 0
     # As a mirror finds itself when upstream is restored to an older serial after the last run.
-    files = StateFiles(mirror.root, mirror.root)
+    files = StateFiles(synced.root, synced.root)
     files.write_serial(1002)
     files.write_upstream(UpstreamRecord(upstream.url, 1002, datetime.now(timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ")))
     upstream.add_wheel("Gamma", "1.0")
-    assert mirror.run() == 0  # within the day: the changelog since 1002 has nothing
-    age_record(mirror, 25)
+    assert synced.run() == 0  # within the day: the changelog since 1002 has nothing
+    age_record(synced, 25)
     caplog.clear()
-    assert mirror.run() == 0
+    assert synced.run() == 0
     [warning] = warnings(caplog)
     assert "upstream's serial went back from 1002" in warning
-    assert state_serial(mirror) == upstream.serial
-    assert_mirror_matches(upstream, mirror.web)
+    assert state_serial(synced) == upstream.serial
+    assert_mirror_matches(upstream, synced.web)
 
 
 class _Feed:

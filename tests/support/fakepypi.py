@@ -8,333 +8,73 @@ Faults a real CDN produces (stale pages, corrupted or truncated bodies, 5xx,
 429 with Retry-After, redirects, slow links) can be injected between runs.
 
 Only the stdlib is used and nothing listens anywhere but 127.0.0.1.
+
+This module is the upstream itself (its state, fault switches and request router) and the
+sample corpus; its records live in :mod:`support.pypirecords`, its pages are rendered by
+:mod:`support.pypirender` and it is served by :mod:`support.loopback`. Every name they
+define that tests use is importable from here too. The underscore names are shared by these
+four modules only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import email.utils
 import functools
 import hashlib
 import heapq
-import html
 import json
 import random
 import re
-import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from support import distbuild
+from support.loopback import BaseHandler, LocalHTTPServer
+from support.pypirecords import (
+    _LATEST,
+    _OFFERS,
+    FIRST_SERIAL,
+    SIMPLE_HTML,
+    SIMPLE_JSON,
+    ChangelogEntry,
+    FileEntry,
+    RequestRecord,
+    Response,
+    Snapshot,
+    _Blob,
+    _Faults,
+    _kept,
+    _packagetype,
+    blob_path,
+    choose_simple_format,
+    normalize,
+    version_from_filename,
+)
 
-SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
-SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
-TEXT_HTML = "text/html"
-_LATEST = {
-    "application/vnd.pypi.simple.latest+json": SIMPLE_JSON,
-    "application/vnd.pypi.simple.latest+html": SIMPLE_HTML,
-}
-# Server preference on equal q, as PyPI: a bare "*/*" (requests' default)
-# gets HTML, so old clients keep working.
-_OFFERS = (TEXT_HTML, SIMPLE_HTML, SIMPLE_JSON)
-API_VERSION = "1.4"
-FIRST_SERIAL = 100
-
-_SEPARATORS = re.compile(r"[-_.]+")
-_SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar")
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized project name: the key every lookup uses."""
-    return _SEPARATORS.sub("-", name).lower()
-
-
-def version_from_filename(filename: str) -> str:
-    """The version a distribution file name carries.
-
-    Wheels (and eggs) put it in the second dash-separated field; sdists end
-    in ``-<version><suffix>``.  Good enough for the names tests create.
-    """
-    for suffix in _SDIST_SUFFIXES:
-        if filename.endswith(suffix):
-            return filename[: -len(suffix)].rsplit("-", 1)[1]
-    return filename.split("-")[1]
-
-
-def _packagetype(filename: str) -> tuple[str, str]:
-    """(packagetype, python_version) as PyPI reports them for a file name."""
-    if filename.endswith(".whl"):
-        return "bdist_wheel", filename.split("-")[-3]
-    if filename.endswith(".egg"):
-        return "bdist_egg", filename.split("-")[2] if filename.count("-") >= 2 else "any"
-    return "sdist", "source"
-
-
-def blob_path(content: bytes, filename: str) -> str:
-    """PyPI's content-addressed file path: ``/packages/ab/cd/<rest>/<filename>``."""
-    digest = hashlib.blake2b(content, digest_size=32).hexdigest()
-    return f"/packages/{digest[:2]}/{digest[2:4]}/{digest[4:]}/{filename}"
-
-
-def iso_time(moment: datetime.datetime) -> str:
-    """PEP 700 upload-time form: UTC with microseconds and a ``Z``."""
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _version_key(version: str) -> tuple[tuple[int, Any], ...]:
-    """A natural sort key (1.10 after 1.9) without depending on ``packaging``."""
-    parts = re.findall(r"\d+|[A-Za-z]+", version)
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
-
-
-def parse_accept(header: str | None) -> list[tuple[str, float]]:
-    """``Accept`` entries as (media type, q); malformed q counts as 0."""
-    entries: list[tuple[str, float]] = []
-    for item in (header or "").split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        if not media:
-            continue
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        entries.append((_LATEST.get(media.lower(), media.lower()), quality))
-    return entries
-
-
-def _quality_for(offer: str, entries: list[tuple[str, float]]) -> float:
-    """q of the most specific Accept entry matching ``offer`` (exact > type/* > */*)."""
-    major = offer.split("/")[0]
-    best: tuple[int, float] = (-1, 0.0)
-    for media, quality in entries:
-        if media == offer:
-            rank = 2
-        elif media == f"{major}/*":
-            rank = 1
-        elif media == "*/*":
-            rank = 0
-        else:
-            continue
-        if rank > best[0]:
-            best = (rank, quality)
-    return best[1]
-
-
-def choose_simple_format(accept: str | None) -> str:
-    """The content type to answer a simple-API request with (PEP 691).
-
-    Highest q wins; ties go to the server's preference (HTML first);
-    nothing acceptable, or no header, means HTML, as PyPI does.
-    """
-    entries = parse_accept(accept)
-    best, best_q = TEXT_HTML, 0.0
-    for offer in _OFFERS:
-        quality = _quality_for(offer, entries)
-        if quality > best_q:
-            best, best_q = offer, quality
-    return best
-
-
-# ------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One uploaded file, immutable: yanking makes a new entry in a new snapshot."""
-
-    project: str  # normalized name
-    filename: str
-    version: str
-    content: bytes
-    sha256: str
-    md5: str
-    blake2b_256: str
-    path: str  # URL path, unquoted
-    upload_time: datetime.datetime
-    requires_python: str | None = None
-    metadata: bytes | None = None
-    yanked: bool = False
-    yanked_reason: str = ""
-    packagetype: str = "sdist"
-    python_version: str = "source"
-    # PEP 740: the provenance object served at provenance_path (None: the file has none).
-    provenance: bytes | None = None
-
-    @property
-    def size(self) -> int:
-        """Byte size, as advertised in the simple JSON and legacy JSON."""
-        return len(self.content)
-
-    @property
-    def metadata_sha256(self) -> str | None:
-        """sha256 of the PEP 658 metadata file, or None when there is none."""
-        return hashlib.sha256(self.metadata).hexdigest() if self.metadata is not None else None
-
-    @property
-    def metadata_path(self) -> str:
-        """URL path of the PEP 658 file: the file's path plus ``.metadata``."""
-        return self.path + ".metadata"
-
-    @property
-    def provenance_path(self) -> str:
-        """URL path of the PEP 740 provenance, where PyPI's integrity API serves it."""
-        return f"/integrity/{self.project}/{self.version}/{self.filename}/provenance"
-
-    @property
-    def yanked_value(self) -> bool | str:
-        """PEP 691 ``yanked``: False, or the reason string, or True without one."""
-        if not self.yanked:
-            return False
-        return self.yanked_reason or True
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A project's page state as of one serial; ``files`` None means absent."""
-
-    serial: int
-    name: str  # display name
-    files: tuple[FileEntry, ...] | None
-    status: str = "active"  # PEP 792 project status
-    status_reason: str | None = None
-
-    @property
-    def offered(self) -> tuple[FileEntry, ...]:
-        """The files the page lists: none for a quarantined project, as PyPI."""
-        return () if self.status == "quarantined" else self.files or ()
-
-    @property
-    def exists(self) -> bool:
-        """False for a never-created or removed project (its page is a 404)."""
-        return self.files is not None
-
-    def versions(self) -> list[str]:
-        """Distinct versions of the files, naturally sorted."""
-        seen = {entry.version for entry in self.files or ()}
-        return sorted(seen, key=_version_key)
-
-
-class ChangelogEntry(NamedTuple):
-    """One PyPI journal row, as ``changelog_since_serial`` returns it."""
-
-    name: str
-    version: str | None
-    timestamp: int
-    action: str
-    serial: int
-
-
-@dataclass
-class RequestRecord:
-    """One HTTP request the fake saw, so tests can count and inspect traffic."""
-
-    method: str
-    path: str  # including the query string
-    accept: str | None
-    user_agent: str | None
-    status: int = 0
-    sent: int = 0  # body bytes answered (0 for HEAD, half for a truncated body)
-    started: float = 0.0  # time.monotonic() when the request was read
-    client_port: int = 0  # the connection's source port on 127.0.0.1 (which proxy tunnel, if any)
-    finished: float = 0.0  # time.monotonic() when the response was written
-
-
-@dataclass
-class _Blob:
-    """What ``/packages/...`` serves at one path."""
-
-    project: str
-    filename: str  # as matched by corrupt()/truncate(); ".metadata" appended for PEP 658
-    content: bytes
-
-
-class _Countdown:
-    """Per-key remaining counts for injected faults; None means forever."""
-
-    def __init__(self) -> None:
-        self._left: dict[Any, int | None] = {}
-
-    def set(self, key: Any, times: int | None) -> None:
-        """Arm (or re-arm) a fault for ``times`` more hits."""
-        self._left[key] = times
-
-    def take(self, key: Any) -> bool:
-        """Consume one hit if the fault is armed for ``key``."""
-        if key not in self._left:
-            return False
-        left = self._left[key]
-        if left is not None:
-            if left <= 1:
-                del self._left[key]
-            else:
-                self._left[key] = left - 1
-        return True
-
-    def keys(self) -> list[Any]:
-        """Armed keys (for prefix matching)."""
-        return list(self._left)
-
-    def clear(self) -> None:
-        """Disarm everything."""
-        self._left.clear()
-
-
-@dataclass
-class _Faults:
-    """All injected-fault state; guarded by the Upstream's lock."""
-
-    stale: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
-    corrupt: _Countdown = field(default_factory=_Countdown)
-    truncate: _Countdown = field(default_factory=_Countdown)
-    fail: dict[str, tuple[int, int | None, float | None]] = field(default_factory=dict)
-    redirect: dict[str, str] = field(default_factory=dict)
-    raw: dict[str, tuple[bytes, str, int | None]] = field(default_factory=dict)
-    rng: random.Random | None = None
-    error_rate: float = 0.0
-    truncate_rate: float = 0.0
-    stale_rate: float = 0.0
-    # Connection-level and raw switches (tests/functional/test_faults.py, test_hostile.py):
-    # path prefix -> (value, remaining hits or None for ever).
-    slow: dict[str, tuple[float, int | None]] = field(default_factory=dict)
-    reset: dict[str, tuple[bool, int | None]] = field(default_factory=dict)
-    cut: dict[str, tuple[bool, int | None]] = field(default_factory=dict)
-    shorten: _Countdown = field(default_factory=_Countdown)
-    raw_rpc: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    raw_path: dict[str, Response] = field(default_factory=dict)
-    trickle: dict[str, tuple[float, int | None]] = field(default_factory=dict)
-
-
-class Response(NamedTuple):
-    """What the handler writes: status, headers, body, and whether to cut it short."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    truncate: bool = False
-    keep: float = 0.5  # the share of a truncated body that is sent before the connection closes
-    repeat: int = 1  # the body is sent this many times (huge answers without allocating them)
-    chunked: bool = False  # no Content-Length: chunked transfer encoding
-    reset: bool = False  # no answer at all: the connection is reset
-    bandwidth: float | None = None  # bytes per second for this answer alone (trickle)
-
+# Not used here: re-exported for the tests and benchmarks that import them from here, as they
+# did before the records, the renderers and the loopback server had modules of their own.
+from support.pypirecords import API_VERSION as API_VERSION
+from support.pypirecords import TEXT_HTML as TEXT_HTML
+from support.pypirecords import iso_time as iso_time
+from support.pypirecords import parse_accept as parse_accept
+from support.pypirender import (
+    _corrupted,
+    _html_type,
+    _json_body,
+    _plain,
+    render_legacy_json,
+    render_project,
+    render_root,
+    render_root_rows,
+)
 
 # ---------------------------------------------------------------- upstream
 
@@ -1089,319 +829,6 @@ def _body_bytes(response: Response, method: str) -> int:
     if method == "HEAD":
         return 0
     return _kept(response) if response.truncate else len(response.body) * response.repeat
-
-
-def _kept(response: Response) -> int:
-    """How many body bytes a truncated response sends."""
-    return int(len(response.body) * response.keep)
-
-
-# ------------------------------------------------------------------ render
-
-
-def _json_body(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=False).encode("utf-8")
-
-
-def render_root(snapshots: list[Snapshot], serial: int, content_type: str) -> bytes:
-    """The ``/simple/`` index in HTML or PEP 691 JSON."""
-    return render_root_rows([(s.name, s.serial) for s in snapshots], serial, content_type)
-
-
-def render_root_rows(rows: list[tuple[str, int]], serial: int, content_type: str) -> bytes:
-    """:func:`render_root` from ``(display name, last serial)`` rows, already in index order."""
-    if content_type == SIMPLE_JSON:
-        projects = [{"name": name, "_last-serial": last} for name, last in rows]
-        return _json_body(
-            {"meta": {"api-version": API_VERSION, "_last-serial": serial}, "projects": projects}
-        )
-    links = "".join(
-        f'<a href="/simple/{html.escape(normalize(name))}/">{html.escape(name)}</a>\n' for name, _ in rows
-    )
-    return (
-        "<!DOCTYPE html>\n<html>\n<head>\n"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        "<title>Simple index</title>\n</head>\n<body>\n"
-        f"{links}</body>\n</html>\n"
-    ).encode()
-
-
-def _file_json(entry: FileEntry, base_url: str) -> dict[str, Any]:
-    """One PEP 691/700 file object."""
-    data: dict[str, Any] = {
-        "filename": entry.filename,
-        "url": base_url + quote(entry.path),
-        "hashes": {"sha256": entry.sha256},
-    }
-    if entry.requires_python is not None:
-        data["requires-python"] = entry.requires_python
-    metadata = {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False
-    data["yanked"] = entry.yanked_value
-    data["core-metadata"] = metadata
-    data["dist-info-metadata"] = metadata
-    data["size"] = entry.size
-    data["upload-time"] = iso_time(entry.upload_time)
-    data["provenance"] = base_url + quote(entry.provenance_path) if entry.provenance is not None else None
-    return data
-
-
-def _file_anchor(entry: FileEntry, base_url: str) -> str:
-    """One PEP 503 ``<a>`` with its data- attributes, escaped."""
-    href = f"{base_url}{quote(entry.path)}#sha256={entry.sha256}"
-    attributes = [f'href="{html.escape(href)}"']
-    if entry.requires_python is not None:
-        attributes.append(f'data-requires-python="{html.escape(entry.requires_python)}"')
-    if entry.yanked:
-        attributes.append(f'data-yanked="{html.escape(entry.yanked_reason)}"')
-    if entry.metadata_sha256:
-        value = f"sha256={entry.metadata_sha256}"
-        attributes.append(f'data-core-metadata="{value}"')
-        attributes.append(f'data-dist-info-metadata="{value}"')
-    if entry.provenance is not None:
-        attributes.append(f'data-provenance="{html.escape(base_url + quote(entry.provenance_path))}"')
-    return f"<a {' '.join(attributes)}>{html.escape(entry.filename)}</a><br/>\n"
-
-
-def render_project(snapshot: Snapshot, base_url: str, content_type: str) -> bytes:
-    """A project's simple page in HTML (PEP 503) or JSON (PEP 691), API 1.4 with PEP 740 and 792."""
-    files = snapshot.offered
-    name = normalize(snapshot.name)
-    status: dict[str, str] = {"status": snapshot.status}
-    if snapshot.status_reason is not None:
-        status["reason"] = snapshot.status_reason
-    if content_type == SIMPLE_JSON:
-        return _json_body(
-            {
-                "meta": {"api-version": API_VERSION, "_last-serial": snapshot.serial},
-                "name": name,
-                "project-status": status,
-                "versions": snapshot.versions() if files else [],
-                "files": [_file_json(entry, base_url) for entry in files],
-            }
-        )
-    title = html.escape(name)
-    anchors = "".join(_file_anchor(entry, base_url) for entry in files)
-    metas = "".join(f'<meta name="pypi:project-{"status" if k == "status" else "status-reason"}" '
-                    f'content="{html.escape(v)}">\n' for k, v in status.items())
-    return (
-        "<!DOCTYPE html>\n<html>\n<head>\n"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        f"{metas}"
-        f"<title>Links for {title}</title>\n</head>\n<body>\n"
-        f"<h1>Links for {title}</h1>\n{anchors}</body>\n</html>\n"
-        f"<!--SERIAL {snapshot.serial}-->\n"
-    ).encode()
-
-
-def _legacy_file(entry: FileEntry, base_url: str) -> dict[str, Any]:
-    """One file dict of the legacy ``/pypi/<name>/json`` API."""
-    return {
-        "comment_text": "",
-        "digests": {"blake2b_256": entry.blake2b_256, "md5": entry.md5, "sha256": entry.sha256},
-        "downloads": -1,
-        "filename": entry.filename,
-        "has_sig": False,
-        "md5_digest": entry.md5,
-        "packagetype": entry.packagetype,
-        "python_version": entry.python_version,
-        "requires_python": entry.requires_python,
-        "size": entry.size,
-        "upload_time": entry.upload_time.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-        "upload_time_iso_8601": iso_time(entry.upload_time),
-        "url": base_url + quote(entry.path),
-        "yanked": entry.yanked,
-        "yanked_reason": entry.yanked_reason or None,
-        # PEP 658/714 in the JSON API, as PyPI serves it: bandersnatch 8.x mirrors <url>.metadata by it.
-        "core-metadata": {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False,
-    }
-
-
-def render_legacy_json(snapshot: Snapshot, base_url: str, version: str | None = None) -> bytes | None:
-    """The legacy JSON API document; ``version`` selects a release (None = latest)."""
-    files = snapshot.files or ()
-    versions = snapshot.versions()
-    chosen = version if version is not None else (versions[-1] if versions else None)
-    if version is not None and version not in versions:
-        return None
-    releases = {v: [_legacy_file(e, base_url) for e in files if e.version == v] for v in versions}
-    latest = [e for e in files if e.version == chosen]
-    info = {
-        "name": snapshot.name,
-        "version": chosen,
-        "summary": f"Test project {snapshot.name}",
-        "requires_python": latest[0].requires_python if latest else None,
-        "yanked": bool(latest) and all(e.yanked for e in latest),
-        "yanked_reason": None,
-        "project_url": f"{base_url}/project/{snapshot.name}/",
-    }
-    data: dict[str, Any] = {"info": info, "last_serial": snapshot.serial}
-    if version is None:
-        data["releases"] = releases
-    data["urls"] = [_legacy_file(e, base_url) for e in latest]
-    data["vulnerabilities"] = []
-    return _json_body(data)
-
-
-def _corrupted(content: bytes) -> bytes:
-    """Different bytes of the same length, so only a hash check can notice."""
-    if not content:
-        return b"\x00"
-    return content[:-1] + bytes([content[-1] ^ 0xFF])
-
-
-def _html_type(content_type: str) -> str:
-    """Content-Type header value: HTML types carry a charset."""
-    return f"{content_type}; charset=utf-8" if content_type != SIMPLE_JSON else content_type
-
-
-def _plain(status: int, message: str, extra: dict[str, str] | None = None) -> Response:
-    headers = {"Content-Type": "text/plain; charset=utf-8", **(extra or {})}
-    return Response(status, headers, (message + "\n").encode("utf-8"))
-
-
-# ------------------------------------------------------------------ server
-
-
-class LocalHTTPServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer bound to 127.0.0.1:0 that can cut its connections.
-
-    ``stop()`` must also end idle keep-alive connections: otherwise their
-    handler threads would keep answering a client after the test ended.
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler], context: Any = None,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.context = context
-        self.tls = tls  # a server-side context: connections speak HTTPS
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        super().__init__(("127.0.0.1", 0), handler)
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS)."""
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server_address[1]}"
-
-    def get_request(self) -> tuple[Any, Any]:
-        request, address = super().get_request()
-        if self.tls is not None:
-            # The handshake happens on the first read, in the handler's thread: a client
-            # that never completes it cannot hold up the accepting loop.
-            request = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
-        return request, address
-
-    def serve_in_thread(self) -> threading.Thread:
-        """Start serve_forever in a daemon thread; ``stop()`` joins it."""
-        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        self._thread = thread
-        return thread
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up mid-response are normal in fault tests: stay quiet."""
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-    def stop(self) -> None:
-        """Stop accepting, then shut every open connection down."""
-        self.shutdown()
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-
-class BaseHandler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler that always sends a Content-Length."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # idle keep-alive connections end eventually
-    # Headers and body go out in separate writes; with Nagle on, the body
-    # would wait for the client's delayed ACK (~40 ms per keep-alive request).
-    disable_nagle_algorithm = True
-    server: LocalHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Silence per-request logging; tests inspect the request log instead."""
-
-    def send_body(self, response: Response, *, head: bool = False, bandwidth: float | None = None) -> None:
-        """Write status, headers and (maybe throttled, maybe truncated) body.
-
-        A truncated response announces the full length and nothing else, like
-        a connection reset mid-transfer; the socket is closed afterwards.
-        """
-        if response.reset:
-            # SO_LINGER 0: closing sends an RST; the client gets no response at all.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            return
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        if response.chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.send_header("Content-Length", str(len(response.body) * response.repeat))
-        self.end_headers()
-        if head:
-            return
-        if response.chunked or response.repeat > 1:
-            self._write_repeated(response)
-            return
-        body = response.body[: _kept(response)] if response.truncate else response.body
-        self._write(body, bandwidth)
-        if response.truncate:
-            self.close_connection = True
-
-    def _write_repeated(self, response: Response) -> None:
-        """The body ``repeat`` times, as chunks when chunked; the client may hang up at any point."""
-        if response.chunked:
-            frame = f"{len(response.body):x}\r\n".encode() + response.body + b"\r\n"
-        else:
-            frame = response.body
-        for _ in range(response.repeat):
-            self.wfile.write(frame)
-        if response.chunked:
-            self.wfile.write(b"0\r\n\r\n")
-
-    def _write(self, body: bytes, bandwidth: float | None) -> None:
-        """Write the body, pacing it to ``bandwidth`` bytes/second when set."""
-        if not bandwidth:
-            self.wfile.write(body)
-            return
-        chunk = max(1, min(65536, int(bandwidth / 20)))
-        start = time.monotonic()
-        for offset in range(0, len(body), chunk):
-            piece = body[offset : offset + chunk]
-            self.wfile.write(piece)
-            delay = start + (offset + len(piece)) / bandwidth - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def read_body(self) -> bytes:
-        """Read the request body so the connection stays usable for keep-alive."""
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
 
 
 class _UpstreamHandler(BaseHandler):

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from support.fakepypi import LocalHTTPServer
+from support.loopback import LocalHTTPServer
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost"})
 # Headers that concern one hop only, never forwarded (RFC 9110 section 7.6.1).

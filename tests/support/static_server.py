@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from support.fakepypi import SIMPLE_JSON, BaseHandler, LocalHTTPServer, Response, choose_simple_format
+from support.loopback import BaseHandler, LocalHTTPServer
+from support.pypirecords import SIMPLE_JSON, Response, choose_simple_format
 
 
 @dataclass
