@@ -119,8 +119,9 @@ class FilterConfig:
     def active(self) -> bool:
         return bool(self.enabled)
 
-    def uses(self, plugin: type[FilterPlugin]) -> bool:
-        return plugin.name in self.enabled
+    def uses(self, plugin: type[FilterPlugin] | str) -> bool:
+        """Whether ``plugin`` (a class, or its bandersnatch name) is enabled."""
+        return (plugin if isinstance(plugin, str) else plugin.name) in self.enabled
 
     def fingerprint(self) -> str:
         """A digest of everything that decides the selection: a change means reconcile the mirror."""
