@@ -33,15 +33,11 @@ from .plugins import (
     VERSIONS_COUNT,
     AllowlistProject,
     AllowlistRelease,
-    ExcludePlatform,
     FilterConfig,
     FilterPlugin,
-    LatestRelease,
     Pin,
     ProjectRequirements,
     ProjectRequirementsPinned,
-    SizeProjectMetadata,
-    VersionsCountProjectMetadata,
     third_party,
 )
 
@@ -261,34 +257,14 @@ def _check_platforms(platforms: tuple[str, ...], where: str) -> None:
 
 def _check_consistent(cfg: FilterConfig, where: str) -> None:
     """Settings that cannot mean what the operator wants are refused, not half-applied."""
-    if cfg.min_versions is not None and cfg.max_versions is not None and cfg.min_versions > cfg.max_versions:
-        raise ConfigError(where, VERSIONS_COUNT, "min_versions",
-                          f"{cfg.min_versions} is greater than max_versions ({cfg.max_versions})")
-    if cfg.uses(ExcludePlatform) and not cfg.platforms:
-        raise ConfigError(where, BLOCKLIST, "platforms",
-                          "missing: exclude_platform is enabled but names no platform to exclude")
     roots = cfg.uses(AllowlistProject) or cfg.uses(ProjectRequirements)
     if cfg.with_dependencies and not roots:
         raise ConfigError(where, ALLOWLIST, "with-dependencies",
                           "needs allowlist_project or project_requirements enabled: there is nothing "
                           "to close over")
-    if cfg.uses(AllowlistProject) and not cfg.allowlist and not cfg.uses(ProjectRequirements):
-        raise ConfigError(where, ALLOWLIST, "packages",
-                          "missing or empty: allowlist_project is enabled, so nothing would be mirrored")
-    if (cfg.uses(ProjectRequirements) or cfg.uses(ProjectRequirementsPinned)) \
-            and not cfg.requirement_globs:
-        raise ConfigError(where, ALLOWLIST, "requirements",
-                          "missing: project_requirements is enabled but names no requirements file")
-    if cfg.uses(LatestRelease) and cfg.latest_keep is None:
-        raise ConfigError(where, LATEST_RELEASE, "keep",
-                          "missing: latest_release is enabled but does not say how many releases to keep")
-    if cfg.uses(SizeProjectMetadata) and cfg.max_package_size is None:
-        raise ConfigError(where, SIZE_PROJECT, "max_package_size",
-                          "missing: size_project_metadata is enabled without a size")
-    if cfg.uses(VersionsCountProjectMetadata) and cfg.min_versions is None and cfg.max_versions is None:
-        raise ConfigError(where, VERSIONS_COUNT, "min_versions",
-                          "missing: versions_count_project_metadata is enabled without min_versions "
-                          "or max_versions")
+    for plugin in (*BUILTIN.values(), *cfg.third_party):
+        if cfg.uses(plugin):
+            plugin.check(cfg, where)
 
 
 # --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Filter plugins as types: one class per plugin, in one registry.
 
 A plugin class carries its bandersnatch name, the options it reads (so an option no enabled
-plugin reads is refused, and ``enabled = all`` knows which plugins have settings), its part of
-the fingerprint (so changing its options reconciles the mirror) and its hooks (project,
+plugin reads is refused, and ``enabled = all`` knows which plugins have settings), the check
+that refuses it enabled without the settings it needs, its part of the fingerprint (so changing its options reconciles the mirror) and its hooks (project,
 release, file), which say why something is not mirrored or ``None``.  Adding a filter is one
 class and one line in ``BUILTIN``.
 
@@ -77,6 +77,10 @@ class FilterPlugin:
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         """Labelled parts of the fingerprint: every setting that changes what this plugin selects."""
         return {}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        """Raise ConfigError when the plugin is enabled but its settings cannot mean what is wanted."""
 
     def project(self, key: str, name: str | None) -> str | None:
         """Why the project ``key`` is not mirrored, or None."""
@@ -162,6 +166,12 @@ class AllowlistProject(FilterPlugin):
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"allow": _pin_ids(cfg.allowlist), "deps": str(cfg.with_dependencies)}
 
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.allowlist and not cfg.uses(ProjectRequirements):
+            raise ConfigError(where, ALLOWLIST, "packages",
+                              "missing or empty: allowlist_project is enabled, so nothing would be mirrored")
+
 
 class AllowlistRelease(FilterPlugin):
     name = "allowlist_release"
@@ -182,11 +192,18 @@ class ProjectRequirements(FilterPlugin):
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"req": _pin_ids(cfg.requirements), "deps": str(cfg.with_dependencies)}
 
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.requirement_globs:
+            raise ConfigError(where, ALLOWLIST, "requirements",
+                              "missing: project_requirements is enabled but names no requirements file")
+
 
 class ProjectRequirementsPinned(FilterPlugin):
     name = "project_requirements_pinned"
     reads = ProjectRequirements.reads
     needs = ProjectRequirements.needs
+    check = ProjectRequirements.check
 
     @classmethod
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
@@ -294,6 +311,12 @@ class LatestRelease(FilterPlugin):
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"latest": f"{cfg.latest_keep}/{cfg.latest_sort_by}"}
 
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if cfg.latest_keep is None:
+            raise ConfigError(where, LATEST_RELEASE, "keep",
+                              "missing: latest_release is enabled but does not say how many releases to keep")
+
 
 class ExcludePlatform(FilterPlugin):
     name = "exclude_platform"
@@ -303,6 +326,12 @@ class ExcludePlatform(FilterPlugin):
     @classmethod
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"platforms": ",".join(sorted(p.lower() for p in cfg.platforms))}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.platforms:
+            raise ConfigError(where, BLOCKLIST, "platforms",
+                              "missing: exclude_platform is enabled but names no platform to exclude")
 
     def __init__(self, cfg: FilterConfig) -> None:
         super().__init__(cfg)
@@ -322,6 +351,12 @@ class SizeProjectMetadata(FilterPlugin):
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"size": str(cfg.max_package_size)}
 
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if cfg.max_package_size is None:
+            raise ConfigError(where, SIZE_PROJECT, "max_package_size",
+                              "missing: size_project_metadata is enabled without a size")
+
 
 class VersionsCountProjectMetadata(FilterPlugin):
     name = "versions_count_project_metadata"
@@ -331,6 +366,17 @@ class VersionsCountProjectMetadata(FilterPlugin):
     @classmethod
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"versions": f"{cfg.min_versions}-{cfg.max_versions}"}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        low, high = cfg.min_versions, cfg.max_versions
+        if low is not None and high is not None and low > high:
+            raise ConfigError(where, VERSIONS_COUNT, "min_versions",
+                              f"{low} is greater than max_versions ({high})")
+        if low is None and high is None:
+            raise ConfigError(where, VERSIONS_COUNT, "min_versions",
+                              "missing: versions_count_project_metadata is enabled without min_versions "
+                              "or max_versions")
 
 
 def _registry(*plugins: type[FilterPlugin]) -> Mapping[str, type[FilterPlugin]]:
