@@ -2,13 +2,15 @@
 
 A plugin class carries its bandersnatch name, the options it reads (so an option no enabled
 plugin reads is refused, and ``enabled = all`` knows which plugins have settings), the check
-that refuses it enabled without the settings it needs, its part of the fingerprint (so changing its options reconciles the mirror) and its hooks (project,
-release, file), which say why something is not mirrored or ``None``.  Adding a filter is one
-class and one line in ``BUILTIN``.
+that refuses it enabled without the settings it needs, its part of the fingerprint (so changing
+its options reconciles the mirror) and its hooks (project, release, file), which say why
+something is not mirrored or ``None``.  Adding a filter is one class and one line in ``BUILTIN``.
 
 Third-party filters register a ``FilterPlugin`` subclass in the entry point group
 ``bandersnatch.filters``; only names listed in ``[plugins] enabled`` are loaded.  bandersnatch 8's
-``bandersnatch_filter_plugins.*`` groups are never read: their classes expect its API.
+``bandersnatch_filter_plugins.*`` groups are never read: their classes expect its API.  The
+configuration's sections are fixed (``filters.SCHEMA``), so a third-party plugin has no options
+of its own yet.
 
 Most built-in plugins decide alone and carry their hook here.  Those that decide together stay
 in ``selection.policy``: the allowlists and requirements (one set of roots and version limits,
