@@ -10,10 +10,9 @@ would mirror terabytes nobody asked for.  Parsing is pure (text in, a frozen
 from __future__ import annotations
 
 import glob
-import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,15 +20,29 @@ from packaging.requirements import InvalidRequirement, Requirement
 from ..errors import ConfigError, Problems
 from ..names import normalize
 from . import regexbound
+from .plugins import (
+    ALLOWLIST,
+    BLOCKLIST,
+    BUILTIN,
+    FILTER_PRERELEASE,
+    FILTER_REGEX,
+    LATEST_RELEASE,
+    PLUGINS,
+    REFUSED,
+    SIZE_PROJECT,
+    VERSIONS_COUNT,
+    AllowlistProject,
+    AllowlistRelease,
+    FilterConfig,
+    FilterPlugin,
+    Pin,
+    ProjectRequirements,
+    ProjectRequirementsPinned,
+    third_party,
+)
 
-PLUGINS = "plugins"
-ALLOWLIST = "allowlist"
-BLOCKLIST = "blocklist"
-FILTER_REGEX = "filter_regex"
-FILTER_PRERELEASE = "filter_prerelease"
-LATEST_RELEASE = "latest_release"
-SIZE_PROJECT = "size_project_metadata"
-VERSIONS_COUNT = "versions_count_project_metadata"
+__all__ = ["IMPLEMENTED", "REFUSED", "SCHEMA", "FilterConfig", "FilterPlugin", "Pin", "parse",
+           "read_requirement_files"]
 
 SCHEMA: Mapping[str, tuple[str, ...]] = {
     PLUGINS: ("enabled",),
@@ -43,104 +56,11 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
 }
 """The filter sections and options this client reads (added to config.SCHEMA)."""
 
-IMPLEMENTED = (
-    "allowlist_project",
-    "allowlist_release",
-    "project_requirements",
-    "project_requirements_pinned",
-    "blocklist_project",
-    "blocklist_release",
-    "regex_project",
-    "regex_release",
-    "prerelease_release",
-    "latest_release",
-    "exclude_platform",
-    "size_project_metadata",
-    "versions_count_project_metadata",
-)
-
-# bandersnatch 8 plugins we do not implement, and what to use instead.
-REFUSED: Mapping[str, str] = {
-    "regex_project_metadata": "filtering on JSON API metadata is not supported; "
-    "use regex_project or an allowlist",
-    "regex_release_file_metadata": "filtering on JSON API file metadata is not supported; "
-    "use exclude_platform or regex_release",
-    "version_range_project_metadata": "not supported; use allowlist_release or blocklist_release specifiers",
-    "version_range_release_file_metadata": "not supported; use allowlist_release or blocklist_release "
-    "specifiers",
-    "whitelist_project": "renamed allowlist_project in bandersnatch 5; use that name",
-    "whitelist_release": "renamed allowlist_release in bandersnatch 5; use that name",
-    "blacklist_project": "renamed blocklist_project in bandersnatch 5; use that name",
-    "blacklist_release": "renamed blocklist_release in bandersnatch 5; use that name",
-}
+IMPLEMENTED = tuple(BUILTIN)
 
 _SORT_BY = ("version", "time")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One requirement line of an allowlist, blocklist or requirements file, parsed."""
-
-    key: str  # PEP 503 normalized
-    extras: frozenset[str]
-    specifier: str  # "" when the line has none
-    text: str  # the line as the operator wrote it
-
-
-@dataclass(frozen=True)
-class FilterConfig:
-    """What the operator selected; ``enabled`` empty means the whole upstream is mirrored."""
-
-    enabled: frozenset[str] = frozenset()
-    allowlist: tuple[Pin, ...] = ()
-    with_dependencies: bool = False
-    requirements_path: Path = Path("/")
-    requirement_globs: tuple[str, ...] = ()
-    requirements: tuple[Pin, ...] = ()  # read from the files by read_requirement_files
-    requirement_sources: tuple[str, ...] = ()  # the files they came from, for the fingerprint
-    blocklist: tuple[Pin, ...] = ()
-    platforms: tuple[str, ...] = ()
-    project_patterns: tuple[str, ...] = ()
-    release_patterns: tuple[str, ...] = ()
-    prerelease_projects: frozenset[str] | None = None  # None: every project
-    latest_keep: int | None = None
-    latest_sort_by: str = "version"
-    max_package_size: int | None = None
-    min_versions: int | None = None
-    max_versions: int | None = None
-    where: str = field(default="", compare=False)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.enabled)
-
-    def uses(self, plugin: str) -> bool:
-        return plugin in self.enabled
-
-    def fingerprint(self) -> str:
-        """A digest of everything that decides the selection: a change means reconcile the mirror."""
-        parts = [
-            "enabled=" + ",".join(sorted(self.enabled)),
-            "allow=" + ",".join(sorted(_pin_id(p) for p in self.allowlist)),
-            f"deps={self.with_dependencies}",
-            "req=" + ",".join(sorted(_pin_id(p) for p in self.requirements)),
-            "block=" + ",".join(sorted(_pin_id(p) for p in self.blocklist)),
-            "platforms=" + ",".join(sorted(p.lower() for p in self.platforms)),
-            "rx=" + "\0".join(self.project_patterns),
-            "rrx=" + "\0".join(self.release_patterns),
-            "pre=" + (",".join(sorted(self.prerelease_projects)) if self.prerelease_projects is not None
-                      else "*"),
-            f"latest={self.latest_keep}/{self.latest_sort_by}",
-            f"size={self.max_package_size}",
-            f"versions={self.min_versions}-{self.max_versions}",
-        ]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def _pin_id(pin: Pin) -> str:
-    return f"{pin.key}[{','.join(sorted(pin.extras))}]{pin.specifier}"
 
 
 # --------------------------------------------------------------------------
@@ -177,80 +97,60 @@ def parse_pin(line: str, where: str, section: str, option: str) -> Pin:
     )
 
 
-# With ``enabled = all``, bandersnatch turns on every plugin with its defaults, and a plugin
-# whose settings are absent does nothing: here it is simply not enabled.
-_SETTINGS: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "allowlist_project": ((ALLOWLIST, "packages"),),
-    "allowlist_release": ((ALLOWLIST, "packages"),),
-    "project_requirements": ((ALLOWLIST, "requirements"),),
-    "project_requirements_pinned": ((ALLOWLIST, "requirements"),),
-    "blocklist_project": ((BLOCKLIST, "packages"),),
-    "blocklist_release": ((BLOCKLIST, "packages"),),
-    "regex_project": ((FILTER_REGEX, "packages"),),
-    "regex_release": ((FILTER_REGEX, "releases"),),
-    "prerelease_release": (),  # no setting needed: every project's pre-releases go
-    "latest_release": ((LATEST_RELEASE, "keep"),),
-    "exclude_platform": ((BLOCKLIST, "platforms"),),
-    "size_project_metadata": ((SIZE_PROJECT, "max_package_size"),),
-    "versions_count_project_metadata": ((VERSIONS_COUNT, "min_versions"), (VERSIONS_COUNT, "max_versions")),
-}
-
-
-def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]]) -> frozenset[str]:
+def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]]) \
+        -> tuple[frozenset[str], tuple[type[FilterPlugin], ...]]:
+    """The enabled names, and the third-party plugins among them (loaded from the entry points)."""
     names = [n.lower() for line in lines(raw) for n in line.replace(",", " ").split()]
     if names == ["all"]:
         for plugin in ("regex_project_metadata", "regex_release_file_metadata"):
             if plugin in values:
                 raise ConfigError(where, plugin, None, f"plugin {plugin} is not supported: {REFUSED[plugin]}")
+        # bandersnatch turns on every plugin with its defaults, and a plugin whose settings are
+        # absent does nothing: here it is simply not enabled.  Third-party plugins are named.
         return frozenset(
-            plugin for plugin, needs in _SETTINGS.items()
-            if not needs or any(values.get(section, {}).get(option) for section, option in needs)
-        )
+            plugin.name for plugin in BUILTIN.values()
+            if not plugin.needs or any(values.get(section, {}).get(key) for section, key in plugin.needs)
+        ), ()
     whys = []  # every bad name at once: an 8.x file may name several plugins we lack
+    extra: list[type[FilterPlugin]] = []
     for name in names:
         if name == "all":
             whys.append("'all' must stand alone")
         elif name in REFUSED:
             whys.append(f"plugin {name} is not supported: {REFUSED[name]}")
-        elif name not in IMPLEMENTED:
+        elif name in BUILTIN:
+            continue
+        elif (found := third_party(name, where)) is not None:
+            extra.append(found)
+        else:
             whys.append(f"unknown plugin {name!r}; known: {', '.join(IMPLEMENTED)}")
     if whys:
         raise ConfigError(where, PLUGINS, "enabled", "; ".join(whys))
-    return frozenset(names)
+    return frozenset(names), tuple(sorted(set(extra), key=lambda plugin: plugin.name))
 
 
-# Which plugins read each option.  An option none of the enabled plugins reads is refused: an
-# allowlist beside ``latest_release`` alone would otherwise mirror the whole upstream.
-_READERS: Mapping[tuple[str, str], tuple[str, ...]] = {
-    (ALLOWLIST, "packages"): ("allowlist_project", "allowlist_release", "size_project_metadata",
-                              "versions_count_project_metadata"),
-    (ALLOWLIST, "requirements"): ("project_requirements", "project_requirements_pinned"),
-    (ALLOWLIST, "requirements_path"): ("project_requirements", "project_requirements_pinned"),
-    (BLOCKLIST, "packages"): ("blocklist_project", "blocklist_release"),
-    (BLOCKLIST, "platforms"): ("exclude_platform",),
-    (FILTER_REGEX, "packages"): ("regex_project",),
-    (FILTER_REGEX, "releases"): ("regex_release",),
-    (FILTER_PRERELEASE, "packages"): ("prerelease_release",),
-    (LATEST_RELEASE, "keep"): ("latest_release",),
-    (LATEST_RELEASE, "sort_by"): ("latest_release",),
-    (SIZE_PROJECT, "max_package_size"): ("size_project_metadata",),
-    (VERSIONS_COUNT, "min_versions"): ("versions_count_project_metadata",),
-    (VERSIONS_COUNT, "max_versions"): ("versions_count_project_metadata",),
-}
+def _readers(section: str, option: str, plugins: Iterable[type[FilterPlugin]]) -> tuple[str, ...] | None:
+    """The plugins that read an option, in registry order; None for an option none declares."""
+    readers = tuple(plugin.name for plugin in plugins if (section, option) in plugin.reads)
+    return readers or None
 
 
-def _check_read(values: Mapping[str, Mapping[str, str]], enabled: frozenset[str], where: str) -> None:
+# An option none of the enabled plugins reads is refused: an allowlist beside ``latest_release``
+# alone would otherwise mirror the whole upstream.
+def _check_read(values: Mapping[str, Mapping[str, str]], enabled: frozenset[str], where: str,
+                extra: tuple[type[FilterPlugin], ...]) -> None:
     """Refuse every set option that no enabled plugin reads, naming the plugin that would."""
     problems = Problems()
-    requirements = enabled & {"project_requirements", "project_requirements_pinned"}
+    requirements = enabled & {ProjectRequirements.name, ProjectRequirementsPinned.name}
+    plugins = (*BUILTIN.values(), *extra)
     for section, options in values.items():
         for option, raw in options.items():
-            readers = _READERS.get((section, option))
+            readers = _readers(section, option, plugins)
             if readers is None or not raw.strip():
                 continue  # [plugins] enabled, with-dependencies (checked below), or an empty value
             reading = enabled.intersection(readers)
             if (section, option) == (ALLOWLIST, "packages") and requirements \
-                    and not enabled & {"allowlist_project", "allowlist_release"}:
+                    and not enabled & {AllowlistProject.name, AllowlistRelease.name}:
                 reading = frozenset()  # the size/count exemption then comes from the requirements files
             if not reading:
                 problems.add(ConfigError(where, section, option, (
@@ -300,7 +200,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
     def get(section: str, option: str) -> str | None:
         return values.get(section, {}).get(option)
 
-    enabled = _enabled(get(PLUGINS, "enabled"), where, values)
+    enabled, extra = _enabled(get(PLUGINS, "enabled"), where, values)
     if not enabled:
         for section in values:
             if section != PLUGINS and any(v.strip() for v in values[section].values()):
@@ -308,7 +208,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
                                   "names no plugin, so they would be ignored; enable the plugins you mean "
                                   "(or 'all'), or delete the section")
         return FilterConfig(where=where)
-    _check_read(values, enabled, where)
+    _check_read(values, enabled, where, extra)
     allow = tuple(parse_pin(line, where, ALLOWLIST, "packages") for line in lines(get(ALLOWLIST, "packages")))
     block = tuple(parse_pin(line, where, BLOCKLIST, "packages") for line in lines(get(BLOCKLIST, "packages")))
     raw_deps = get(ALLOWLIST, "with-dependencies")
@@ -338,6 +238,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         max_package_size=_size(get(SIZE_PROJECT, "max_package_size"), where),
         min_versions=_count(get(VERSIONS_COUNT, "min_versions"), where, VERSIONS_COUNT, "min_versions", 0),
         max_versions=_count(get(VERSIONS_COUNT, "max_versions"), where, VERSIONS_COUNT, "max_versions", 0),
+        third_party=extra,
         where=where,
     )
     _check_consistent(cfg, where)
@@ -356,34 +257,14 @@ def _check_platforms(platforms: tuple[str, ...], where: str) -> None:
 
 def _check_consistent(cfg: FilterConfig, where: str) -> None:
     """Settings that cannot mean what the operator wants are refused, not half-applied."""
-    if cfg.min_versions is not None and cfg.max_versions is not None and cfg.min_versions > cfg.max_versions:
-        raise ConfigError(where, VERSIONS_COUNT, "min_versions",
-                          f"{cfg.min_versions} is greater than max_versions ({cfg.max_versions})")
-    if cfg.uses("exclude_platform") and not cfg.platforms:
-        raise ConfigError(where, BLOCKLIST, "platforms",
-                          "missing: exclude_platform is enabled but names no platform to exclude")
-    roots = cfg.uses("allowlist_project") or cfg.uses("project_requirements")
+    roots = cfg.uses(AllowlistProject) or cfg.uses(ProjectRequirements)
     if cfg.with_dependencies and not roots:
         raise ConfigError(where, ALLOWLIST, "with-dependencies",
                           "needs allowlist_project or project_requirements enabled: there is nothing "
                           "to close over")
-    if cfg.uses("allowlist_project") and not cfg.allowlist and not cfg.uses("project_requirements"):
-        raise ConfigError(where, ALLOWLIST, "packages",
-                          "missing or empty: allowlist_project is enabled, so nothing would be mirrored")
-    if (cfg.uses("project_requirements") or cfg.uses("project_requirements_pinned")) \
-            and not cfg.requirement_globs:
-        raise ConfigError(where, ALLOWLIST, "requirements",
-                          "missing: project_requirements is enabled but names no requirements file")
-    if cfg.uses("latest_release") and cfg.latest_keep is None:
-        raise ConfigError(where, LATEST_RELEASE, "keep",
-                          "missing: latest_release is enabled but does not say how many releases to keep")
-    if cfg.uses("size_project_metadata") and cfg.max_package_size is None:
-        raise ConfigError(where, SIZE_PROJECT, "max_package_size",
-                          "missing: size_project_metadata is enabled without a size")
-    if cfg.uses("versions_count_project_metadata") and cfg.min_versions is None and cfg.max_versions is None:
-        raise ConfigError(where, VERSIONS_COUNT, "min_versions",
-                          "missing: versions_count_project_metadata is enabled without min_versions "
-                          "or max_versions")
+    for plugin in (*BUILTIN.values(), *cfg.third_party):
+        if cfg.uses(plugin):
+            plugin.check(cfg, where)
 
 
 # --------------------------------------------------------------------------
@@ -393,8 +274,8 @@ def _check_consistent(cfg: FilterConfig, where: str) -> None:
 
 def read_requirement_files(cfg: FilterConfig) -> FilterConfig:
     """``cfg`` with the requirement lines of ``[allowlist] requirements`` read (globs allowed)."""
-    if not cfg.requirement_globs or not (cfg.uses("project_requirements")
-                                         or cfg.uses("project_requirements_pinned")):
+    if not cfg.requirement_globs or not (cfg.uses(ProjectRequirements)
+                                         or cfg.uses(ProjectRequirementsPinned)):
         return cfg
     pins: list[Pin] = []
     sources: list[str] = []

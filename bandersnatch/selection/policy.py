@@ -8,25 +8,42 @@ one is the operator's choice (silent, debug log).  Pure: records in, decisions o
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from ..config.filters import FilterConfig, Pin
+from ..config.plugins import (
+    BUILTIN,
+    AllowlistProject,
+    AllowlistRelease,
+    ExcludePlatform,
+    FilterConfig,
+    FilterPlugin,
+    LatestRelease,
+    Pin,
+    ProjectRequirements,
+    ProjectRequirementsPinned,
+    SizeProjectMetadata,
+    VersionsCountProjectMetadata,
+    matches_any,
+    specifiers,
+)
 from ..formats.dists import PlatformFilter, file_version
 from ..formats.simple import DistFile, ProjectPage
 
 
 @dataclass(frozen=True)
 class Exclusion:
-    """Why something is not mirrored: the plugin that decided and its reason."""
+    """Why something is not mirrored: the plugin that decided (a type) and its reason."""
 
-    plugin: str
+    by: type[FilterPlugin]
     reason: str
+
+    @property
+    def plugin(self) -> str:
+        """The plugin's bandersnatch name, as the configuration, logs and selected.txt spell it."""
+        return self.by.name
 
     def __str__(self) -> str:
         return f"{self.plugin}: {self.reason}"
@@ -41,50 +58,33 @@ class FilePlan:
     dropped: tuple[tuple[str, Exclusion], ...] = ()
 
 
-def _specifiers(pins: Iterable[Pin]) -> dict[str, list[SpecifierSet]]:
-    out: dict[str, list[SpecifierSet]] = defaultdict(list)
-    for pin in pins:
-        if pin.specifier:
-            try:
-                out[pin.key].append(SpecifierSet(pin.specifier))
-            except InvalidSpecifier:  # pragma: no cover - filterconfig parsed it already
-                continue
-    return dict(out)
-
-
-def _matches_any(version: Version, sets: Sequence[SpecifierSet]) -> bool:
-    return any(s.contains(version, prereleases=True) for s in sets)
-
-
 class Selection:
     """The operator's selection, built once from the configuration; safe to share between threads."""
 
     def __init__(self, cfg: FilterConfig) -> None:
         self.cfg = cfg
         self.active = cfg.active
-        self.allowlist_mode = cfg.uses("allowlist_project") or cfg.uses("project_requirements")
+        self.allowlist_mode = cfg.uses(AllowlistProject) or cfg.uses(ProjectRequirements)
         self.with_dependencies = cfg.with_dependencies and self.allowlist_mode
         roots: dict[str, frozenset[str]] = {}
         sources: list[Pin] = []
-        if cfg.uses("allowlist_project") or not self.allowlist_mode:
+        if cfg.uses(AllowlistProject) or not self.allowlist_mode:
             sources.extend(cfg.allowlist)  # the allowlist also exempts from size/count limits
-        if cfg.uses("project_requirements"):
+        if cfg.uses(ProjectRequirements):
             sources.extend(cfg.requirements)
         for pin in sources:
             roots[pin.key] = roots.get(pin.key, frozenset()) | pin.extras
         self._roots = roots
-        self._blocked = frozenset(p.key for p in cfg.blocklist if not p.specifier) \
-            if cfg.uses("blocklist_project") else frozenset()
-        self._project_rx = [re.compile(p) for p in cfg.project_patterns] if cfg.uses("regex_project") else []
-        self._release_rx = [re.compile(p) for p in cfg.release_patterns] if cfg.uses("regex_release") else []
         limits: list[Pin] = []
-        if cfg.uses("allowlist_release"):
+        if cfg.uses(AllowlistRelease):
             limits.extend(cfg.allowlist)
-        if cfg.uses("project_requirements_pinned"):
+        if cfg.uses(ProjectRequirementsPinned):
             limits.extend(cfg.requirements)
-        self._limits = _specifiers(limits)
-        self._blocked_releases = _specifiers(cfg.blocklist) if cfg.uses("blocklist_release") else {}
-        self._platforms = PlatformFilter.parse(cfg.platforms) if cfg.uses("exclude_platform") else None
+        self._limits = specifiers(limits)
+        # The plugins that decide alone, in registry order (third-party ones last): their hooks.
+        self._plugins = tuple(plugin(cfg) for plugin in (*BUILTIN.values(), *cfg.third_party)
+                              if cfg.uses(plugin))
+        self._platforms = next((p.platforms for p in self._plugins if isinstance(p, ExcludePlatform)), None)
 
     # ------------------------------------------------------------ names
 
@@ -98,12 +98,11 @@ class Selection:
         return (self._platforms or PlatformFilter.parse(())).environments()
 
     def blocks(self, key: str, name: str | None = None) -> Exclusion | None:
-        """The filters that hold for any project, dependency or not: blocklist and regex."""
-        if key in self._blocked:
-            return Exclusion("blocklist_project", "in the blocklist")
-        for pattern in self._project_rx:
-            if pattern.match(key) or (name is not None and pattern.match(name)):
-                return Exclusion("regex_project", f"matches {pattern.pattern!r}")
+        """The filters that hold for any project, dependency or not: blocklist, regex, third-party."""
+        for plugin in self._plugins:
+            reason = plugin.project(key, name)
+            if reason is not None:
+                return Exclusion(type(plugin), reason)
         return None
 
     def project(self, key: str, name: str | None = None) -> Exclusion | None:
@@ -114,7 +113,7 @@ class Selection:
         if blocked is not None:
             return blocked
         if self.allowlist_mode and key not in self._roots:
-            plugin = "allowlist_project" if self.cfg.uses("allowlist_project") else "project_requirements"
+            plugin = AllowlistProject if self.cfg.uses(AllowlistProject) else ProjectRequirements
             return Exclusion(plugin, "not in the allowlist")
         return None
 
@@ -124,20 +123,20 @@ class Selection:
         """Project-wide limits that need the page: total size and number of versions."""
         if not self.active:
             return None
-        exempt = key in self._roots and not self.cfg.uses("allowlist_project")
-        if self.cfg.uses("size_project_metadata") and self.cfg.max_package_size is not None and not exempt:
+        exempt = key in self._roots and not self.cfg.uses(AllowlistProject)
+        if self.cfg.uses(SizeProjectMetadata) and self.cfg.max_package_size is not None and not exempt:
             total = sum(f.size or 0 for f in page.files)
             if total > self.cfg.max_package_size:
-                return Exclusion("size_project_metadata",
+                return Exclusion(SizeProjectMetadata,
                                  f"{total} bytes exceed max_package_size {self.cfg.max_package_size}")
-        if self.cfg.uses("versions_count_project_metadata") and not exempt:
+        if self.cfg.uses(VersionsCountProjectMetadata) and not exempt:
             count = len(page.versions) if page.versions is not None else len(
                 {v for f in page.files if (v := file_version(f.filename, key)) is not None})
             if self.cfg.min_versions is not None and count < self.cfg.min_versions:
-                return Exclusion("versions_count_project_metadata",
+                return Exclusion(VersionsCountProjectMetadata,
                                  f"{count} versions, fewer than min_versions {self.cfg.min_versions}")
             if self.cfg.max_versions is not None and count > self.cfg.max_versions:
-                return Exclusion("versions_count_project_metadata",
+                return Exclusion(VersionsCountProjectMetadata,
                                  f"{count} versions, more than max_versions {self.cfg.max_versions}")
         return None
 
@@ -153,10 +152,7 @@ class Selection:
         self._keep_latest(key, page, versions, release_verdict)
         kept: list[DistFile] = []
         for f in page.files:
-            why = release_verdict[versions[f.filename]]
-            if why is None and self._platforms is not None:
-                reason = self._platforms.excludes(f.filename)
-                why = Exclusion("exclude_platform", reason) if reason else None
+            why = release_verdict[versions[f.filename]] or self._file(key, f)
             if why is None:
                 kept.append(f)
             else:
@@ -165,28 +161,28 @@ class Selection:
 
     def _release(self, key: str, version: Version | None) -> Exclusion | None:
         limits = self._limits.get(key)
-        if limits and (version is None or not _matches_any(version, limits)):
-            plugin = "allowlist_release" if self.cfg.uses("allowlist_release") else \
-                    "project_requirements_pinned"
+        if limits and (version is None or not matches_any(version, limits)):
+            plugin = AllowlistRelease if self.cfg.uses(AllowlistRelease) else ProjectRequirementsPinned
             return Exclusion(plugin, f"version {version} outside {', '.join(map(str, limits))}")
         if version is None:
             return None
-        blocked = self._blocked_releases.get(key)
-        if blocked and _matches_any(version, blocked):
-            return Exclusion("blocklist_release", f"version {version} in the blocklist")
-        for pattern in self._release_rx:
-            if pattern.match(str(version)):
-                return Exclusion("regex_release", f"version {version} matches {pattern.pattern!r}")
-        if self.cfg.uses("prerelease_release") and version.is_prerelease:
-            scope = self.cfg.prerelease_projects
-            if scope is None or key in scope:
-                return Exclusion("prerelease_release", f"version {version} is a pre-release")
+        for each in self._plugins:
+            reason = each.release(key, version)
+            if reason is not None:
+                return Exclusion(type(each), reason)
+        return None
+
+    def _file(self, key: str, dist: DistFile) -> Exclusion | None:
+        for plugin in self._plugins:
+            reason = plugin.file(key, dist)
+            if reason is not None:
+                return Exclusion(type(plugin), reason)
         return None
 
     def _keep_latest(self, key: str, page: ProjectPage, versions: Mapping[str, Version | None],
                      verdict: dict[Version | None, Exclusion | None]) -> None:
         keep = self.cfg.latest_keep
-        if not self.cfg.uses("latest_release") or not keep:
+        if not self.cfg.uses(LatestRelease) or not keep:
             return
         candidates = [v for v, why in verdict.items() if v is not None and why is None]
         if self.cfg.latest_sort_by == "time":
@@ -199,7 +195,7 @@ class Selection:
         else:
             candidates.sort(reverse=True)
         for v in candidates[keep:]:
-            verdict[v] = Exclusion("latest_release", f"version {v} is older than the newest {keep}")
+            verdict[v] = Exclusion(LatestRelease, f"version {v} is older than the newest {keep}")
 
     @staticmethod
     def _versions(page: ProjectPage, kept: Sequence[DistFile], versions: Mapping[str, Version | None],
