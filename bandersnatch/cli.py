@@ -205,11 +205,10 @@ def run_update_stats(cfg: config.Config) -> int:
     from .stats.errors import MirrorMissing
 
     try:
-        from .runtime import on_s3, stats_store
-        from .store.recorded import RECORD_DIR
+        from .runtime import published_dir, stats_store
 
         # The store of every command, from one place; stats keeps its own staging directory.
-        update_stats(cfg, store=stats_store(cfg), record=RECORD_DIR if on_s3(cfg) else None)
+        update_stats(cfg, store=stats_store(cfg), record=published_dir(cfg).name)
     except MirrorMissing as exc:
         logger.error("%s", exc)
         return EXIT_CONFIG

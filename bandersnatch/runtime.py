@@ -28,7 +28,7 @@ from .selection.records import DependencyRecords
 from .store.atomic import staging_dir
 from .store.filesystem import FilesystemStore
 from .store.protocol import Store
-from .store.recorded import RECORD_DIR, RecordedStore, open_s3
+from .store.recorded import RECORD_DIR, open_s3
 from .sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
@@ -101,10 +101,9 @@ class Runtime:
         staging = staging_dir(config.directory, "mirror")
         layout = Layout(published_dir(config), staging, config.hash_index)
         bare = open_store(config, staging)
-        remote = None
-        if isinstance(bare, RecordedStore):
-            recorded = bare
-            remote = (recorded.remote_url(), lambda key: recorded.stat(key) is not None)
+        # An object store's keys are listed as URLs, a filesystem's as paths below web/.
+        url = bare.remote_url()
+        remote = None if url is None else (url, lambda key: bare.stat(key) is not None)
         spool = config.directory / SPOOL_NAME if diff_file and config.diff_file is not None else None
         changes = Changes(spool, staging, layout.web, remote=remote)
         store = Gate(bare, changes=changes)

@@ -26,9 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..errors import RemovalsHeldBack
-from ..store.filesystem import FilesystemStore
 from ..store.protocol import ObjectStat, Reader, Store, Upload
-from ..store.recorded import RecordedStore
 from ..sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .difffile import Changes
 
@@ -118,15 +116,20 @@ class Gate:
 
     # ------------------------------------------------------------ capabilities
 
+    # The store's own capabilities (``store.protocol``), asked through the gate: only reads.
+
     def local_path(self, key: str) -> Path | None:
         """Where ``key`` lies on a filesystem store (hashed in place, read for its METADATA); else None."""
-        return self.inner.path(key) if isinstance(self.inner, FilesystemStore) else None
+        return self.inner.local_path(key)
+
+    def remote_url(self) -> str | None:
+        return self.inner.remote_url()
 
     def clients_store(self) -> Store:
         """The store clients read, asked directly: the bucket behind an S3 mirror's local record
-        (which answers for pages without asking it; verify must see the bucket), else the store."""
-        inner = self.inner
-        return inner.remote if isinstance(inner, RecordedStore) else inner
+        (which answers for pages without asking it; verify must see the bucket), else the store.
+        Not gated: a check reads it, nothing writes through it."""
+        return self.inner.clients_store()
 
     def reserve_files(self, count: int) -> None:
         """Before a change that deletes ``count`` files is published: RemovalsHeldBack past the limits."""

@@ -165,9 +165,11 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Sto
     """Count the new lines of the access logs into ``web/local-stats/``.
 
     ``now`` (UTC) is when the run happens, for the summary's windows; tests
-    pass it, everyone else leaves it out.  ``store``: an object store to publish
-    to instead of ``web/``, with ``record`` the directory (below the mirror's)
-    where its pages and the day files are kept locally.  Raises MirrorMissing,
+    pass it, everyone else leaves it out.  ``store``: where to publish (default
+    ``web/`` itself), with ``record`` the directory (below the mirror's) where
+    the pages are read and the day files kept (``web``, or an object store's
+    local record); a store whose objects are not those files gets a copy of each
+    day file (see ``StatsRun``).  Raises MirrorMissing,
     LockHeld, ConfigError, StatsStateError or StorageError with a message to act on.
     """
     paths = StatsPaths(Path(config.directory), record or "web")
@@ -198,8 +200,7 @@ def update_stats(config: StatsConfig, *, now: datetime | None = None, store: Sto
     except OSError as exc:
         raise StorageError(f"cannot create the lock file {paths.lock}: {exc.strerror or exc}") from exc
     try:
-        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc), store,
-                       remote=record is not None)
+        run = StatsRun(paths, config.hash_index, now or datetime.now(timezone.utc), store)
         return run.run(os.path.expanduser(pattern))
     finally:
         lock.release()
@@ -209,13 +210,13 @@ class StatsRun:
     """One update-stats run; holds the state and the counts between checkpoints."""
 
     def __init__(self, paths: StatsPaths, hash_index: bool, now: datetime,
-                 store: Store | None = None, *, remote: bool | None = None) -> None:
+                 store: Store | None = None) -> None:
         self.paths = paths
         # Where the summary is published.  The day files are still moved into local-stats/days
-        # by path: their staged copies are this run's two-phase commit (see ``publish``); an
-        # object store gets each a copy after (``remote``).
-        self.remote = store is not None if remote is None else remote
+        # by path: their staged copies are this run's two-phase commit (see ``publish``); a store
+        # whose objects are not those files (an object store) gets each a copy after (``remote``).
         self.store: Store = store or FilesystemStore(paths.directory / paths.web, paths.staging)
+        self.remote = self.store.local_path(OUTPUT_KEY) != paths.output
         self.now = now
         self.seen = format_time(now)
         self.index = ProjectIndex(paths.simple, hash_index)

@@ -72,6 +72,17 @@ class FilesystemStore:
         """
         return confined(self.web, key.split("/"))
 
+    def local_path(self, key: str) -> Path:
+        """The file below ``web/`` is the object (``store.Store``'s capability): always a path."""
+        return self.path(key)
+
+    def remote_url(self) -> None:
+        """The objects are files, listed by their paths."""
+        return None
+
+    def clients_store(self) -> FilesystemStore:
+        return self
+
     @contextlib.contextmanager
     def upload(self, key: str) -> Iterator[_Upload]:
         path = self.path(key)

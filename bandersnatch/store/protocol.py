@@ -23,6 +23,23 @@ crash-safety order relies on:
 The interface speaks in the mirror's terms, not a filesystem's: there are no
 directories to make or prune (a filesystem store removes directories that a
 delete leaves empty, an object store has none).
+
+What only some stores can do is a *capability*: a method every store has,
+whose answer may be "no" (``None``), as devpi's storage has ``os_path()``.
+Callers branch on the answer, never on the store's class:
+
+* ``local_path(key)``: the local file that *is* the object (hash it where it
+  lies, read a wheel's METADATA, walk ``packages/``), or None;
+* ``remote_url()``: the URL keys lie below when they are not local files
+  (the diff-file lists ``<url>/<key>``), or None;
+* ``clients_store()``: the store that answers as clients would, for a store
+  that answers some reads from a local copy of what it published.
+
+A store may answer the reads (``read``, ``open_read``, ``stat``, ``iterate``)
+of some keys from a local copy of what *it* published (``RecordedStore``: the
+keys under ``simple/``).  Everything above holds for what goes through the
+store; a change made behind its back, in the bucket, is not seen there.  A
+check of what clients are served asks ``clients_store()``.
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 # What each kind of object is served as.  An object store sets it on the object; a web
@@ -140,4 +158,23 @@ class Store(Protocol):
         its final ``/`` (``simple/`` and ``simple`` alike; never ``simplex/``, and
         ``simple/fo`` is the directory ``simple/fo/``).  It is checked like a key.
         """
+        ...
+
+    # ------------------------------------------------------------ capabilities (may answer "no")
+
+    def local_path(self, key: str) -> Path | None:
+        """The local file that is the object ``key`` (what clients are served), or None.
+
+        None on an object store, and on a store whose local files are only a copy of
+        the objects (``RecordedStore``).  ``key`` may also name a directory of keys
+        (``packages``).  A key that is not safe raises UnsafePath, as in every call.
+        """
+        ...
+
+    def remote_url(self) -> str | None:
+        """The URL keys lie below (``s3://bucket/prefix``) when they are not local files, or None."""
+        ...
+
+    def clients_store(self) -> Store:
+        """The store answering as clients would: this one, or the store behind a local copy."""
         ...

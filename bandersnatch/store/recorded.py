@@ -69,25 +69,41 @@ class _RecordedUpload:
                 offset += len(chunk)
                 yield chunk
 
-        sent = self._remote.publish_page(self.key, chunks())
-        self._local.commit()
-        return sent
+        self._remote.publish_page(self.key, chunks())
+        # The record's stat, as ``stat`` and ``delete`` give it for this key afterwards.
+        return self._local.commit()
 
 
 class RecordedStore:
-    """``remote`` (an S3Store) for what clients read, with ``record`` keeping the keys under ``simple/``."""
+    """``remote`` (an S3Store) for what clients read, with ``record`` keeping the keys under ``simple/``.
 
-    def __init__(self, remote: Store, record: FilesystemStore, url: str) -> None:
+    Its reads of a recorded key (``read``, ``open_read``, ``stat``, ``iterate``) are
+    answered from the record, and so are the stats ``publish_page``, ``commit`` and
+    ``delete`` give for one: they say what this store published, not what the bucket
+    holds now (``clients_store`` answers that).
+    """
+
+    def __init__(self, remote: Store, record: FilesystemStore) -> None:
         self.remote = remote
-        self.url = url
         self.record = record
 
     def description(self) -> str:
         return self.remote.description()
 
-    def remote_url(self) -> str:
-        """Where keys are below, as a URL (``s3://bucket/prefix``): for the diff-file's lines."""
-        return self.url
+    # ------------------------------------------------------------ capabilities
+
+    def local_path(self, key: str) -> Path | None:
+        """The remote's answer: a recorded page is a copy of the object, not the object clients read."""
+        return self.remote.local_path(key)
+
+    def remote_url(self) -> str | None:
+        return self.remote.remote_url()
+
+    def clients_store(self) -> Store:
+        """The store behind the record: the bucket, asked directly (verify must see what clients see)."""
+        return self.remote.clients_store()
+
+    # ------------------------------------------------------------ store.Store
 
     @contextlib.contextmanager
     def upload(self, key: str) -> Iterator[Upload]:
@@ -122,7 +138,9 @@ class RecordedStore:
         return gone
 
     def iterate(self, prefix: str) -> Iterator[str]:
-        return self.record.iterate(prefix) if recorded(prefix) else self.remote.iterate(prefix)
+        # ``simple`` and ``simple/`` alike are the record's; ``""`` (the whole store) is the remote's.
+        directory = prefix.removesuffix("/")
+        return self.record.iterate(prefix) if recorded(f"{directory}/") else self.remote.iterate(prefix)
 
 
 def open_s3(settings: S3Settings, directory: Path, staging: Path, workers: int,
@@ -132,5 +150,4 @@ def open_s3(settings: S3Settings, directory: Path, staging: Path, workers: int,
     from .s3 import S3Store
 
     remote = S3Store.from_settings(settings, staging, workers, timeout)
-    url = f"s3://{remote.bucket}/{remote.prefix}" if remote.prefix else f"s3://{remote.bucket}"
-    return RecordedStore(remote, FilesystemStore(directory / RECORD_DIR, staging), url)
+    return RecordedStore(remote, FilesystemStore(directory / RECORD_DIR, staging))

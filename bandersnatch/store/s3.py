@@ -145,6 +145,20 @@ class S3Store:
                              f"S3's limit is {MAX_KEY_BYTES}")
         return full
 
+    # ------------------------------------------------------------ capabilities
+
+    def local_path(self, key: str) -> None:
+        """No object is a local file (the key is still checked, as by every call)."""
+        self.object_key(key)
+        return None
+
+    def remote_url(self) -> str:
+        """``s3://bucket/prefix``: where the diff-file lists keys."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def clients_store(self) -> S3Store:
+        return self
+
     # ------------------------------------------------------------ writing
 
     @contextmanager

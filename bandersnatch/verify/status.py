@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config import storage as storeconfig
 from ..config.filters import FilterConfig
 from ..config.settings import Config
 from ..errors import BandersnatchError
@@ -30,8 +29,8 @@ from ..ledger.counts import Counts, read_counts
 from ..ledger.lastrun import LastRun
 from ..ledger.state import Failure, StateFiles
 from ..progress import human_bytes
+from ..runtime import published_dir
 from ..store.atomic import replace_outside
-from ..store.recorded import RECORD_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ def published_missing(cfg: Config, serial: int | None) -> str | None:
     """
     if serial is None:
         return None  # no sync has completed: nothing was promised yet
-    web = cfg.directory / (RECORD_DIR if cfg.storage_backend == storeconfig.S3 else "web")
+    web = published_dir(cfg)
     for path in (web / "simple", web / "simple" / PAGE_HTML):
         if not path.exists():
             return (f"{path} is missing although {cfg.directory / 'state'} says the mirror is at serial "

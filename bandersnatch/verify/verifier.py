@@ -61,7 +61,7 @@ from ..names import is_valid_project_name, normalize
 from ..progress import Progress, human_bytes
 from ..publish.gate import Gate
 from ..publish.owners import owners_of, sidecar_of
-from ..runtime import Runtime, on_s3, published_dir
+from ..runtime import Runtime, published_dir
 from ..selection.policy import Selection
 from ..selection.records import DependencyRecords
 from ..store.atomic import atomic_write, clear_staging, link_refused
@@ -657,7 +657,6 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     On an s3 mirror files are HEADed unless ``read`` (``--hash``); on a filesystem they
     are read unless ``fast``.
     """
-    s3 = on_s3(config)
     web = published_dir(config)
     state = StateFiles(config.directory, config.directory / "tmp" / "mirror")  # only read here
     serial = state.read_serial()
@@ -675,8 +674,6 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     if not (web / "simple").is_dir():
         raise ConfigError(str(config.path), "mirror", "directory",  # exit 2: nothing to check there
                           f"{config.directory} holds no mirror (no {web.name}/simple/): run mirror first")
-    if s3:
-        fast = not read
     verifier_work = None if repair else _work_dir(config.directory)
     # The store behind the gate (whose budget --repair draws from), the master with the network
     # settings: as every command builds them.  A killed repair's leftovers in staging are cleared
@@ -686,6 +683,11 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     run = Runtime.create(config, spool_dir=spool, diff_file=False,
                          allow_mass_removal=allow_mass_removal, command=ALLOW_REPAIR_REMOVAL)
     staging, master = run.staging, run.master
+    # Files that are not local files (an object store's) are checked key by key through the
+    # store, HEADed unless --hash reads them; local files are walked on disk.
+    objects = run.store if run.store.local_path("packages") is None else None
+    if objects is not None:
+        fast = not read
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
     selection = Selection(config.filters)
     records = DependencyRecords(config.directory / "deps", staging) if selection.with_dependencies else None
@@ -695,7 +697,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
         if repair:
             clear_staging(staging)
         verifier = Verifier(config, projects, master, fast=fast, progress=progress,
-                            objects=projects.store if s3 else None, work=verifier_work,
+                            objects=objects, work=verifier_work,
                             check_root=first_sync is None)
         result = verifier.run()
         if not as_json:  # the problems first: what the repair then does is logged below them
@@ -704,7 +706,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
         report = None
         if repair and result.problems:
             report = Repair(projects, run.root, serial, config.workers).run(result.problems)
-        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if s3
+        _say(result, report, as_json, out, "size and ETag (HEAD; --hash reads them)" if objects is not None
              else "size and mtime (--fast)")
         verifier.finish()
     finally:

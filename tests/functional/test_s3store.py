@@ -21,6 +21,8 @@ from support.seaweedfs import Seaweed, free_ports
 
 from bandersnatch.errors import StorageError, UnsafePath
 from bandersnatch.store import protocol as contract
+from bandersnatch.store.filesystem import FilesystemStore
+from bandersnatch.store.recorded import RECORD_DIR, RecordedStore
 
 s3store = pytest.importorskip("bandersnatch.store.s3")  # boto3 is the optional extra [s3]
 MIB = 1024 * 1024
@@ -216,3 +218,27 @@ def test_anonymous_clients_can_read_objects_but_not_list_or_write(store: Any, se
     assert requests.get(f"{base}/?list-type=2", timeout=10).status_code == 403
     assert requests.put(f"{base}/{store.prefix}/evil", data=b"x", timeout=10).status_code == 403
     assert store.stat("evil") is None
+
+
+# ---------------------------------------------------------------- the recorded store (an S3 mirror's)
+
+
+def test_the_recorded_store_answers_pages_from_its_record_and_the_rest_from_the_bucket(
+        make_s3_store: MakeStore, tmp_path: Path) -> None:
+    """The difference from the other stores that the contract allows: what the mirror reads back of its
+    pages is what it published, even when the bucket was changed behind it (verify asks the bucket)."""
+    bucket = make_s3_store()
+    store = RecordedStore(bucket, FilesystemStore(tmp_path / RECORD_DIR, tmp_path / "staging"))
+    for key in ("simple/foo/index.html", "packages/ab/foo.whl"):
+        published = store.publish_page(key, b"published")
+        bucket.publish_page(key, b"changed behind the store")
+        assert store.clients_store() is bucket and bucket.read(key) == b"changed behind the store"
+        if key.startswith("simple/"):
+            assert store.read(key) == b"published"
+            assert store.stat(key) == published  # the record's stat, as publish_page gave it
+            assert store.delete(key) == published
+        else:
+            assert store.read(key) == b"changed behind the store"
+            assert store.stat(key) == bucket.stat(key)
+    assert store.remote_url() == bucket.remote_url() == f"s3://{bucket.bucket}/{bucket.prefix}"
+    assert store.local_path("simple/foo/index.html") is None  # the record is a copy, not what is served

@@ -1,9 +1,16 @@
 """The contract of ``store.Store`` (see ``bandersnatch/store/protocol.py``), held by every store.
 
 Each test takes the ``store`` fixture, parametrized over the stores there
-are: the filesystem (``web/``) and S3 (a fresh key prefix in the session's
-real SeaweedFS bucket; skipped without ``weed`` or boto3).  What only one
+are: the filesystem (``web/``), S3 (a fresh key prefix in the session's real
+SeaweedFS bucket; skipped without ``weed`` or boto3), the recorded store an S3
+mirror runs on (that bucket, its pages recorded below the mirror directory),
+and the gate every publisher writes through over each of them.  What only one
 store does is tested in ``test_fsstore.py`` and ``test_s3store.py``.
+
+The recorded store answers the reads of the keys under ``simple/`` from its
+record; the protocol says so (a store may answer from a local copy of what it
+published, ``clients_store()`` asks as clients would), and
+``test_a_store_answering_from_its_copy_sees_what_it_published`` holds it to that.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from pathlib import Path
 import pytest
 
 from bandersnatch.errors import UnsafePath
+from bandersnatch.publish.gate import Gate
 from bandersnatch.store.filesystem import FilesystemStore
 from bandersnatch.store.protocol import BINARY, HTML, JSON, SIMPLE_JSON, TEXT, Store, content_type
+from bandersnatch.store.recorded import RECORD_DIR, RecordedStore
 
 
 def _staging(tmp_path: Path) -> Path:
@@ -36,7 +45,20 @@ def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return make_s3_store(request.getfixturevalue("seaweed"), _staging(tmp_path))
 
 
-STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {"filesystem": _filesystem, "s3": _s3}
+def _recorded(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return RecordedStore(_s3(request, tmp_path), FilesystemStore(tmp_path / RECORD_DIR, _staging(tmp_path)))
+
+
+Make = Callable[[pytest.FixtureRequest, Path], Store]
+
+
+def _gated(make: Make) -> Make:
+    return lambda request, tmp_path: Gate(make(request, tmp_path))
+
+
+BARE: dict[str, Make] = {
+    "filesystem": _filesystem, "s3": _s3, "recorded": _recorded}
+STORES = {**BARE, **{f"gate-{name}": _gated(make) for name, make in BARE.items()}}
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -163,6 +185,47 @@ def test_iterate_pages_past_a_thousand_keys(store: Store) -> None:
     assert len(listed) == 1100 and set(listed) == keys
 
 
+def test_an_object_is_a_local_file_or_lies_below_a_url_never_both(store: Store) -> None:
+    data = b"wheel bytes"
+    store.publish_page("packages/ab/foo.whl", data)
+    path = store.local_path("packages/ab/foo.whl")
+    url = store.remote_url()
+    assert (path is None) != (url is None)  # the diff-file lists a path or ``<url>/<key>``
+    if path is not None:
+        assert path.read_bytes() == data  # the very file clients are served, hashed where it lies
+        assert store.local_path("packages") == path.parent.parent  # a directory of keys, walked on disk
+        assert store.local_path("packages/ab/gone.whl") == path.with_name("gone.whl")
+    else:
+        assert store.local_path("packages") is None
+        assert url is not None and "://" in url and not url.endswith("/")
+
+
+def test_the_clients_store_reads_what_the_store_published(store: Store) -> None:
+    page = store.publish_page("simple/foo/index.html", b"<html>foo</html>")
+    wheel = store.publish_page("packages/ab/foo.whl", b"wheel")
+    clients = store.clients_store()
+    assert clients.read("simple/foo/index.html") == b"<html>foo</html>"
+    assert clients.read("packages/ab/foo.whl") == b"wheel"
+    assert clients.stat("packages/ab/foo.whl") == wheel  # files are never answered from a copy
+    assert (clients_page := clients.stat("simple/foo/index.html")) is not None
+    assert clients_page.size == page.size
+    assert clients.clients_store() is clients
+
+
+def test_a_store_answering_from_its_copy_sees_what_it_published(store: Store) -> None:
+    """A change made behind the store is seen by the clients' store; the store itself sees either it or,
+    for a key it answers from its local copy (a recorded store's pages), what it published; its own
+    reads agree with each other."""
+    key = "simple/foo/index.html"
+    store.publish_page(key, b"published")
+    store.clients_store().publish_page(key, b"changed behind the store")
+    assert store.clients_store().read(key) == b"changed behind the store"
+    seen = store.read(key)
+    assert seen in (b"published", b"changed behind the store")
+    assert (now := store.stat(key)) is not None and now.size == len(seen)
+    assert sorted(store.iterate("simple/foo")) == [key]
+
+
 @pytest.mark.parametrize("key", UNSAFE_KEYS)
 def test_an_unsafe_key_is_refused_by_every_call_before_anything_is_sent(store: Store, key: str) -> None:
     with pytest.raises(UnsafePath):
@@ -177,6 +240,8 @@ def test_an_unsafe_key_is_refused_by_every_call_before_anything_is_sent(store: S
         store.open_read(key)
     with pytest.raises(UnsafePath):
         store.delete(key)
+    with pytest.raises(UnsafePath):
+        store.local_path(key)
     assert list(store.iterate("")) == []
 
 
