@@ -1,4 +1,4 @@
-"""One ``bandersnatch mirror`` run: lock, plan from state/todo/changelog, sync on a pool, wrap up.
+"""One ``bandersnatch mirror`` run: lock, the work list (``plan.Planner``), sync on a pool, wrap up.
 
 The order of writes is what keeps the mirror whole across crashes:
 project pages appear only after their files, the root index names a project
