@@ -1,4 +1,4 @@
-"""One ``bandersnatch mirror`` run: lock, plan from state/todo/changelog, sync on a pool, wrap up.
+"""One ``bandersnatch mirror`` run: lock, the work list (``plan.Planner``), sync on a pool, wrap up.
 
 The order of writes is what keeps the mirror whole across crashes:
 project pages appear only after their files, the root index names a project
@@ -11,13 +11,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 from queue import SimpleQueue
 
@@ -36,8 +34,8 @@ from ..errors import (
 from ..formats.layout import PAGE_JSON
 from ..ledger import lastrun
 from ..ledger.counts import NONE, Tally, Totals
-from ..ledger.state import Failure, NameSet, StateFiles, Todo, name_hash
-from ..names import is_valid_project_name, normalize
+from ..ledger.state import Failure, StateFiles, name_hash
+from ..names import normalize
 from ..progress import Progress, human_bytes
 from ..runtime import Runtime
 from ..selection.closure import DependencyTracker
@@ -49,8 +47,7 @@ from ..upstream.master import Master
 from . import adopt
 from .guards import check_layout, explained, permission_problem
 from .package import Outcome, page_keys, page_totals
-from .rootindex import has_pages
-from .serialcheck import SerialCheck
+from .plan import Planner, Work
 
 logger = logging.getLogger(__name__)
 
@@ -114,24 +111,28 @@ class Mirror:
         self.state = StateFiles(self.directory, self.staging)
         # What changed upstream; planning never asks the master by protocol.
         self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
-        self.refused: set[str] = set()
         # Projects this run synced, with their pages' serials, for the root index; None: too many to merge.
         self._synced: dict[str, int] | None = {}
-        self._repeated: set[int] = set()  # digests of listed names that normalize alike
         self.selection = Selection(config.filters)
         self.records = (DependencyRecords(self.directory / "deps", self.staging)
                         if self.selection.with_dependencies else None)
-        self.tracker: DependencyTracker | None = None  # built once the run holds the lock
         # Dependencies reached during the run, synced after the work list; each project once.
-        self._extra: deque[tuple[str, int]] = deque()
+        self._extra: deque[Work] = deque()
         self._started: set[str] = set()
-        self._unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
         self._store_down: StoreUnreachable | None = None  # the store stopped answering (first error)
         self._report: RunReport | None = None  # this run's, as far as it got: an interrupted run records it
         self.tally = Tally(self.directory, self.staging, self._page_totals,
                            lambda: page_keys(self.store, config.hash_index))
         self.projects = run.project_sync(force_check=force_check, selection=self.selection,
                                          records=self.records, tally=self.tally, json_api=True)
+        self.planner = Planner(config, self.state, self.feed, self.master.url, self.root, self.layout,
+                               self.projects, self.selection, self.records, self.tally,
+                               force_check=force_check)
+
+    @property
+    def tracker(self) -> DependencyTracker | None:
+        """The dependency closure, once planning built it (None without dependency filters)."""
+        return self.planner.tracker
 
     def run(self) -> RunReport:
         try:
@@ -185,261 +186,17 @@ class Mirror:
                 f"{self.staging} and renamed into place, so both must share one filesystem"
             )
 
-    # ------------------------------------------------------------ planning
-
-    def _plan(self) -> tuple[int, int] | None:
-        """Write this run's work list as ``todo``: ``(target serial, count)``, or None when current.
-
-        The list streams from upstream to disk and the run reads it back lazily,
-        so a 750,000-project sync keeps memory flat.
-        """
-        if self.records is not None:
-            self.tracker = DependencyTracker(self.selection, self.records)
-        if self.state.journal_path.exists():
-            # A killed run may have written pages the root index does not name yet:
-            # this run ends by rebuilding the root index from the project directories.
-            self._synced = None
-        pending = self.state.open_todo()  # first: recovering a corrupt todo may void the state
-        serial = self.state.read_serial()
-        fingerprint = self._pages_fingerprint()
-        reconcile = serial is not None and self.state.read_selection() != fingerprint
-        if reconcile:
-            logger.info("The filters or core-metadata changed since the last run: reconciling the mirror "
-                        "with them")
-            self.state.set_prune_pending(True)
-        if pending is not None:
-            logger.info("Resuming the pending projects of %s", self.state.todo_path)
-        lost = serial is not None and not self.force_check and self._content_lost()
-        if lost:
-            self.tally.recount()  # the counts followed pages that are gone
-        adopting = self.state.adopting()
-        check = SerialCheck(self.state, self.feed, self.master.url)
-        if (serial is None and pending is None or self.force_check or reconcile or self.state.damaged or lost
-                or adopting and self.config.json):  # every project's JSON copy is written anew
-            plan = self._plan_full(pending, adopting, check)
-            self.state.write_selection(fingerprint)  # todo now holds what the new filters owe
-            self.state.adopted()
-            return plan
-        since = max(serial or 0, pending.target if pending else 0)
-        changes = self._changes_since(since)
-        upstream = check.confirm(max([since, pending.highest if pending else 0,
-                                      *(s for _, s in changes.pending.values())]))
-        if upstream is not None and upstream < since and check.still_ahead(since):
-            self._warn_ahead(since, check)
-            plan = self._plan_full(pending, adopting, check)
-            self.state.adopted()
-            return plan
-        changes.pending = {key: (name, check.ceiling(s, name)) for key, (name, s) in changes.pending.items()}
-        if self.tracker is not None:
-            for key in self.tracker.owed(self._has_pages):
-                changes.add(key, 0)  # reached by the closure but not on the mirror yet
-        last = self.feed.last_serial()
-        target = max([since, last if upstream is None else min(last, upstream),
-                      *(s for _, s in changes.pending.values())])
-        if not changes.pending and pending is None and target == serial and not adopting:
-            check.report()
-            return None
-        work = self._merged(pending or (), changes, check)
-        if adopting:
-            work = itertools.chain(work, self._adoption_work())
-        target, count = self.state.begin_stream(lambda: target, work)
-        check.report()
-        self.state.adopted()
-        if target > since:
-            logger.info("Syncing %d project(s) changed since serial %d, up to serial %d", count, since,
-                        target)
-        else:
-            logger.info("Syncing %d project(s) still owed at serial %d (nothing new upstream)", count,
-                        target)
-        return target, count
-
-    def _changes_since(self, since: int) -> Todo:
-        """What upstream changed after ``since`` that this mirror selects."""
-        changes = Todo(since)
-        for name, change_serial in self.feed.changed_since(since):
-            if not self._acceptable(name):
-                continue
-            if self._selected(name):
-                changes.add(name, change_serial)
-            elif self.tracker is not None:  # may join during the run: then asked at this serial
-                key = normalize(name)
-                self._unselected[key] = max(self._unselected.get(key, 0), change_serial)
-        return changes
-
-    def _warn_ahead(self, since: int, check: SerialCheck) -> None:
-        previous = check.previous
-        if previous is None:
-            why = "no record of what it said before: another master, or a serial it never reached"
-        elif previous.master != check.master:
-            why = f"the master was {previous.master}"
-        elif previous.serial >= since:
-            why = f"upstream's serial went back from {previous.serial}"
-        else:
-            why = "an earlier run took a serial upstream never reached"
-        logger.warning(
-            "The mirror is at serial %d but %s says its last serial is %s (%s): listing upstream again for "
-            "a full sync that takes its serial (files already on disk are checked, not downloaded again)",
-            since, check.master, check.upstream, why)
-
-    def _pages_fingerprint(self) -> str | None:
-        """What decides what every page lists: the filters, and core-metadata when it is off.
-
-        A change makes the next run render every page again.  With core-metadata on (the
-        default) it is the filters' fingerprint alone, so a mirror's record from before stays valid.
-        """
-        filters = self.config.filters.fingerprint() if self.selection.active else None
-        return filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
-
-    def _content_lost(self) -> bool:
-        """True, with a warning, when pages are gone that the state says the mirror has.
-
-        Cheap enough for every run: the root index's ends name two projects whose
-        pages must exist (a whole index naming none, as filters selecting nothing
-        leave it, asks for none); without a whole index, ``simple/`` must hold some pages.
-        A deleted ``web/`` or ``web/simple/`` then means a full sync, not "up to date".
-        """
-        ends = self.root.end_names()
-        if ends is not None:
-            missing = [key for key in ends if not self._has_pages(key)]
-            if not missing:
-                return False
-            why = f"the root index names {missing[0]} but its pages are missing"
-        elif self.root.any_pages() is False:
-            why = f"{self.layout.simple} holds no project pages"
-        else:
-            return False
-        logger.warning("%s although %s says the mirror is current: content was lost; a full sync "
-                       "follows (files still on disk are checked, not downloaded again)", why,
-                       self.state.state_path)
-        return True
-
-    def _merged(self, pending: Iterable[tuple[str, int]], changes: Todo,
-                check: SerialCheck) -> Iterator[tuple[str, int]]:
-        """Earlier pending work, each project once at its highest serial, then the new changes."""
-        fresh = dict(changes.pending)
-        for name, serial in check.ceiled(pending):
-            if not self._acceptable(name) or not self._selected(name):
-                continue
-            change = fresh.pop(normalize(name), None)
-            yield change if change is not None and change[1] > serial else (name, serial)
-        yield from fresh.values()
-
-    def _adoption_work(self) -> Iterator[tuple[str, int]]:
-        """An adopted 8.x mirror's projects upstream no longer lists, or without both our pages.
-
-        Upstream is listed once for this: the first go through the work list removes
-        the first (their pages answer 404) and writes the pages of the others.
-        """
-        listed: array[int] = array("Q")
-        for name, _ in self.feed.all_projects():
-            if is_valid_project_name(name):
-                listed.append(name_hash(normalize(name)))
-        known = NameSet(listed)
-        del listed[:]
-        ghosts = 0
-        for page_dir in adopt.project_dirs(self.layout.simple, self.config.hash_index):
-            key = page_dir.name
-            if not is_valid_project_name(key) or normalize(key) != key or not self._selected(key):
-                continue
-            if key not in known:
-                ghosts += 1
-                yield key, 0
-            elif not has_pages(page_dir):
-                yield key, 0
-        if ghosts:
-            logger.info("Adopting a bandersnatch 8 mirror: %d project(s) on it are no longer listed "
-                        "upstream and will be removed", ghosts)
-
-    def _plan_full(self, pending: Iterable[tuple[str, int]] | None, adopting: bool,
-                   check: SerialCheck) -> tuple[int, int]:
-        highest, named = 0, ""
-        listed: array[int] = array("Q")
-
-        def entries() -> Iterator[tuple[str, int]]:
-            nonlocal highest, named
-            for name, serial in self.feed.all_projects():
-                if self._acceptable(name):
-                    if serial > highest:
-                        highest, named = serial, name
-                    if self._selected(name):
-                        listed.append(name_hash(normalize(name)))
-                        yield name, serial
-            # Projects we still serve but upstream no longer lists: ask for them, they will 404.
-            # Besides the root index's names: what an earlier run still owed (a removal stopped
-            # after the root index let go of the project, before its pages), and projects whose
-            # sync or removal stopped between its files (their intents file names what is left).
-            known = NameSet(listed)
-            del listed[:]
-            self._repeated = known.repeated()
-            unlisted: set[str] = set()
-            owed = (normalize(name) for name, _ in pending or ())
-            # An 8.x mirror being adopted may have projects with one page only: its directories count.
-            on_mirror = (d.name for d in adopt.project_dirs(self.layout.simple, self.config.hash_index)) \
-                if adopting else self.root.names()
-            for key in chain(on_mirror, owed, self.projects.interrupted()):
-                if key not in known and key not in unlisted and is_valid_project_name(key) \
-                        and normalize(key) == key and self._selected(key):
-                    unlisted.add(key)
-                    yield key, 0
-            if self.tracker is not None:
-                for key in self.tracker.owed(self._has_pages):
-                    if key not in known and key not in unlisted:
-                        yield key, 0
-
-        def target() -> int:
-            listed = highest or self.feed.last_serial()
-            upstream = check.confirm(listed)
-            # Above upstream's own serial: a lie, never taken (the entry itself is asked at it once,
-            # and the next run's plan asks that project as upstream has it now).
-            if upstream is None or listed <= upstream:
-                return listed
-            return check.ceiling(listed, named) or upstream
-
-        target_serial, count = self.state.begin_stream(target, entries())
-        check.report()
-        logger.info("Full sync of %d project(s) up to serial %d", count, target_serial)
-        return target_serial, count
-
-    def _acceptable(self, name: str) -> bool:
-        """False, with one error line, for a name that cannot be a project (path tricks, junk).
-
-        Such a name is never put in ``todo``: it could not be mirrored on any later
-        run either, and a line break in it would corrupt the file.
-        """
-        if is_valid_project_name(name):
-            return True
-        if name not in self.refused:
-            self.refused.add(name)
-            logger.error("refusing project name %r from upstream: not a valid project name", name[:100])
-        return False
-
-    def _selected(self, name: str) -> bool:
-        """Whether the operator's filters select this project (unselected: silent, debug only)."""
-        if not self.selection.active:
-            return True
-        key = normalize(name)
-        if self.tracker is not None:
-            if self.tracker.admits(key):
-                return True
-            logger.debug("%s: not selected (not reached from the allowlist)", key)
-            return False
-        why = self.selection.project(key, name)
-        if why is not None:
-            logger.debug("%s: not selected (%s)", key, why)
-        return why is None
-
-    def _has_pages(self, key: str) -> bool:
-        try:
-            return self.projects.has_pages(key)
-        except BandersnatchError:
-            return False
-
     # ------------------------------------------------------------ the run
 
     def _sync(self) -> RunReport:
         started = time.monotonic()
-        plan = self._plan()
-        report = self._report = RunReport(refused=len(self.refused))
+        # A killed run may have written pages the root index does not name yet:
+        # this run ends by rebuilding the root index from the project directories.
+        rebuild_root = self.state.journal_path.exists()
+        plan = self.planner.plan()
+        if rebuild_root:
+            self._synced = None
+        report = self._report = RunReport(refused=len(self.planner.refused))
         if plan is None:
             serial = self.state.read_serial()
             if self.selection.active and self.state.prune_pending() and serial is not None:
@@ -452,7 +209,7 @@ class Mirror:
             logger.info("Mirror is up to date")
             self._write_last_modified()
             return report
-        target, count = plan
+        target, count = plan.target, plan.count
         report.target = target
         if self.tracker is not None:
             self.state.set_prune_pending(True)  # what the closure drops is pruned at the end
@@ -475,7 +232,7 @@ class Mirror:
             logger.error("%s", report.held_back)  # the last line: what to do
         return report
 
-    def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> list[tuple[str, int]]:
+    def _take_off(self, removed: list[Outcome], target: int, report: RunReport) -> list[Work]:
         """Remove what upstream removed and what the filters no longer select: root index first.
 
         Past the removal limit nothing is removed: the removed projects are
@@ -491,7 +248,7 @@ class Mirror:
         serial = (self.state.read_serial() or target) if unchanged else target
         if self._past_limit(len(removed) + len(unselected), report):
             self.root.update(self._synced, set(), serial)
-            return [(o.name, o.serial) for o in removed]
+            return [Work(o.name, o.serial) for o in removed]
         self.root.update(self._synced, gone, serial)
         for outcome in removed:
             why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
@@ -588,9 +345,9 @@ class Mirror:
         """Entries, but a listing's names that normalize alike only the first time."""
         seen: set[int] = set()
         for name, serial in entries:
-            if self._repeated:
+            if self.planner.repeated:
                 digest = name_hash(normalize(name))
-                if digest in self._repeated:
+                if digest in self.planner.repeated:
                     if digest in seen:
                         continue
                     seen.add(digest)
@@ -671,16 +428,16 @@ class Mirror:
         """Sync, in this run, what the project's requirements newly bring into the closure."""
         assert self.tracker is not None
         for new in sorted(self.tracker.synced(key, requires)):
-            if new not in self._started and self.tracker.needs_sync(new, self._has_pages):
-                if self._has_pages(new):
+            if new not in self._started and self.tracker.needs_sync(new, self.planner.has_pages):
+                if self.planner.has_pages(new):
                     logger.debug("%s: on the mirror without a record of its requirements: synced again", new)
                 else:
                     logger.info("%s: joins the mirror (%s)", new, self.tracker.why(new))
-                self._extra.append((new, self._unselected.get(new, 0)))
+                self._extra.append(Work(new, self.planner.unselected.get(new, 0)))
 
     def _unselected_on_mirror(self, already: set[str]) -> list[str]:
         """Projects the root index names that the filters no longer select."""
-        return [key for key in self.root.names() if key not in already and not self._selected(key)]
+        return [key for key in self.root.names() if key not in already and not self.planner.selected(key)]
 
     # ------------------------------------------------------------ root index and wrap-up
 

@@ -275,6 +275,26 @@ class Core:
     data: bytes | None
 
 
+@dataclass(frozen=True)
+class FetchedFile:
+    """One planned file once it is on the mirror."""
+
+    local: DistFile  # our record of it, as our pages link it
+    downloaded: int | None  # bytes downloaded for it now; None: the copy on the mirror held
+    core: Core | None  # its core metadata as read from the download, when wanted (see ``Core``)
+
+
+@dataclass(frozen=True)
+class FetchedFiles:
+    """A project's planned files once they are all on the mirror, in page order."""
+
+    local: list[DistFile]
+    cores: list[Core | None]
+    count: int  # files downloaded now
+    bytes: int  # bytes downloaded now
+    unverified: int  # files downloaded with no usable hash to check them against
+
+
 def _core_metadata(filename: str, staged: BinaryIO) -> bytes | None:
     """The core metadata of a verified download, from its staged file (the dependency records' source)."""
     try:
@@ -400,7 +420,8 @@ class ProjectSync:
         linked.update({self._rel(h): Linked(k.sha256, k.metadata_sha256) for h, k in known.items()})
         self.links.begin(key, linked, [self._rel(h) for h in wanted])
         try:
-            local, fetched, fetched_bytes, unverified, cores = self._fetch_files(key, plan, known)
+            fetched = self._fetch_files(key, plan, known)
+            local = fetched.local
             requires = None
             if self.records is not None:
                 on_disk = self.store.local_path(json_key) is not None
@@ -409,7 +430,7 @@ class ProjectSync:
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
                                  else None, core.data if core else None, core is not None,
                                  _metadata_sha256(f))
-                    for f, (_, _, path), core in zip(local, plan, cores, strict=False)))
+                    for f, (_, _, path), core in zip(local, plan, fetched.cores, strict=False)))
             local_page = replace(page, name=key, files=tuple(local))
             page_serial = page.last_serial if page.last_serial is not None else serial
             self.json_api.write(name, key, page.versions or (), [
@@ -431,12 +452,12 @@ class ProjectSync:
             self.links.settle(key, [self._rel(h) for h in wanted])
         finally:
             self.links.end(key)
-        if fetched:
-            logger.info("%s: %d new file(s), %s", key, fetched, human_bytes(fetched_bytes))
+        if fetched.count:
+            logger.info("%s: %d new file(s), %s", key, fetched.count, human_bytes(fetched.bytes))
         else:
             logger.debug("%s: up to date", key)
-        return Outcome(key, name, serial, created=created, files=fetched, bytes=fetched_bytes,
-                       requires=requires, unverified=unverified, last_serial=page_serial)
+        return Outcome(key, name, serial, created=created, files=fetched.count, bytes=fetched.bytes,
+                       requires=requires, unverified=fetched.unverified, last_serial=page_serial)
 
     def _rel(self, href: str) -> str:
         """A page's link as a path below ``web/packages/`` (the same in both layouts)."""
@@ -445,12 +466,12 @@ class ProjectSync:
 
     def _fetch_files(
         self, key: str, plan: list[tuple[DistFile, str, Path]], known: Mapping[str, Known]
-    ) -> tuple[list[DistFile], int, int, int, list[Core | None]]:
+    ) -> FetchedFiles:
         """Fetch the planned files in parallel on the shared download pool; local records in page order,
         with the core metadata read from each file downloaded (see ``Core``)."""
         futures = [self.downloads.submit(self._fetch_one, key, f, href, path, known.get(href))
                    for f, href, path in plan]
-        results: list[tuple[DistFile, int, Core | None]] = []
+        results: list[FetchedFile] = []
         error: BaseException | None = None
         for future in futures:
             if error is not None:
@@ -463,11 +484,11 @@ class ProjectSync:
         if error is not None:
             wait(futures)  # let started downloads finish discarding their temp files
             raise error
-        fetched = [(upstream, size)
-                   for (upstream, _, _), (_, size, _) in zip(plan, results, strict=True) if size >= 0]
+        fetched = [(upstream, r.downloaded) for (upstream, _, _), r in zip(plan, results, strict=True)
+                   if r.downloaded is not None]
         unverified = sum(1 for f, _ in fetched if not _verifiable(f.hashes))
-        return ([f for f, _, _ in results], len(fetched), sum(size for _, size in fetched), unverified,
-                [core for _, _, core in results])
+        return FetchedFiles([r.local for r in results], [r.core for r in results], len(fetched),
+                            sum(size for _, size in fetched), unverified)
 
     def _plan_files(self, page: ProjectPage) -> list[tuple[DistFile, str, Path]]:
         plan: list[tuple[DistFile, str, Path]] = []
@@ -512,8 +533,8 @@ class ProjectSync:
         return plan
 
     def _fetch_one(self, key: str, f: DistFile, href: str, path: Path,
-                   old: Known | None) -> tuple[DistFile, int, Core | None]:
-        """One file and its metadata; returns its local record, bytes downloaded (-1: none) and, when
+                   old: Known | None) -> FetchedFile:
+        """One file and its metadata on the mirror: its local record, what was downloaded and, when
         it was downloaded and its core metadata is wanted, that metadata as read from the download."""
         rel = self._rel(href)
         core: list[bytes | None] = []
@@ -542,7 +563,8 @@ class ProjectSync:
         )
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None,
                                              sidecars(metadata is not None, provenance)))
-        return local, (stored.size or 0) if downloaded else -1, _pip_reads(core, served, metadata)
+        return FetchedFile(local, (stored.size or 0) if downloaded else None,
+                           _pip_reads(core, served, metadata))
 
     def _ensure(self, key: str, url: str, hashes: Mapping[str, str], size: int | None, old: Stored | None,
                 lock_key: str, before_download: Callable[[], None],

@@ -12,7 +12,7 @@ serial) when the record is missing, when ``master`` changed since, when a
 change names a serial above what upstream last reported, and at most once a
 day.  A row above upstream's own serial is taken for what it is: the project
 is synced as it is now, and the mirror never takes that serial.  A mirror whose
-serial is above upstream's is re-listed (``mirror._plan``).
+serial is above upstream's is re-listed (``plan.Planner``).
 
 A no-op run stays one request: a current record asks nothing more, except on
 the first run of a day over XML-RPC (the listing says its own serial with

@@ -8,7 +8,7 @@
   is what it lists newer than the mirror has, and what it no longer lists.
 
 ``AutoFeed`` asks XML-RPC and, when the master has none, follows the listing.
-Planning (``mirror.Mirror._plan``) sees only ``ChangeFeed``.
+Planning (``plan.Planner``) sees only ``ChangeFeed``.
 """
 
 from __future__ import annotations
