@@ -44,7 +44,6 @@ import enum
 import errno
 import heapq
 import itertools
-import json
 import logging
 import os
 import re
@@ -55,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from ..formats import pagerecord
 from ..formats.layout import PAGE_HTML, PAGE_JSON, key_dir
 from ..formats.simple import (
     ROOT_JSON_TAIL,
@@ -97,8 +97,6 @@ _ENDS = 256  # bytes read from each end of a root file to check that it is whole
 _HTML_SERIAL = re.compile(rb"<!--SERIAL [0-9]+-->\n\Z")  # after the tail when the serial is known
 _JSON_HEAD = b'{"meta":'
 _JSON_PROJECTS = b'"projects":['
-_PAGE_HEAD = 4096  # bytes of a project's JSON page read for its serial; its meta comes first
-_PAGE_SERIAL = re.compile(rb'\A\{"meta":\{[^{}]*"_last-serial":([0-9]+)[,}]')
 
 
 
@@ -631,16 +629,11 @@ class RootIndex:
         try:
             # One unbuffered read of the head: no Path, no buffered reader (and its isatty probe).
             with open(path, "rb", buffering=0) as f:
-                head = f.read(_PAGE_HEAD)
-                found = _PAGE_SERIAL.match(head)
-                if found is not None:
-                    return int(found.group(1))
-                doc = json.loads(head + f.readall())
+                head = f.read(pagerecord.HEAD_BYTES)
+                found = pagerecord.serial_from_head(head)
+                return found if found is not None else pagerecord.serial_from_bytes(head + f.readall())
         except (OSError, ValueError, RecursionError):
             return 0
-        meta = doc.get("meta") if isinstance(doc, dict) else None
-        serial = meta.get("_last-serial") if isinstance(meta, dict) else None
-        return serial if isinstance(serial, int) and not isinstance(serial, bool) and serial >= 0 else 0
 
     def update(self, synced: Mapping[str, int] | None, removed: set[str], serial: int | None) -> None:
         """List ``synced`` (name -> its page's serial) and stop listing ``removed``, under ``serial``.
