@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..formats.layout import PAGE_JSON, key_dir
+from ..formats.layout import page_path as layout_page_path
 from ..formats.pagerecord import filenames_from_bytes as page_filenames
 from .filenames import candidate_projects, guess_project
 
@@ -26,7 +26,7 @@ MAX_CACHED_PAGES = 4096
 
 def page_path(simple_dir: Path, project: str, hash_index: bool) -> Path:
     """Where the mirror keeps the JSON page of the normalized name ``project``."""
-    return simple_dir.joinpath(*key_dir(project, hash_index), PAGE_JSON)
+    return layout_page_path(simple_dir, project, hash_index)
 
 
 class ProjectIndex:

@@ -33,7 +33,7 @@ from ..errors import (
     StoreUnreachable,
     UpstreamUnreachable,
 )
-from ..formats.layout import PAGE_JSON
+from ..formats.layout import PAGE_JSON, has_pages_in
 from ..ledger import lastrun
 from ..ledger.counts import NONE, Tally, Totals
 from ..ledger.state import Failure, NameSet, StateFiles, Todo, name_hash
@@ -49,7 +49,6 @@ from ..upstream.master import Master
 from . import adopt
 from .guards import check_layout, explained, permission_problem
 from .package import Outcome, page_keys, page_totals
-from .rootindex import has_pages
 from .serialcheck import SerialCheck
 
 logger = logging.getLogger(__name__)
@@ -344,7 +343,7 @@ class Mirror:
             if key not in known:
                 ghosts += 1
                 yield key, 0
-            elif not has_pages(page_dir):
+            elif not has_pages_in(page_dir):
                 yield key, 0
         if ghosts:
             logger.info("Adopting a bandersnatch 8 mirror: %d project(s) on it are no longer listed "

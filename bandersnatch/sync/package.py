@@ -24,13 +24,18 @@ from ..formats.jsonapi import JsonApi
 from ..formats.layout import (
     PAGE_HTML,
     PAGE_JSON,
+    PAGES,
     UrlPolicy,
     checked_url,
     file_href,
     file_segments,
+    href_prefix,
+    page_key,
+    page_key_project,
     project_dir,
     refuse_file_below_file,
 )
+from ..formats.layout import has_pages as layout_has_pages
 from ..formats.pagerecord import Known as Known
 from ..formats.pagerecord import Stored as Stored
 from ..formats.simple import DistFile, ProjectPage, check_provenance, render_project_html
@@ -115,14 +120,14 @@ class Layout:
     @property
     def href_prefix(self) -> str:
         """How our project pages' links to files start (``file_href``)."""
-        return "../../../packages/" if self.hash_index else "../../packages/"
+        return href_prefix(self.hash_index)
 
     def page_dir(self, name: str) -> Path:
         return confined(self.simple, project_dir(name, self.hash_index))
 
     def page_key(self, name: str, page: str) -> str:
         """The store key of one of a project's pages (``simple/<project>/index.v1_json``)."""
-        return "/".join(["simple", *project_dir(name, self.hash_index), page])
+        return page_key(name, page, self.hash_index)
 
     def file_key(self, path: Path) -> str:
         """The store key of a file planned at ``path`` below ``packages``."""
@@ -150,16 +155,15 @@ def page_keys(store: Store, hash_index: bool) -> Iterator[str]:
 
     Directories not under a normalized name are not ours (a bandersnatch 8 leftover): skipped.
     """
-    depth = 4 if hash_index else 3  # simple/[<first letter>/]<project>/index.v1_json
     for key in store.iterate("simple/"):
-        parts = key.split("/")
-        if len(parts) == depth and parts[-1] == PAGE_JSON and normalize(parts[-2]) == parts[-2]:
-            yield parts[-2]
+        project = page_key_project(key, hash_index)
+        if project is not None:
+            yield project
 
 
 def has_pages(store: Store, layout: Layout, name: str) -> bool:
     """Both pages of a project are in the store: the root index may name it (a killed run may leave one)."""
-    return all(store.stat(layout.page_key(name, page)) is not None for page in (PAGE_JSON, PAGE_HTML))
+    return layout_has_pages(lambda page: store.stat(layout.page_key(name, page)) is not None)
 
 
 def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
@@ -696,7 +700,7 @@ class ProjectSync:
         """
         key = normalize(name)
         try:
-            pages = [self.layout.page_key(name, page) for page in (PAGE_JSON, PAGE_HTML)]
+            pages = [self.layout.page_key(name, page) for page in PAGES]
         except UnsafePath:
             return False
         return any(self.store.stat(page) is not None for page in pages) or bool(

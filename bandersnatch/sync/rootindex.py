@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ..formats import pagerecord
-from ..formats.layout import PAGE_HTML, PAGE_JSON, key_dir
+from ..formats.layout import PAGE_HTML, PAGE_JSON, has_pages, has_pages_in, key_dir
 from ..formats.simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
@@ -107,11 +107,6 @@ class Entry(NamedTuple):
     serial: int
 
 
-def has_pages(page_dir: Path) -> bool:
-    """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
-    return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
-
-
 def _entries(directory: str) -> Iterator[os.DirEntry[str]]:
     """What ``Path.iterdir`` lists, one at a time (nothing for a file or a vanished directory)."""
     try:
@@ -129,6 +124,11 @@ def _is_file(path: str) -> bool:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
             return False
         raise
+
+
+def _has_pages_at(path: str) -> bool:
+    """``layout.has_pages`` of a project directory given as a string (``RootIndex.scan``)."""
+    return has_pages(lambda page: _is_file(f"{path}/{page}"))
 
 
 @dataclass(frozen=True)
@@ -564,7 +564,7 @@ class RootIndex:
                     if self.hash_index:
                         with os.scandir(entry.path) as sub:
                             inner = [Path(e.path) for e, _ in zip(sub, range(probes), strict=False)]
-                    if any(has_pages(d) for d in inner):
+                    if any(has_pages_in(d) for d in inner):
                         return True
                     if seen >= probes:
                         return None
@@ -614,8 +614,7 @@ class RootIndex:
         top = str(self.simple)
         dirs = (entry for d in _entries(top) if d.is_dir() for entry in _entries(d.path)) if self.hash_index \
             else _entries(top)
-        return sorted(d.name for d in dirs
-                      if _is_file(f"{d.path}/{PAGE_JSON}") and _is_file(f"{d.path}/{PAGE_HTML}"))
+        return sorted(d.name for d in dirs if _has_pages_at(d.path))
 
     def page_serial(self, name: str) -> int:
         """The ``_last-serial`` of a project's own JSON page; 0 when it has none or cannot be read.
