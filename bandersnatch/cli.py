@@ -20,6 +20,11 @@ from . import __version__
 from .config import notices
 from .config import settings as config
 from .errors import (
+    EXIT_CONFIG,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
     BandersnatchError,
     ConfigError,
     ConfigErrors,
@@ -27,16 +32,14 @@ from .errors import (
     LockHeld,
     StorageError,
     StoreRefused,
+    exit_code_for,
 )
 from .progress import Progress, StatusStream
 
 logger = logging.getLogger("bandersnatch")
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_CONFIG = 2
-EXIT_LOCKED = 3
-EXIT_INTERRUPTED = 130
+# The exit codes (errors.EXIT_*), named here too for callers of main().
+__all__ = ["EXIT_CONFIG", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_LOCKED", "EXIT_OK", "main"]
 DEFAULT_CONFIG = config.DEFAULT_CONFIG_PATH
 
 
@@ -211,7 +214,7 @@ def run_update_stats(cfg: config.Config) -> int:
         update_stats(cfg, store=stats_store(cfg), record=published_dir(cfg).name)
     except MirrorMissing as exc:
         logger.error("%s", exc)
-        return EXIT_CONFIG
+        return exit_code_for(exc)
     return EXIT_OK
 
 
@@ -286,37 +289,33 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
                            progress=Progress(status), out=sys.stdout, read=args.hash,
                            allow_mass_removal=args.allow_mass_removal)
         return run_update_stats(cfg)
-    except ConfigErrors as exc:
+    except (BandersnatchError, KeyboardInterrupt) as exc:
+        report(exc)
+        return exit_code_for(exc)  # the same table last-run records from
+
+
+def report(exc: BandersnatchError | KeyboardInterrupt) -> None:
+    """The one line (or lines) an operator reads for an expected failure; its exit code is the table's."""
+    if isinstance(exc, ConfigErrors):
         for problem in exc.problems:
             logger.error("configuration error: %s", problem)
         logger.error("%s: %d configuration problems; fix them all, then run again", exc.path,
                      len(exc.problems))
-        return EXIT_CONFIG
-    except ConfigError as exc:
+    elif isinstance(exc, ConfigError):
         logger.error("configuration error: %s", exc)
-        return EXIT_CONFIG
-    except LockHeld as exc:
+    elif isinstance(exc, LockHeld):
         # Expected whenever cron starts a run while a long one goes on: not an error, exit 3 says it.
         logger.info("%s", exc)
-        return EXIT_LOCKED
-    except LinkInMirror as exc:
-        # Nothing followed or deleted it: only the operator can tell what it is for.
+    elif isinstance(exc, (LinkInMirror, StoreRefused)):
+        # A link nothing followed or deleted, wrong credentials or bucket: only the operator can act.
         logger.error("%s", exc)
-        return EXIT_CONFIG
-    except StoreRefused as exc:
-        # Wrong credentials or bucket: nothing was published, and only a configuration change helps.
-        logger.error("%s", exc)
-        return EXIT_CONFIG
-    except StorageError as exc:
+    elif isinstance(exc, StorageError):
         # A full disk or a permission: running again changes nothing until that is fixed.
         logger.error("%s; the run is incomplete: once that is fixed, the next run finishes it", exc)
-        return EXIT_INCOMPLETE
-    except BandersnatchError as exc:
+    elif isinstance(exc, BandersnatchError):
         logger.error("%s; the run is incomplete, run again to finish", exc)
-        return EXIT_INCOMPLETE
-    except KeyboardInterrupt:
+    else:
         logger.error("interrupted; progress is saved, run again to finish")
-        return EXIT_INTERRUPTED
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,15 +1,23 @@
 """The exceptions bandersnatch raises on purpose.
 
 Each carries a message an operator can act on; the CLI prints it as one line
-and maps the class to an exit code.  Anything else escaping is a bug.
+and gives the exit code the class carries (``exit_code_for``, the one table
+read by the CLI and by ``last-run``).  Anything else escaping is a bug.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 _T = TypeVar("_T")
+
+# The exit codes of the CLI; ``last-run`` records the same ones for the same outcomes.
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1  # run again to finish (also a bug's traceback: Python exits 1)
+EXIT_CONFIG = 2  # running again changes nothing until the operator changes something
+EXIT_LOCKED = 3  # another run holds the lock: expected under cron, not an error
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, progress saved
 
 
 def shown(text: str, limit: int = 200) -> str:
@@ -30,9 +38,22 @@ def shown(text: str, limit: int = 200) -> str:
 class BandersnatchError(Exception):
     """Base class: an expected failure with an operator-facing message."""
 
+    exit_code: ClassVar[int] = EXIT_INCOMPLETE  # a subclass that needs the operator says so
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of a run that ended with ``exc``: the CLI's and the one ``last-run`` records."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BandersnatchError):
+        return exc.exit_code
+    return EXIT_INCOMPLETE  # a bug: the CLI shows the traceback
+
 
 class ConfigError(BandersnatchError):
     """The configuration cannot be used."""
+
+    exit_code = EXIT_CONFIG
 
     def __init__(self, path: str, section: str | None, option: str | None, why: str) -> None:
         self.path = path
@@ -93,6 +114,8 @@ class Problems:
 class LockHeld(BandersnatchError):
     """Another bandersnatch process holds the mirror's lock."""
 
+    exit_code = EXIT_LOCKED
+
 
 class UnsafePath(BandersnatchError):
     """A name or URL from upstream would map outside the mirror, or onto a path it cannot take.
@@ -121,6 +144,8 @@ class StorageError(BandersnatchError):
 class LinkInMirror(StorageError):
     """A symbolic link below ``web/``: nothing follows or deletes it; the operator must (exit 2)."""
 
+    exit_code = EXIT_CONFIG
+
 
 class RemovalsHeldBack(BandersnatchError):
     """Deleting this would take the run past the removal limits: held back, still owed (see ``gate``)."""
@@ -128,6 +153,8 @@ class RemovalsHeldBack(BandersnatchError):
 
 class StoreRefused(StorageError):
     """The object store refused the credentials, or has no such bucket: the configuration must change."""
+
+    exit_code = EXIT_CONFIG
 
 
 class StoreUnreachable(StorageError):

@@ -1,3 +1,4 @@
 """Pure parsing and rendering: upstream's pages and our own (HTML, JSON, the JSON API copy),
-where each object lives (layout), release file names and versions. No network, no disk.
+our JSON page read back as a record (pagerecord, its one reader and writer), where each object
+lives (layout: every page path), release file names and versions. No network, no disk.
 """

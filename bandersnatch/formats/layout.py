@@ -7,8 +7,9 @@ Everything here refuses input that could escape ``web/packages`` or
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from ..errors import UnsafePath
@@ -20,6 +21,7 @@ _USERINFO = re.compile(r"//[^/?#]*@")
 # Each project directory under web/simple/, and web/simple/ itself, holds these two pages.
 PAGE_JSON = "index.v1_json"
 PAGE_HTML = "index.html"
+PAGES = (PAGE_JSON, PAGE_HTML)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,46 @@ def key_dir(key: str, hash_index: bool) -> list[str]:
     return [key[0], key] if hash_index else [key]
 
 
+def page_key(name: str, page: str, hash_index: bool) -> str:
+    """The store key (below ``web/``) of one of a project's pages: ``simple/[<k>/]<key>/<page>``."""
+    return "/".join(["simple", *project_dir(name, hash_index), page])
+
+
+def page_path(simple: Path, key: str, hash_index: bool, page: str = PAGE_JSON) -> Path:
+    """Where below ``web/simple`` (``simple``) the page of ``key``, a normalized name, lives."""
+    return simple.joinpath(*key_dir(key, hash_index), page)
+
+
+def page_key_project(key: str, hash_index: bool) -> str | None:
+    """The project whose JSON page is at the store key ``key``; None for any other key.
+
+    Directories not under a normalized name are not ours (a bandersnatch 8 leftover): None.
+    """
+    parts = key.split("/")
+    depth = 4 if hash_index else 3  # simple/[<first letter>/]<project>/index.v1_json
+    if len(parts) == depth and parts[-1] == PAGE_JSON and normalize(parts[-2]) == parts[-2]:
+        return parts[-2]
+    return None
+
+
+def has_pages(is_there: Callable[[str], bool]) -> bool:
+    """Both pages of a project are there (``is_there(page)``): the root index may name it.
+
+    A killed run may leave one page without the other.
+    """
+    return all(is_there(page) for page in PAGES)
+
+
+def has_pages_in(page_dir: Path) -> bool:
+    """``has_pages`` of the project directory ``page_dir`` on a filesystem."""
+    return has_pages(lambda page: (page_dir / page).is_file())
+
+
+def href_prefix(hash_index: bool) -> str:
+    """How our project pages' links to files start (``file_href``)."""
+    return "../" * (3 if hash_index else 2) + "packages/"
+
+
 def project_dir(name: str, hash_index: bool) -> list[str]:
     """Segments below ``web/simple/`` of a project's page directory."""
     if not is_valid_project_name(name):
@@ -119,5 +161,4 @@ def root_href(name: str, hash_index: bool) -> str:
 
 def file_href(segments: Sequence[str], hash_index: bool) -> str:
     """Link from a project page to a file, relative so the mirror can be served under any prefix."""
-    up = "../" * (3 if hash_index else 2)
-    return up + "packages/" + "/".join(quote(s, safe="") for s in segments)
+    return href_prefix(hash_index) + "/".join(quote(s, safe="") for s in segments)

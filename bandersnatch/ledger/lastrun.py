@@ -17,17 +17,15 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import BandersnatchError, ConfigError
+# The exit codes and their table are errors' (one table for the CLI and for this record); the run
+# reaches them here too.
+from ..errors import EXIT_INCOMPLETE as EXIT_INCOMPLETE
+from ..errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ..errors import exit_code_for as exit_code_for
 from ..store.atomic import atomic_write
 
 FILENAME = "last-run"
 LAST_MODIFIED = "last-modified"  # the store's key (below web/) of when the last complete run ended
-
-# The exit codes the CLI gives the same outcomes (cli.EXIT_*).
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_CONFIG = 2
-EXIT_INTERRUPTED = 130
 
 
 def utc_now() -> str:
@@ -61,17 +59,6 @@ def journal_id(path: Path) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def exit_code_for(exc: BaseException) -> int:
-    """The exit code the CLI gives a run that ended with ``exc`` (kept in step with cli.py)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if isinstance(exc, BandersnatchError):
-        return EXIT_INCOMPLETE
-    return EXIT_INCOMPLETE  # a bug: the CLI shows the traceback
 
 
 def render(run: LastRun) -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import BandersnatchError
+from ..errors import EXIT_CONFIG, BandersnatchError
 
 
 class MirrorMissing(BandersnatchError):
     """The mirror directory does not exist, so there is nothing to count for."""
+
+    exit_code = EXIT_CONFIG
 
 
 class StatsStateError(BandersnatchError):

@@ -12,11 +12,11 @@ so a read sees a whole old page or a whole new one, never a torn one.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from ..formats.layout import PAGE_JSON, key_dir
+from ..formats.layout import page_path as layout_page_path
+from ..formats.pagerecord import filenames_from_bytes as page_filenames
 from .filenames import candidate_projects, guess_project
 
 logger = logging.getLogger(__name__)
@@ -24,24 +24,9 @@ logger = logging.getLogger(__name__)
 MAX_CACHED_PAGES = 4096
 
 
-def page_filenames(data: bytes) -> frozenset[str]:
-    """The ``files[].filename`` values of a PEP 691 JSON project page.
-
-    Raises ValueError when ``data`` is not such a page.
-    """
-    document = json.loads(data)
-    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
-        raise ValueError("not a PEP 691 project page: no files list")
-    names = set()
-    for entry in document["files"]:
-        if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
-            names.add(entry["filename"])
-    return frozenset(names)
-
-
 def page_path(simple_dir: Path, project: str, hash_index: bool) -> Path:
     """Where the mirror keeps the JSON page of the normalized name ``project``."""
-    return simple_dir.joinpath(*key_dir(project, hash_index), PAGE_JSON)
+    return layout_page_path(simple_dir, project, hash_index)
 
 
 class ProjectIndex:

@@ -7,7 +7,6 @@ a client never follows a link to a missing or half-written file.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -19,19 +18,27 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from ..errors import NotFound, UnsafePath, UpstreamError, shown
+from ..formats import pagerecord
 from ..formats.dists import MAX_VERSION_LENGTH, usable_versions
 from ..formats.jsonapi import JsonApi
 from ..formats.layout import (
     PAGE_HTML,
     PAGE_JSON,
+    PAGES,
     UrlPolicy,
     checked_url,
     file_href,
     file_segments,
+    href_prefix,
+    page_key,
+    page_key_project,
     project_dir,
     refuse_file_below_file,
 )
-from ..formats.simple import DistFile, ProjectPage, check_provenance, render_project_html, render_project_json
+from ..formats.layout import has_pages as layout_has_pages
+from ..formats.pagerecord import Known as Known
+from ..formats.pagerecord import Stored as Stored
+from ..formats.simple import DistFile, ProjectPage, check_provenance, render_project_html
 from ..ledger.counts import NONE, Tally, Totals
 from ..names import is_valid_project_name, normalize
 from ..progress import human_bytes
@@ -50,11 +57,6 @@ from ..upstream.master import VERIFIABLE, Digest, Master
 
 logger = logging.getLogger(__name__)
 
-ON_DISK = "_on-disk"  # our JSON page's private key (PEP 691 reserves "_" keys) for what we stat-check
-# Under ON_DISK, a file's stamp (store.ObjectStat) is kept as "mtime-ns" when it is a filesystem's
-# modification time (an int) and as "etag" when it is an object store's ETag (a str); the
-# metadata's likewise with a "metadata-" prefix.
-_MTIME, _ETAG = "mtime-ns", "etag"
 
 
 def sidecars(metadata: bool, provenance: bool) -> frozenset[str]:
@@ -63,45 +65,13 @@ def sidecars(metadata: bool, provenance: bool) -> frozenset[str]:
     return frozenset(suffix for suffix, linked in pairs if linked)
 
 
+def _sidecars_of(known: Known) -> frozenset[str]:
+    """The suffixes of what our page links beside the file ``known`` describes."""
+    return sidecars(known.metadata_sha256 is not None, known.provenance)
+
+
 class _NotOurs(Exception):
     """A page sharing a file would have to publish something beside it: only the file's holder may."""
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A file as verified in the store: its sha256, and the size and stamp it had then."""
-
-    sha256: str
-    size: int | None
-    stamp: int | str | None  # None: recorded before stamps were (the size alone is checked, once)
-
-
-@dataclass(frozen=True)
-class Known:
-    """What our own published page says about a file: verified facts, no need to hash again."""
-
-    sha256: str
-    size: int | None
-    metadata_sha256: str | None
-    stamp: int | str | None = None
-    metadata_size: int | None = None
-    metadata_stamp: int | str | None = None
-    provenance: bool = False  # our page links a provenance copy beside the file
-
-    @property
-    def file(self) -> Stored:
-        return Stored(self.sha256, self.size, self.stamp)
-
-    @property
-    def metadata(self) -> Stored | None:
-        if self.metadata_sha256 is None:
-            return None
-        return Stored(self.metadata_sha256, self.metadata_size, self.metadata_stamp)
-
-    @property
-    def sidecars(self) -> frozenset[str]:
-        """The suffixes of what our page links beside the file."""
-        return sidecars(self.metadata_sha256 is not None, self.provenance)
 
 
 @dataclass(frozen=True)
@@ -150,14 +120,14 @@ class Layout:
     @property
     def href_prefix(self) -> str:
         """How our project pages' links to files start (``file_href``)."""
-        return "../../../packages/" if self.hash_index else "../../packages/"
+        return href_prefix(self.hash_index)
 
     def page_dir(self, name: str) -> Path:
         return confined(self.simple, project_dir(name, self.hash_index))
 
     def page_key(self, name: str, page: str) -> str:
         """The store key of one of a project's pages (``simple/<project>/index.v1_json``)."""
-        return "/".join(["simple", *project_dir(name, self.hash_index), page])
+        return page_key(name, page, self.hash_index)
 
     def file_key(self, path: Path) -> str:
         """The store key of a file planned at ``path`` below ``packages``."""
@@ -166,47 +136,17 @@ class Layout:
 
 def read_known(store: Store, page_key: str) -> dict[str, Known]:
     """href -> Known, from the JSON page we published last time at ``page_key`` (empty when there is none)."""
-    return parse_known(store.read(page_key))
-
-
-def parse_known(data: bytes | None) -> dict[str, Known]:
-    """href -> Known, from the bytes of our JSON page (None or damaged: empty)."""
-    if data is None:
-        return {}
-    try:
-        doc = json.loads(data)
-        files = doc["files"]
-    except (ValueError, KeyError, TypeError):
-        return {}
-    known = {}
-    for entry in files:
-        try:
-            metadata = entry.get("core-metadata")
-            on_disk = entry.get(ON_DISK)
-            if not isinstance(on_disk, dict):
-                on_disk = {}
-            known[entry["url"]] = Known(
-                sha256=entry["hashes"]["sha256"],
-                size=entry.get("size"),
-                metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
-                stamp=_stamp(on_disk, ""),
-                metadata_size=_int_or_none(on_disk.get("metadata-size")),
-                metadata_stamp=_stamp(on_disk, "metadata-"),
-                provenance=isinstance(entry.get("provenance"), str),
-            )
-        except (KeyError, TypeError, AttributeError):
-            continue
-    return known
+    return pagerecord.from_bytes(store.read(page_key))
 
 
 def page_totals(store: Store, page_key: str) -> Totals:
     """What the project's JSON page at ``page_key`` links: its count for ``counts``."""
     data = store.read(page_key)
-    return NONE if data is None else known_totals(parse_known(data))
+    return NONE if data is None else known_totals(pagerecord.from_bytes(data))
 
 
 def known_totals(known: Mapping[str, Known]) -> Totals:
-    """The count for ``counts`` of a JSON page that is there, from what it links (``parse_known``)."""
+    """The count for ``counts`` of a JSON page that is there, what it links (``pagerecord.from_bytes``)."""
     return Totals(1, len(known), sum(k.size or 0 for k in known.values()))
 
 
@@ -215,33 +155,15 @@ def page_keys(store: Store, hash_index: bool) -> Iterator[str]:
 
     Directories not under a normalized name are not ours (a bandersnatch 8 leftover): skipped.
     """
-    depth = 4 if hash_index else 3  # simple/[<first letter>/]<project>/index.v1_json
     for key in store.iterate("simple/"):
-        parts = key.split("/")
-        if len(parts) == depth and parts[-1] == PAGE_JSON and normalize(parts[-2]) == parts[-2]:
-            yield parts[-2]
+        project = page_key_project(key, hash_index)
+        if project is not None:
+            yield project
 
 
 def has_pages(store: Store, layout: Layout, name: str) -> bool:
     """Both pages of a project are in the store: the root index may name it (a killed run may leave one)."""
-    return all(store.stat(layout.page_key(name, page)) is not None for page in (PAGE_JSON, PAGE_HTML))
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _stamp(on_disk: Mapping[str, object], prefix: str) -> int | str | None:
-    """The stamp recorded under ON_DISK (``prefix``: ``metadata-`` for the metadata's)."""
-    mtime = _int_or_none(on_disk.get(prefix + _MTIME))
-    if mtime is not None:
-        return mtime
-    etag = on_disk.get(prefix + _ETAG)
-    return etag if isinstance(etag, str) else None
-
-
-def _record_stamp(on_disk: dict[str, int | str], prefix: str, stamp: int | str) -> None:
-    on_disk[prefix + (_MTIME if isinstance(stamp, int) else _ETAG)] = stamp
+    return layout_has_pages(lambda page: store.stat(layout.page_key(name, page)) is not None)
 
 
 def hash_file(path: Path, algorithms: set[str]) -> tuple[Digest, dict[str, str]]:
@@ -398,7 +320,7 @@ class ProjectSync:
             # page nor the JSON API copy advertises one (pip then reads the file itself).
             page = replace(page, files=tuple(replace(f, core_metadata=False) for f in page.files))
         published = self.store.read(json_key)  # None: no JSON page yet, so no pages to stat below
-        known = parse_known(published)
+        known = pagerecord.from_bytes(published)
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
         created = published is None or not has_pages(self.store, self.layout, name)
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
@@ -440,7 +362,7 @@ class ProjectSync:
             before = NONE if published is None else known_totals(known)
             if self.tally is not None:
                 self.tally.before(key, before)
-            self.store.publish_page(json_key, render_project_json(local_page, page_serial))
+            self.store.publish_page(json_key, pagerecord.to_bytes(local_page, page_serial))
             if self.tally is not None:
                 self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
             self.store.publish_page(html_key, render_project_html(local_page, page_serial))
@@ -550,15 +472,10 @@ class ProjectSync:
         metadata = self._ensure_metadata(key, rel, path, f, old, core[0] if core else None, holder,
                                          served if self.records is not None else None)
         provenance = self._ensure_provenance(key, rel, path, f, old, holder)
-        on_disk: dict[str, int | str] = {}
-        if stored.stamp is not None:
-            _record_stamp(on_disk, "", stored.stamp)
-        if metadata is not None and metadata.size is not None and metadata.stamp is not None:
-            on_disk["metadata-size"] = metadata.size
-            _record_stamp(on_disk, "metadata-", metadata.stamp)
         local = replace(
             f, url=href, hashes={"sha256": stored.sha256}, size=stored.size,
-            core_metadata={"sha256": metadata.sha256} if metadata else False, on_disk=on_disk or None,
+            core_metadata={"sha256": metadata.sha256} if metadata else False,
+            on_disk=pagerecord.on_disk(stored.stamp, metadata),
             provenance=href + PROVENANCE_SUFFIX if provenance else None,
         )
         self.links.verified(key, rel, Linked(stored.sha256, metadata.sha256 if metadata else None,
@@ -765,12 +682,12 @@ class ProjectSync:
         stopped advertising it), once the new pages are out and unless another page links it."""
         for mine, (_, href, path) in zip(local, plan, strict=True):
             old = known.get(href)
-            if old is None or not old.sidecars:
+            if old is None or not _sidecars_of(old):
                 continue
             now = sidecars(bool(mine.core_metadata), mine.provenance is not None)
             rel = self._rel(href)
-            if old.sidecars - now and self.links.sidecar_holder(key, rel) is None:
-                self._drop_sidecars(key, rel, path, old.sidecars - now)
+            if _sidecars_of(old) - now and self.links.sidecar_holder(key, rel) is None:
+                self._drop_sidecars(key, rel, path, _sidecars_of(old) - now)
 
     def _drop_sidecars(self, key: str, rel: str, path: Path, suffixes: frozenset[str]) -> None:
         """Delete ``rel``'s sidecars ``suffixes`` that no page but ``key``'s links (delete-packages only)."""
@@ -794,7 +711,7 @@ class ProjectSync:
         href = self.layout.href_prefix + rel
         known = read_known(self.store, page_key).get(href)
         if known is not None:
-            return Linked(known.sha256, known.metadata_sha256, known.sidecars)
+            return Linked(known.sha256, known.metadata_sha256, _sidecars_of(known))
         return Linked(None, None) if href in self._read_intent(project) else None
 
     def on_mirror(self, name: str) -> bool:
@@ -805,7 +722,7 @@ class ProjectSync:
         """
         key = normalize(name)
         try:
-            pages = [self.layout.page_key(name, page) for page in (PAGE_JSON, PAGE_HTML)]
+            pages = [self.layout.page_key(name, page) for page in PAGES]
         except UnsafePath:
             return False
         return any(self.store.stat(page) is not None for page in pages) or bool(
@@ -851,7 +768,7 @@ class ProjectSync:
         key = normalize(name)
         json_key = self.layout.page_key(name, PAGE_JSON)
         published = self.store.read(json_key)
-        known = parse_known(published)
+        known = pagerecord.from_bytes(published)
         doomed = set(known) | self._read_intent(key)
         if self.delete_packages and doomed:
             self._write_intent(key, doomed)  # the pages are the only other record of these files

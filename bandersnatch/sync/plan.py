@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from ..config.settings import Config
 from ..errors import BandersnatchError
+from ..formats.layout import has_pages_in
 from ..ledger.counts import Tally
 from ..ledger.state import NameSet, PendingFile, StateFiles, Todo, name_hash
 from ..names import is_valid_project_name, normalize
@@ -28,7 +29,7 @@ from ..selection.records import DependencyRecords
 from ..upstream.feeds import ChangeFeed
 from . import adopt
 from .package import Layout, ProjectSync
-from .rootindex import RootIndex, has_pages
+from .rootindex import RootIndex
 from .serialcheck import SerialCheck
 
 logger = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class Planner:
             if key not in known:
                 ghosts += 1
                 yield Work(key, 0)
-            elif not has_pages(page_dir):
+            elif not has_pages_in(page_dir):
                 yield Work(key, 0)
         if ghosts:
             logger.info("Adopting a bandersnatch 8 mirror: %d project(s) on it are no longer listed "

@@ -44,7 +44,6 @@ import enum
 import errno
 import heapq
 import itertools
-import json
 import logging
 import os
 import re
@@ -55,7 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from ..formats.layout import PAGE_HTML, PAGE_JSON, key_dir
+from ..formats import pagerecord
+from ..formats.layout import PAGE_HTML, PAGE_JSON, has_pages, has_pages_in, key_dir
 from ..formats.simple import (
     ROOT_JSON_TAIL,
     iter_root_html,
@@ -97,8 +97,6 @@ _ENDS = 256  # bytes read from each end of a root file to check that it is whole
 _HTML_SERIAL = re.compile(rb"<!--SERIAL [0-9]+-->\n\Z")  # after the tail when the serial is known
 _JSON_HEAD = b'{"meta":'
 _JSON_PROJECTS = b'"projects":['
-_PAGE_HEAD = 4096  # bytes of a project's JSON page read for its serial; its meta comes first
-_PAGE_SERIAL = re.compile(rb'\A\{"meta":\{[^{}]*"_last-serial":([0-9]+)[,}]')
 
 
 
@@ -107,11 +105,6 @@ class Entry(NamedTuple):
 
     name: str
     serial: int
-
-
-def has_pages(page_dir: Path) -> bool:
-    """Both pages of a project are there: the root index may name it (a killed run may leave one)."""
-    return (page_dir / PAGE_JSON).is_file() and (page_dir / PAGE_HTML).is_file()
 
 
 def _entries(directory: str) -> Iterator[os.DirEntry[str]]:
@@ -131,6 +124,11 @@ def _is_file(path: str) -> bool:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
             return False
         raise
+
+
+def _has_pages_at(path: str) -> bool:
+    """``layout.has_pages`` of a project directory given as a string (``RootIndex.scan``)."""
+    return has_pages(lambda page: _is_file(f"{path}/{page}"))
 
 
 @dataclass(frozen=True)
@@ -566,7 +564,7 @@ class RootIndex:
                     if self.hash_index:
                         with os.scandir(entry.path) as sub:
                             inner = [Path(e.path) for e, _ in zip(sub, range(probes), strict=False)]
-                    if any(has_pages(d) for d in inner):
+                    if any(has_pages_in(d) for d in inner):
                         return True
                     if seen >= probes:
                         return None
@@ -616,8 +614,7 @@ class RootIndex:
         top = str(self.simple)
         dirs = (entry for d in _entries(top) if d.is_dir() for entry in _entries(d.path)) if self.hash_index \
             else _entries(top)
-        return sorted(d.name for d in dirs
-                      if _is_file(f"{d.path}/{PAGE_JSON}") and _is_file(f"{d.path}/{PAGE_HTML}"))
+        return sorted(d.name for d in dirs if _has_pages_at(d.path))
 
     def page_serial(self, name: str) -> int:
         """The ``_last-serial`` of a project's own JSON page; 0 when it has none or cannot be read.
@@ -631,16 +628,11 @@ class RootIndex:
         try:
             # One unbuffered read of the head: no Path, no buffered reader (and its isatty probe).
             with open(path, "rb", buffering=0) as f:
-                head = f.read(_PAGE_HEAD)
-                found = _PAGE_SERIAL.match(head)
-                if found is not None:
-                    return int(found.group(1))
-                doc = json.loads(head + f.readall())
+                head = f.read(pagerecord.HEAD_BYTES)
+                found = pagerecord.serial_from_head(head)
+                return found if found is not None else pagerecord.serial_from_bytes(head + f.readall())
         except (OSError, ValueError, RecursionError):
             return 0
-        meta = doc.get("meta") if isinstance(doc, dict) else None
-        serial = meta.get("_last-serial") if isinstance(meta, dict) else None
-        return serial if isinstance(serial, int) and not isinstance(serial, bool) and serial >= 0 else 0
 
     def update(self, synced: Mapping[str, int] | None, removed: set[str], serial: int | None) -> None:
         """List ``synced`` (name -> its page's serial) and stop listing ``removed``, under ``serial``.

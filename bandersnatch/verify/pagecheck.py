@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 
 from ..errors import BandersnatchError
 from ..formats.layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_segments
+from ..formats.pagerecord import OnDisk
 from ..formats.simple import DistFile, ProjectPage, parse_html_page, parse_json_page
-from ..sync.package import METADATA_SUFFIX, ON_DISK
+from ..sync.package import METADATA_SUFFIX
 
 # Pages are parsed against this base so their relative links come back absolute and comparable.
 _BASE_HOST = "verify.invalid"
@@ -206,15 +207,8 @@ def _disagreement(json_page: ProjectPage, html_page: ProjectPage, html_serial: i
     return None
 
 
-def _on_disk(entries: list[Any] | None, index: int) -> dict[str, Any]:
-    if entries is None:
-        return {}
-    value = entries[index].get(ON_DISK) if isinstance(entries[index], dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _on_disk(entries: list[Any] | None, index: int) -> OnDisk:
+    return OnDisk() if entries is None else OnDisk.from_entry(entries[index])
 
 
 def _etag(value: object) -> str | None:
@@ -234,13 +228,12 @@ def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
             problems.append(Problem(BAD_LINK, where, f"{f.filename[:120]!r}: {exc}", (key,)))
             continue
         on_disk = _on_disk(entries, i)
-        records.append(FileRecord(rel, f.size, f.hashes.get("sha256", NO_HASH), _int(on_disk.get("mtime-ns")),
-                                  key, _etag(on_disk.get("etag"))))
+        records.append(FileRecord(rel, f.size, f.hashes.get("sha256", NO_HASH), on_disk.mtime_ns,
+                                  key, _etag(on_disk.etag)))
         if f.core_metadata:
             meta = f.core_metadata.get("sha256", NO_HASH) if isinstance(f.core_metadata, Mapping) else NO_HASH
-            records.append(FileRecord(rel + METADATA_SUFFIX, _int(on_disk.get("metadata-size")), meta,
-                                      _int(on_disk.get("metadata-mtime-ns")), key,
-                                      _etag(on_disk.get("metadata-etag"))))
+            records.append(FileRecord(rel + METADATA_SUFFIX, on_disk.metadata_size, meta,
+                                      on_disk.metadata_mtime_ns, key, _etag(on_disk.metadata_etag)))
         if f.provenance is not None:
             # Our copy of its PEP 740 provenance: nothing records its size or hash, so verify
             # checks that it is there, and no page-linked copy is ever called an orphan.

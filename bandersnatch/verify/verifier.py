@@ -54,7 +54,7 @@ import filelock
 
 from ..config.settings import Config
 from ..errors import BandersnatchError, ConfigError, LockHeld
-from ..formats.layout import PAGE_HTML, PAGE_JSON, key_dir
+from ..formats.layout import PAGE_HTML, PAGE_JSON, has_pages_in, key_dir
 from ..ledger.extsort import open_text, read_lines, sort_lines
 from ..ledger.state import NameSet, StateFiles, name_hash
 from ..names import is_valid_project_name, normalize
@@ -69,7 +69,7 @@ from ..store.recorded import RECORD_DIR
 from ..sync.guards import ALLOW_REPAIR_REMOVAL
 from ..sync.mirror import acquire_lock
 from ..sync.package import Layout, ProjectSync
-from ..sync.rootindex import RootIndex, has_pages
+from ..sync.rootindex import RootIndex
 from ..upstream.master import Master
 from .objectcheck import check_object, published
 from .pagecheck import (
@@ -280,7 +280,7 @@ class Verifier:
         return "simple/" + "/".join(key_dir(key, self.config.hash_index))
 
     def _has_pages(self, key: str) -> bool:
-        return has_pages(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)))
+        return has_pages_in(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)))
 
     def _check_root(self) -> Iterator[Problem]:
         """The root index against the project directories, both streamed in name order."""

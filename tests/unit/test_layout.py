@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bandersnatch.errors import UnsafePath
+from bandersnatch.formats import layout
 from bandersnatch.formats.layout import UrlPolicy, file_href, file_segments, project_dir, root_href
 
 FILES = "https://files.pythonhosted.org"
@@ -188,3 +191,29 @@ def test_file_href_round_trips_through_file_segments(filename: str) -> None:
     href = file_href(["ab", "cd", filename], hash_index=False)
     url = "https://files.pythonhosted.org/" + href.removeprefix("../../")
     assert file_segments(url, PYPI) == ["ab", "cd", filename]
+
+
+@pytest.mark.parametrize(("hash_index", "key", "project"), [
+    (False, "simple/requests/index.v1_json", "requests"),
+    (True, "simple/r/requests/index.v1_json", "requests"),
+    (False, "simple/r/requests/index.v1_json", None),
+    (False, "simple/Requests/index.v1_json", None),
+    (False, "simple/requests/index.html", None),
+])
+def test_a_page_key_names_its_project_once(hash_index: bool, key: str, project: str | None) -> None:
+    assert layout.page_key_project(key, hash_index) == project
+    if project is not None:
+        assert layout.page_key(project, layout.PAGE_JSON, hash_index) == key
+
+
+@pytest.mark.parametrize("hash_index", [False, True])
+def test_links_start_with_the_prefix_of_the_layout(hash_index: bool) -> None:
+    expected = layout.href_prefix(hash_index) + "aa/a-1.tar.gz"
+    assert layout.file_href(["aa", "a-1.tar.gz"], hash_index) == expected
+
+
+def test_a_project_has_pages_only_when_both_are_there(tmp_path: Path) -> None:
+    (tmp_path / layout.PAGE_JSON).write_bytes(b"{}")
+    assert not layout.has_pages_in(tmp_path)
+    (tmp_path / layout.PAGE_HTML).write_bytes(b"")
+    assert layout.has_pages_in(tmp_path)
