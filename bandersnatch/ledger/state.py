@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import StorageError, shown
+from ..formats.serial import MAX_SERIAL, is_serial
 from ..names import normalize
 from ..store.atomic import atomic_write, open_new_text, staged
-from ..upstream.rpcstream import MAX_SERIAL, is_serial
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import NoXmlRpc, UpstreamError
+from ..formats.serial import is_serial
 from ..ledger.state import DoneSet, NameSet, name_hash
 from ..names import normalize
 from ..store.atomic import atomic_write
 from .listing import RootListing
 from .master import Master, Validators
-from .rpcstream import is_serial
 
 logger = logging.getLogger(__name__)
 

@@ -49,8 +49,9 @@ from ..errors import (
     shown,
 )
 from ..formats.layout import UrlPolicy
+from ..formats.serial import MAX_SERIAL, is_serial
 from ..formats.simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
-from .rpcstream import MAX_SERIAL, describe, is_serial, iter_items
+from .rpcstream import describe, iter_items
 
 logger = logging.getLogger(__name__)
 
