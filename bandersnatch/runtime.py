@@ -21,6 +21,7 @@ from .formats.jsonapi import JsonApi
 from .formats.layout import UrlPolicy
 from .ledger.counts import Tally, read_counts
 from .ledger.state import ROOT_MARKS
+from .publish.budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .publish.difffile import SPOOL_NAME, Changes
 from .publish.gate import Gate, RemovalBudget
 from .selection.policy import Selection
@@ -29,7 +30,6 @@ from .store.atomic import staging_dir
 from .store.filesystem import FilesystemStore
 from .store.protocol import Store
 from .store.recorded import RECORD_DIR, RecordedStore, open_s3
-from .sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
 from .upstream.master import Master

@@ -29,7 +29,7 @@ from ..errors import RemovalsHeldBack
 from ..store.filesystem import FilesystemStore
 from ..store.protocol import ObjectStat, Reader, Store, Upload
 from ..store.recorded import RecordedStore
-from ..sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
+from .budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .difffile import Changes
 
 
