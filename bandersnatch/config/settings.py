@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
+from ..store.s3settings import S3Settings
 from . import compat
 from . import filters as filterconfig
 from . import network as netsettings
 from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
-from .storage import S3Settings
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""

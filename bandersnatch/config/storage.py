@@ -14,15 +14,14 @@ directory = /bucket/prefix`` and wrote below ``prefix/web/``.  Here
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..errors import ConfigError, Problems, UnsafePath
 from ..store.atomic import check_segment
+from ..store.s3settings import S3Settings
 
 MIRROR = "mirror"
 S3 = "s3"
@@ -42,27 +41,6 @@ SIGNATURE_VERSIONS = ("s3v4", "s3")
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,253}[a-z0-9]$", re.IGNORECASE)
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]+$")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """The validated ``[s3]`` section."""
-
-    bucket: str
-    endpoint_url: str | None = None  # None: AWS itself
-    prefix: str = ""  # below which the keys go, without leading or trailing slash
-    region_name: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
-    signature_version: str | None = None
-    extra_args: tuple[tuple[str, str], ...] = ()  # 8.x's config_param_*: added to every PUT
-
-    @property
-    def credentials(self) -> tuple[str, str] | None:
-        """(key id, secret) when both are set; None leaves them to boto3's chain (AWS_* variables, files)."""
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            return self.aws_access_key_id, self.aws_secret_access_key
-        return None
 
 
 def parse_backend(raw: str | None, where: str) -> str:
