@@ -35,6 +35,7 @@ from . import network as netsettings
 from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
+from .values import parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -97,8 +98,6 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
 # hence rejected) section instead of configparser's silent fallback for all.
 _NO_DEFAULT_SECTION = "\0no-default-section"
 
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_SIZE = re.compile(r"^(\d+)\s*([kmg]?)(?:i?b)?$", re.IGNORECASE)
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(
     rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?|\[[0-9a-f:.]+\])(?::(\d{{1,5}}))?$",
@@ -381,18 +380,6 @@ def _section_values(parser: configparser.ConfigParser, section: str, where: str,
 # --------------------------------------------------------------------------
 
 
-def parse_bool(raw: str | None, default: bool, where: str, section: str, option: str) -> bool:
-    """configparser's boolean words (yes/no, true/false, on/off, 1/0), any case."""
-    if raw is None:
-        return default
-    try:
-        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
-    except KeyError:
-        raise ConfigError(
-            where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
-        ) from None
-
-
 def parse_api_method(raw: str | None, where: str) -> str:
     """Where changes come from: ``auto`` (default), ``xmlrpc`` or ``simple`` (the PEP 691 root listing)."""
     if raw is None:
@@ -464,20 +451,6 @@ def parse_proxy(raw: str | None, where: str) -> str | None:
     if raw is None or raw == "":
         return None
     return netsettings.parse_proxy_url(raw, where, MIRROR, "proxy")
-
-
-def parse_root_uri(raw: str | None, where: str) -> str | None:
-    """Where clients reach the mirror's web/ (bandersnatch's root_uri), ending with a slash; None: unset."""
-    if raw is None or raw == "":
-        return None
-    parts = urllib.parse.urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in raw):
-        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} is not an http(s) URL such as "
-                          "https://pypi-mirror.example.org/")
-    if parts.query or parts.fragment or "@" in parts.netloc:
-        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} must be a plain base URL: no user:password@, "
-                          "query string or fragment")
-    return raw.rstrip("/") + "/"
 
 
 def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,
@@ -552,9 +525,8 @@ def parse_size(raw: str | None, where: str, option: str = "max-page-size",
     """A byte count such as ``67108864``, ``512K``, ``64M`` or ``1G`` (binary units)."""
     if raw is None:
         return default
-    match = _SIZE.match(raw)
-    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
-    if value <= 0:
+    value = size_bytes(raw)
+    if value is None:
         raise ConfigError(
             where, MIRROR, option, f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"
         )

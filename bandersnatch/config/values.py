@@ -1,0 +1,49 @@
+"""The value parsers every part of the configuration shares (booleans, sizes, the root URL), below
+settings.py, compat.py and filters.py so that each of them imports these and none imports another."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import urllib.parse
+
+from ..errors import ConfigError
+
+MIRROR = "mirror"
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
+
+
+def parse_bool(raw: str | None, default: bool, where: str, section: str, option: str) -> bool:
+    """configparser's boolean words (yes/no, true/false, on/off, 1/0), any case."""
+    if raw is None:
+        return default
+    try:
+        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
+    except KeyError:
+        raise ConfigError(
+            where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
+        ) from None
+
+
+def parse_root_uri(raw: str | None, where: str) -> str | None:
+    """Where clients reach the mirror's web/ (bandersnatch's root_uri), ending with a slash; None: unset."""
+    if raw is None or raw == "":
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in raw):
+        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} is not an http(s) URL such as "
+                          "https://pypi-mirror.example.org/")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} must be a plain base URL: no user:password@, "
+                          "query string or fragment")
+    return raw.rstrip("/") + "/"
+
+
+def size_bytes(raw: str) -> int | None:
+    """A byte count such as ``67108864``, ``512K``, ``64M``, ``1G`` or ``1T`` (binary units, an
+    optional ``B``/``iB``); None when ``raw`` is not one or is 0 (each option says why in its own words)."""
+    match = _SIZE.match(raw)
+    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
+    return value if value > 0 else None
