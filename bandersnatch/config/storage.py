@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Mapping
 
 from ..errors import ConfigError, Problems, UnsafePath
-from ..store.atomic import check_segment
+from ..formats.segment import check_segment
 from ..store.s3settings import S3Settings
 
 MIRROR = "mirror"

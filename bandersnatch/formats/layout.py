@@ -13,7 +13,7 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from ..errors import UnsafePath
 from ..names import is_valid_project_name, normalize
-from ..store.atomic import check_segment
+from .segment import check_segment
 
 _USERINFO = re.compile(r"//[^/?#]*@")
 

@@ -26,7 +26,7 @@ import botocore.exceptions
 
 from .. import __version__
 from ..errors import StorageError, StoreRefused, StoreUnreachable, UnsafePath, shown
-from .atomic import check_segment
+from ..formats.segment import check_segment
 from .protocol import ObjectStat, content_type
 from .s3settings import S3Settings
 
