@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .config import storage as storeconfig
 from .config.settings import Config
-from .formats.jsonapi import JsonApi
 from .formats.layout import UrlPolicy
 from .ledger.counts import Tally, read_counts
 from .ledger.state import ROOT_MARKS
@@ -30,6 +29,7 @@ from .store.atomic import staging_dir
 from .store.filesystem import FilesystemStore
 from .store.protocol import Store
 from .store.recorded import RECORD_DIR, RecordedStore, open_s3
+from .sync.jsoncopy import JsonApi
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
 from .upstream.master import Master
