@@ -447,12 +447,6 @@ def root_json_line_entry(line: bytes) -> tuple[str, int | None] | None:
     return None
 
 
-def root_json_line_name(line: bytes) -> str | None:
-    """The project a root ``index.v1_json`` line names; None for other lines, ValueError for a bad entry."""
-    entry = root_json_line_entry(line)
-    return entry[0] if entry is not None else None
-
-
 def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
     """Root index from ``(name, href)`` pairs, in chunks: 750,000 links never form one string."""
     head, tail = root_html_head_tail(serial)
@@ -499,22 +493,6 @@ def root_entries(data: bytes) -> list[tuple[str, int | None]]:
     """Names and ``_last-serial`` (None when absent) of a root ``index.v1_json`` in any layout."""
     doc = json.loads(data)
     return [(p["name"], _serial_from(p.get("_last-serial"))) for p in doc["projects"]]
-
-
-def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:
-    """Names from our own line-per-project root JSON, lazily; None when the file is not in that layout."""
-    it = iter(lines)
-    first = next(it, b"")
-    if not (first.startswith(b'{"meta":') and first.rstrip().endswith(b'"projects":[')):
-        return None
-    return _names_from_lines(it)
-
-
-def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
-    for line in lines:
-        name = root_json_line_name(line)
-        if name is not None:
-            yield name
 
 
 def check_provenance(data: bytes, what: str) -> None:

@@ -171,11 +171,10 @@ class Validators:
 
 @dataclass(frozen=True)
 class Listing:
-    """A root listing's body, spooled and rewound, with its validators and X-PyPI-Last-Serial."""
+    """A root listing's body, spooled and rewound, with its validators."""
 
     body: BinaryIO
     validators: Validators
-    header_serial: int | None
 
     def chunks(self) -> Iterator[bytes]:
         return iter(functools.partial(self.body.read, CHUNK), b"")
@@ -301,7 +300,6 @@ class Master:
     ) -> None:
         self.url = url.rstrip("/")
         self.changelog_page = changelog_page
-        self.resumed_bytes = 0  # bytes not fetched again because a cut download was resumed
         self.timeout = timeout
         self.global_timeout = global_timeout
         self.max_file_bytes = max_file_bytes
@@ -705,11 +703,8 @@ class Master:
                         f"PEP 691 JSON ({JSON_CONTENT_TYPE}); without it or XML-RPC this master cannot be "
                         "followed")
                 found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
-                header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
                 self._copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
-                serial = int(header_serial) if header_serial.isascii() and header_serial.isdigit() and \
-                    len(header_serial) <= len(str(MAX_SERIAL)) else None
-                return Listing(spool, found, serial)
+                return Listing(spool, found)
 
             answer = self._with_retries(what, call)
             if answer is not None:
@@ -819,8 +814,6 @@ class Master:
             raise NotFound(f"{what}: HTTP 404")
         if response.status_code == 206 and partial.resumable and partial.continues(response, size):
             sink.seek(partial.total)
-            with self._lock:
-                self.resumed_bytes += partial.total
             logger.debug("%s: resuming after %d bytes", what, partial.total)
         elif response.status_code == 200:
             if partial.touched:  # an earlier attempt wrote into the sink (a fresh one costs no syscalls)
