@@ -41,9 +41,15 @@ def parse_root_uri(raw: str | None, where: str) -> str | None:
     return raw.rstrip("/") + "/"
 
 
-def size_bytes(raw: str) -> int | None:
+def size_bytes(raw: str, *, terabytes: bool = True) -> int | None:
     """A byte count such as ``67108864``, ``512K``, ``64M``, ``1G`` or ``1T`` (binary units, an
-    optional ``B``/``iB``); None when ``raw`` is not one or is 0 (each option says why in its own words)."""
+    optional ``B``/``iB``); None when ``raw`` is not one or is 0 (each option says why in its own words).
+
+    ``terabytes=False`` refuses ``T``: no page or file is that large, so there it is a typo, while
+    bandersnatch 8's ``max_package_size`` (a whole project) took it.
+    """
     match = _SIZE.match(raw)
-    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
+    if match is None or (not terabytes and match.group(2).lower() == "t"):
+        return None
+    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
     return value if value > 0 else None
