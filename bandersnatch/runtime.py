@@ -36,7 +36,7 @@ from .upstream.master import Master
 
 
 def on_s3(config: Config) -> bool:
-    return config.storage_backend == storeconfig.S3
+    return config.storage_backend is storeconfig.StorageBackend.S3
 
 
 def published_dir(config: Config) -> Path:

@@ -25,6 +25,7 @@ import stat
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
@@ -35,6 +36,7 @@ from . import network as netsettings
 from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
+from .storage import StorageBackend
 from .values import parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
@@ -64,6 +66,19 @@ DEFAULT_MAX_FILE_REMOVALS_PERCENT = 5.0
 
 MIRROR = "mirror"
 STATISTICS = "statistics"
+
+
+class ApiMethod(str, Enum):
+    """``[mirror] api-method``, where changes come from: bandersnatch 8's two values plus ``auto``.
+    A str, so comparisons and messages read as the config value."""
+
+    AUTO = "auto"
+    XMLRPC = "xmlrpc"
+    SIMPLE = "simple"  # the PEP 691 root listing
+
+    def __str__(self) -> str:
+        return self.value
+
 
 SCHEMA: Mapping[str, tuple[str, ...]] = {
     MIRROR: (
@@ -140,8 +155,8 @@ class Config:
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
     network: Network = Network()  # proxy and the environment's proxies and CA bundle, set by load()
-    api_method: str = "auto"  # where changes come from: auto, xmlrpc or simple (changes.API_METHODS)
-    storage_backend: str = storeconfig.FILESYSTEM  # where web/ is published: filesystem or s3
+    api_method: ApiMethod = ApiMethod.AUTO  # where changes come from
+    storage_backend: StorageBackend = StorageBackend.FILESYSTEM  # where web/ is published
     s3: S3Settings | None = None  # the [s3] section, set when storage_backend is s3
 
 
@@ -161,7 +176,7 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, writable: bool
     config = parse(read_text(path), path)
     if writable:
         check_directory_writable(config.directory, path)
-    if config.storage_backend == storeconfig.S3 and importlib.util.find_spec("boto3") is None:
+    if config.storage_backend is StorageBackend.S3 and importlib.util.find_spec("boto3") is None:
         raise ConfigError(str(path), MIRROR, "storage-backend",
                           "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")
     network = netsettings.from_environment(environ or {}, config.proxy)
@@ -225,7 +240,7 @@ def parse(text: str, path: Path) -> Config:
     backend = take(storeconfig.parse_backend, mirror.get("storage-backend"), where,
                    fallback=storeconfig.FILESYSTEM)
     s3 = take(storeconfig.parse_s3, _section_values(parser, storeconfig.S3, where, problems), where,
-              fallback=None) if backend == storeconfig.S3 else None
+              fallback=None) if backend is StorageBackend.S3 else None
     filter_values = {section: _section_values(parser, section, where, problems)
                      for section in filterconfig.SCHEMA if parser.has_section(section)}
     config = Config(
@@ -268,7 +283,7 @@ def parse(text: str, path: Path) -> Config:
         core_metadata=eight.core_metadata,
         warnings=eight.warnings,
         proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
-        api_method=take(parse_api_method, mirror.get("api-method"), where, fallback="auto"),
+        api_method=take(parse_api_method, mirror.get("api-method"), where, fallback=ApiMethod.AUTO),
         storage_backend=backend,
         s3=s3,
     )
@@ -380,14 +395,15 @@ def _section_values(parser: configparser.ConfigParser, section: str, where: str,
 # --------------------------------------------------------------------------
 
 
-def parse_api_method(raw: str | None, where: str) -> str:
+def parse_api_method(raw: str | None, where: str) -> ApiMethod:
     """Where changes come from: ``auto`` (default), ``xmlrpc`` or ``simple`` (the PEP 691 root listing)."""
     if raw is None:
-        return "auto"
-    value = raw.lower()
-    if value not in ("auto", "xmlrpc", "simple"):
-        raise ConfigError(where, MIRROR, "api-method", f"{raw!r} is not one of auto, xmlrpc, simple")
-    return value
+        return ApiMethod.AUTO
+    try:
+        return ApiMethod(raw.lower())
+    except ValueError:
+        raise ConfigError(where, MIRROR, "api-method",
+                          f"{raw!r} is not one of auto, xmlrpc, simple") from None
 
 
 def parse_directory(raw: str | None, where: str) -> Path:
@@ -525,7 +541,7 @@ def parse_size(raw: str | None, where: str, option: str = "max-page-size",
     """A byte count such as ``67108864``, ``512K``, ``64M`` or ``1G`` (binary units)."""
     if raw is None:
         return default
-    value = size_bytes(raw)
+    value = size_bytes(raw, terabytes=False)
     if value is None:
         raise ConfigError(
             where, MIRROR, option, f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"

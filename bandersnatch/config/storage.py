@@ -18,15 +18,27 @@ import difflib
 import re
 import urllib.parse
 from collections.abc import Mapping
+from enum import Enum
 
 from ..errors import ConfigError, Problems, UnsafePath
 from ..formats.segment import check_segment
 from ..store.s3settings import S3Settings
 
 MIRROR = "mirror"
-S3 = "s3"
-FILESYSTEM = "filesystem"
-BACKENDS = (FILESYSTEM, S3)
+S3 = "s3"  # the section's name, and the backend's
+
+
+class StorageBackend(str, Enum):
+    """``[mirror] storage-backend``: a str, so comparisons and messages read as the config value."""
+
+    FILESYSTEM = "filesystem"
+    S3 = "s3"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FILESYSTEM = StorageBackend.FILESYSTEM
 
 S3_OPTIONS = ("endpoint_url", "bucket", "prefix", "region_name", "aws_access_key_id",
               "aws_secret_access_key", "signature_version")
@@ -43,16 +55,17 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,253}[a-z0-9]$", re.IGNORECASE)
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]+$")
 
 
-def parse_backend(raw: str | None, where: str) -> str:
+def parse_backend(raw: str | None, where: str) -> StorageBackend:
     """``[mirror] storage-backend``: filesystem (the default) or s3."""
     backend = (raw or FILESYSTEM).lower()
     if backend == "swift":
         raise ConfigError(where, MIRROR, "storage-backend",
                           "swift is not supported: use filesystem or s3 (Swift speaks S3 through its s3api)")
-    if backend not in BACKENDS:
+    try:
+        return StorageBackend(backend)
+    except ValueError:
         raise ConfigError(where, MIRROR, "storage-backend",
-                          f"{raw!r} is not a storage backend; use filesystem or s3")
-    return backend
+                          f"{raw!r} is not a storage backend; use filesystem or s3") from None
 
 
 def parse_s3(values: Mapping[str, str], where: str) -> S3Settings:

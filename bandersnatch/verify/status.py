@@ -162,7 +162,7 @@ def published_missing(cfg: Config, serial: int | None) -> str | None:
     """
     if serial is None:
         return None  # no sync has completed: nothing was promised yet
-    web = cfg.directory / (RECORD_DIR if cfg.storage_backend == storeconfig.S3 else "web")
+    web = cfg.directory / (RECORD_DIR if cfg.storage_backend is storeconfig.StorageBackend.S3 else "web")
     for path in (web / "simple", web / "simple" / PAGE_HTML):
         if not path.exists():
             return (f"{path} is missing although {cfg.directory / 'state'} says the mirror is at serial "
