@@ -37,7 +37,7 @@ from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
 from .storage import StorageBackend
-from .values import parse_bool, size_bytes
+from .values import has_space_or_control, http_url_fault, parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -430,19 +430,14 @@ def parse_master(raw: str | None, where: str) -> str:
     def bad(why: str) -> ConfigError:
         return ConfigError(where, MIRROR, "master", f"{raw!r} {why}")
 
-    if raw == "" or any(c.isspace() or ord(c) < 32 for c in raw):
+    if raw == "" or has_space_or_control(raw):
         raise bad("is not a URL (empty or contains whitespace)")
     parts = urllib.parse.urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise bad("must start with https:// (or http://)")
+    fault = http_url_fault(parts, "must start with https:// (or http://)")
+    if fault is not None:
+        raise bad(fault)
     if "@" in parts.netloc:
         raise bad("contains credentials; bandersnatch does not send them, remove the user:password@ part")
-    if not parts.hostname:
-        raise bad("has no host name")
-    try:
-        parts.port  # noqa: B018 - urllib only validates the port when it is read
-    except ValueError:
-        raise bad("has an invalid port") from None
     if "?" in raw:
         raise bad("has a query string; give only the base URL")
     if "#" in raw:
@@ -453,7 +448,7 @@ def parse_master(raw: str | None, where: str) -> str:
     # pip's index URL (.../simple) and PyPI's API path are common mix-ups: with either, XML-RPC
     # may answer while every project page is a 404, which reads as "everything was deleted".
     # Elsewhere a path ending in /pypi is a mirror's own prefix (mirrors.aliyun.com/pypi).
-    on_pypi = parts.hostname.lower() in PYPI_HOSTS
+    on_pypi = (parts.hostname or "").lower() in PYPI_HOSTS  # a host: checked above
     for suffix, wrong in (("/simple", path.lower().endswith("/simple")),
                           ("/pypi", on_pypi and path.lower() == "/pypi")):
         if wrong:

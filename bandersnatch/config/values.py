@@ -53,3 +53,22 @@ def size_bytes(raw: str, *, terabytes: bool = True) -> int | None:
         return None
     value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
     return value if value > 0 else None
+
+
+def has_space_or_control(raw: str) -> bool:
+    """True when ``raw`` holds whitespace or a control character: never part of a URL we accept."""
+    return any(c.isspace() or ord(c) < 32 for c in raw)
+
+
+def http_url_fault(parts: urllib.parse.SplitResult, scheme_why: str) -> str | None:
+    """The first check every http(s) URL option makes that ``parts`` fails, said as the end of a
+    message (``scheme_why`` for a scheme other than http or https); None: it passes them all."""
+    if parts.scheme.lower() not in ("http", "https"):
+        return scheme_why
+    if not parts.hostname:
+        return "has no host name"
+    try:
+        parts.port  # noqa: B018 - urllib only validates the port when it is read
+    except ValueError:
+        return "has an invalid port"
+    return None
