@@ -112,11 +112,6 @@ def project_dir(name: str, hash_index: bool) -> list[str]:
     return key_dir(normalize(name), hash_index)
 
 
-def root_href(name: str, hash_index: bool) -> str:
-    """Link from ``web/simple/index.html`` to a project's page."""
-    return "/".join(project_dir(name, hash_index)) + "/"
-
-
 def file_href(segments: Sequence[str], hash_index: bool) -> str:
     """Link from a project page to a file, relative so the mirror can be served under any prefix."""
     up = "../" * (3 if hash_index else 2)

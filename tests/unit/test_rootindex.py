@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 from support.fakepypi import Upstream
 from support.mirrortools import assert_mirror_matches, write_config
+from support.pages import render_root_html, render_root_json, root_names
 
 from bandersnatch.formats.layout import key_dir
-from bandersnatch.formats.simple import (
-    ProjectPage,
-    render_project_json,
-    render_root_html,
-    render_root_json,
-    root_names,
-)
+from bandersnatch.formats.simple import ProjectPage, render_project_json
 from bandersnatch.sync.rootindex import RootIndex
 
 LINE = 3  # the serial of every project line a test does not give one
