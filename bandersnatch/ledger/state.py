@@ -431,16 +431,6 @@ class StateFiles:
         except OSError:
             return None
 
-    def read_todo(self) -> Todo | None:
-        """The pending work as an in-memory ``Todo`` (small lists and tests; the run streams)."""
-        pending = self.open_todo()
-        if pending is None:
-            return None
-        todo = Todo(pending.target)
-        for name, serial in pending:
-            todo.add(name, serial)
-        return todo
-
     def _damaged_todo(self, serial_text: str) -> None:
         """Drop a todo naming a serial we cannot ask about; the full listing that follows owes it all."""
         self._note_damage(f"{self.todo_path} holds serial {shown(serial_text, 30)}")
