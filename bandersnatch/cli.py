@@ -12,6 +12,7 @@ import logging.config
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -219,8 +220,6 @@ def run_update_stats(cfg: config.Config) -> int:
 
 
 def run_status(cfg: config.Config, as_json: bool, offline: bool, prometheus: Path | None) -> int:
-    import tempfile
-
     from .runtime import status_master
     from .upstream.feeds import upstream_serial_for
     from .verify import status

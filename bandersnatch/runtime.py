@@ -17,10 +17,10 @@ from pathlib import Path
 
 from .config import storage as storeconfig
 from .config.settings import Config
-from .formats.jsonapi import JsonApi
 from .formats.layout import UrlPolicy
 from .ledger.counts import Tally, read_counts
 from .ledger.state import ROOT_MARKS
+from .publish.budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .publish.difffile import SPOOL_NAME, Changes
 from .publish.gate import Gate, RemovalBudget
 from .selection.policy import Selection
@@ -29,14 +29,14 @@ from .store.atomic import staging_dir
 from .store.filesystem import FilesystemStore
 from .store.protocol import Store
 from .store.recorded import RECORD_DIR, open_s3
-from .sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
+from .sync.jsoncopy import JsonApi
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
 from .upstream.master import Master
 
 
 def on_s3(config: Config) -> bool:
-    return config.storage_backend == storeconfig.S3
+    return config.storage_backend is storeconfig.StorageBackend.S3
 
 
 def published_dir(config: Config) -> Path:

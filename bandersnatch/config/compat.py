@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
+from .values import parse_bool, parse_root_uri
 
 MIRROR = "mirror"
 
@@ -74,8 +75,6 @@ class Settings:
 def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
                  sections: tuple[str, ...] = ()) -> Settings:
     """``[mirror]``'s raw values (and the file's section names) read for the 8.x options."""
-    from .settings import parse_bool, parse_root_uri
-
     problems = Problems()
     warnings: list[str] = []
 

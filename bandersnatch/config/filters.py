@@ -18,6 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..errors import ConfigError, Problems
+from ..formats.dists import PlatformFilter
 from ..names import normalize
 from . import regexbound
 from .plugins import (
@@ -40,6 +41,7 @@ from .plugins import (
     ProjectRequirementsPinned,
     third_party,
 )
+from .values import parse_bool, size_bytes
 
 __all__ = ["IMPLEMENTED", "REFUSED", "SCHEMA", "FilterConfig", "FilterPlugin", "Pin", "parse",
            "read_requirement_files"]
@@ -59,8 +61,6 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
 IMPLEMENTED = tuple(BUILTIN)
 
 _SORT_BY = ("version", "time")
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------
@@ -187,11 +187,11 @@ def _count(raw: str | None, where: str, section: str, option: str, minimum: int)
 def _size(raw: str | None, where: str) -> int | None:
     if raw is None or raw == "":
         return None
-    match = _SIZE.match(raw)
-    if match is None or int(match.group(1)) == 0:
+    value = size_bytes(raw)
+    if value is None:
         raise ConfigError(where, SIZE_PROJECT, "max_package_size",
                           f"{raw!r} is not a size greater than 0 such as 1G, 500M or 1073741824")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    return value
 
 
 def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
@@ -214,8 +214,6 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
     raw_deps = get(ALLOWLIST, "with-dependencies")
     with_deps = False
     if raw_deps is not None:
-        from .settings import parse_bool
-
         with_deps = parse_bool(raw_deps, False, where, ALLOWLIST, "with-dependencies")
     sort_by = (get(LATEST_RELEASE, "sort_by") or "version").lower()
     if sort_by not in _SORT_BY:
@@ -247,8 +245,6 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
 
 
 def _check_platforms(platforms: tuple[str, ...], where: str) -> None:
-    from ..formats.dists import PlatformFilter
-
     try:
         PlatformFilter.parse(platforms)
     except ValueError as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from .values import has_space_or_control, http_url_fault
 
 ENVIRONMENT = "environment"
 """What a ConfigError names as the "file" when a variable is at fault."""
@@ -152,18 +153,13 @@ def parse_proxy_url(raw: str, where: str, section: str | None, option: str) -> s
     def bad(why: str) -> ConfigError:
         return ConfigError(where, section, option, f"{shown!r} {why}")
 
-    if any(c.isspace() or ord(c) < 32 for c in raw):
+    if has_space_or_control(raw):
         raise bad("is not a URL (contains whitespace)")
     if parts.scheme.lower().startswith("socks"):
         raise bad("is a SOCKS proxy, which is not supported; use an HTTP proxy (http://host:port)")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise bad("must start with http:// (or https://)")
-    if not parts.hostname:
-        raise bad("has no host name")
-    try:
-        parts.port  # noqa: B018 - urllib only validates the port when it is read
-    except ValueError:
-        raise bad("has an invalid port") from None
+    fault = http_url_fault(parts, "must start with http:// (or https://)")
+    if fault is not None:
+        raise bad(fault)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise bad("has a path; give only scheme, host and port")
     return raw

@@ -25,16 +25,19 @@ import stat
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
+from ..store.s3settings import S3Settings
 from . import compat
 from . import filters as filterconfig
 from . import network as netsettings
 from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
-from .storage import S3Settings
+from .storage import StorageBackend
+from .values import has_space_or_control, http_url_fault, parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -63,6 +66,19 @@ DEFAULT_MAX_FILE_REMOVALS_PERCENT = 5.0
 
 MIRROR = "mirror"
 STATISTICS = "statistics"
+
+
+class ApiMethod(str, Enum):
+    """``[mirror] api-method``, where changes come from: bandersnatch 8's two values plus ``auto``.
+    A str, so comparisons and messages read as the config value."""
+
+    AUTO = "auto"
+    XMLRPC = "xmlrpc"
+    SIMPLE = "simple"  # the PEP 691 root listing
+
+    def __str__(self) -> str:
+        return self.value
+
 
 SCHEMA: Mapping[str, tuple[str, ...]] = {
     MIRROR: (
@@ -97,8 +113,6 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
 # hence rejected) section instead of configparser's silent fallback for all.
 _NO_DEFAULT_SECTION = "\0no-default-section"
 
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_SIZE = re.compile(r"^(\d+)\s*([kmg]?)(?:i?b)?$", re.IGNORECASE)
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(
     rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?|\[[0-9a-f:.]+\])(?::(\d{{1,5}}))?$",
@@ -141,8 +155,8 @@ class Config:
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
     network: Network = Network()  # proxy and the environment's proxies and CA bundle, set by load()
-    api_method: str = "auto"  # where changes come from: auto, xmlrpc or simple (changes.API_METHODS)
-    storage_backend: str = storeconfig.FILESYSTEM  # where web/ is published: filesystem or s3
+    api_method: ApiMethod = ApiMethod.AUTO  # where changes come from
+    storage_backend: StorageBackend = StorageBackend.FILESYSTEM  # where web/ is published
     s3: S3Settings | None = None  # the [s3] section, set when storage_backend is s3
 
 
@@ -162,7 +176,7 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, writable: bool
     config = parse(read_text(path), path)
     if writable:
         check_directory_writable(config.directory, path)
-    if config.storage_backend == storeconfig.S3 and importlib.util.find_spec("boto3") is None:
+    if config.storage_backend is StorageBackend.S3 and importlib.util.find_spec("boto3") is None:
         raise ConfigError(str(path), MIRROR, "storage-backend",
                           "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")
     network = netsettings.from_environment(environ or {}, config.proxy)
@@ -226,7 +240,7 @@ def parse(text: str, path: Path) -> Config:
     backend = take(storeconfig.parse_backend, mirror.get("storage-backend"), where,
                    fallback=storeconfig.FILESYSTEM)
     s3 = take(storeconfig.parse_s3, _section_values(parser, storeconfig.S3, where, problems), where,
-              fallback=None) if backend == storeconfig.S3 else None
+              fallback=None) if backend is StorageBackend.S3 else None
     filter_values = {section: _section_values(parser, section, where, problems)
                      for section in filterconfig.SCHEMA if parser.has_section(section)}
     config = Config(
@@ -269,7 +283,7 @@ def parse(text: str, path: Path) -> Config:
         core_metadata=eight.core_metadata,
         warnings=eight.warnings,
         proxy=take(parse_proxy, mirror.get("proxy"), where, fallback=None),
-        api_method=take(parse_api_method, mirror.get("api-method"), where, fallback="auto"),
+        api_method=take(parse_api_method, mirror.get("api-method"), where, fallback=ApiMethod.AUTO),
         storage_backend=backend,
         s3=s3,
     )
@@ -381,26 +395,15 @@ def _section_values(parser: configparser.ConfigParser, section: str, where: str,
 # --------------------------------------------------------------------------
 
 
-def parse_bool(raw: str | None, default: bool, where: str, section: str, option: str) -> bool:
-    """configparser's boolean words (yes/no, true/false, on/off, 1/0), any case."""
-    if raw is None:
-        return default
-    try:
-        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
-    except KeyError:
-        raise ConfigError(
-            where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
-        ) from None
-
-
-def parse_api_method(raw: str | None, where: str) -> str:
+def parse_api_method(raw: str | None, where: str) -> ApiMethod:
     """Where changes come from: ``auto`` (default), ``xmlrpc`` or ``simple`` (the PEP 691 root listing)."""
     if raw is None:
-        return "auto"
-    value = raw.lower()
-    if value not in ("auto", "xmlrpc", "simple"):
-        raise ConfigError(where, MIRROR, "api-method", f"{raw!r} is not one of auto, xmlrpc, simple")
-    return value
+        return ApiMethod.AUTO
+    try:
+        return ApiMethod(raw.lower())
+    except ValueError:
+        raise ConfigError(where, MIRROR, "api-method",
+                          f"{raw!r} is not one of auto, xmlrpc, simple") from None
 
 
 def parse_directory(raw: str | None, where: str) -> Path:
@@ -427,19 +430,14 @@ def parse_master(raw: str | None, where: str) -> str:
     def bad(why: str) -> ConfigError:
         return ConfigError(where, MIRROR, "master", f"{raw!r} {why}")
 
-    if raw == "" or any(c.isspace() or ord(c) < 32 for c in raw):
+    if raw == "" or has_space_or_control(raw):
         raise bad("is not a URL (empty or contains whitespace)")
     parts = urllib.parse.urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise bad("must start with https:// (or http://)")
+    fault = http_url_fault(parts, "must start with https:// (or http://)")
+    if fault is not None:
+        raise bad(fault)
     if "@" in parts.netloc:
         raise bad("contains credentials; bandersnatch does not send them, remove the user:password@ part")
-    if not parts.hostname:
-        raise bad("has no host name")
-    try:
-        parts.port  # noqa: B018 - urllib only validates the port when it is read
-    except ValueError:
-        raise bad("has an invalid port") from None
     if "?" in raw:
         raise bad("has a query string; give only the base URL")
     if "#" in raw:
@@ -450,7 +448,7 @@ def parse_master(raw: str | None, where: str) -> str:
     # pip's index URL (.../simple) and PyPI's API path are common mix-ups: with either, XML-RPC
     # may answer while every project page is a 404, which reads as "everything was deleted".
     # Elsewhere a path ending in /pypi is a mirror's own prefix (mirrors.aliyun.com/pypi).
-    on_pypi = parts.hostname.lower() in PYPI_HOSTS
+    on_pypi = (parts.hostname or "").lower() in PYPI_HOSTS  # a host: checked above
     for suffix, wrong in (("/simple", path.lower().endswith("/simple")),
                           ("/pypi", on_pypi and path.lower() == "/pypi")):
         if wrong:
@@ -464,20 +462,6 @@ def parse_proxy(raw: str | None, where: str) -> str | None:
     if raw is None or raw == "":
         return None
     return netsettings.parse_proxy_url(raw, where, MIRROR, "proxy")
-
-
-def parse_root_uri(raw: str | None, where: str) -> str | None:
-    """Where clients reach the mirror's web/ (bandersnatch's root_uri), ending with a slash; None: unset."""
-    if raw is None or raw == "":
-        return None
-    parts = urllib.parse.urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in raw):
-        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} is not an http(s) URL such as "
-                          "https://pypi-mirror.example.org/")
-    if parts.query or parts.fragment or "@" in parts.netloc:
-        raise ConfigError(where, MIRROR, "root_uri", f"{raw!r} must be a plain base URL: no user:password@, "
-                          "query string or fragment")
-    return raw.rstrip("/") + "/"
 
 
 def parse_timeout(raw: str | None, where: str, option: str = "timeout", default: float = DEFAULT_TIMEOUT,
@@ -552,9 +536,8 @@ def parse_size(raw: str | None, where: str, option: str = "max-page-size",
     """A byte count such as ``67108864``, ``512K``, ``64M`` or ``1G`` (binary units)."""
     if raw is None:
         return default
-    match = _SIZE.match(raw)
-    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()] if match else 0
-    if value <= 0:
+    value = size_bytes(raw, terabytes=False)
+    if value is None:
         raise ConfigError(
             where, MIRROR, option, f"{raw!r} is not a size greater than 0 such as 64M, 512K or 1G"
         )

@@ -14,20 +14,31 @@ directory = /bucket/prefix`` and wrote below ``prefix/web/``.  Here
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from enum import Enum
 
 from ..errors import ConfigError, Problems, UnsafePath
-from ..store.atomic import check_segment
+from ..formats.segment import check_segment
+from ..store.s3settings import S3Settings
 
 MIRROR = "mirror"
-S3 = "s3"
-FILESYSTEM = "filesystem"
-BACKENDS = (FILESYSTEM, S3)
+S3 = "s3"  # the section's name, and the backend's
+
+
+class StorageBackend(str, Enum):
+    """``[mirror] storage-backend``: a str, so comparisons and messages read as the config value."""
+
+    FILESYSTEM = "filesystem"
+    S3 = "s3"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FILESYSTEM = StorageBackend.FILESYSTEM
 
 S3_OPTIONS = ("endpoint_url", "bucket", "prefix", "region_name", "aws_access_key_id",
               "aws_secret_access_key", "signature_version")
@@ -44,37 +55,17 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,253}[a-z0-9]$", re.IGNORECASE)
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]+$")
 
 
-@dataclass(frozen=True)
-class S3Settings:
-    """The validated ``[s3]`` section."""
-
-    bucket: str
-    endpoint_url: str | None = None  # None: AWS itself
-    prefix: str = ""  # below which the keys go, without leading or trailing slash
-    region_name: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
-    signature_version: str | None = None
-    extra_args: tuple[tuple[str, str], ...] = ()  # 8.x's config_param_*: added to every PUT
-
-    @property
-    def credentials(self) -> tuple[str, str] | None:
-        """(key id, secret) when both are set; None leaves them to boto3's chain (AWS_* variables, files)."""
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            return self.aws_access_key_id, self.aws_secret_access_key
-        return None
-
-
-def parse_backend(raw: str | None, where: str) -> str:
+def parse_backend(raw: str | None, where: str) -> StorageBackend:
     """``[mirror] storage-backend``: filesystem (the default) or s3."""
     backend = (raw or FILESYSTEM).lower()
     if backend == "swift":
         raise ConfigError(where, MIRROR, "storage-backend",
                           "swift is not supported: use filesystem or s3 (Swift speaks S3 through its s3api)")
-    if backend not in BACKENDS:
+    try:
+        return StorageBackend(backend)
+    except ValueError:
         raise ConfigError(where, MIRROR, "storage-backend",
-                          f"{raw!r} is not a storage backend; use filesystem or s3")
-    return backend
+                          f"{raw!r} is not a storage backend; use filesystem or s3") from None
 
 
 def parse_s3(values: Mapping[str, str], where: str) -> S3Settings:

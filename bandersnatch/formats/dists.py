@@ -167,7 +167,6 @@ def version_text(filename: str, project_key: str) -> str | None:
 
 # ---------------------------------------------------------------- the platform filter
 
-FAMILIES = ("windows", "macos", "freebsd", "linux")
 _FAMILY_ALIASES = {"windows": "windows", "win": "windows", "macos": "macos", "macosx": "macos"}
 _FAMILY_ALIASES |= {"freebsd": "freebsd", "linux": "linux"}
 _FAMILY_PREFIXES = (

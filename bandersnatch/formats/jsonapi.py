@@ -6,8 +6,8 @@ can only say what the simple page says: the files, their versions, digests,
 sizes, upload times and yanks.  So ``info`` carries the name and the latest
 version, not the descriptions and authors PyPI adds from core metadata.
 
-Rendering is pure (records in, bytes out); :class:`JsonApi` writes and removes
-the objects through the mirror's store (:mod:`.store`).  File URLs point into the mirror: relative
+Rendering is pure (records in, bytes out); ``sync/jsoncopy.py`` writes and removes
+the objects through the mirror's store.  File URLs point into the mirror: relative
 to ``/pypi/<project>/json`` by default, or below ``root_uri`` when one is set
 (bandersnatch's option of that name).
 """
@@ -21,10 +21,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from ..store.protocol import Store
 from .dists import SDIST_EXTENSIONS, parse_version, version_text
 from .filenames import split_suffix
-from .layout import key_dir
 from .simple import DistFile
 
 JSON_API_FILE = "json"
@@ -123,32 +121,3 @@ def render_project(name: str, key: str, versions: Sequence[str],
     }
     doc = {"info": info, "last_serial": serial, "releases": releases, "urls": urls, "vulnerabilities": []}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="replace")
-
-
-class JsonApi:
-    """``web/pypi/<project>/json`` of one mirror (under ``<first letter>/`` with hash-index)."""
-
-    def __init__(self, store: Store, hash_index: bool, *, enabled: bool,
-                 root_uri: str | None) -> None:
-        self.store, self.hash_index = store, hash_index  # the run's gate records what changes
-        self.enabled = enabled
-        # From /pypi/<project>/json, ../../ is the root the mirror is served at.
-        self.base = root_uri.rstrip("/") + "/" if root_uri else "../../"
-
-    def key(self, key: str) -> str:
-        """The store key of a project's copy (``pypi/<project>/json``)."""
-        return "/".join(["pypi", *key_dir(key, self.hash_index), JSON_API_FILE])
-
-    def file_url(self, packages_path: str) -> str:
-        """URL of a file by its (quoted) path below ``web/packages/``."""
-        return f"{self.base}packages/{packages_path}"
-
-    def write(self, name: str, key: str, versions: Sequence[str],
-              files: Sequence[tuple[DistFile, DistFile, str]], serial: int) -> None:
-        if self.enabled:
-            store_key = self.key(key)
-            self.store.publish_page(store_key, render_project(name, key, versions, files, serial))
-
-    def remove(self, key: str) -> None:
-        """Whether or not the copy is enabled now: an earlier run may have written one."""
-        self.store.delete(self.key(key))  # and the directories that leaves empty

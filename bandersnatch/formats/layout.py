@@ -14,7 +14,7 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from ..errors import UnsafePath
 from ..names import is_valid_project_name, normalize
-from ..store.atomic import check_segment
+from .segment import check_segment
 
 _USERINFO = re.compile(r"//[^/?#]*@")
 
@@ -152,11 +152,6 @@ def project_dir(name: str, hash_index: bool) -> list[str]:
     if not is_valid_project_name(name):
         raise UnsafePath(f"refusing project name {name[:100]!r}: not a valid project name")
     return key_dir(normalize(name), hash_index)
-
-
-def root_href(name: str, hash_index: bool) -> str:
-    """Link from ``web/simple/index.html`` to a project's page."""
-    return "/".join(project_dir(name, hash_index)) + "/"
 
 
 def file_href(segments: Sequence[str], hash_index: bool) -> str:

@@ -11,7 +11,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -20,7 +20,7 @@ import lxml.html
 
 from ..errors import UpstreamError, shown
 from ..names import normalize
-from .dists import file_version, version_text
+from .dists import file_version
 from .layout import without_userinfo
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -275,11 +275,6 @@ def _versions(page: ProjectPage) -> list[str]:
     return [str(v) for v in sorted(found)]
 
 
-def version_from_filename(filename: str, project: str) -> str | None:
-    """The version of a release file, for pages whose upstream gave none (see :mod:`.dists`)."""
-    return version_text(filename, project)
-
-
 def _utf8(text: str) -> bytes:
     # A JSON page may carry lone surrogates ("\ud800" escapes) that strict UTF-8 cannot encode.
     return text.encode("utf-8", errors="replace")
@@ -447,12 +442,6 @@ def root_json_line_entry(line: bytes) -> tuple[str, int | None] | None:
     return None
 
 
-def root_json_line_name(line: bytes) -> str | None:
-    """The project a root ``index.v1_json`` line names; None for other lines, ValueError for a bad entry."""
-    entry = root_json_line_entry(line)
-    return entry[0] if entry is not None else None
-
-
 def iter_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> Iterator[bytes]:
     """Root index from ``(name, href)`` pairs, in chunks: 750,000 links never form one string."""
     head, tail = root_html_head_tail(serial)
@@ -481,40 +470,10 @@ def iter_root_json(projects: Iterable[tuple[str, int]], serial: int | None) -> I
     yield _utf8("".join(batch) + "\n") + ROOT_JSON_TAIL
 
 
-def render_root_html(projects: Iterable[tuple[str, str]], serial: int | None) -> bytes:
-    return b"".join(iter_root_html(projects, serial))
-
-
-def render_root_json(projects: Iterable[tuple[str, int]], serial: int | None) -> bytes:
-    return b"".join(iter_root_json(projects, serial))
-
-
-def root_names(data: bytes) -> list[str]:
-    """Project names listed in a root ``index.v1_json`` (any layout of the JSON)."""
-    doc = json.loads(data)
-    return [p["name"] for p in doc["projects"]]
-
-
 def root_entries(data: bytes) -> list[tuple[str, int | None]]:
     """Names and ``_last-serial`` (None when absent) of a root ``index.v1_json`` in any layout."""
     doc = json.loads(data)
     return [(p["name"], _serial_from(p.get("_last-serial"))) for p in doc["projects"]]
-
-
-def iter_root_names(lines: Iterable[bytes]) -> Iterator[str] | None:
-    """Names from our own line-per-project root JSON, lazily; None when the file is not in that layout."""
-    it = iter(lines)
-    first = next(it, b"")
-    if not (first.startswith(b'{"meta":') and first.rstrip().endswith(b'"projects":[')):
-        return None
-    return _names_from_lines(it)
-
-
-def _names_from_lines(lines: Iterator[bytes]) -> Iterator[str]:
-    for line in lines:
-        name = root_json_line_name(line)
-        if name is not None:
-            yield name
 
 
 def check_provenance(data: bytes, what: str) -> None:
@@ -525,7 +484,3 @@ def check_provenance(data: bytes, what: str) -> None:
         raise UpstreamError(f"{what}: malformed provenance: {shown(str(exc))}") from None
     if not isinstance(doc, dict):
         raise UpstreamError(f"{what}: malformed provenance: not a JSON object")
-
-
-def with_files(page: ProjectPage, files: Iterable[DistFile]) -> ProjectPage:
-    return replace(page, files=tuple(files))

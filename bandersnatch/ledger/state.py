@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import StorageError, shown
+from ..formats.serial import MAX_SERIAL, is_serial
 from ..names import normalize
 from ..store.atomic import atomic_write, open_new_text, staged
-from ..upstream.rpcstream import MAX_SERIAL, is_serial
 
 logger = logging.getLogger(__name__)
 
@@ -430,16 +430,6 @@ class StateFiles:
             return 0
         except OSError:
             return None
-
-    def read_todo(self) -> Todo | None:
-        """The pending work as an in-memory ``Todo`` (small lists and tests; the run streams)."""
-        pending = self.open_todo()
-        if pending is None:
-            return None
-        todo = Todo(pending.target)
-        for name, serial in pending:
-            todo.add(name, serial)
-        return todo
 
     def _damaged_todo(self, serial_text: str) -> None:
         """Drop a todo naming a serial we cannot ask about; the full listing that follows owes it all."""

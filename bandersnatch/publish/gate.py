@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import RemovalsHeldBack
 from ..store.protocol import ObjectStat, Reader, Store, Upload
-from ..sync.guards import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
+from .budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .difffile import Changes
 
 

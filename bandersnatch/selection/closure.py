@@ -72,9 +72,6 @@ class DependencyTracker:
         with self._lock:
             return key in self.reached
 
-    def is_root(self, key: str) -> bool:
-        return key in self.selection.roots
-
     def why(self, key: str) -> str:
         with self._lock:
             need = self.reached.get(key)

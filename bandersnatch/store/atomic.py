@@ -26,7 +26,6 @@ import errno
 import functools
 import io
 import os
-import re
 import secrets
 import stat
 import tempfile
@@ -35,8 +34,8 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from ..errors import BandersnatchError, LinkInMirror, StorageError, UnsafePath, shown
+from ..formats.segment import check_segment
 
-MAX_SEGMENT_BYTES = 255
 # Linux's PATH_MAX, counting the terminating NUL: a longer path fails every system call with
 # ENAMETOOLONG, however short each of its components is.
 PATH_MAX = 4096
@@ -51,25 +50,6 @@ _ADMIN_LINKS = ("web",)
 # project that wants the path; any other error is the disk's and stops the run.
 _PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY,
                           errno.ENAMETOOLONG, errno.EILSEQ})
-
-
-# A path separator (either kind) or a control character (NUL included): one search per segment.
-_SEPARATOR_OR_CONTROL = re.compile(r"[\x00-\x1f/\\]")
-
-
-def check_segment(segment: str) -> str:
-    """Return ``segment`` when it is a safe single path component, else raise UnsafePath."""
-    if segment in ("", ".", ".."):
-        raise UnsafePath(f"refusing path component {segment!r}")
-    if _SEPARATOR_OR_CONTROL.search(segment):
-        raise UnsafePath(f"refusing path component {segment[:100]!r}: separator or control character")
-    try:
-        encoded = segment.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnsafePath(f"refusing path component {segment[:100]!r}: not valid UTF-8") from None
-    if len(encoded) > MAX_SEGMENT_BYTES:
-        raise UnsafePath(f"refusing path component {segment[:40]!r}...: longer than 255 bytes")
-    return segment
 
 
 def confined(base: Path, parts: Sequence[str], room: int = 0) -> Path:

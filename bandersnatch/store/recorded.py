@@ -32,10 +32,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..config.storage import S3Settings
 from .atomic import write_all
 from .filesystem import FilesystemStore
 from .protocol import ObjectStat, Reader, Store, Upload
+from .s3settings import S3Settings
 
 RECORD_DIR = "s3-pages"  # below the mirror directory, in place of web/
 RECORDED = ("simple/",)  # what the mirror reads back; everything else goes to the remote store only

@@ -25,10 +25,10 @@ import botocore.config
 import botocore.exceptions
 
 from .. import __version__
-from ..config.storage import S3Settings
 from ..errors import StorageError, StoreRefused, StoreUnreachable, UnsafePath, shown
-from .atomic import check_segment
+from ..formats.segment import check_segment
 from .protocol import ObjectStat, content_type
+from .s3settings import S3Settings
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody

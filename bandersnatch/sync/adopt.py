@@ -16,7 +16,7 @@ pages and files, an 8.x mirror may hold:
 - projects upstream deleted that 8.x kept: found by comparing the project
   directories with upstream's listing once, and put in the work list, where
   their pages answer 404 and they leave through the ordinary removal path,
-  under the removal limit (``guards.RemovalLimit``).
+  under the removal limit (``publish.budget.RemovalLimit``).
 
 The walk runs in the adopting run, before planning; the ``adopting`` marker
 stays until the work list is written, so a killed adoption starts again.

@@ -20,7 +20,6 @@ from urllib.parse import unquote
 from ..errors import NotFound, UnsafePath, UpstreamError, shown
 from ..formats import pagerecord
 from ..formats.dists import MAX_VERSION_LENGTH, usable_versions
-from ..formats.jsonapi import JsonApi
 from ..formats.layout import (
     PAGE_HTML,
     PAGE_JSON,
@@ -38,6 +37,7 @@ from ..formats.layout import (
 from ..formats.layout import has_pages as layout_has_pages
 from ..formats.pagerecord import Known as Known
 from ..formats.pagerecord import Stored as Stored
+from ..formats.segment import MAX_SEGMENT_BYTES
 from ..formats.simple import DistFile, ProjectPage, check_provenance, render_project_html
 from ..ledger.counts import NONE, Tally, Totals
 from ..names import is_valid_project_name, normalize
@@ -50,10 +50,11 @@ from ..publish.owners import Linked, Links
 from ..selection.policy import Exclusion, Selection
 from ..selection.records import METADATA_LIMIT, SDIST_SUFFIXES, DependencyRecords, MirroredFile
 from ..selection.requirements import sdist_pkg_info, wheel_metadata
-from ..store.atomic import MAX_SEGMENT_BYTES, atomic_write, confined, remove_file
+from ..store.atomic import atomic_write, confined, remove_file
 from ..store.filesystem import FilesystemStore
 from ..store.protocol import Store
 from ..upstream.master import VERIFIABLE, Digest, Master
+from .jsoncopy import JsonApi
 
 logger = logging.getLogger(__name__)
 

@@ -2,4 +2,5 @@
 retries, reading bodies safely; ``diagnosis`` says why a request got no answer), ``master``
 (the APIs on top: XML-RPC via ``rpcstream``, the PEP 691 root listing, pages, files),
 ``listing`` and the change feeds built on them.  Nobody outside this package imports requests.
+May import selection, publish, ledger, config, store and formats.
 """

@@ -21,18 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..config.settings import ApiMethod
 from ..errors import NoXmlRpc, UpstreamError
+from ..formats.serial import is_serial
 from ..ledger.state import DoneSet, NameSet, name_hash
 from ..names import normalize
 from ..store.atomic import atomic_write
 from .listing import RootListing
 from .master import Master, Validators
-from .rpcstream import is_serial
 
 logger = logging.getLogger(__name__)
-
-API_METHODS = ("auto", "xmlrpc", "simple")
-"""``[mirror] api-method``: bandersnatch 8's option name, and its two values, plus ``auto``."""
 
 LISTING_STATE = "listing-state"
 """Under the mirror directory: the listing's validators, for a conditional request next run."""
@@ -308,25 +306,26 @@ class AutoFeed:
         yield from listing()
 
 
-def upstream_serial_for(method: str, master: Master, directory: Path) -> Callable[[], int]:
+def upstream_serial_for(method: ApiMethod, master: Master, directory: Path) -> Callable[[], int]:
     """How ``status`` asks the master for its own serial, in one request and writing nothing.
 
     The way the mirror follows it: ``changelog_last_serial``, or the root listing's own
     serial when ``api-method = simple`` (or ``auto`` and the mirror follows the listing).
     """
-    if method == "xmlrpc":
+    if method == ApiMethod.XMLRPC:
         return master.changelog_last_serial
     listing = ListingFeed(master, lambda: (), directory, directory)
-    if method == "auto" and not listing.followed():
+    if method == ApiMethod.AUTO and not listing.followed():
         return master.changelog_last_serial
     return listing.own_serial
 
 
-def feed_for(method: str, master: Master, mirrored: Mirrored, directory: Path, staging: Path) -> ChangeFeed:
+def feed_for(method: ApiMethod, master: Master, mirrored: Mirrored, directory: Path,
+             staging: Path) -> ChangeFeed:
     """The feed ``api-method`` asks for."""
-    if method == "xmlrpc":
+    if method == ApiMethod.XMLRPC:
         return XmlRpcFeed(master)
     listing = ListingFeed(master, mirrored, directory, staging)
-    if method == "simple":
+    if method == ApiMethod.SIMPLE:
         return listing
     return AutoFeed(XmlRpcFeed(master), listing)

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import UpstreamError, shown
-from .rpcstream import describe, is_serial
+from ..formats.serial import is_serial
+from .rpcstream import describe
 
 # One entry (or meta, or an unknown member) larger than this is not a listing we understand.
 MAX_ITEM = 1 << 20

@@ -13,7 +13,6 @@ import functools
 import hashlib
 import logging
 import re
-import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator, Mapping
@@ -28,8 +27,9 @@ from ..config.network import Network
 from ..config.settings import DEFAULT_GLOBAL_TIMEOUT, DEFAULT_MAX_FILE_BYTES
 from ..errors import HashMismatch, NotFound, NoXmlRpc, StalePage, UnsafePath, UpstreamError, shown
 from ..formats.layout import UrlPolicy
+from ..formats.serial import MAX_SERIAL, is_serial
 from ..formats.simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
-from .rpcstream import MAX_SERIAL, describe, is_serial, iter_items
+from .rpcstream import describe, iter_items
 from .transport import CHUNK, TooManyRedirects, Transient, Transport, declared_over
 
 logger = logging.getLogger(__name__)
@@ -116,11 +116,10 @@ class Validators:
 
 @dataclass(frozen=True)
 class Listing:
-    """A root listing's body, spooled and rewound, with its validators and X-PyPI-Last-Serial."""
+    """A root listing's body, spooled and rewound, with its validators."""
 
     body: BinaryIO
     validators: Validators
-    header_serial: int | None
 
     def chunks(self) -> Iterator[bytes]:
         return iter(functools.partial(self.body.read, CHUNK), b"")
@@ -155,8 +154,6 @@ class Master:
     ) -> None:
         self.url = url.rstrip("/")
         self.changelog_page = changelog_page
-        self.resumed_bytes = 0  # bytes not fetched again because a cut download was resumed
-        self._lock = threading.Lock()  # guards resumed_bytes: downloads run on many threads
         self.max_file_bytes = max_file_bytes
         self.max_page_bytes = max_page_bytes
         # PyPI's full listing is tens of megabytes of XML: allow RPC answers more room.
@@ -315,11 +312,8 @@ class Master:
                         f"PEP 691 JSON ({JSON_CONTENT_TYPE}); without it or XML-RPC this master cannot be "
                         "followed")
                 found = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
-                header_serial = response.headers.get("X-PyPI-Last-Serial", "").strip()
                 self.transport.copy_capped(response, spool, self.max_rpc_bytes, what, deadline)
-                serial = int(header_serial) if header_serial.isascii() and header_serial.isdigit() and \
-                    len(header_serial) <= len(str(MAX_SERIAL)) else None
-                return Listing(spool, found, serial)
+                return Listing(spool, found)
 
             answer = self.transport.with_retries(what, call)
             if answer is not None:
@@ -430,8 +424,6 @@ class Master:
             raise NotFound(f"{what}: HTTP 404")
         if response.status_code == 206 and partial.resumable and partial.continues(response, size):
             sink.seek(partial.total)
-            with self._lock:
-                self.resumed_bytes += partial.total
             logger.debug("%s: resuming after %d bytes", what, partial.total)
         elif response.status_code == 200:
             if partial.touched:  # an earlier attempt wrote into the sink (a fresh one costs no syscalls)

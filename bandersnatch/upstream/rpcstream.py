@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeGuard
+from typing import Any
 from xml.parsers import expat
 
 from ..errors import NoXmlRpc, UpstreamError, shown
@@ -22,16 +22,6 @@ from ..errors import NoXmlRpc, UpstreamError, shown
 _SCALARS = frozenset({"int", "i4", "i8", "boolean", "string", "double", "base64", "dateTime.iso8601", "nil"})
 # At most 64 bits (<i8>); ASCII digits only: int() would also take "1_0" and Arabic-Indic digits.
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
-
-# PyPI's serials travel as XML-RPC <int>, which is 32 bits signed.  A larger one could never
-# be sent back (changelog_since_serial), so it is refused on the way in and, found in the
-# mirror's own files, treated as damage.  The one bound for every serial bandersnatch keeps.
-MAX_SERIAL = 2**31 - 1
-
-
-def is_serial(value: object) -> TypeGuard[int]:
-    """True for an integer (not a boolean) from 0 to ``MAX_SERIAL``."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SERIAL
 
 
 def describe(value: Any) -> str:

@@ -59,6 +59,7 @@ from ..ledger.extsort import open_text, read_lines, sort_lines
 from ..ledger.state import NameSet, StateFiles, name_hash
 from ..names import is_valid_project_name, normalize
 from ..progress import Progress, human_bytes
+from ..publish.budget import ALLOW_REPAIR_REMOVAL
 from ..publish.gate import Gate
 from ..publish.owners import owners_of, sidecar_of
 from ..runtime import Runtime, published_dir
@@ -66,7 +67,6 @@ from ..selection.policy import Selection
 from ..selection.records import DependencyRecords
 from ..store.atomic import atomic_write, clear_staging, link_refused
 from ..store.recorded import RECORD_DIR
-from ..sync.guards import ALLOW_REPAIR_REMOVAL
 from ..sync.mirror import acquire_lock
 from ..sync.package import Layout, ProjectSync
 from ..sync.rootindex import RootIndex

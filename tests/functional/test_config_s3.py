@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bandersnatch.config.settings import load, parse
-from bandersnatch.config.storage import S3Settings
 from bandersnatch.errors import ConfigError, ConfigErrors
+from bandersnatch.store.s3settings import S3Settings
 
 CONF = Path("/etc/bandersnatch-s3.conf")
 

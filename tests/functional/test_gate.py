@@ -18,8 +18,8 @@ from support.fakepypi import Upstream
 from support.mirrortools import MirrorSetup, assert_mirror_matches, page_dir, tree_snapshot, write_config
 
 from bandersnatch.errors import RemovalsHeldBack
+from bandersnatch.publish.budget import FileRemovalLimit, RemovalLimit
 from bandersnatch.publish.gate import RemovalBudget
-from bandersnatch.sync.guards import FileRemovalLimit, RemovalLimit
 
 PROJECTS = 22
 

@@ -136,7 +136,7 @@ def test_keys_are_joined_below_the_prefix_whatever_its_slashes(make_s3_store: Ma
 
 
 def test_a_store_is_made_from_the_configured_s3_settings(seaweed: Seaweed, tmp_path: Path, raw: Any) -> None:
-    from bandersnatch.config.storage import S3Settings
+    from bandersnatch.store.s3settings import S3Settings
 
     base = f"test-{uuid.uuid4().hex[:12]}"
     settings = S3Settings(bucket=seaweed.bucket, endpoint_url=seaweed.endpoint, prefix=base,

@@ -19,8 +19,8 @@ import pytest
 from support.fakepypi import ChangelogEntry, SampleCorpus, Upstream, populate_sample
 from support.mirrortools import MirrorSetup, assert_mirror_matches, write_config
 
+from bandersnatch.formats.serial import MAX_SERIAL
 from bandersnatch.ledger.state import StateFiles, UpstreamRecord
-from bandersnatch.upstream.rpcstream import MAX_SERIAL
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 

@@ -25,6 +25,7 @@ import pytest
 
 from bandersnatch import cli
 from support.fakepypi import Upstream, normalize
+from support.todo import read_todo
 
 
 @dataclass
@@ -178,7 +179,7 @@ def pending_work(root: Path) -> dict[str, int]:
     """What the mirror still owes: its todo minus the journal (normalized name -> serial)."""
     from bandersnatch.ledger.state import StateFiles
 
-    todo = StateFiles(root, root / "tmp" / "probe").read_todo()
+    todo = read_todo(StateFiles(root, root / "tmp" / "probe"))
     return {key: serial for key, (_, serial) in todo.pending.items()} if todo else {}
 
 

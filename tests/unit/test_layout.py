@@ -8,7 +8,7 @@ import pytest
 
 from bandersnatch.errors import UnsafePath
 from bandersnatch.formats import layout
-from bandersnatch.formats.layout import UrlPolicy, file_href, file_segments, project_dir, root_href
+from bandersnatch.formats.layout import UrlPolicy, file_href, file_segments, project_dir
 
 FILES = "https://files.pythonhosted.org"
 DIGEST = "2ee14ee469c3eb52fe90322ec81dd404a0093d565a6d71ce77cbc8124e3b"
@@ -129,7 +129,7 @@ def test_http_is_refused_unless_allowed() -> None:
     assert file_segments(url, LOCAL_HTTP) == ["ab", "x.tar.gz"]
 
 
-# ---------------------------------------------------------------- project_dir / root_href
+# ---------------------------------------------------------------- project_dir
 
 
 @pytest.mark.parametrize(
@@ -156,12 +156,6 @@ def test_project_dir_refuses_invalid_names(name: str, hash_index: bool) -> None:
         project_dir(name, hash_index)
 
 
-@pytest.mark.parametrize(
-    ("name", "hash_index", "href"),
-    [("Foo_Bar", False, "foo-bar/"), ("Foo_Bar", True, "f/foo-bar/")],
-)
-def test_root_href_is_relative_with_trailing_slash(name: str, hash_index: bool, href: str) -> None:
-    assert root_href(name, hash_index) == href
 
 
 # ---------------------------------------------------------------- file_href

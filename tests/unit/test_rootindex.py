@@ -9,15 +9,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import pytest
+from support.pages import render_root_html, render_root_json, root_names
 
 from bandersnatch.formats.layout import key_dir
-from bandersnatch.formats.simple import (
-    ProjectPage,
-    render_project_json,
-    render_root_html,
-    render_root_json,
-    root_names,
-)
+from bandersnatch.formats.simple import ProjectPage, render_project_json
 from bandersnatch.sync.rootindex import RootIndex
 
 LINE = 3  # the serial of every project line a test does not give one

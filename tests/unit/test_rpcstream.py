@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bandersnatch.errors import NoXmlRpc, UpstreamError
-from bandersnatch.upstream.rpcstream import MAX_SERIAL, describe, is_serial, iter_items
+from bandersnatch.formats.serial import MAX_SERIAL, is_serial
+from bandersnatch.upstream.rpcstream import describe, iter_items
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:

@@ -10,7 +10,9 @@ from typing import Any, cast
 import lxml.etree
 import lxml.html
 import pytest
+from support.pages import render_root_html, render_root_json, root_names
 
+from bandersnatch.formats.dists import version_text
 from bandersnatch.formats.simple import (
     API_VERSION,
     DistFile,
@@ -20,12 +22,7 @@ from bandersnatch.formats.simple import (
     parse_json_page,
     render_project_html,
     render_project_json,
-    render_root_html,
-    render_root_json,
     root_json_line_entry,
-    root_names,
-    version_from_filename,
-    with_files,
 )
 
 DATA = Path(__file__).parent.parent / "data"
@@ -229,7 +226,7 @@ def test_lone_surrogates_from_upstream_json_still_render_valid_utf8() -> None:
     ],
 )
 def test_version_from_filename(filename: str, project: str, version: str | None) -> None:
-    assert version_from_filename(filename, project) == version
+    assert version_text(filename, project) == version
 
 
 # ---------------------------------------------------------------- HTML (PEP 503, 592, 629, 658, 714)
@@ -414,13 +411,6 @@ def test_root_json_lines_are_read_with_or_without_a_serial(line: bytes, entry: o
 def test_empty_root_index() -> None:
     assert root_names(render_root_json([], None)) == []
     assert anchors(render_root_html([], None)) == []
-
-
-def test_with_files_replaces_only_the_files() -> None:
-    page = upstream_page()
-    slim = with_files(page, page.files[:1])
-    assert slim.files == page.files[:1]
-    assert (slim.name, slim.last_serial, slim.versions) == (page.name, page.last_serial, page.versions)
 
 
 # ---------------------------------------------------------------- Simple API 1.4 (PEP 740, 792, 833)

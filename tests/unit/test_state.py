@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.todo import read_todo
 
 from bandersnatch.ledger.state import GENERATION, Failure, StateFiles, Todo, parse_failures, render_failures
 
@@ -109,12 +110,12 @@ def test_done_cost_does_not_grow_with_the_todo(files: StateFiles) -> None:
 
 
 def test_read_todo_of_missing_todo_is_none(files: StateFiles) -> None:
-    assert files.read_todo() is None
+    assert read_todo(files) is None
 
 
 def test_read_todo_without_journal_returns_everything(files: StateFiles) -> None:
     files.todo_path.write_text("500\nDjango 480\nzope.interface 499\n")
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo == todo_of(500, ("Django", 480), ("zope.interface", 499))
 
 
@@ -123,7 +124,7 @@ def test_read_todo_after_kill_subtracts_journaled_projects(files: StateFiles) ->
     files.done("a", 10)
     files.done("b-project", 20)  # journal spelling need not match: keys are normalized
     files.close()  # the process dies; its file handle goes with it
-    todo = StateFiles(files.directory, files.staging).read_todo()
+    todo = read_todo(StateFiles(files.directory, files.staging))
     assert todo is not None
     assert todo.target == 500
     assert todo.pending == {"c": ("c", 30)}
@@ -138,7 +139,7 @@ def test_journal_entry_counts_only_when_its_serial_reaches_the_todo_serial(
 ) -> None:
     files.todo_path.write_text("500\nproj 20\n")
     files.journal_path.write_text(f"target 500\nproj {journal_serial}\n")
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert ("proj" in todo.pending) is still_pending
 
@@ -146,7 +147,7 @@ def test_journal_entry_counts_only_when_its_serial_reaches_the_todo_serial(
 def test_half_written_last_journal_line_is_ignored(files: StateFiles) -> None:
     files.todo_path.write_text("500\nfoo 123\nbar 7\n")
     files.journal_path.write_text("target 500\nbar 7\nfoo 12")  # killed while writing "foo 123\n"
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert todo.pending == {"foo": ("foo", 123)}
 
@@ -155,7 +156,7 @@ def test_half_written_last_journal_line_is_ignored(files: StateFiles) -> None:
 def test_journal_of_another_todo_is_ignored(files: StateFiles, header: str) -> None:
     files.todo_path.write_text("500\nfoo 1\n")
     files.journal_path.write_text(f"{header}foo 1\n")
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert todo.pending == {"foo": ("foo", 1)}
 
@@ -167,7 +168,7 @@ def test_journal_of_another_todo_is_ignored(files: StateFiles, header: str) -> N
 def test_junk_journal_lines_are_skipped(files: StateFiles, junk: str) -> None:
     files.todo_path.write_text("500\nfoo 1\nbar 2\n")
     files.journal_path.write_text(f"target 500\n{junk}bar 2\n")
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert todo.pending == {"foo": ("foo", 1)}
 
@@ -175,7 +176,7 @@ def test_junk_journal_lines_are_skipped(files: StateFiles, junk: str) -> None:
 def test_non_utf8_journal_does_not_prevent_reading_todo(files: StateFiles) -> None:
     files.todo_path.write_text("500\nfoo 1\nbar 2\n")
     files.journal_path.write_bytes(b"target 500\n\xff\xfe\xfd 9\nbar 2\n")
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert todo.pending == {"foo": ("foo", 1)}
 
@@ -206,7 +207,7 @@ def test_corrupt_todo_is_removed_with_a_warning(
     files.todo_path.write_bytes(content)
     files.journal_path.write_text("target 500\n")
     with caplog.at_level(logging.WARNING, logger="bandersnatch.ledger.state"):
-        assert files.read_todo() is None
+        assert read_todo(files) is None
     assert "corrupt" in caplog.text
     assert not files.todo_path.exists()
     assert not files.journal_path.exists()
@@ -226,7 +227,7 @@ def test_finish_with_failures_keeps_exactly_those_in_todo_and_writes_state(files
     assert lines(files.todo_path) == ["500", "b 20"]
     assert files.read_serial() == 500
     assert not files.journal_path.exists()
-    todo = files.read_todo()
+    todo = read_todo(files)
     assert todo is not None
     assert todo.pending == {"b": ("b", 20)}
     assert list(files.staging.iterdir()) == []
@@ -239,7 +240,7 @@ def test_finish_without_failures_removes_todo_and_journal(files: StateFiles) -> 
     assert not files.todo_path.exists()
     assert not files.journal_path.exists()
     assert files.read_serial() == 500
-    assert files.read_todo() is None
+    assert read_todo(files) is None
 
 
 def test_finish_closes_the_journal_so_done_needs_a_new_begin(files: StateFiles) -> None:
@@ -254,7 +255,7 @@ def test_begin_after_resume_starts_a_fresh_journal(files: StateFiles) -> None:
     files.done("a", 1)
     files.close()
     resumed = StateFiles(files.directory, files.staging)
-    todo = resumed.read_todo()
+    todo = read_todo(resumed)
     assert todo is not None
     resumed.begin(todo)
     assert lines(resumed.todo_path) == ["500", "b 2"]
@@ -314,7 +315,7 @@ def test_a_corrupt_todo_gives_way_to_the_failures_record_at_the_state_serial(
     files.finish(500, {"b": failure("b", 20), "c": failure("c", 30)})
     files.todo_path.write_bytes(b"500\nb 20\nc")
     with caplog.at_level(logging.WARNING, logger="bandersnatch.ledger.state"):
-        todo = files.read_todo()
+        todo = read_todo(files)
     assert todo == todo_of(500, ("b", 20), ("c", 30))
     assert "corrupt" in caplog.text and "stay owed" in caplog.text
     assert files.read_serial() == 500
@@ -327,7 +328,7 @@ def test_a_corrupt_todo_without_a_whole_failures_record_voids_the_state_for_a_fu
     files.todo_path.write_bytes(b"500\nb 20\nc")
     files.failures_path.write_bytes(b"b 20 2026-01-02T03:04:05Z err\n")  # its end is missing
     with caplog.at_level(logging.WARNING, logger="bandersnatch.ledger.state"):
-        assert files.read_todo() is None
+        assert read_todo(files) is None
     assert "full sync" in caplog.text
     assert files.read_serial() is None
     assert not files.todo_path.exists()
@@ -454,7 +455,7 @@ def test_count_pending_subtracts_the_journal_like_read_todo(files: StateFiles) -
     files.done("d", 39)  # an older serial than owed: still pending
     files.close()
     reader = StateFiles(files.directory, files.staging)
-    todo = reader.read_todo()
+    todo = read_todo(reader)
     assert todo is not None
     assert reader.count_pending() == len(todo.pending) == 2
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from bandersnatch.errors import LinkInMirror, StorageError, UnsafePath
+from bandersnatch.formats.segment import check_segment
 from bandersnatch.store import atomic as storage
 from bandersnatch.store.atomic import (
     atomic_write,
-    check_segment,
     clear_staging,
     confined,
     move_staged,
