@@ -4,7 +4,7 @@ Each test takes the ``store`` fixture, parametrized over the stores there
 are: the filesystem (``web/``), S3 (a fresh key prefix in the session's real
 SeaweedFS bucket; skipped without ``weed`` or boto3), the recorded store an S3
 mirror runs on (that bucket, its pages recorded below the mirror directory),
-and the gate every publisher writes through over each of them.  What only one
+and the gate every publisher writes through over the two a mirror runs on.  What only one
 store does is tested in ``test_fsstore.py`` and ``test_s3store.py``.
 
 The recorded store answers the reads of the keys under ``simple/`` from its
@@ -58,7 +58,9 @@ def _gated(make: Make) -> Make:
 
 BARE: dict[str, Make] = {
     "filesystem": _filesystem, "s3": _s3, "recorded": _recorded}
-STORES = {**BARE, **{f"gate-{name}": _gated(make) for name, make in BARE.items()}}
+# The gate over the stores a mirror runs on: the filesystem, and the recorded store of an S3 mirror
+# (a gate over a bare S3 store is never built; the bare S3 store keeps the contract above).
+STORES = {**BARE, **{f"gate-{name}": _gated(BARE[name]) for name in ("filesystem", "recorded")}}
 
 
 @pytest.fixture(params=sorted(STORES))
