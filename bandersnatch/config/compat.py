@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
-from .values import parse_bool, parse_root_uri
-
-MIRROR = "mirror"
+from .values import MIRROR, parse_bool, parse_root_uri
 
 MIRROR_OPTIONS = (
     "json",

@@ -37,7 +37,7 @@ from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
 from .storage import StorageBackend
-from .values import has_space_or_control, http_url_fault, parse_bool, size_bytes
+from .values import MIRROR, has_space_or_control, http_url_fault, parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -64,7 +64,6 @@ DEFAULT_MAX_REMOVALS_PERCENT = 5.0
 DEFAULT_MAX_FILE_REMOVALS = 1000
 DEFAULT_MAX_FILE_REMOVALS_PERCENT = 5.0
 
-MIRROR = "mirror"
 STATISTICS = "statistics"
 
 

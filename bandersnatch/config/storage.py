@@ -23,8 +23,8 @@ from enum import Enum
 from ..errors import ConfigError, Problems, UnsafePath
 from ..formats.segment import check_segment
 from ..store.s3settings import S3Settings
+from .values import MIRROR
 
-MIRROR = "mirror"
 S3 = "s3"  # the section's name, and the backend's
 
 
