@@ -216,7 +216,7 @@ def test_update_stats_beside_a_running_mirror_both_succeed_and_nothing_is_harmed
     upstream.add_file("op3", "op3-2.0.tar.gz", b"two" * 300)
     for i in range(20, 40):
         upstream.add_file(f"later{i}", f"later{i}-1.0.tar.gz", b"later" * 300)
-    upstream.latency = 0.08  # about 1.7 s of sync: update-stats runs within it
+    upstream.hold_pages = threading.Event()  # the sync waits on its pages until update-stats is done
     sync = mirror.run_subprocess()
     try:
         wait_for(mirror.root / "todo.journal", sync)
@@ -225,6 +225,7 @@ def test_update_stats_beside_a_running_mirror_both_succeed_and_nothing_is_harmed
         assert "Traceback" not in stats.stderr and not error_lines(stats.stderr)
         assert f"counted {len(files)} downloads" in stats.stderr
         assert sync.poll() is None  # the mirror was running all along
+        upstream.hold_pages.set()
         _, err = sync.communicate(timeout=120)
         assert sync.returncode == 0, err
     finally:
