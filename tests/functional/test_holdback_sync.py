@@ -57,12 +57,15 @@ def test_a_new_file_is_held_then_arrives_on_a_no_change_run_with_last_serial_mov
     new = upstream.add_wheel("fresh", "2.0", upload_time=uploaded(clock, 1))
     fresh_serial = upstream.project_serial("fresh")
     upstream.add_wheel("later", "1.0", upload_time=uploaded(clock, 300))  # upstream moves on past fresh
-    mirror = write_config(tmp_path, upstream.url, hold_back="72h")
+    mirror = write_config(tmp_path, upstream.url, hold_back="72h", json="true")
 
     assert run(mirror, clock) == 0  # held files are the operator's choice, not an incomplete mirror
     page = json_page(mirror, "fresh")
     assert [f["filename"] for f in page["files"]] == ["fresh-1.0-py3-none-any.whl"]
     assert page["versions"] == ["1.0"] and page["meta"]["_last-serial"] == fresh_serial
+    assert "fresh-2.0" not in (page_dir(mirror.web, "fresh") / "index.html").read_text()
+    api = json.loads((mirror.web / "pypi" / "fresh" / "json").read_bytes())
+    assert list(api["releases"]) == ["1.0"] and api["info"]["version"] == "1.0"
     assert upstream.count_requests(new.path) == 0
     assert (mirror.root / LEDGER).exists()
     status = gather(load(mirror.config), None).hold_back
@@ -77,6 +80,8 @@ def test_a_new_file_is_held_then_arrives_on_a_no_change_run_with_last_serial_mov
     assert serial > fresh_serial
     assert json_page(mirror, "fresh")["meta"]["_last-serial"] == serial
     assert root_serials(mirror)["fresh"] == serial  # downstream mirrors see the project change
+    api = json.loads((mirror.web / "pypi" / "fresh" / "json").read_bytes())
+    assert api["info"]["version"] == "2.0" and api["last_serial"] == serial
     assert root_serials(mirror)["later"] == upstream.project_serial("later")
     assert upstream.count_requests("/simple/") == 1  # fresh's page alone
     assert upstream.count_requests(new.path) == 1
