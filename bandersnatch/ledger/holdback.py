@@ -105,6 +105,12 @@ class HoldLedger:
         if self._clock() - self._flushed >= FLUSH_SECONDS:
             self.flush()
 
+    def clear(self) -> None:
+        """Forget every project (the window is off: the run that notices renders every page again)."""
+        if self._entries:
+            self._entries = {}
+            self._dirty = True
+
     def flush(self) -> None:
         """Write the ledger if it changed (an empty one is removed)."""
         if not self._dirty:

@@ -202,8 +202,10 @@ class Mirror:
         # A killed run may have written pages the root index does not name yet:
         # this run ends by rebuilding the root index from the project directories.
         rebuild_root = self.state.journal_path.exists()
-        # Without the window (turned off) nothing is held: every page was rendered again without it.
-        self.planner.matured = self.holds.due(self.now()) if self.selection.window is not None else []
+        if self.selection.window is None:
+            # Turned off: nothing is held any more, and the fingerprint's change renders every page again.
+            self.holds.clear()
+        self.planner.matured = self.holds.due(self.now())
         plan = self.planner.plan()
         if rebuild_root:
             self._synced = None
@@ -274,6 +276,7 @@ class Mirror:
             report.removed += 1
         for key in unselected:
             self.projects.remove_project(key, "no longer selected by the filters")
+            self.holds.note(key, 0, None)
             if self.records is not None:
                 self.records.forget(key)
             report.unselected += 1
