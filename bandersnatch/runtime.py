@@ -12,6 +12,8 @@ command is an explicit parameter, not a copy of the wiring.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .ledger.state import ROOT_MARKS
 from .publish.budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .publish.difffile import SPOOL_NAME, Changes
 from .publish.gate import Gate, RemovalBudget
+from .selection.holdback import Window
 from .selection.policy import Selection
 from .selection.records import DependencyRecords
 from .store.atomic import staging_dir
@@ -66,6 +69,12 @@ def open_store(config: Config, staging: Path, workers: int | None = None) -> Sto
     assert config.s3 is not None, "config.load sets [s3] with storage-backend = s3"
     staging.mkdir(parents=True, exist_ok=True)
     return open_s3(config.s3, config.directory, staging, workers or config.workers, config.timeout)
+
+
+def build_selection(config: Config, now: Callable[[], float] = time.time) -> Selection:
+    """What a command mirrors: the filters, and the cooling-off window read on the clock ``now``
+    (tests give one they move instead of sleeping)."""
+    return Selection(config.filters, Window(config.hold_back, now))
 
 
 def status_master(config: Config, spool_dir: Path) -> Master:

@@ -32,9 +32,11 @@ from ..errors import ConfigError, Problems
 from ..store.s3settings import S3Settings
 from . import compat
 from . import filters as filterconfig
+from . import holdback as holdbackconfig
 from . import network as netsettings
 from . import storage as storeconfig
 from .filters import FilterConfig
+from .holdback import HOLD_BACK, HoldBackConfig
 from .network import Network
 from .storage import StorageBackend
 from .values import MIRROR, has_space_or_control, http_url_fault, parse_bool, size_bytes
@@ -102,9 +104,11 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "diff-append-epoch",
         "proxy",
         "api-method",
+        HOLD_BACK,
     ),
     STATISTICS: ("access-log-pattern",),
     **filterconfig.SCHEMA,
+    **holdbackconfig.SCHEMA,
 }
 """Every section and option the file may contain; anything else is a typo we report."""
 
@@ -157,6 +161,7 @@ class Config:
     api_method: ApiMethod = ApiMethod.AUTO  # where changes come from
     storage_backend: StorageBackend = StorageBackend.FILESYSTEM  # where web/ is published
     s3: S3Settings | None = None  # the [s3] section, set when storage_backend is s3
+    hold_back: HoldBackConfig = HoldBackConfig()  # the cooling-off window for new files (off by default)
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +290,8 @@ def parse(text: str, path: Path) -> Config:
         api_method=take(parse_api_method, mirror.get("api-method"), where, fallback=ApiMethod.AUTO),
         storage_backend=backend,
         s3=s3,
+        hold_back=take(holdbackconfig.parse, mirror.get(HOLD_BACK),
+                       _section_values(parser, HOLD_BACK, where, problems), where, fallback=HoldBackConfig()),
     )
     problems.raise_any()
     return config

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
+from ..config.holdback import HoldBack
 from ..config.plugins import (
     BUILTIN,
     AllowlistProject,
@@ -31,6 +32,7 @@ from ..config.plugins import (
 )
 from ..formats.dists import PlatformFilter, file_version
 from ..formats.simple import DistFile, ProjectPage
+from .holdback import Timing, Window
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,18 @@ class FilePlan:
     files: tuple[DistFile, ...]
     versions: tuple[str, ...] | None
     dropped: tuple[tuple[str, Exclusion], ...] = ()
+    held: int = 0  # files the cooling-off window holds back (their exclusions are ``HoldBack``'s)
+    matures: float | None = None  # when the first of them leaves the window (Unix time)
 
 
 class Selection:
     """The operator's selection, built once from the configuration; safe to share between threads."""
 
-    def __init__(self, cfg: FilterConfig) -> None:
+    def __init__(self, cfg: FilterConfig, window: Window | None = None) -> None:
         self.cfg = cfg
         self.active = cfg.active
+        # The cooling-off window ([mirror] hold-back); None when it is off.
+        self.window = window if window is not None and window.cfg.active else None
         self.allowlist_mode = cfg.uses(AllowlistProject) or cfg.uses(ProjectRequirements)
         self.with_dependencies = cfg.with_dependencies and self.allowlist_mode
         roots: dict[str, frozenset[str]] = {}
@@ -141,23 +147,79 @@ class Selection:
         return None
 
     def plan_files(self, key: str, page: ProjectPage) -> FilePlan:
-        """The files of ``page`` that survive the release and file filters, in page order."""
-        if not self.active:
+        """The files of ``page`` that survive the release and file filters and the cooling-off window,
+        in page order.
+
+        The window holds files the filters keep; a release whose kept files are all held is not a
+        release here yet, so ``latest_release`` counts only the others.
+        """
+        if not self.active and self.window is None:
             return FilePlan(page.files, page.versions)
-        dropped: list[tuple[str, Exclusion]] = []
         versions = {f.filename: file_version(f.filename, key) for f in page.files}
-        release_verdict: dict[Version | None, Exclusion | None] = {}
-        for v in set(versions.values()):
-            release_verdict[v] = self._release(key, v)
-        self._keep_latest(key, page, versions, release_verdict)
+        release_verdict: dict[Version | None, Exclusion | None] = {
+            v: self._release(key, v) if self.active else None for v in set(versions.values())}
+        by_file = {f.filename: self._file(key, f) if self.active else None for f in page.files}
+        held = self._held(key, page, versions, release_verdict, by_file)
+        waiting = self._releases_held(page, versions, release_verdict, by_file, held)
+        for release in waiting:
+            release_verdict[release] = Exclusion(HoldBack, f"every file of version {release} is held back")
+        if self.active:
+            self._keep_latest(key, page, versions, release_verdict)
         kept: list[DistFile] = []
+        dropped: list[tuple[str, Exclusion]] = []
+        matures: list[float] = []
         for f in page.files:
-            why = release_verdict[versions[f.filename]] or self._file(key, f)
+            v = versions[f.filename]
+            why = (None if v in waiting else release_verdict[v]) or by_file[f.filename]
+            if why is None and f.filename in held:
+                why, ripe_at = held[f.filename]
+                matures.append(ripe_at)
             if why is None:
                 kept.append(f)
             else:
                 dropped.append((f.filename, why))
-        return FilePlan(tuple(kept), self._versions(page, kept, versions, release_verdict), tuple(dropped))
+        if self.active:
+            listed = self._versions(page, kept, versions, release_verdict)
+        else:
+            listed = _without(page.versions, waiting)
+        return FilePlan(tuple(kept), listed, tuple(dropped), len(matures), min(matures, default=None))
+
+    def _held(self, key: str, page: ProjectPage, versions: Mapping[str, Version | None],
+              release_verdict: Mapping[Version | None, Exclusion | None],
+              by_file: Mapping[str, Exclusion | None]) -> dict[str, tuple[Exclusion, float]]:
+        """The files the filters keep that the window holds: filename -> (exclusion, when it matures)."""
+        window = self.window
+        if window is None:
+            return {}
+        now = window.now()
+        held: dict[str, tuple[Exclusion, float]] = {}
+        for f in page.files:
+            v = versions[f.filename]
+            if release_verdict[v] is not None or by_file[f.filename] is not None:
+                continue  # the filters' reason stands: the window never holds what is not kept
+            verdict = window.decide(key, f.upload_time, v, now)
+            if verdict.timing is Timing.UNTIMED:
+                window.untimed(key, f.filename)
+            elif verdict.timing is Timing.HELD and verdict.matures is not None:
+                held[f.filename] = (Exclusion(HoldBack, window.reason(verdict)), verdict.matures)
+        return held
+
+    @staticmethod
+    def _releases_held(page: ProjectPage, versions: Mapping[str, Version | None],
+                       release_verdict: Mapping[Version | None, Exclusion | None],
+                       by_file: Mapping[str, Exclusion | None],
+                       held: Mapping[str, object]) -> set[Version]:
+        """Releases with at least one file held and none of their kept files out of the window."""
+        if not held:
+            return set()
+        some: set[Version] = set()
+        ripe: set[Version | None] = set()
+        for f in page.files:
+            v = versions[f.filename]
+            if v is None or release_verdict[v] is not None or by_file[f.filename] is not None:
+                continue
+            (some if f.filename in held else ripe).add(v)
+        return some - ripe
 
     def _release(self, key: str, version: Version | None) -> Exclusion | None:
         limits = self._limits.get(key)
@@ -213,3 +275,18 @@ class Selection:
             if v in present:
                 out.append(text)
         return tuple(out)
+
+
+def _without(listed: tuple[str, ...] | None, waiting: set[Version]) -> tuple[str, ...] | None:
+    """PEP 700 ``versions`` without the releases whose every file is held back (unfiltered pages)."""
+    if listed is None or not waiting:
+        return listed
+    out = []
+    for text in listed:
+        try:
+            if Version(text) in waiting:
+                continue
+        except ValueError:
+            pass
+        out.append(text)
+    return tuple(out)

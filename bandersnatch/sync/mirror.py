@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,12 +34,13 @@ from ..errors import (
 from ..formats.layout import PAGE_JSON
 from ..ledger import lastrun
 from ..ledger.counts import NONE, Tally, Totals
+from ..ledger.holdback import HoldLedger, held_files, next_maturity
 from ..ledger.state import Failure, StateFiles, name_hash
 from ..names import normalize
 from ..progress import Progress, human_bytes
-from ..runtime import Runtime
+from ..runtime import Runtime, build_selection
 from ..selection.closure import DependencyTracker
-from ..selection.policy import Selection
+from ..selection.holdback import when
 from ..selection.records import DependencyRecords
 from ..store.atomic import clear_staging, make_dirs, make_readable_dirs
 from ..upstream.feeds import feed_for
@@ -74,6 +75,8 @@ class RunReport:
     held_back: str | None = None  # why removals past the limit were not made (they stay owed)
     deleted_files: int = 0  # files taken off the mirror (upstream deleted them, or their project)
     deleted_bytes: int = 0
+    held: int = 0  # files the cooling-off window holds back for now (not owed: the operator's choice)
+    held_until: float | None = None  # when the first of them leaves the window (Unix time)
 
     @property
     def exit_code(self) -> int:
@@ -98,7 +101,9 @@ class Mirror:
     """Brings ``<directory>/web`` up to date with the master."""
 
     def __init__(self, config: Config, *, force_check: bool = False, master: Master | None = None,
-                 progress: Progress | None = None, allow_mass_removal: bool = False) -> None:
+                 progress: Progress | None = None, allow_mass_removal: bool = False,
+                 now: Callable[[], float] = time.time) -> None:
+        """``now``: the clock the cooling-off window is read on (tests move theirs instead of sleeping)."""
         self.config = config
         self.progress = progress or Progress(None)
         self.force_check = force_check
@@ -113,7 +118,10 @@ class Mirror:
         self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
         # Projects this run synced, with their pages' serials, for the root index; None: too many to merge.
         self._synced: dict[str, int] | None = {}
-        self.selection = Selection(config.filters)
+        self.selection = build_selection(config, now)
+        self.now = now
+        # Which projects have files the cooling-off window withholds, and until when.
+        self.holds = HoldLedger(self.directory, self.staging)
         self.records = (DependencyRecords(self.directory / "deps", self.staging)
                         if self.selection.with_dependencies else None)
         # Dependencies reached during the run, synced after the work list; each project once.
@@ -167,6 +175,7 @@ class Mirror:
             code = lastrun.exit_code_for(exc)
             raise
         finally:
+            self._flush_holds()
             self.changes.close()
             self.state.close()  # the journal is whole before last-run names it
             self._record_run(run_started, report or self._report, code)
@@ -193,6 +202,10 @@ class Mirror:
         # A killed run may have written pages the root index does not name yet:
         # this run ends by rebuilding the root index from the project directories.
         rebuild_root = self.state.journal_path.exists()
+        if self.selection.window is None:
+            # Turned off: nothing is held any more, and the fingerprint's change renders every page again.
+            self.holds.clear()
+        self.planner.matured = self.holds.due(self.now())
         plan = self.planner.plan()
         if rebuild_root:
             self._synced = None
@@ -211,6 +224,10 @@ class Mirror:
             return report
         target, count = plan.target, plan.count
         report.target = target
+        if self.planner.matured:
+            logger.info("%d project(s) with files that left the hold-back window since they were held",
+                        len(self.planner.matured))
+            self.projects.serial_floor = dict.fromkeys(self.planner.matured, target)
         if self.tracker is not None:
             self.state.set_prune_pending(True)  # what the closure drops is pruned at the end
         self.progress.start(count)
@@ -223,6 +240,8 @@ class Mirror:
             # what is owed, and the next run rebuilds the root index from the pages it recorded.
             raise self._store_down
         held = self._take_off(removed, target, report)
+        self.holds.flush()  # before state moves past the changes that put files in the window
+        report.held, report.held_until = held_files(self.holds.entries), next_maturity(self.holds.entries)
         self.state.finish(target, report.failed, itertools.chain(held, remaining))
         if not report.exit_code:
             self._write_last_modified()
@@ -257,6 +276,7 @@ class Mirror:
             report.removed += 1
         for key in unselected:
             self.projects.remove_project(key, "no longer selected by the filters")
+            self.holds.note(key, 0, None)
             if self.records is not None:
                 self.records.forget(key)
             report.unselected += 1
@@ -397,6 +417,7 @@ class Mirror:
             self._collect_gone(outcome, removed)
             return outcome
         self._note_synced(outcome.key, outcome.last_serial if outcome.last_serial is not None else serial)
+        self.holds.note(outcome.key, outcome.held, outcome.matures)
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
@@ -408,6 +429,7 @@ class Mirror:
 
     def _collect_gone(self, outcome: Outcome, removed: list[Outcome]) -> None:
         """A project upstream does not have, or that a filter excludes once its page is seen."""
+        self.holds.note(outcome.key, 0, None)  # nothing of it waits any more
         if self.projects.on_mirror(outcome.key):
             # Pages, or files an intents file names (a sync or removal stopped between its files
             # leaves no page): taken off the mirror after the pool, root index first.
@@ -473,6 +495,13 @@ class Mirror:
         except BandersnatchError as exc:
             logger.warning("Could not record this run for bandersnatch status: %s", exc)
 
+    def _flush_holds(self) -> None:
+        """Keep what an interrupted run learnt of held files (a lost note only delays them)."""
+        try:
+            self.holds.flush()
+        except (BandersnatchError, OSError) as exc:
+            logger.warning("Could not record the held-back files in %s: %s", self.holds.path, exc)
+
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.store.publish_page(lastrun.LAST_MODIFIED, f"{stamp}\n".encode())
@@ -485,6 +514,9 @@ class Mirror:
         if report.deleted_files:
             summary += f", {report.deleted_files} file(s) ({human_bytes(report.deleted_bytes)}) deleted"
         summary += f" in {seconds:.1f}s; serial {report.target}"
+        if report.held and report.held_until is not None:
+            summary += (f"; {report.held} new file(s) held back (hold-back), the first until "
+                        f"{when(report.held_until)}")
         if report.unverified:
             summary += f"; {report.unverified} file(s) with no usable hash mirrored unverified"
         if report.stop_reason:

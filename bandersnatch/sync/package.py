@@ -90,6 +90,8 @@ class Outcome:
     requires: tuple[str, ...] | None = None  # its Requires-Dist, when dependencies are followed
     unverified: int = 0  # files downloaded with no usable hash to check them against
     last_serial: int | None = None  # the serial our pages were written with (the root index lists it)
+    held: int = 0  # files the cooling-off window holds back for now
+    matures: float | None = None  # when the first of them leaves the window (Unix time)
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,9 @@ class ProjectSync:
         self.deleted_bytes = 0
         # Store keys found damaged (verify --repair): their record vouches for nothing.
         self.suspect: frozenset[str] = frozenset()
+        # Projects synced because a held file left the window, and the run's serial: their pages
+        # say that serial, not upstream's older one, so downstream mirrors see the files arrive.
+        self.serial_floor: Mapping[str, int] = {}
 
     def close(self) -> None:
         self.downloads.shutdown(wait=True, cancel_futures=True)
@@ -308,7 +313,8 @@ class ProjectSync:
             logger.info("%s: quarantined upstream: offering none of its files", key)
             page = replace(page, files=(), versions=())
         page = _without_unusable_versions(key, page)
-        if self.selection is not None and self.selection.active:
+        held, matures = 0, None
+        if self.selection is not None and (self.selection.active or self.selection.window is not None):
             excluded = self.selection.project_page(key, page)
             if excluded is not None:
                 return Outcome(key, name, serial, excluded=excluded)
@@ -316,6 +322,7 @@ class ProjectSync:
             for filename, why in chosen.dropped:
                 logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
+            held, matures = chosen.held, chosen.matures
         if not self.core_metadata:
             # As bandersnatch 8's core-metadata = false: no <file>.metadata is fetched, and neither
             # page nor the JSON API copy advertises one (pip then reads the file itself).
@@ -356,6 +363,7 @@ class ProjectSync:
                     for f, (_, _, path), core in zip(local, plan, fetched.cores, strict=False)))
             local_page = replace(page, name=key, files=tuple(local))
             page_serial = page.last_serial if page.last_serial is not None else serial
+            page_serial = max(page_serial, self.serial_floor.get(key, 0))
             self.json_api.write(name, key, page.versions or (), [
                 (mine, theirs, self.json_api.file_url(self._rel(href)))
                 for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
@@ -380,7 +388,8 @@ class ProjectSync:
         else:
             logger.debug("%s: up to date", key)
         return Outcome(key, name, serial, created=created, files=fetched.count, bytes=fetched.bytes,
-                       requires=requires, unverified=fetched.unverified, last_serial=page_serial)
+                       requires=requires, unverified=fetched.unverified, last_serial=page_serial,
+                       held=held, matures=matures)
 
     def _rel(self, href: str) -> str:
         """A page's link as a path below ``web/packages/`` (the same in both layouts)."""

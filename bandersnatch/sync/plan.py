@@ -49,7 +49,7 @@ class FullSyncReason(enum.Enum):
     Declared in the order of precedence: when several hold, the first is the one logged.
     """
 
-    FILTERS_CHANGED = "the filters or core-metadata changed since the last run"
+    FILTERS_CHANGED = "the filters, core-metadata or hold-back changed since the last run"
     CONTENT_LOST = "pages the state says the mirror has are gone"
     TODO_LOST = "todo was damaged with no record of what it owed"
     FIRST_RUN = "first run: no state and nothing pending"
@@ -63,7 +63,8 @@ class FullSyncReason(enum.Enum):
 _SAID: dict[FullSyncReason, tuple[int, str]] = {
     FullSyncReason.FILTERS_CHANGED: (
         logging.INFO,
-        "The filters or core-metadata changed since the last run: reconciling the mirror with them"),
+        "The filters, core-metadata or hold-back changed since the last run: reconciling the mirror with "
+        "them"),
     FullSyncReason.CONTENT_LOST: (
         logging.WARNING,
         "{detail}: content was lost; a full sync follows (files still on disk are checked, not downloaded "
@@ -109,6 +110,9 @@ class Planner:
         self.repeated: set[int] = set()  # digests of listed names that normalize alike
         self.tracker: DependencyTracker | None = None  # built once the run holds the lock
         self.unselected: dict[str, int] = {}  # unselected projects in this run's changelog: highest serial
+        # Projects with a file that left the cooling-off window since it was held: owed with no
+        # upstream change (set by the run from the hold-back ledger before it plans).
+        self.matured: list[str] = []
 
     def plan(self) -> Plan | None:
         """Write this run's work list as ``todo``; None when the mirror is current."""
@@ -159,6 +163,9 @@ class Planner:
         if self.tracker is not None:
             for key in self.tracker.owed(self.has_pages):
                 changes.add(key, 0)  # reached by the closure but not on the mirror yet
+        for key in self.matured:
+            if key not in changes.pending and self.acceptable(key) and self.selected(key):
+                changes.add(key, 0)  # as upstream has it now: its held files are due
         last = self.feed.last_serial()
         target = max([since, last if upstream is None else min(last, upstream),
                       *(s for _, s in changes.pending.values())])
@@ -208,13 +215,17 @@ class Planner:
                 f"{check.upstream} ({why})")
 
     def _pages_fingerprint(self) -> str | None:
-        """What decides what every page lists: the filters, and core-metadata when it is off.
+        """What decides what every page lists: the filters, core-metadata when it is off, and the
+        cooling-off window when it is on.
 
-        A change makes the next run render every page again.  With core-metadata on (the
-        default) it is the filters' fingerprint alone, so a mirror's record from before stays valid.
+        A change makes the next run render every page again.  With core-metadata on and no
+        hold-back (the defaults) it is the filters' fingerprint alone, so a mirror's record from
+        before stays valid.
         """
         filters = self.config.filters.fingerprint() if self.selection.active else None
-        return filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
+        pages = filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
+        window = self.config.hold_back.fingerprint()
+        return pages if window is None else f"{pages or 'unfiltered'}+hold-back-{window}"
 
     def _content_lost(self) -> str | None:
         """What is gone, when pages are gone that the state says the mirror has; None when whole.

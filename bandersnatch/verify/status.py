@@ -14,22 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..config.filters import FilterConfig
+from ..config.holdback import describe
 from ..config.settings import Config
 from ..errors import BandersnatchError
 from ..formats.layout import PAGE_HTML
-from ..ledger import lastrun
+from ..ledger import holdback, lastrun
 from ..ledger.counts import Counts, read_counts
 from ..ledger.lastrun import LastRun
 from ..ledger.state import Failure, StateFiles
 from ..progress import human_bytes
 from ..runtime import published_dir
+from ..selection.holdback import when
 from ..store.atomic import replace_outside
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,29 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class HoldBackStatus:
+    """The cooling-off window: its length, and what it holds now (held files are not owed)."""
+
+    seconds: float  # 0: turned off, the ledger still naming files the next run takes
+    files: int
+    projects: int
+    next_matures: float | None  # Unix time
+
+    @classmethod
+    def of(cls, seconds: float, entries: Mapping[str, holdback.Held]) -> HoldBackStatus | None:
+        if not seconds and not entries:
+            return None
+        return cls(seconds, holdback.held_files(entries), len(entries), holdback.next_maturity(entries))
+
+    def line(self) -> str:
+        window = f"hold-back {describe(self.seconds)}" if self.seconds else "hold-back off"
+        if not self.files or self.next_matures is None:
+            return f"none ({window})"
+        return (f"{self.files} new file(s) of {self.projects} project(s) ({window}); the next arrives "
+                f"with the first run after {when(self.next_matures)}")
+
+
+@dataclass(frozen=True)
 class Status:
     """Everything ``bandersnatch status`` reports, gathered at ``now``."""
 
@@ -74,6 +99,7 @@ class Status:
     todo_damaged: bool = False
     published_missing: str | None = None  # why clients find no mirror although the state says synced
     journal: str | None = None  # the todo.journal on disk now (lastrun.journal_id)
+    hold_back: HoldBackStatus | None = None  # None: no cooling-off window and nothing held
 
     @property
     def interrupted(self) -> bool:
@@ -150,6 +176,7 @@ def gather(cfg: Config, upstream_serial: Callable[[], int] | None) -> Status:
         counts=read_counts(directory), filters=Filters.of(cfg.filters),
         run_unfinished=state.journal_path.exists(), todo_damaged=pending is None,
         published_missing=published_missing(cfg, serial), journal=lastrun.journal_id(state.journal_path),
+        hold_back=HoldBackStatus.of(cfg.hold_back.seconds, holdback.read(directory)),
     )
 
 
@@ -246,6 +273,8 @@ def render_text(s: Status) -> str:
     else:
         lines.append("content      not counted yet (the next mirror run counts it)")
     lines.append(f"filters      {_filters_line(s.filters)}")
+    if s.hold_back is not None:
+        lines.append(f"held back    {s.hold_back.line()}")
     problems = s.problems
     lines.append("state        " + ("current" if not problems else "NOT current: " + "; ".join(problems)))
     return "\n".join(lines) + "\n"
@@ -277,6 +306,9 @@ def render_json(s: Status) -> str:
         "filters": {"enabled": list(s.filters.enabled), "allowlist": s.filters.allowlist,
                     "requirements": s.filters.requirements, "with_dependencies": s.filters.with_dependencies,
                     "blocklist": s.filters.blocklist},
+        "hold_back": None if s.hold_back is None else {
+            "seconds": s.hold_back.seconds, "files": s.hold_back.files, "projects": s.hold_back.projects,
+            "next_matures": when(s.hold_back.next_matures) if s.hold_back.next_matures is not None else None},
         "current": not s.problems,
         "problems": s.problems,
         "checked_at": s.now,
@@ -317,6 +349,10 @@ def render_prometheus(s: Status) -> str:
         ("files", "Distribution files the mirror's pages link.", counts.files if counts else None),
         ("bytes", "Bytes of the distribution files the mirror's pages link.",
          counts.bytes if counts else None),
+        ("held_back_files", "New files the cooling-off window (hold-back) withholds for now.",
+         s.hold_back.files if s.hold_back else None),
+        ("held_back_next_timestamp_seconds", "When the first held-back file leaves the window (Unix time).",
+         s.hold_back.next_matures if s.hold_back else None),
         ("current", "1 when nothing is owed or failed and the last run completed, else 0.",
          0 if s.problems else 1),
         ("status_timestamp_seconds", "When bandersnatch status gathered these figures (Unix time).",

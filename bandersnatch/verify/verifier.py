@@ -62,8 +62,7 @@ from ..progress import Progress, human_bytes
 from ..publish.budget import ALLOW_REPAIR_REMOVAL
 from ..publish.gate import Gate
 from ..publish.owners import owners_of, sidecar_of
-from ..runtime import Runtime, published_dir
-from ..selection.policy import Selection
+from ..runtime import Runtime, build_selection, published_dir
 from ..selection.records import DependencyRecords
 from ..store.atomic import atomic_write, clear_staging, link_refused
 from ..store.recorded import RECORD_DIR
@@ -689,7 +688,7 @@ def command(config: Config, *, repair: bool, fast: bool, as_json: bool, progress
     if objects is not None:
         fast = not read
     lock = acquire_lock(config.directory) if repair else None  # only --repair writes web/
-    selection = Selection(config.filters)
+    selection = build_selection(config)  # a repaired project's new files wait as a run's would
     records = DependencyRecords(config.directory / "deps", staging) if selection.with_dependencies else None
     # force_check: a re-synced project's files are checked on disk, not trusted by their stamps.
     projects = run.project_sync(force_check=True, selection=selection, records=records)

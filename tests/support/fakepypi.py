@@ -281,11 +281,13 @@ class Upstream:
         with_metadata: bool = False,
         modules: dict[str, str] | None = None,
         tag: str = distbuild.WHEEL_TAG,
+        upload_time: datetime.datetime | None = None,
     ) -> FileEntry:
         """Build a real wheel with :mod:`distbuild` and upload it.
 
         ``requires_python`` goes both into METADATA and the page's
-        data-requires-python; ``with_metadata`` also serves it per PEP 658.
+        data-requires-python; ``with_metadata`` also serves it per PEP 658;
+        ``upload_time`` is the PEP 700 upload-time its pages give (default: now).
         """
         if modules is None:
             filename, data, metadata = _cached_wheel(project, version, tuple(requires), requires_python, tag)
@@ -301,6 +303,7 @@ class Upstream:
             version=version,
             requires_python=requires_python,
             metadata=metadata if with_metadata else None,
+            upload_time=upload_time,
         )
         return self.get_file(project, filename)
 
