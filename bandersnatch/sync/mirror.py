@@ -74,6 +74,7 @@ class RunReport:
     held_back: str | None = None  # why removals past the limit were not made (they stay owed)
     deleted_files: int = 0  # files taken off the mirror (upstream deleted them, or their project)
     deleted_bytes: int = 0
+    sources: str | None = None  # with a download mirror: how many files each host served
 
     @property
     def exit_code(self) -> int:
@@ -227,6 +228,8 @@ class Mirror:
         if not report.exit_code:
             self._write_last_modified()
         report.deleted_files, report.deleted_bytes = self.projects.deleted_files, self.projects.deleted_bytes
+        if self.master.download_mirror is not None:
+            report.sources = self.master.download_mirror.summary()
         self._log_summary(report, time.monotonic() - started)
         if report.held_back:
             logger.error("%s", report.held_back)  # the last line: what to do
@@ -484,6 +487,8 @@ class Mirror:
                    f"({human_bytes(report.bytes)}) downloaded")
         if report.deleted_files:
             summary += f", {report.deleted_files} file(s) ({human_bytes(report.deleted_bytes)}) deleted"
+        if report.sources:
+            summary += f" ({report.sources})"
         summary += f" in {seconds:.1f}s; serial {report.target}"
         if report.unverified:
             summary += f"; {report.unverified} file(s) with no usable hash mirrored unverified"

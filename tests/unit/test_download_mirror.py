@@ -1,0 +1,72 @@
+"""``download-mirror``: its URL checked as ``master``'s, where a file is asked on it, the count per host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bandersnatch.config.settings import parse
+from bandersnatch.errors import ConfigError
+from bandersnatch.upstream.downloadmirror import DownloadMirror, mirror_url
+
+CONF = Path("/etc/bandersnatch.conf")
+
+
+def _config(lines: str) -> tuple[str | None, bool]:
+    config = parse(f"[mirror]\ndirectory = /srv/pypi\n{lines}\n", CONF)
+    return config.download_mirror, config.download_mirror_no_fallback
+
+
+@pytest.mark.parametrize(("base", "file_url", "expected"), [
+    # 8.2: the mirror's URL plus the path of upstream's file URL.
+    ("https://m.example", "https://files.pythonhosted.org/packages/ab/cd/ef/a-1.0.tar.gz",
+     "https://m.example/packages/ab/cd/ef/a-1.0.tar.gz"),
+    ("https://m.example/pypi", "https://files.pythonhosted.org/packages/ab/cd/ef/a-1.0.whl",
+     "https://m.example/pypi/packages/ab/cd/ef/a-1.0.whl"),
+    # Escapes stay as upstream spells them; its query and fragment stay upstream's.
+    ("https://m.example", "https://f.example/packages/a/b/c/a%2Bb-1.0.whl?x=1#sha256=00",
+     "https://m.example/packages/a/b/c/a%2Bb-1.0.whl"),
+])
+def test_a_file_is_asked_at_the_same_path_below_the_download_mirror(
+        base: str, file_url: str, expected: str) -> None:
+    assert mirror_url(base, file_url) == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("download-mirror = https://Mirror.Example/", ("https://mirror.example", False)),
+    ("download-mirror = https://m.example/pypi/\ndownload-mirror-no-fallback = true",
+     ("https://m.example/pypi", True)),
+    ("download-mirror =", (None, False)),  # 8.2's default: unset
+    ("download-mirror =\ndownload-mirror-no-fallback = true", (None, False)),  # 8.2: ignored without it
+    ("download-mirror = http://m.example\nallow-non-https = true", ("http://m.example", False)),
+])
+def test_download_mirror_values_read_as_bandersnatch_8_reads_them(
+        line: str, expected: tuple[str | None, bool]) -> None:
+    assert _config(line) == expected
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("download-mirror = http://m.example", "plain http"),
+    ("download-mirror = ftp://m.example", "must start with https://"),
+    ("download-mirror = https://user:secret@m.example", "credentials"),
+    ("download-mirror = https://m.example/?a=1", "query string"),
+    ("download-mirror = https://m.example:99999", "invalid port"),
+    ("download-mirror = https:// m.example", "whitespace"),
+    ("download-mirror = https://m.example\ndownload-mirror-no-fallback = maybe", "not a boolean"),
+])
+def test_a_bad_download_mirror_is_one_config_error_naming_the_option(line: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(line)
+    assert "download-mirror" in str(caught.value) and says in str(caught.value)
+
+
+def test_the_summary_names_the_download_mirror_first_then_upstream_hosts_and_the_fallbacks() -> None:
+    source = DownloadMirror("https://m.example/", no_fallback=False)
+    assert source.summary() is None
+    for _ in range(3):
+        source.served_by_mirror()
+    source.served_by_upstream("https://files.example/packages/a/b/c/x.whl", fallback=True)
+    source.served_by_upstream("https://files.example/packages/a/b/c/y.whl", fallback=False)
+    assert source.summary() == "files from m.example 3, files.example 2 (1 after the download mirror failed)"
+    assert source.counts() == {"m.example": 3, "files.example": 2}
