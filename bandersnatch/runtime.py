@@ -81,6 +81,13 @@ def status_master(config: Config, spool_dir: Path) -> Master:
     return build_master(config, spool_dir=spool_dir, workers=1, attempts=1)
 
 
+def audit_parts(config: Config, spool_dir: Path) -> tuple[Master, RootIndex]:
+    """``verify --upstream``'s master (one request in flight, its network settings as always) and the
+    root index as published (on S3, its local record's copy), only read."""
+    root = RootIndex(published_dir(config) / "simple", spool_dir, config.hash_index)
+    return build_master(config, spool_dir=spool_dir, workers=1), root
+
+
 def stats_store(config: Config) -> Gate:
     """``update-stats``' store: its own staging directory, one worker."""
     return Gate(open_store(config, staging_dir(config.directory, "stats"), workers=1))
