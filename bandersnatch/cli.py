@@ -256,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose and args.quiet:
         build_parser().error("-v/--verbose and -q/--quiet exclude each other")
+    if args.command == "verify" and args.upstream and (args.fast or args.hash or args.allow_mass_removal):
+        # They say how files are read or repaired: verify --upstream reads none and mends nothing.
+        build_parser().error("verify --upstream checks no file: --fast, --hash and --allow-mass-removal "
+                             "do not apply")
     status = setup_logging(args.verbose, args.quiet)
     if threading.current_thread() is not threading.main_thread():
         return _dispatch(args, status)

@@ -47,6 +47,9 @@ def test_every_file_comes_from_the_download_mirror_and_the_summary_counts_them(
     assert upstream.count_requests("/packages/") == 0  # the master serves pages only
     assert nearby.count_requests("/packages/", "GET") == files
     assert nearby.count_requests("/simple/") == 0 and nearby.count_requests("/pypi") == 0
+    # The same session as the master's: its User-Agent (and proxy, CA bundle, timeouts).
+    agents = {r.user_agent for r in upstream.requests} | {r.user_agent for r in nearby.requests}
+    assert len(agents) == 1 and next(iter(agents), "").startswith("bandersnatch/")
     summary = [r.getMessage() for r in caplog.records if "mirror complete" in r.getMessage()]
     assert f"(files from {nearby.url.split('//')[1]} {files})" in summary[0], summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from support.fakepypi import Upstream
@@ -60,3 +61,11 @@ def test_a_master_without_a_json_listing_is_asked_its_xmlrpc_list_once(
     code, out = _audit(synced, capsys, "--json")
     assert code == 0 and json.loads(out)["upstream"]["source"] == "XML-RPC list_packages_with_serial"
     assert upstream.count_requests("/pypi", "POST") == 1
+
+
+@pytest.mark.parametrize("option", ["--fast", "--hash", "--allow-mass-removal", "--repair"])
+def test_verify_upstream_with_a_file_reading_or_repair_option_is_a_usage_error(
+        tmp_path: Path, option: str) -> None:
+    with pytest.raises(SystemExit) as stopped:  # refused before the configuration is read
+        cli.main(["-c", str(tmp_path / "none.conf"), "verify", "--upstream", option])
+    assert stopped.value.code == 2
