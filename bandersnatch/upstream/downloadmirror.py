@@ -9,9 +9,17 @@ once they match upstream's page: ``Master.download`` checks them as any download
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+# This many files in a row that the download mirror failed (no answer, 5xx, bodies cut: not a
+# 404 or other bytes, which are its answers) and, with a fallback, it is not asked again this
+# run: a mirror that is down or black-holed would otherwise cost a timeout per file.
+GIVE_UP_AFTER = 10
 
 
 def mirror_url(base: str, file_url: str) -> str:
@@ -33,6 +41,8 @@ class DownloadMirror:
         self._lock = threading.Lock()
         self._served: Counter[str] = Counter()  # host -> files it served this run
         self._fallbacks = 0
+        self._failing = 0  # files in a row it failed without answering for them (GIVE_UP_AFTER)
+        self.given_up = False  # with a fallback: not asked again this run
 
     def url_for(self, file_url: str) -> str:
         return mirror_url(self.base, file_url)
@@ -40,6 +50,23 @@ class DownloadMirror:
     def served_by_mirror(self) -> None:
         with self._lock:
             self._served[self.host] += 1
+            self._failing = 0
+
+    def answered_without_file(self) -> None:
+        """It answered for a file, but not with it (404, other bytes): it is there, so keep asking."""
+        with self._lock:
+            self._failing = 0
+
+    def failed(self, why: str) -> None:
+        """It failed a file without answering for it; past ``GIVE_UP_AFTER`` in a row (and with a
+        fallback) it is given up for the rest of the run, said once."""
+        with self._lock:
+            self._failing += 1
+            if self.no_fallback or self.given_up or self._failing < GIVE_UP_AFTER:
+                return
+            self.given_up = True
+        logger.warning("download mirror %s failed %d files in a row (last: %s): files come from upstream "
+                       "for the rest of this run", self.host, GIVE_UP_AFTER, why)
 
     def served_by_upstream(self, file_url: str, *, fallback: bool) -> None:
         """``file_url`` came from upstream; ``fallback``: after the download mirror failed for it."""

@@ -420,17 +420,22 @@ class Master:
         """
         what = f"file {shown(url.rsplit('/', 1)[-1], 120)}"
         limit = _Limit(self.max_file_bytes, "max-file-size") if cap is None else _Limit(cap, "max-page-size")
-        source = self.download_mirror
-        if source is None:
+        if self.download_mirror is None:
             return self._fetch(url, sink, hashes, size, what, limit)
         # Only distribution files are counted per host, as the run's summary counts files; a
         # .metadata file (capped like a page) takes the same way as its file.
-        counted = cap is None
-        if not any(algo in VERIFIABLE for algo in hashes):
-            # The mirror's copy could not be checked: only upstream's own bytes are taken unverified.
-            if source.no_fallback:
-                raise UpstreamError(f"{what}: upstream's page gives no hash to check the download mirror's "
-                                    "copy against; refused (download-mirror-no-fallback = true)")
+        return self._via_mirror(self.download_mirror, url, sink, hashes, size, what, limit,
+                                counted=cap is None)
+
+    def _via_mirror(self, source: DownloadMirror, url: str, sink: BinaryIO, hashes: Mapping[str, str],
+                    size: int | None, what: str, limit: _Limit, *, counted: bool) -> Digest:
+        """``download`` with a download mirror: asked first, upstream's ``url`` as its fallback."""
+        verifiable = any(algo in VERIFIABLE for algo in hashes)
+        if not verifiable and source.no_fallback:
+            raise UpstreamError(f"{what}: upstream's page gives no hash to check the download mirror's "
+                                "copy against; refused (download-mirror-no-fallback = true)")
+        if not verifiable or source.given_up:
+            # A copy that could not be checked is taken from upstream only; a mirror given up is not asked.
             digest = self._fetch(url, sink, hashes, size, what, limit)
             if counted:
                 source.served_by_upstream(url, fallback=False)
@@ -442,6 +447,10 @@ class Master:
         except UpstreamUnreachable:
             raise  # the master is gone: no fallback would get an answer either
         except (UpstreamError, UnsafePath) as exc:  # missing, failing, or other bytes than the page's
+            if isinstance(exc, (NotFound, HashMismatch)):
+                source.answered_without_file()
+            else:
+                source.failed(str(exc))
             if source.no_fallback:
                 raise
             logger.info("%s; fetching it from upstream", exc)

@@ -95,3 +95,12 @@ def test_no_fallback_and_a_404_fails_the_project_publishes_nothing_wrong_and_nev
     assert mirror.run() == 0
     assert_mirror_matches(upstream, mirror.web)
     assert upstream.count_requests("/packages/") == 0
+
+
+def test_a_download_mirror_that_is_down_leaves_every_file_to_upstream_and_the_run_complete(
+        tmp_path: Path, upstream: Upstream, nearby: Upstream, sample_corpus: SampleCorpus) -> None:
+    mirror = _mirror(tmp_path, upstream, nearby)
+    nearby.stop()  # connections refused: no answer, never counted as the master being unreachable
+    assert mirror.run() == 0
+    assert_mirror_matches(upstream, mirror.web)
+    assert upstream.count_requests("/packages/") == len(sample_corpus.files)

@@ -8,7 +8,7 @@ import pytest
 
 from bandersnatch.config.settings import parse
 from bandersnatch.errors import ConfigError
-from bandersnatch.upstream.downloadmirror import DownloadMirror, mirror_url
+from bandersnatch.upstream.downloadmirror import GIVE_UP_AFTER, DownloadMirror, mirror_url
 
 CONF = Path("/etc/bandersnatch.conf")
 
@@ -70,3 +70,27 @@ def test_the_summary_names_the_download_mirror_first_then_upstream_hosts_and_the
     source.served_by_upstream("https://files.example/packages/a/b/c/y.whl", fallback=False)
     assert source.summary() == "files from m.example 3, files.example 2 (1 after the download mirror failed)"
     assert source.counts() == {"m.example": 3, "files.example": 2}
+
+
+def test_a_download_mirror_failing_file_after_file_is_given_up_for_the_run_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    source = DownloadMirror("https://m.example", no_fallback=False)
+    for _ in range(GIVE_UP_AFTER - 1):
+        source.failed("HTTP 503")
+    source.answered_without_file()  # a 404 is an answer: the run of failures starts again
+    for _ in range(GIVE_UP_AFTER - 1):
+        source.failed("HTTP 503")
+    assert not source.given_up
+    source.failed("no answer")
+    source.failed("no answer")
+    assert source.given_up
+    assert [r.getMessage() for r in caplog.records] == [
+        f"download mirror m.example failed {GIVE_UP_AFTER} files in a row (last: no answer): files come "
+        "from upstream for the rest of this run"]
+
+
+def test_without_a_fallback_the_download_mirror_is_never_given_up() -> None:
+    source = DownloadMirror("https://m.example", no_fallback=True)
+    for _ in range(GIVE_UP_AFTER * 2):
+        source.failed("no answer")
+    assert not source.given_up
