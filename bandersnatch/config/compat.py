@@ -17,6 +17,7 @@ Pure: the values in, ``Settings`` out, ConfigErrors for what is refused.
 
 from __future__ import annotations
 
+import configparser
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,7 +96,9 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
     _simple_format(values.get("simple-format"), where, problems, warn)
     for option in ("keep_index_versions", "keep-index-versions"):
         _keep_index_versions(values.get(option), option, where, problems, warn)
-    if not values.get("download-mirror") and boolean("download-mirror-no-fallback", False):
+    # The value itself is checked with download-mirror (settings): here only a true one is spoken of.
+    no_fallback = (values.get("download-mirror-no-fallback") or "").lower()
+    if not values.get("download-mirror") and configparser.ConfigParser.BOOLEAN_STATES.get(no_fallback):
         warn("download-mirror-no-fallback", "ignored without download-mirror: files come from the URLs "
                                             "the master's pages give")
     for section in sections:

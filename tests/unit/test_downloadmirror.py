@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bandersnatch.config.settings import parse
-from bandersnatch.errors import ConfigError
+from bandersnatch.errors import ConfigError, ConfigErrors
 from bandersnatch.upstream.downloadmirror import GIVE_UP_AFTER, DownloadMirror, mirror_url
 
 CONF = Path("/etc/bandersnatch.conf")
@@ -94,3 +94,10 @@ def test_without_a_fallback_the_download_mirror_is_never_given_up() -> None:
     for _ in range(GIVE_UP_AFTER * 2):
         source.failed("no answer")
     assert not source.given_up
+
+
+def test_a_bad_no_fallback_value_without_a_download_mirror_is_said_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config("download-mirror-no-fallback = maybe")
+    assert not isinstance(caught.value, ConfigErrors)  # one problem, not the same one twice
+    assert "download-mirror-no-fallback" in str(caught.value) and "not a boolean" in str(caught.value)
