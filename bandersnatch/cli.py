@@ -103,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "that both pages of each project agree, that the root index names exactly the projects "
                     "with pages, and find orphans. Problems are printed one per line. A killed verify "
                     "resumes where it stopped.")
-    checker.add_argument("--repair", action="store_true",
-                         help="mend what is found: fetch bad files again, re-sync damaged projects, delete "
-                              "orphans and ghosts, rebuild the root index (takes the mirror's lock)")
+    mode = checker.add_mutually_exclusive_group()
+    mode.add_argument("--repair", action="store_true",
+                      help="mend what is found: fetch bad files again, re-sync damaged projects, delete "
+                           "orphans and ghosts, rebuild the root index (takes the mirror's lock)")
+    mode.add_argument("--upstream", action="store_true",
+                      help="instead, compare the mirror's projects with upstream's list (one request): "
+                           "missing, extra and behind ones (exit 1), and changes after the last sync "
+                           "(pending, not wrong)")
     reading = checker.add_mutually_exclusive_group()
     reading.add_argument("--fast", action="store_true",
                          help="do not read files whose size and mtime are as when they were verified "
@@ -251,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose and args.quiet:
         build_parser().error("-v/--verbose and -q/--quiet exclude each other")
+    if args.command == "verify" and args.upstream and (args.fast or args.hash or args.allow_mass_removal):
+        # They say how files are read or repaired: verify --upstream reads none and mends nothing.
+        build_parser().error("verify --upstream checks no file: --fast, --hash and --allow-mass-removal "
+                             "do not apply")
     status = setup_logging(args.verbose, args.quiet)
     if threading.current_thread() is not threading.main_thread():
         return _dispatch(args, status)
@@ -281,6 +290,10 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
         show_warnings(cfg, remembered=False)
         if args.command == "status":
             return run_status(cfg, args.json, args.offline, args.prometheus)
+        if args.command == "verify" and args.upstream:
+            from .verify.audit import command as audit
+
+            return audit(cfg, as_json=args.json, out=sys.stdout)
         if args.command == "verify":
             from .verify.verifier import command
 

@@ -35,6 +35,7 @@ from .store.recorded import RECORD_DIR, open_s3
 from .sync.jsoncopy import JsonApi
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
+from .upstream.downloadmirror import DownloadMirror
 from .upstream.master import Master
 
 
@@ -57,8 +58,15 @@ def build_master(config: Config, *, spool_dir: Path, workers: int | None = None,
         config.master, timeout=config.timeout, workers=workers or config.workers,
         max_page_bytes=config.max_page_bytes, policy=url_policy(config), spool_dir=spool_dir,
         global_timeout=config.global_timeout, max_file_bytes=config.max_file_bytes, attempts=attempts,
-        network=config.network,
+        network=config.network, download_mirror=download_mirror(config),
     )
+
+
+def download_mirror(config: Config) -> DownloadMirror | None:
+    """``[mirror] download-mirror``, where files are asked first; None when unset."""
+    if config.download_mirror is None:
+        return None
+    return DownloadMirror(config.download_mirror, no_fallback=config.download_mirror_no_fallback)
 
 
 def open_store(config: Config, staging: Path, workers: int | None = None) -> Store:
@@ -80,6 +88,13 @@ def build_selection(config: Config, now: Callable[[], float] = time.time) -> Sel
 def status_master(config: Config, spool_dir: Path) -> Master:
     """``status``'s master: one request at most (it must answer now), spooled outside the mirror."""
     return build_master(config, spool_dir=spool_dir, workers=1, attempts=1)
+
+
+def audit_parts(config: Config, spool_dir: Path) -> tuple[Master, RootIndex]:
+    """``verify --upstream``'s master (one request in flight, its network settings as always) and the
+    root index as published (on S3, its local record's copy), only read."""
+    root = RootIndex(published_dir(config) / "simple", spool_dir, config.hash_index)
+    return build_master(config, spool_dir=spool_dir, workers=1), root
 
 
 def stats_store(config: Config) -> Gate:

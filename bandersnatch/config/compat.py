@@ -17,6 +17,7 @@ Pure: the values in, ``Settings`` out, ConfigErrors for what is refused.
 
 from __future__ import annotations
 
+import configparser
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +34,6 @@ MIRROR_OPTIONS = (
     "keep_index_versions",
     "keep-index-versions",
     "cleanup",
-    "download-mirror",
-    "download-mirror-no-fallback",
     "log-config",
     "storage-backend",
     "compare-method",
@@ -97,11 +96,11 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
     _simple_format(values.get("simple-format"), where, problems, warn)
     for option in ("keep_index_versions", "keep-index-versions"):
         _keep_index_versions(values.get(option), option, where, problems, warn)
-    if values.get("download-mirror"):
-        warn("download-mirror", "ignored: files are downloaded from the URLs the master's pages give "
-                                "(list extra file hosts in download-hosts)")
-    if boolean("download-mirror-no-fallback", False):
-        warn("download-mirror-no-fallback", "ignored, like download-mirror")
+    # The value itself is checked with download-mirror (settings): here only a true one is spoken of.
+    no_fallback = (values.get("download-mirror-no-fallback") or "").lower()
+    if not values.get("download-mirror") and configparser.ConfigParser.BOOLEAN_STATES.get(no_fallback):
+        warn("download-mirror-no-fallback", "ignored without download-mirror: files come from the URLs "
+                                            "the master's pages give")
     for section in sections:
         if section in STORAGE_SECTIONS and section != (values.get("storage-backend") or "").lower():
             warnings.append(f"{where}: [{section}]: ignored: the mirror is kept on the filesystem")

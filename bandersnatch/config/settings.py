@@ -92,6 +92,8 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "hash-index",
         "allow-non-https",
         "download-hosts",
+        "download-mirror",
+        "download-mirror-no-fallback",
         "max-page-size",
         "max-file-size",
         "global-timeout",
@@ -154,6 +156,11 @@ class Config:
     cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
     core_metadata: bool = True  # 8.x's core-metadata: false fetches and advertises no <file>.metadata
     root_uri: str | None = None  # bandersnatch's root_uri: base of the JSON API copy's file URLs
+    # bandersnatch 8's download-mirror: files are asked there first (same path as on upstream's
+    # file URL), checked against upstream's page, and fetched from upstream when that fails
+    # (never, with download-mirror-no-fallback).  No trailing slash.
+    download_mirror: str | None = None
+    download_mirror_no_fallback: bool = False
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
@@ -238,6 +245,9 @@ def parse(text: str, path: Path) -> Config:
             f"{master} is plain http: anyone on the path could alter what is mirrored; "
             "use https or set allow-non-https = true",
         ))
+    download_mirror = take(parse_download_mirror, mirror.get("download-mirror"), allow_non_https, where,
+                           fallback=None)
+    no_fallback = boolean("download-mirror-no-fallback", False)
     directory = take(parse_directory, mirror.get("directory"), where, fallback=Path("/"))
     eight = take(compat.parse_mirror, mirror, directory, where, tuple(parser.sections()),
                  fallback=compat.Settings())
@@ -282,6 +292,8 @@ def parse(text: str, path: Path) -> Config:
         diff_append_epoch=eight.diff_append_epoch,
         json=eight.json,
         root_uri=eight.root_uri,
+        download_mirror=download_mirror,
+        download_mirror_no_fallback=no_fallback and download_mirror is not None,
         log_config=eight.log_config,
         cleanup=eight.cleanup,
         core_metadata=eight.core_metadata,
@@ -461,6 +473,36 @@ def parse_master(raw: str | None, where: str) -> str:
             raise bad(f"ends in {suffix}: give the base URL {base[: -len(suffix)]} (without {suffix}); "
                       "bandersnatch adds /simple/ and /pypi itself")
     return base
+
+
+def parse_download_mirror(raw: str | None, allow_non_https: bool, where: str) -> str | None:
+    """bandersnatch 8's ``download-mirror``: a base URL checked as ``master`` is; None when unset or empty.
+
+    A file's path on upstream's URL is appended to it (``https://files.pythonhosted.org/packages/
+    ab/..`` is asked at ``<download-mirror>/packages/ab/..``), so it is the mirror's root, the
+    directory above its ``packages/``.
+    """
+    if raw is None or raw == "":
+        return None
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(where, MIRROR, "download-mirror", f"{raw!r} {why}")
+
+    if has_space_or_control(raw):
+        raise bad("is not a URL (contains whitespace)")
+    parts = urllib.parse.urlsplit(raw)
+    fault = http_url_fault(parts, "must start with https:// (or http://)")
+    if fault is not None:
+        raise bad(fault)
+    if "@" in parts.netloc:
+        raise bad("contains credentials; bandersnatch does not send them, remove the user:password@ part")
+    if "?" in raw or "#" in raw:
+        raise bad("has a query string or fragment; give only the base URL")
+    if parts.scheme.lower() == "http" and not allow_non_https:
+        raise bad("is plain http: anyone on the path could swap the files (each is checked against "
+                  "upstream's hash, but a swapped one costs a second download); use https or set "
+                  "allow-non-https = true")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}".rstrip("/")
 
 
 def parse_proxy(raw: str | None, where: str) -> str | None:

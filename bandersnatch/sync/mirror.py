@@ -77,6 +77,7 @@ class RunReport:
     deleted_bytes: int = 0
     held: int = 0  # files the cooling-off window holds back for now (not owed: the operator's choice)
     held_until: float | None = None  # when the first of them leaves the window (Unix time)
+    sources: str | None = None  # with a download mirror: how many files each host served
 
     @property
     def exit_code(self) -> int:
@@ -246,6 +247,8 @@ class Mirror:
         if not report.exit_code:
             self._write_last_modified()
         report.deleted_files, report.deleted_bytes = self.projects.deleted_files, self.projects.deleted_bytes
+        if self.master.download_mirror is not None:
+            report.sources = self.master.download_mirror.summary()
         self._log_summary(report, time.monotonic() - started)
         if report.held_back:
             logger.error("%s", report.held_back)  # the last line: what to do
@@ -513,6 +516,8 @@ class Mirror:
                    f"({human_bytes(report.bytes)}) downloaded")
         if report.deleted_files:
             summary += f", {report.deleted_files} file(s) ({human_bytes(report.deleted_bytes)}) deleted"
+        if report.sources:
+            summary += f" ({report.sources})"
         summary += f" in {seconds:.1f}s; serial {report.target}"
         if report.held and report.held_until is not None:
             summary += (f"; {report.held} new file(s) held back (hold-back), the first until "

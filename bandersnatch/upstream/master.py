@@ -25,10 +25,20 @@ import requests
 
 from ..config.network import Network
 from ..config.settings import DEFAULT_GLOBAL_TIMEOUT, DEFAULT_MAX_FILE_BYTES
-from ..errors import HashMismatch, NotFound, NoXmlRpc, StalePage, UnsafePath, UpstreamError, shown
+from ..errors import (
+    HashMismatch,
+    NotFound,
+    NoXmlRpc,
+    StalePage,
+    UnsafePath,
+    UpstreamError,
+    UpstreamUnreachable,
+    shown,
+)
 from ..formats.layout import UrlPolicy
 from ..formats.serial import MAX_SERIAL, is_serial
 from ..formats.simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
+from .downloadmirror import DownloadMirror
 from .rpcstream import describe, iter_items
 from .transport import CHUNK, TooManyRedirects, Transient, Transport, declared_over
 
@@ -151,8 +161,11 @@ class Master:
         sleep: Callable[[float], object] | None = None,
         changelog_page: int = CHANGELOG_PAGE,
         network: Network | None = None,
+        download_mirror: DownloadMirror | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # Files (and their .metadata) are asked there first, through this same session.
+        self.download_mirror = download_mirror
         self.changelog_page = changelog_page
         self.max_file_bytes = max_file_bytes
         self.max_page_bytes = max_page_bytes
@@ -400,16 +413,69 @@ class Master:
         from the bytes already in ``sink``, when the server answers 206 for the same
         version of the file (``If-Range`` with its strong ETag); otherwise it starts over.
         The hashes carry on from where they stopped, so they still cover the whole file.
+
+        With a download mirror, the file is asked there first and checked against the same
+        hashes; when it is missing, failing or other bytes, from ``url`` (none of the mirror's
+        bytes stay in ``sink``), unless the mirror has no fallback: then its error is raised.
         """
         what = f"file {shown(url.rsplit('/', 1)[-1], 120)}"
-        partial = _Partial()
         limit = _Limit(self.max_file_bytes, "max-file-size") if cap is None else _Limit(cap, "max-page-size")
+        if self.download_mirror is None:
+            return self._fetch(url, sink, hashes, size, what, limit)
+        # Only distribution files are counted per host, as the run's summary counts files; a
+        # .metadata file (capped like a page) takes the same way as its file.
+        return self._via_mirror(self.download_mirror, url, sink, hashes, size, what, limit,
+                                counted=cap is None)
+
+    def _via_mirror(self, source: DownloadMirror, url: str, sink: BinaryIO, hashes: Mapping[str, str],
+                    size: int | None, what: str, limit: _Limit, *, counted: bool) -> Digest:
+        """``download`` with a download mirror: asked first, upstream's ``url`` as its fallback."""
+        verifiable = any(algo in VERIFIABLE for algo in hashes)
+        if not verifiable and source.no_fallback:
+            raise UpstreamError(f"{what}: upstream's page gives no hash to check the download mirror's "
+                                "copy against; refused (download-mirror-no-fallback = true)")
+        if not verifiable or source.given_up:
+            # A copy that could not be checked is taken from upstream only; a mirror given up is not asked.
+            digest = self._fetch(url, sink, hashes, size, what, limit)
+            if counted:
+                source.served_by_upstream(url, fallback=False)
+            return digest
+        try:
+            # With a fallback the mirror gets one try: upstream is its retry.
+            digest = self._fetch(source.url_for(url), sink, hashes, size, f"{what} (download mirror)", limit,
+                                 mirror=True, attempts=None if source.no_fallback else 1)
+        except UpstreamUnreachable:
+            raise  # the master is gone: no fallback would get an answer either
+        except (UpstreamError, UnsafePath) as exc:  # missing, failing, or other bytes than the page's
+            if isinstance(exc, (NotFound, HashMismatch)):
+                source.answered_without_file()
+            else:
+                source.failed(str(exc))
+            if source.no_fallback:
+                raise
+            logger.info("%s; fetching it from upstream", exc)
+            sink.seek(0)  # nothing of the mirror's bytes may reach the file
+            sink.truncate()
+            digest = self._fetch(url, sink, hashes, size, what, limit)
+            if counted:
+                source.served_by_upstream(url, fallback=True)
+            return digest
+        if counted:
+            source.served_by_mirror()
+        return digest
+
+    def _fetch(self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str,
+               limit: _Limit, *, mirror: bool = False, attempts: int | None = None) -> Digest:
+        """``url`` into ``sink`` with the transport's retries (and resumes); ``mirror``: a request to the
+        download mirror (redirects only on its host, and no verdict on the master's reachability)."""
+        partial = _Partial()
         return self.transport.with_retries(
-            what, lambda: self._download_once(url, sink, hashes, size, what, partial, limit))
+            what, lambda: self._download_once(url, sink, hashes, size, what, partial, limit, mirror),
+            attempts=attempts)
 
     def _download_once(
         self, url: str, sink: BinaryIO, hashes: Mapping[str, str], size: int | None, what: str,
-        partial: _Partial, cap: _Limit,
+        partial: _Partial, cap: _Limit, mirror: bool = False,
     ) -> Digest:
         deadline = self.transport.deadline()
         # identity: the bytes as stored upstream.  A server may encode anyway (a .tar.gz sent
@@ -418,7 +484,7 @@ class Master:
         if partial.resumable:
             headers["Range"] = f"bytes={partial.total}-"
             headers["If-Range"] = partial.etag or ""
-        response = self.transport.send("GET", url, headers=headers, same_host_only=False)
+        response = self.transport.send("GET", url, headers=headers, same_host_only=mirror, counted=not mirror)
         if response.status_code == 404:
             response.close()
             raise NotFound(f"{what}: HTTP 404")

@@ -190,8 +190,11 @@ class Transport:
                 self._stopping.set()
         self.check_usable()
 
-    def with_retries(self, what: str, call: Callable[[], T]) -> T:
-        for attempt in range(self.attempts):
+    def with_retries(self, what: str, call: Callable[[], T], *, attempts: int | None = None) -> T:
+        """``call`` in a request slot, tried again after a Transient; ``attempts``: fewer tries than
+        the run's (a download mirror with a fallback gets one: upstream is its retry)."""
+        tries = self.attempts if attempts is None else max(1, min(attempts, self.attempts))
+        for attempt in range(tries):
             self.check_usable()
             try:
                 # One slot per request in flight: never more connections than `workers`,
@@ -199,17 +202,21 @@ class Transport:
                 with self._slots:
                     return call()
             except Transient as exc:
-                if attempt + 1 == self.attempts:
-                    raise UpstreamError(f"{what}: {exc} (gave up after {self.attempts} tries)") from None
+                if attempt + 1 == tries:
+                    raise UpstreamError(f"{what}: {exc} (gave up after {tries} tries)") from None
                 logger.debug("%s: %s; retrying", what, exc)
                 self.sleep_before_retry(attempt, exc.retry_after)
         raise AssertionError("unreachable")
 
     def send(
         self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None = None,
-        same_host_only: bool = True,
+        same_host_only: bool = True, counted: bool = True,
     ) -> requests.Response:
-        """One request, following a few redirects only where policy allows, body not yet read."""
+        """One request, following a few redirects only where policy allows, body not yet read.
+
+        ``counted`` False: whether it gets an answer says nothing about the master (a request
+        to the download mirror), so it neither adds to nor clears "upstream unreachable".
+        """
         for _ in range(MAX_REDIRECTS + 1):
             self.check_usable()
             proxy = self.network.proxy_for(url)
@@ -224,7 +231,8 @@ class Transport:
                 # A read timeout too: connected, then no answer within `timeout` (a load
                 # balancer whose backends are gone accepts every connection and never answers).
                 why = why_no_answer(exc, url, proxy, self.timeout, self.network)
-                self._not_answered(why)
+                if counted:
+                    self._not_answered(why)
                 raise Transient(why) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
@@ -236,9 +244,11 @@ class Transport:
                 # The proxy's answer, not the upstream's (plain http; for https it fails the tunnel).
                 response.close()
                 why = f"{proxy_where(url, proxy)}: {PROXY_AUTH}"
-                self._not_answered(why)
+                if counted:
+                    self._not_answered(why)
                 raise Transient(why)
-            self._answered()
+            if counted:
+                self._answered()
             if response.status_code in RETRY_STATUSES:
                 response.close()
                 raise Transient(f"HTTP {response.status_code}", _retry_after(response))

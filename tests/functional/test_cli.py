@@ -214,9 +214,9 @@ def test_config_warnings_are_shown_by_mirror_once_per_change_and_never_by_status
     assert warnings_of("-q", "status", "--offline") == []
     assert warnings_of("status", "--offline") == []
     # A change: the new set is shown, once.
-    mirror = write_config(tmp_path, upstream.url, verifiers="8", download_mirror="https://m.example")
+    mirror = write_config(tmp_path, upstream.url, verifiers="8", compare_method="stat")
     assert sorted(w.split(": ")[1] for w in warnings_of("mirror")) == [
-        "[mirror] download-mirror", "[mirror] verifiers"]
+        "[mirror] compare-method", "[mirror] verifiers"]
     assert warnings_of("mirror") == []
     mirror = write_config(tmp_path, upstream.url)  # none left: nothing said, the record goes
     assert warnings_of("mirror") == []

@@ -70,7 +70,7 @@ def test_a_bandersnatch_8_config_at_8x_defaults_is_accepted_as_it_is_without_a_w
     ("simple-format = HTML", "simple-format", "both index.html and index.v1_json"),
     ("keep_index_versions = 5", "keep_index_versions", "no page versions are kept"),
     ("keep-index-versions = 5", "keep-index-versions", "no page versions are kept"),
-    ("download-mirror = https://mirror.example.com", "download-mirror", "URLs the master's pages give"),
+    ("download-mirror-no-fallback = true", "download-mirror-no-fallback", "ignored without download-mirror"),
     ("digest_name = md5", "digest_name", "sha256"),
     ("compare-method = stat", "compare-method", "size and mtime"),
     ("verifiers = 8", "verifiers", "not use"),
@@ -94,7 +94,10 @@ def test_each_8x_option_done_differently_gets_exactly_one_warning_saying_what_we
                                   "core-metadata = false", "cleanup_todo = false", "cleanup_todo = true",
                                   "delete_missing_packages = true",
                                   "delete_missing_packages = false\ndelete-packages = false",
-                                  "storage-filesystem-manage-permissions = true"])
+                                  "storage-filesystem-manage-permissions = true",
+                                  "download-mirror = https://mirror.example.com",
+                                  "download-mirror = https://mirror.example.com\n"
+                                  "download-mirror-no-fallback = true"])
 def test_8x_options_honoured_or_at_their_default_are_accepted_silently(line: str) -> None:
     assert parse(f"[mirror]\ndirectory = /srv/pypi\n{line}\n", CONF).warnings == ()
 

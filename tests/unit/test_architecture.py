@@ -42,7 +42,8 @@ LAZY: dict[tuple[str, str], str] = {
        "and `--help` start without the mirror's (requests, lxml: about 0.5 s instead of 1.8 s)"
        for command in ("bandersnatch.sync.mirror", "bandersnatch.stats.command", "bandersnatch.stats.errors",
                        "bandersnatch.runtime", "bandersnatch.upstream.feeds",
-                       "bandersnatch.verify.status", "bandersnatch.verify.verifier")},
+                       "bandersnatch.verify.status", "bandersnatch.verify.verifier",
+                       "bandersnatch.verify.audit")},
 }
 
 

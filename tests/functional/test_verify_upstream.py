@@ -1,0 +1,71 @@
+"""``bandersnatch verify --upstream``: the mirror's projects against upstream's list, in one request."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from support.fakepypi import Upstream
+from support.mirrortools import MirrorSetup
+
+from bandersnatch import cli
+
+
+def _audit(mirror: MirrorSetup, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = cli.main(["-c", str(mirror.config), "verify", "--upstream", *args])
+    return code, capsys.readouterr().out
+
+
+def test_a_complete_mirror_equals_upstream_in_one_request(
+        synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
+    upstream.reset_requests()
+    code, out = _audit(synced, capsys, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["equal"] and doc["upstream"]["projects"] == doc["mirror"]["projects"] == 4
+    assert doc["upstream"]["source"] == "PEP 691 root listing"
+    assert (doc["missing"], doc["extra"], doc["behind"], doc["pending"]) == ([], [], [], [])
+    assert len(upstream.requests) == 1 and upstream.count_requests("/simple/", "GET") == 1
+
+
+def test_a_deleted_project_directory_is_missing_and_exit_1(
+        synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    shutil.rmtree(synced.web / "simple" / "beta")  # the root index still names it
+    code, out = _audit(synced, capsys)
+    assert code == 1
+    assert out.splitlines() == [f"missing: beta (upstream serial {upstream.project_serial('beta')})"]
+    summary = caplog.records[-1]
+    assert summary.levelname == "ERROR" and "1 missing, 0 extra, 0 behind, 0 pending" in summary.getMessage()
+
+
+def test_an_upstream_change_after_the_last_sync_is_pending_and_exit_0(
+        synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
+    upstream.add_wheel("beta", "0.6")
+    upstream.add_project("brand-new")
+    code, out = _audit(synced, capsys, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert [(p["name"], p["upstream_serial"]) for p in doc["pending"]] == [
+        ("beta", upstream.project_serial("beta")), ("brand-new", upstream.project_serial("brand-new"))]
+    assert doc["missing"] == doc["behind"] == doc["extra"] == []
+
+
+def test_a_master_without_a_json_listing_is_asked_its_xmlrpc_list_once(
+        synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
+    upstream.json_api = False
+    upstream.reset_requests()
+    code, out = _audit(synced, capsys, "--json")
+    assert code == 0 and json.loads(out)["upstream"]["source"] == "XML-RPC list_packages_with_serial"
+    assert upstream.count_requests("/pypi", "POST") == 1
+
+
+@pytest.mark.parametrize("option", ["--fast", "--hash", "--allow-mass-removal", "--repair"])
+def test_verify_upstream_with_a_file_reading_or_repair_option_is_a_usage_error(
+        tmp_path: Path, option: str) -> None:
+    with pytest.raises(SystemExit) as stopped:  # refused before the configuration is read
+        cli.main(["-c", str(tmp_path / "none.conf"), "verify", "--upstream", option])
+    assert stopped.value.code == 2
