@@ -18,6 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..errors import ConfigError, Problems
+from ..formats import lockfiles
 from ..formats.dists import PlatformFilter
 from ..names import normalize
 from . import regexbound
@@ -48,7 +49,7 @@ __all__ = ["IMPLEMENTED", "REFUSED", "SCHEMA", "FilterConfig", "FilterPlugin", "
 
 SCHEMA: Mapping[str, tuple[str, ...]] = {
     PLUGINS: ("enabled",),
-    ALLOWLIST: ("packages", "requirements_path", "requirements", "with-dependencies"),
+    ALLOWLIST: ("packages", "requirements_path", "requirements", "lockfiles", "with-dependencies"),
     BLOCKLIST: ("packages", "platforms"),
     FILTER_REGEX: ("packages", "releases"),
     FILTER_PRERELEASE: ("packages",),
@@ -226,6 +227,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         with_dependencies=with_deps,
         requirements_path=Path(get(ALLOWLIST, "requirements_path") or "/"),
         requirement_globs=tuple(lines(get(ALLOWLIST, "requirements"))),
+        lock_globs=tuple(lines(get(ALLOWLIST, "lockfiles"))),
         blocklist=block,
         platforms=tuple(p.lower() for line in lines(get(BLOCKLIST, "platforms")) for p in line.split()),
         project_patterns=_regexes(get(FILTER_REGEX, "packages"), where, "packages"),
@@ -269,20 +271,50 @@ def _check_consistent(cfg: FilterConfig, where: str) -> None:
 
 
 def read_requirement_files(cfg: FilterConfig) -> FilterConfig:
-    """``cfg`` with the requirement lines of ``[allowlist] requirements`` read (globs allowed)."""
-    if not cfg.requirement_globs or not (cfg.uses(ProjectRequirements)
-                                         or cfg.uses(ProjectRequirementsPinned)):
+    """``cfg`` with the requirement lines of ``[allowlist] requirements`` and the pins of
+    ``[allowlist] lockfiles`` read (globs allowed, both relative to ``requirements_path``)."""
+    if not (cfg.requirement_globs or cfg.lock_globs) or not (cfg.uses(ProjectRequirements)
+                                                            or cfg.uses(ProjectRequirementsPinned)):
         return cfg
     pins: list[Pin] = []
     sources: list[str] = []
-    for pattern in cfg.requirement_globs:
+    for path in _matches(cfg, cfg.requirement_globs, "requirements"):
+        _read_requirements(path, cfg.where, pins, sources, depth=0)
+    notes: list[str] = []
+    for path in _matches(cfg, cfg.lock_globs, "lockfiles"):
+        if str(path) not in sources:
+            _read_lock(path, cfg.where, pins, notes)
+            sources.append(str(path))
+    return replace(cfg, requirements=tuple(pins), requirement_sources=tuple(sources), lock_notes=tuple(notes))
+
+
+def _matches(cfg: FilterConfig, patterns: Iterable[str], option: str) -> list[Path]:
+    """The files ``patterns`` name under ``requirements_path``, each pattern in sorted order."""
+    out: list[Path] = []
+    for pattern in patterns:
         full = str(cfg.requirements_path / pattern)
         matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
         if not matches:
-            raise ConfigError(cfg.where, ALLOWLIST, "requirements", f"{full} matches no file")
-        for path in matches:
-            _read_requirements(Path(path), cfg.where, pins, sources, depth=0)
-    return replace(cfg, requirements=tuple(pins), requirement_sources=tuple(sources))
+            raise ConfigError(cfg.where, ALLOWLIST, option, f"{full} matches no file")
+        out.extend(Path(path) for path in matches)
+    return out
+
+
+def _read_lock(path: Path, where: str, pins: list[Pin], notes: list[str]) -> None:
+    """The lock's pins (one ``==`` pin per locked version: several versions of a name make a
+    union) and one note per entry skipped."""
+    try:
+        lock = lockfiles.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(where, ALLOWLIST, "lockfiles", f"cannot read {path}: {why}") from None
+    except lockfiles.NotALock as exc:
+        raise ConfigError(where, ALLOWLIST, "lockfiles", f"{path}: {exc}") from None
+    for locked in lock.pins:
+        text = f"{locked.key}=={locked.version}"
+        pins.append(Pin(key=locked.key, extras=frozenset(), specifier=f"=={locked.version}",
+                        text=f"{text} ({path.name})"))
+    notes.extend(f"{path}: {why}; skipped (the mirror serves what an index serves)" for why in lock.skipped)
 
 
 def _read_requirements(path: Path, where: str, pins: list[Pin], sources: list[str], depth: int) -> None:

@@ -108,6 +108,8 @@ class FilterConfig:
     requirement_globs: tuple[str, ...] = ()
     requirements: tuple[Pin, ...] = ()  # read from the files by read_requirement_files
     requirement_sources: tuple[str, ...] = ()  # the files they came from (the pins are fingerprinted)
+    lock_globs: tuple[str, ...] = ()  # [allowlist] lockfiles: read into ``requirements`` with the files
+    lock_notes: tuple[str, ...] = field(default=(), compare=False)  # one line per lock entry skipped
     blocklist: tuple[Pin, ...] = ()
     platforms: tuple[str, ...] = ()
     project_patterns: tuple[str, ...] = ()
@@ -187,18 +189,21 @@ class AllowlistRelease(FilterPlugin):
 
 class ProjectRequirements(FilterPlugin):
     name = "project_requirements"
-    reads = ((ALLOWLIST, "requirements"), (ALLOWLIST, "requirements_path"))
-    needs = ((ALLOWLIST, "requirements"),)
+    reads = ((ALLOWLIST, "requirements"), (ALLOWLIST, "lockfiles"), (ALLOWLIST, "requirements_path"))
+    needs = ((ALLOWLIST, "requirements"), (ALLOWLIST, "lockfiles"))
 
+    # A lock's pins join ``requirements`` (one ``==`` pin per locked version), so they are
+    # fingerprinted with the requirement lines: a changed lock reconciles the mirror.
     @classmethod
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"req": _pin_ids(cfg.requirements), "deps": str(cfg.with_dependencies)}
 
     @classmethod
     def check(cls, cfg: FilterConfig, where: str) -> None:
-        if not cfg.requirement_globs:
+        if not cfg.requirement_globs and not cfg.lock_globs:
             raise ConfigError(where, ALLOWLIST, "requirements",
-                              "missing: project_requirements is enabled but names no requirements file")
+                              "missing: project_requirements is enabled but names no requirements file "
+                              "(requirements) or lock file (lockfiles)")
 
 
 class ProjectRequirementsPinned(FilterPlugin):

@@ -180,8 +180,10 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, writable: bool
                           "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")
     network = netsettings.from_environment(environ or {}, config.proxy)
     netsettings.check_ca_bundle(network)
-    return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters),
-                               network=network)
+    filters = filterconfig.read_requirement_files(config.filters)
+    # A lock entry the mirror cannot serve is a warning like an 8.x option: shown once per change.
+    return dataclasses.replace(config, filters=filters, network=network,
+                               warnings=config.warnings + filters.lock_notes)
 
 
 def read_text(path: Path) -> str:

@@ -246,3 +246,64 @@ def test_an_option_no_enabled_plugin_reads_is_exit_2_naming_the_plugin_and_mirro
     assert not mirror.web.exists()  # refused before any request or write
 
 
+
+
+PYLOCK = """\
+lock-version = "1.0"
+created-by = "pip"
+
+[[packages]]
+name = "alpha"
+version = "1.0"
+wheels = [{ url = "https://elsewhere.example/alpha-1.0-py3-none-any.whl", hashes = { sha256 = "00" } }]
+
+[[packages]]
+name = "mine"
+directory = { path = "." }
+"""
+
+UVLOCK = """\
+version = 1
+requires-python = ">=3.10"
+
+[[package]]
+name = "alpha"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "beta"
+version = "0.1"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = { virtual = "." }
+"""
+
+
+def test_lockfiles_mirror_exactly_their_pinned_versions_and_a_changed_lock_reconciles(
+        tmp_path: Path, corpus: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "pylock.toml").write_text(PYLOCK)
+    (tmp_path / "locks" / "uv.lock").write_text(UVLOCK)
+    mirror = write_config(tmp_path, corpus.url, sections=plugins(
+        "project_requirements", "project_requirements_pinned",
+        allowlist=f"requirements_path = {tmp_path}/locks\nlockfiles =\n    pylock.toml\n    *.lock"))
+    assert mirror.run() == 0
+    # alpha pinned by both locks: the union of 1.0 and 2.0 (its 2.0 sdist too); the lock's URLs
+    # and hashes are not ours (upstream's pages give those).
+    assert mirrored(mirror) == {
+        "alpha": ["alpha-1.0-py3-none-any.whl", "alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"],
+        "beta": ["beta-0.1-py3-none-any.whl"]}
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2 and "mine: locked from directory" in skipped[0] and "app: locked from virtual" \
+        in skipped[1]
+    caplog.clear()
+    assert mirror.run() == 0  # a no-op run does not repeat the skips
+    assert not [r for r in caplog.records if "skipped" in r.getMessage() and r.levelname == "WARNING"]
+    (tmp_path / "locks" / "uv.lock").write_text(UVLOCK.replace('"0.1"\nsource', '"0.2"\nsource'))
+    assert mirror.run() == 0
+    assert mirrored(mirror)["beta"] == ["beta-0.2-py3-none-any.whl"]
+    assert "beta-0.1-py3-none-any.whl" not in files_on_disk(mirror)
