@@ -21,9 +21,10 @@ from ..errors import ConfigError, Problems
 from ..formats import lockfiles
 from ..formats.dists import PlatformFilter
 from ..names import normalize
-from . import regexbound
+from . import metadatarules, regexbound
 from .plugins import (
     ALLOWLIST,
+    ANY_OPTION,
     BLOCKLIST,
     BUILTIN,
     FILTER_PRERELEASE,
@@ -31,7 +32,11 @@ from .plugins import (
     LATEST_RELEASE,
     PLUGINS,
     REFUSED,
+    REGEX_FILE_METADATA,
+    REGEX_METADATA,
     SIZE_PROJECT,
+    VERSION_RANGE_FILE_METADATA,
+    VERSION_RANGE_METADATA,
     VERSIONS_COUNT,
     AllowlistProject,
     AllowlistRelease,
@@ -56,8 +61,16 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
     LATEST_RELEASE: ("keep", "sort_by"),
     SIZE_PROJECT: ("max_package_size",),
     VERSIONS_COUNT: ("min_versions", "max_versions"),
+    REGEX_METADATA: (),
+    VERSION_RANGE_METADATA: (),
+    VERSION_RANGE_FILE_METADATA: (),
+    REGEX_FILE_METADATA: (),
 }
 """The filter sections and options this client reads (added to config.SCHEMA)."""
+
+FREE_FORM = frozenset({REGEX_METADATA, VERSION_RANGE_METADATA, REGEX_FILE_METADATA,
+                       VERSION_RANGE_FILE_METADATA})
+"""Sections whose options are rules (``tag:path.to.node``), checked when the rules are parsed."""
 
 IMPLEMENTED = tuple(BUILTIN)
 
@@ -103,14 +116,11 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
     """The enabled names, and the third-party plugins among them (loaded from the entry points)."""
     names = [n.lower() for line in lines(raw) for n in line.replace(",", " ").split()]
     if names == ["all"]:
-        for plugin in ("regex_project_metadata", "regex_release_file_metadata"):
-            if plugin in values:
-                raise ConfigError(where, plugin, None, f"plugin {plugin} is not supported: {REFUSED[plugin]}")
         # bandersnatch turns on every plugin with its defaults, and a plugin whose settings are
         # absent does nothing: here it is simply not enabled.  Third-party plugins are named.
         return frozenset(
             plugin.name for plugin in BUILTIN.values()
-            if not plugin.needs or any(values.get(section, {}).get(key) for section, key in plugin.needs)
+            if not plugin.needs or any(_set(values, section, key) for section, key in plugin.needs)
         ), ()
     whys = []  # every bad name at once: an 8.x file may name several plugins we lack
     extra: list[type[FilterPlugin]] = []
@@ -130,9 +140,16 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
     return frozenset(names), tuple(sorted(set(extra), key=lambda plugin: plugin.name))
 
 
+def _set(values: Mapping[str, Mapping[str, str]], section: str, option: str) -> bool:
+    """Whether the option (any option of the section, for ANY_OPTION) has a value."""
+    options = values.get(section, {})
+    return any(options.values()) if option == ANY_OPTION else bool(options.get(option))
+
+
 def _readers(section: str, option: str, plugins: Iterable[type[FilterPlugin]]) -> tuple[str, ...] | None:
     """The plugins that read an option, in registry order; None for an option none declares."""
-    readers = tuple(plugin.name for plugin in plugins if (section, option) in plugin.reads)
+    readers = tuple(plugin.name for plugin in plugins
+                    if (section, option) in plugin.reads or (section, ANY_OPTION) in plugin.reads)
     return readers or None
 
 
@@ -238,12 +255,27 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         max_package_size=_size(get(SIZE_PROJECT, "max_package_size"), where),
         min_versions=_count(get(VERSIONS_COUNT, "min_versions"), where, VERSIONS_COUNT, "min_versions", 0),
         max_versions=_count(get(VERSIONS_COUNT, "max_versions"), where, VERSIONS_COUNT, "max_versions", 0),
+        metadata_regexes=_rules(values, (REGEX_METADATA,), where, versions=False),
+        metadata_ranges=_rules(values, _range_sections(values), where, versions=True),
+        file_regexes=_rules(values, (REGEX_FILE_METADATA,), where, versions=False),
+        file_ranges=_rules(values, (VERSION_RANGE_FILE_METADATA,), where, versions=True),
         third_party=extra,
         where=where,
     )
     _check_consistent(cfg, where)
     _check_platforms(cfg.platforms, where)
     return cfg
+
+
+def _range_sections(values: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
+    """version_range_project_metadata's own section, else the one bandersnatch 8.2 read for it."""
+    return (VERSION_RANGE_METADATA,) if values.get(VERSION_RANGE_METADATA) else (VERSION_RANGE_FILE_METADATA,)
+
+
+def _rules(values: Mapping[str, Mapping[str, str]], sections: tuple[str, ...], where: str, *,
+           versions: bool) -> tuple[metadatarules.Rule, ...]:
+    return tuple(metadatarules.parse_rule(option, raw, where, section, versions=versions)
+                 for section in sections for option, raw in values.get(section, {}).items() if raw.strip())
 
 
 def _check_platforms(platforms: tuple[str, ...], where: str) -> None:

@@ -298,6 +298,7 @@ def test_lockfiles_mirror_exactly_their_pinned_versions_and_a_changed_lock_recon
         "alpha": ["alpha-1.0-py3-none-any.whl", "alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"],
         "beta": ["beta-0.1-py3-none-any.whl"]}
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert corpus.count_requests("/pypi/") == 0  # no metadata plugin: no JSON API request
     assert len(skipped) == 2 and "mine: locked from directory" in skipped[0] and "app: locked from virtual" \
         in skipped[1]
     caplog.clear()
@@ -307,3 +308,23 @@ def test_lockfiles_mirror_exactly_their_pinned_versions_and_a_changed_lock_recon
     assert mirror.run() == 0
     assert mirrored(mirror)["beta"] == ["beta-0.2-py3-none-any.whl"]
     assert "beta-0.1-py3-none-any.whl" not in files_on_disk(mirror)
+
+
+def test_metadata_plugins_judge_each_synced_project_on_its_json_api_document(
+        tmp_path: Path, upstream: Upstream) -> None:
+    upstream.add_wheel("modern", "1.0", requires_python=">=3.9")
+    upstream.add_sdist("modern", "1.0", requires_python=">=3.9")
+    upstream.add_wheel("legacy", "1.0", requires_python=">=2.7,<3")
+    upstream.add_wheel("plain", "1.0")
+    # An 8.2 configuration, unchanged: tagged options, and the range rules where 8.2 read them.
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "regex_project_metadata", "version_range_project_metadata", "regex_release_file_metadata",
+        regex_project_metadata="not-null:info.summary =\n    Test project (modern|legacy)",
+        version_range_release_file_metadata="not-null:info.requires_python =\n    3.12",
+        regex_release_file_metadata="any:release_file.packagetype =\n    bdist_wheel"))
+    assert mirror.run() == 0
+    assert mirrored(mirror) == {"modern": ["modern-1.0-py3-none-any.whl"]}
+    assert upstream.count_requests("/pypi/") == 3  # one JSON API document per project synced
+    upstream.requests.clear()
+    assert mirror.run() == 0
+    assert upstream.count_requests("/pypi/") == 0  # a no-op run asks for none
