@@ -263,6 +263,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         where=where,
     )
     _check_consistent(cfg, where)
+    _check_range_sections(cfg, values, where)
     _check_platforms(cfg.platforms, where)
     return cfg
 
@@ -270,6 +271,16 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
 def _range_sections(values: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
     """version_range_project_metadata's own section, else the one bandersnatch 8.2 read for it."""
     return (VERSION_RANGE_METADATA,) if values.get(VERSION_RANGE_METADATA) else (VERSION_RANGE_FILE_METADATA,)
+
+
+def _check_range_sections(cfg: FilterConfig, values: Mapping[str, Mapping[str, str]], where: str) -> None:
+    """With both sections, the project plugin reads its own: the other one must have a reader."""
+    if values.get(VERSION_RANGE_METADATA) and any(values.get(VERSION_RANGE_FILE_METADATA, {}).values()) \
+            and not cfg.uses(VERSION_RANGE_FILE_METADATA):
+        raise ConfigError(where, VERSION_RANGE_FILE_METADATA, None, (
+            "set, but version_range_project_metadata reads [version_range_project_metadata] when it is "
+            "present, so this section would be ignored; enable version_range_release_file_metadata, or "
+            "delete the section"))
 
 
 def _rules(values: Mapping[str, Mapping[str, str]], sections: tuple[str, ...], where: str, *,

@@ -110,6 +110,10 @@ def test_metadata_is_wanted_only_when_a_metadata_plugin_is_enabled() -> None:
      "version_range_project_metadata", "info.requires_python", "not a version"),
     (("[plugins]\nenabled = blocklist_project", "[blocklist]\npackages = x", "[regex_project_metadata]\n"
       "info.name = x"), "regex_project_metadata", "info.name", "no enabled plugin reads it"),
+    (("[plugins]\nenabled = version_range_project_metadata",
+      "[version_range_project_metadata]\ninfo.requires_python = 3.12",
+      "[version_range_release_file_metadata]\ninfo.requires_python = 2.7"),
+     "version_range_release_file_metadata", None, "would be ignored"),
 ])
 def test_a_bad_metadata_rule_is_exit_2_naming_section_and_option(
         sections: tuple[str, ...], section: str, option: str | None, words: str) -> None:
