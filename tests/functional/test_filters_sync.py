@@ -328,3 +328,19 @@ def test_metadata_plugins_judge_each_synced_project_on_its_json_api_document(
     upstream.requests.clear()
     assert mirror.run() == 0
     assert upstream.count_requests("/pypi/") == 0  # a no-op run asks for none
+
+
+def test_a_json_api_document_missing_or_failing_upstream_is_no_document_or_a_retry(
+        tmp_path: Path, upstream: Upstream) -> None:
+    for name in ("modern", "gone-json", "failing"):
+        upstream.add_wheel(name, "1.0", requires_python=">=3.9")
+    upstream.fail("/pypi/gone-json/", 404, times=None)  # an upstream without the JSON API for it
+    upstream.fail("/pypi/failing/", 503, times=None)
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "version_range_project_metadata",
+        version_range_project_metadata="not-null:info.requires_python = 3.12"))
+    assert mirror.run() == 1  # "failing" is owed, not judged on a guess
+    assert set(mirrored(mirror)) == {"modern"}  # "gone-json": no document, so not-null excludes it
+    upstream.fail("/pypi/failing/", 503, times=0)
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"modern", "failing"}
