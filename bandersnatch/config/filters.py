@@ -18,11 +18,13 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..errors import ConfigError, Problems
+from ..formats import lockfiles
 from ..formats.dists import PlatformFilter
 from ..names import normalize
-from . import regexbound
+from . import metadatarules, regexbound
 from .plugins import (
     ALLOWLIST,
+    ANY_OPTION,
     BLOCKLIST,
     BUILTIN,
     FILTER_PRERELEASE,
@@ -30,7 +32,11 @@ from .plugins import (
     LATEST_RELEASE,
     PLUGINS,
     REFUSED,
+    REGEX_FILE_METADATA,
+    REGEX_METADATA,
     SIZE_PROJECT,
+    VERSION_RANGE_FILE_METADATA,
+    VERSION_RANGE_METADATA,
     VERSIONS_COUNT,
     AllowlistProject,
     AllowlistRelease,
@@ -48,15 +54,23 @@ __all__ = ["IMPLEMENTED", "REFUSED", "SCHEMA", "FilterConfig", "FilterPlugin", "
 
 SCHEMA: Mapping[str, tuple[str, ...]] = {
     PLUGINS: ("enabled",),
-    ALLOWLIST: ("packages", "requirements_path", "requirements", "with-dependencies"),
+    ALLOWLIST: ("packages", "requirements_path", "requirements", "lockfiles", "with-dependencies"),
     BLOCKLIST: ("packages", "platforms"),
     FILTER_REGEX: ("packages", "releases"),
     FILTER_PRERELEASE: ("packages",),
     LATEST_RELEASE: ("keep", "sort_by"),
     SIZE_PROJECT: ("max_package_size",),
     VERSIONS_COUNT: ("min_versions", "max_versions"),
+    REGEX_METADATA: (),
+    VERSION_RANGE_METADATA: (),
+    VERSION_RANGE_FILE_METADATA: (),
+    REGEX_FILE_METADATA: (),
 }
 """The filter sections and options this client reads (added to config.SCHEMA)."""
+
+FREE_FORM = frozenset({REGEX_METADATA, VERSION_RANGE_METADATA, REGEX_FILE_METADATA,
+                       VERSION_RANGE_FILE_METADATA})
+"""Sections whose options are rules (``tag:path.to.node``), checked when the rules are parsed."""
 
 IMPLEMENTED = tuple(BUILTIN)
 
@@ -102,14 +116,11 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
     """The enabled names, and the third-party plugins among them (loaded from the entry points)."""
     names = [n.lower() for line in lines(raw) for n in line.replace(",", " ").split()]
     if names == ["all"]:
-        for plugin in ("regex_project_metadata", "regex_release_file_metadata"):
-            if plugin in values:
-                raise ConfigError(where, plugin, None, f"plugin {plugin} is not supported: {REFUSED[plugin]}")
         # bandersnatch turns on every plugin with its defaults, and a plugin whose settings are
         # absent does nothing: here it is simply not enabled.  Third-party plugins are named.
         return frozenset(
             plugin.name for plugin in BUILTIN.values()
-            if not plugin.needs or any(values.get(section, {}).get(key) for section, key in plugin.needs)
+            if not plugin.needs or any(_set(values, section, key) for section, key in plugin.needs)
         ), ()
     whys = []  # every bad name at once: an 8.x file may name several plugins we lack
     extra: list[type[FilterPlugin]] = []
@@ -129,9 +140,16 @@ def _enabled(raw: str | None, where: str, values: Mapping[str, Mapping[str, str]
     return frozenset(names), tuple(sorted(set(extra), key=lambda plugin: plugin.name))
 
 
+def _set(values: Mapping[str, Mapping[str, str]], section: str, option: str) -> bool:
+    """Whether the option (any option of the section, for ANY_OPTION) has a value."""
+    options = values.get(section, {})
+    return any(options.values()) if option == ANY_OPTION else bool(options.get(option))
+
+
 def _readers(section: str, option: str, plugins: Iterable[type[FilterPlugin]]) -> tuple[str, ...] | None:
     """The plugins that read an option, in registry order; None for an option none declares."""
-    readers = tuple(plugin.name for plugin in plugins if (section, option) in plugin.reads)
+    readers = tuple(plugin.name for plugin in plugins
+                    if (section, option) in plugin.reads or (section, ANY_OPTION) in plugin.reads)
     return readers or None
 
 
@@ -226,6 +244,7 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         with_dependencies=with_deps,
         requirements_path=Path(get(ALLOWLIST, "requirements_path") or "/"),
         requirement_globs=tuple(lines(get(ALLOWLIST, "requirements"))),
+        lock_globs=tuple(lines(get(ALLOWLIST, "lockfiles"))),
         blocklist=block,
         platforms=tuple(p.lower() for line in lines(get(BLOCKLIST, "platforms")) for p in line.split()),
         project_patterns=_regexes(get(FILTER_REGEX, "packages"), where, "packages"),
@@ -236,12 +255,38 @@ def parse(values: Mapping[str, Mapping[str, str]], where: str) -> FilterConfig:
         max_package_size=_size(get(SIZE_PROJECT, "max_package_size"), where),
         min_versions=_count(get(VERSIONS_COUNT, "min_versions"), where, VERSIONS_COUNT, "min_versions", 0),
         max_versions=_count(get(VERSIONS_COUNT, "max_versions"), where, VERSIONS_COUNT, "max_versions", 0),
+        metadata_regexes=_rules(values, (REGEX_METADATA,), where, versions=False),
+        metadata_ranges=_rules(values, _range_sections(values), where, versions=True),
+        file_regexes=_rules(values, (REGEX_FILE_METADATA,), where, versions=False),
+        file_ranges=_rules(values, (VERSION_RANGE_FILE_METADATA,), where, versions=True),
         third_party=extra,
         where=where,
     )
     _check_consistent(cfg, where)
+    _check_range_sections(cfg, values, where)
     _check_platforms(cfg.platforms, where)
     return cfg
+
+
+def _range_sections(values: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
+    """version_range_project_metadata's own section, else the one bandersnatch 8.2 read for it."""
+    return (VERSION_RANGE_METADATA,) if values.get(VERSION_RANGE_METADATA) else (VERSION_RANGE_FILE_METADATA,)
+
+
+def _check_range_sections(cfg: FilterConfig, values: Mapping[str, Mapping[str, str]], where: str) -> None:
+    """With both sections, the project plugin reads its own: the other one must have a reader."""
+    if values.get(VERSION_RANGE_METADATA) and any(values.get(VERSION_RANGE_FILE_METADATA, {}).values()) \
+            and not cfg.uses(VERSION_RANGE_FILE_METADATA):
+        raise ConfigError(where, VERSION_RANGE_FILE_METADATA, None, (
+            "set, but version_range_project_metadata reads [version_range_project_metadata] when it is "
+            "present, so this section would be ignored; enable version_range_release_file_metadata, or "
+            "delete the section"))
+
+
+def _rules(values: Mapping[str, Mapping[str, str]], sections: tuple[str, ...], where: str, *,
+           versions: bool) -> tuple[metadatarules.Rule, ...]:
+    return tuple(metadatarules.parse_rule(option, raw, where, section, versions=versions)
+                 for section in sections for option, raw in values.get(section, {}).items() if raw.strip())
 
 
 def _check_platforms(platforms: tuple[str, ...], where: str) -> None:
@@ -269,20 +314,50 @@ def _check_consistent(cfg: FilterConfig, where: str) -> None:
 
 
 def read_requirement_files(cfg: FilterConfig) -> FilterConfig:
-    """``cfg`` with the requirement lines of ``[allowlist] requirements`` read (globs allowed)."""
-    if not cfg.requirement_globs or not (cfg.uses(ProjectRequirements)
-                                         or cfg.uses(ProjectRequirementsPinned)):
+    """``cfg`` with the requirement lines of ``[allowlist] requirements`` and the pins of
+    ``[allowlist] lockfiles`` read (globs allowed, both relative to ``requirements_path``)."""
+    if not (cfg.requirement_globs or cfg.lock_globs) or not (cfg.uses(ProjectRequirements)
+                                                            or cfg.uses(ProjectRequirementsPinned)):
         return cfg
     pins: list[Pin] = []
     sources: list[str] = []
-    for pattern in cfg.requirement_globs:
+    for path in _matches(cfg, cfg.requirement_globs, "requirements"):
+        _read_requirements(path, cfg.where, pins, sources, depth=0)
+    notes: list[str] = []
+    for path in _matches(cfg, cfg.lock_globs, "lockfiles"):
+        if str(path) not in sources:
+            _read_lock(path, cfg.where, pins, notes)
+            sources.append(str(path))
+    return replace(cfg, requirements=tuple(pins), requirement_sources=tuple(sources), lock_notes=tuple(notes))
+
+
+def _matches(cfg: FilterConfig, patterns: Iterable[str], option: str) -> list[Path]:
+    """The files ``patterns`` name under ``requirements_path``, each pattern in sorted order."""
+    out: list[Path] = []
+    for pattern in patterns:
         full = str(cfg.requirements_path / pattern)
         matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
         if not matches:
-            raise ConfigError(cfg.where, ALLOWLIST, "requirements", f"{full} matches no file")
-        for path in matches:
-            _read_requirements(Path(path), cfg.where, pins, sources, depth=0)
-    return replace(cfg, requirements=tuple(pins), requirement_sources=tuple(sources))
+            raise ConfigError(cfg.where, ALLOWLIST, option, f"{full} matches no file")
+        out.extend(Path(path) for path in matches)
+    return out
+
+
+def _read_lock(path: Path, where: str, pins: list[Pin], notes: list[str]) -> None:
+    """The lock's pins (one ``==`` pin per locked version: several versions of a name make a
+    union) and one note per entry skipped."""
+    try:
+        lock = lockfiles.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(where, ALLOWLIST, "lockfiles", f"cannot read {path}: {why}") from None
+    except lockfiles.NotALock as exc:
+        raise ConfigError(where, ALLOWLIST, "lockfiles", f"{path}: {exc}") from None
+    for locked in lock.pins:
+        text = f"{locked.key}=={locked.version}"
+        pins.append(Pin(key=locked.key, extras=frozenset(), specifier=f"=={locked.version}",
+                        text=f"{text} ({path.name})"))
+    notes.extend(f"{path}: {why}; skipped (the mirror serves what an index serves)" for why in lock.skipped)
 
 
 def _read_requirements(path: Path, where: str, pins: list[Pin], sources: list[str], depth: int) -> None:

@@ -35,6 +35,7 @@ from packaging.version import Version
 from ..errors import ConfigError
 from ..formats.dists import PlatformFilter
 from ..formats.simple import DistFile
+from .metadatarules import Rule, range_holds, regex_holds
 
 ENTRY_POINT_GROUP = "bandersnatch.filters"
 
@@ -46,6 +47,13 @@ FILTER_PRERELEASE = "filter_prerelease"
 LATEST_RELEASE = "latest_release"
 SIZE_PROJECT = "size_project_metadata"
 VERSIONS_COUNT = "versions_count_project_metadata"
+REGEX_METADATA = "regex_project_metadata"
+VERSION_RANGE_METADATA = "version_range_project_metadata"
+# bandersnatch 8.2's version_range_project_metadata reads this section (its base class's), so an
+# 8.2 configuration may put the project rules there.
+VERSION_RANGE_FILE_METADATA = "version_range_release_file_metadata"
+REGEX_FILE_METADATA = "regex_release_file_metadata"
+ANY_OPTION = "*"  # in ``reads``/``needs``: every option of a section without fixed options
 
 Option = tuple[str, str]  # (section, option)
 
@@ -69,6 +77,9 @@ class FilterPlugin:
 
     name: ClassVar[str]
     reads: ClassVar[tuple[Option, ...]] = ()
+    # True: the plugin decides on upstream's JSON API document (``/pypi/<project>/json``), which
+    # the sync then fetches for every project it syncs.
+    needs_metadata: ClassVar[bool] = False
     # With ``enabled = all`` a plugin is on when any of these is set (no entry: always on).
     needs: ClassVar[tuple[Option, ...]] = ()
 
@@ -88,8 +99,17 @@ class FilterPlugin:
         """Why the project ``key`` is not mirrored, or None."""
         return None
 
+    def metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        """Why the project ``key`` is not mirrored, judged on its JSON API document, or None."""
+        return None
+
     def release(self, key: str, version: Version) -> str | None:
         """Why the release ``version`` of ``key`` is not mirrored, or None."""
+        return None
+
+    def file_metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        """Why a file is not mirrored, judged on ``{"info", "release", "release_file"}`` built from
+        the project's JSON API document (bandersnatch 8.2's shape), or None."""
         return None
 
     def file(self, key: str, dist: DistFile) -> str | None:
@@ -108,6 +128,8 @@ class FilterConfig:
     requirement_globs: tuple[str, ...] = ()
     requirements: tuple[Pin, ...] = ()  # read from the files by read_requirement_files
     requirement_sources: tuple[str, ...] = ()  # the files they came from (the pins are fingerprinted)
+    lock_globs: tuple[str, ...] = ()  # [allowlist] lockfiles: read into ``requirements`` with the files
+    lock_notes: tuple[str, ...] = field(default=(), compare=False)  # one line per lock entry skipped
     blocklist: tuple[Pin, ...] = ()
     platforms: tuple[str, ...] = ()
     project_patterns: tuple[str, ...] = ()
@@ -118,6 +140,10 @@ class FilterConfig:
     max_package_size: int | None = None
     min_versions: int | None = None
     max_versions: int | None = None
+    metadata_regexes: tuple[Rule, ...] = ()  # [regex_project_metadata]
+    metadata_ranges: tuple[Rule, ...] = ()  # [version_range_project_metadata]
+    file_regexes: tuple[Rule, ...] = ()  # [regex_release_file_metadata]
+    file_ranges: tuple[Rule, ...] = ()  # [version_range_release_file_metadata]
     third_party: tuple[type[FilterPlugin], ...] = ()  # enabled plugins from the entry point group
     where: str = field(default="", compare=False)
 
@@ -187,18 +213,21 @@ class AllowlistRelease(FilterPlugin):
 
 class ProjectRequirements(FilterPlugin):
     name = "project_requirements"
-    reads = ((ALLOWLIST, "requirements"), (ALLOWLIST, "requirements_path"))
-    needs = ((ALLOWLIST, "requirements"),)
+    reads = ((ALLOWLIST, "requirements"), (ALLOWLIST, "lockfiles"), (ALLOWLIST, "requirements_path"))
+    needs = ((ALLOWLIST, "requirements"), (ALLOWLIST, "lockfiles"))
 
+    # A lock's pins join ``requirements`` (one ``==`` pin per locked version), so they are
+    # fingerprinted with the requirement lines: a changed lock reconciles the mirror.
     @classmethod
     def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
         return {"req": _pin_ids(cfg.requirements), "deps": str(cfg.with_dependencies)}
 
     @classmethod
     def check(cls, cfg: FilterConfig, where: str) -> None:
-        if not cfg.requirement_globs:
+        if not cfg.requirement_globs and not cfg.lock_globs:
             raise ConfigError(where, ALLOWLIST, "requirements",
-                              "missing: project_requirements is enabled but names no requirements file")
+                              "missing: project_requirements is enabled but names no requirements file "
+                              "(requirements) or lock file (lockfiles)")
 
 
 class ProjectRequirementsPinned(FilterPlugin):
@@ -381,6 +410,115 @@ class VersionsCountProjectMetadata(FilterPlugin):
                               "or max_versions")
 
 
+class RegexProjectMetadata(FilterPlugin):
+    """bandersnatch 8.2's: keep a project only when each rule's patterns match its JSON metadata."""
+
+    name = REGEX_METADATA
+    reads = ((REGEX_METADATA, ANY_OPTION),)
+    needs = reads
+    needs_metadata = True
+
+    @classmethod
+    def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
+        # Nothing when unset, so configurations from before the plugin keep their fingerprint.
+        return {"rxmeta": _rule_ids(cfg.metadata_regexes)} if cfg.metadata_regexes else {}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.metadata_regexes:
+            raise ConfigError(where, REGEX_METADATA, None, "missing: regex_project_metadata is enabled "
+                              "without a rule such as not-null:info.classifiers = .*Python :: 3.*")
+
+    def metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        for rule in self.cfg.metadata_regexes:
+            if not regex_holds(rule, doc):
+                return f"metadata {rule.option} does not match {', '.join(map(repr, rule.values))}"
+        return None
+
+
+class VersionRangeProjectMetadata(FilterPlugin):
+    """bandersnatch 8.2's: keep a project only when the specifier at each rule's path (such as
+    ``info.requires_python``) admits one of the rule's versions."""
+
+    name = VERSION_RANGE_METADATA
+    reads = ((VERSION_RANGE_METADATA, ANY_OPTION), (VERSION_RANGE_FILE_METADATA, ANY_OPTION))
+    needs = reads
+    needs_metadata = True
+
+    @classmethod
+    def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
+        return {"vrmeta": _rule_ids(cfg.metadata_ranges)} if cfg.metadata_ranges else {}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.metadata_ranges:
+            raise ConfigError(where, VERSION_RANGE_METADATA, None, "missing: version_range_project_metadata "
+                              "is enabled without a rule such as info.requires_python = 3.12")
+
+    def metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        for rule in self.cfg.metadata_ranges:
+            if not range_holds(rule, doc):
+                return f"metadata {rule.option} admits none of {', '.join(rule.values)}"
+        return None
+
+
+class RegexReleaseFileMetadata(FilterPlugin):
+    """bandersnatch 8.2's: keep a file only when each rule's patterns match its metadata
+    (``release_file.packagetype``, ``release`` (the version), ``info.*``)."""
+
+    name = REGEX_FILE_METADATA
+    reads = ((REGEX_FILE_METADATA, ANY_OPTION),)
+    needs = reads
+    needs_metadata = True
+
+    @classmethod
+    def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
+        return {"rxfile": _rule_ids(cfg.file_regexes)} if cfg.file_regexes else {}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.file_regexes:
+            raise ConfigError(where, REGEX_FILE_METADATA, None, "missing: regex_release_file_metadata is "
+                              "enabled without a rule such as any:release_file.packagetype = bdist_wheel")
+
+    def file_metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        for rule in self.cfg.file_regexes:
+            if not regex_holds(rule, doc):
+                return f"metadata {rule.option} does not match {', '.join(map(repr, rule.values))}"
+        return None
+
+
+class VersionRangeReleaseFileMetadata(FilterPlugin):
+    """bandersnatch 8.2's: keep a file only when the specifier at each rule's path (such as
+    ``release_file.requires_python``) admits one of the rule's versions."""
+
+    name = VERSION_RANGE_FILE_METADATA
+    reads = ((VERSION_RANGE_FILE_METADATA, ANY_OPTION),)
+    needs = reads
+    needs_metadata = True
+
+    @classmethod
+    def fingerprint(cls, cfg: FilterConfig) -> Mapping[str, str]:
+        return {"vrfile": _rule_ids(cfg.file_ranges)} if cfg.file_ranges else {}
+
+    @classmethod
+    def check(cls, cfg: FilterConfig, where: str) -> None:
+        if not cfg.file_ranges:
+            raise ConfigError(where, VERSION_RANGE_FILE_METADATA, None, "missing: "
+                              "version_range_release_file_metadata is enabled without a rule such as "
+                              "release_file.requires_python = 3.12")
+
+    def file_metadata(self, key: str, doc: Mapping[str, object]) -> str | None:
+        for rule in self.cfg.file_ranges:
+            if not range_holds(rule, doc):
+                return f"metadata {rule.option} admits none of {', '.join(rule.values)}"
+        return None
+
+
+def _rule_ids(rules: Iterable[Rule]) -> str:
+    return "\0".join(sorted(rule.describe() for rule in rules))
+
+
 def _registry(*plugins: type[FilterPlugin]) -> Mapping[str, type[FilterPlugin]]:
     return {plugin.name: plugin for plugin in plugins}
 
@@ -399,18 +537,15 @@ BUILTIN: Mapping[str, type[FilterPlugin]] = _registry(
     ExcludePlatform,
     SizeProjectMetadata,
     VersionsCountProjectMetadata,
+    RegexProjectMetadata,
+    VersionRangeProjectMetadata,
+    RegexReleaseFileMetadata,
+    VersionRangeReleaseFileMetadata,
 )
 """Every plugin this client implements, by its bandersnatch name."""
 
 # bandersnatch 8 plugins we do not implement, and what to use instead.
 REFUSED: Mapping[str, str] = {
-    "regex_project_metadata": "filtering on JSON API metadata is not supported; "
-    "use regex_project or an allowlist",
-    "regex_release_file_metadata": "filtering on JSON API file metadata is not supported; "
-    "use exclude_platform or regex_release",
-    "version_range_project_metadata": "not supported; use allowlist_release or blocklist_release specifiers",
-    "version_range_release_file_metadata": "not supported; use allowlist_release or blocklist_release "
-    "specifiers",
     "whitelist_project": "renamed allowlist_project in bandersnatch 5; use that name",
     "whitelist_release": "renamed allowlist_release in bandersnatch 5; use that name",
     "blacklist_project": "renamed blocklist_project in bandersnatch 5; use that name",

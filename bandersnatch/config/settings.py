@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, Problems
 from ..store.s3settings import S3Settings
-from . import compat
+from . import compat, metadatarules
 from . import filters as filterconfig
 from . import holdback as holdbackconfig
 from . import network as netsettings
@@ -192,8 +192,10 @@ def load(path: Path, environ: Mapping[str, str] | None = None, *, writable: bool
                           "s3 needs boto3, which is not installed: pip install bandersnatch[s3]")
     network = netsettings.from_environment(environ or {}, config.proxy)
     netsettings.check_ca_bundle(network)
-    return dataclasses.replace(config, filters=filterconfig.read_requirement_files(config.filters),
-                               network=network)
+    filters = filterconfig.read_requirement_files(config.filters)
+    # A lock entry the mirror cannot serve is a warning like an 8.x option: shown once per change.
+    return dataclasses.replace(config, filters=filters, network=network,
+                               warnings=config.warnings + filters.lock_notes)
 
 
 def read_text(path: Path) -> str:
@@ -309,9 +311,18 @@ def parse(text: str, path: Path) -> Config:
     return config
 
 
+class _IniParser(configparser.ConfigParser):
+    """configparser, except that an option may start with metadata rule tags (``not-null:info.x``):
+    bandersnatch 8 splits on '=' alone, ours on ':' too, which would cut such an option at its
+    first tag.  Every other line is split as before."""
+
+    OPTCRE = re.compile(
+        rf"(?P<option>{metadatarules.TAGGED_OPTION}?|.*?)\s*(?P<vi>[=:])\s*(?P<value>.*)$")
+
+
 def _read_ini(text: str, where: str, problems: Problems) -> configparser.ConfigParser:
     """Run configparser over ``text``, turning its syntax errors into one-line ConfigErrors."""
-    parser = configparser.ConfigParser(
+    parser = _IniParser(
         interpolation=None,  # '%' is common in URLs and log patterns; never expand it
         default_section=_NO_DEFAULT_SECTION,
         strict=True,
@@ -344,7 +355,7 @@ def _check_names(parser: configparser.ConfigParser, where: str, problems: Proble
     from the parser once noted, so no later check reads it again.
     """
     for section in parser.sections():
-        if section in filterconfig.REFUSED:
+        if section in filterconfig.REFUSED and section not in SCHEMA:
             problems.add(ConfigError(where, section, None,
                                      f"plugin {section} is not supported: {filterconfig.REFUSED[section]}"))
             continue
@@ -355,6 +366,8 @@ def _check_names(parser: configparser.ConfigParser, where: str, problems: Proble
                 where, section, None, "unknown section" + _suggest(section, list(SCHEMA), "[{}]")
             ))
             continue
+        if section in filterconfig.FREE_FORM:
+            continue  # each option is a rule, checked when it is parsed
         known = (*SCHEMA[section], *compat.MIRROR_OPTIONS) if section == MIRROR else SCHEMA[section]
         for option in parser.options(section):
             if option not in known:

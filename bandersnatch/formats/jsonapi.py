@@ -121,3 +121,19 @@ def render_project(name: str, key: str, versions: Sequence[str],
     }
     doc = {"info": info, "last_serial": serial, "releases": releases, "urls": urls, "vulnerabilities": []}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="replace")
+
+
+def jsonapi_files(doc: Mapping[str, object]) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """Upstream's JSON API document read back: each file's name -> (its release, its entry).
+
+    Whatever upstream sent: entries that are not objects with a string ``filename`` are left out.
+    """
+    releases = doc.get("releases")
+    out: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    if not isinstance(releases, dict):
+        return out
+    for version, entries in releases.items():
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
+                out.setdefault(entry["filename"], (str(version), entry))
+    return out

@@ -8,7 +8,7 @@ one is the operator's choice (silent, debug log).  Pure: records in, decisions o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -31,6 +31,8 @@ from ..config.plugins import (
     specifiers,
 )
 from ..formats.dists import PlatformFilter, file_version
+from ..formats.dists import version_text as file_version_text
+from ..formats.jsonapi import jsonapi_files
 from ..formats.simple import DistFile, ProjectPage
 from .holdback import Timing, Window
 
@@ -91,6 +93,14 @@ class Selection:
         self._plugins = tuple(plugin(cfg) for plugin in (*BUILTIN.values(), *cfg.third_party)
                               if cfg.uses(plugin))
         self._platforms = next((p.platforms for p in self._plugins if isinstance(p, ExcludePlatform)), None)
+        self._judges_metadata = tuple(p for p in self._plugins if p.needs_metadata)
+        self._judges_file_metadata = tuple(p for p in self._judges_metadata
+                                           if type(p).file_metadata is not FilterPlugin.file_metadata)
+
+    @property
+    def wants_metadata(self) -> bool:
+        """Whether a plugin decides on upstream's JSON API document, which must then be fetched."""
+        return self.active and bool(self._judges_metadata)
 
     # ------------------------------------------------------------ names
 
@@ -146,19 +156,31 @@ class Selection:
                                  f"{count} versions, more than max_versions {self.cfg.max_versions}")
         return None
 
-    def plan_files(self, key: str, page: ProjectPage) -> FilePlan:
+    def metadata(self, key: str, doc: Mapping[str, object]) -> Exclusion | None:
+        """What the metadata plugins say of the project's JSON API document (``{}`` when upstream
+        has none: every rule then meets a missing node)."""
+        for plugin in self._judges_metadata:
+            reason = plugin.metadata(key, doc)
+            if reason is not None:
+                return Exclusion(type(plugin), reason)
+        return None
+
+    def plan_files(self, key: str, page: ProjectPage,
+                   metadata: Mapping[str, object] | None = None) -> FilePlan:
         """The files of ``page`` that survive the release and file filters and the cooling-off window,
-        in page order.
+        in page order; ``metadata``: the project's JSON API document, for the file metadata plugins.
 
         The window holds files the filters keep; a release whose kept files are all held is not a
         release here yet, so ``latest_release`` counts only the others.
         """
         if not self.active and self.window is None:
             return FilePlan(page.files, page.versions)
+        judge_file = self._file_metadata_judge(key, metadata or {})
         versions = {f.filename: file_version(f.filename, key) for f in page.files}
         release_verdict: dict[Version | None, Exclusion | None] = {
             v: self._release(key, v) if self.active else None for v in set(versions.values())}
-        by_file = {f.filename: self._file(key, f) if self.active else None for f in page.files}
+        by_file = {f.filename: (self._file(key, f) or judge_file(f)) if self.active else None
+                   for f in page.files}
         held = self._held(key, page, versions, release_verdict, by_file)
         waiting = self._releases_held(page, versions, release_verdict, by_file, held)
         for release in waiting:
@@ -240,6 +262,26 @@ class Selection:
             if reason is not None:
                 return Exclusion(type(plugin), reason)
         return None
+
+    def _file_metadata_judge(self, key: str, doc: Mapping[str, object]) \
+            -> Callable[[DistFile], Exclusion | None]:
+        """The verdict of the file metadata plugins on one file, each judged on bandersnatch 8.2's
+        ``{"info", "release", "release_file"}`` (a file the document lacks: an empty release_file)."""
+        if not self._judges_file_metadata:
+            return lambda dist: None
+        entries = jsonapi_files(doc)
+        info = doc.get("info")
+
+        def judge(dist: DistFile) -> Exclusion | None:
+            release, entry = entries.get(dist.filename, (file_version_text(dist.filename, key), {}))
+            view = {"info": info, "release": release, "release_file": entry}
+            for plugin in self._judges_file_metadata:
+                reason = plugin.file_metadata(key, view)
+                if reason is not None:
+                    return Exclusion(type(plugin), reason)
+            return None
+
+        return judge
 
     def _keep_latest(self, key: str, page: ProjectPage, versions: Mapping[str, Version | None],
                      verdict: dict[Version | None, Exclusion | None]) -> None:

@@ -315,10 +315,14 @@ class ProjectSync:
         page = _without_unusable_versions(key, page)
         held, matures = 0, None
         if self.selection is not None and (self.selection.active or self.selection.window is not None):
+            metadata = self._metadata(key)
+            excluded = None if metadata is None else self.selection.metadata(key, metadata)
+            if excluded is not None:
+                return Outcome(key, name, serial, excluded=excluded)
             excluded = self.selection.project_page(key, page)
             if excluded is not None:
                 return Outcome(key, name, serial, excluded=excluded)
-            chosen = self.selection.plan_files(key, page)
+            chosen = self.selection.plan_files(key, page, metadata)
             for filename, why in chosen.dropped:
                 logger.debug("%s: not mirroring %s (%s)", key, shown(filename), why)
             page = replace(page, files=chosen.files, versions=chosen.versions)
@@ -390,6 +394,16 @@ class ProjectSync:
         return Outcome(key, name, serial, created=created, files=fetched.count, bytes=fetched.bytes,
                        requires=requires, unverified=fetched.unverified, last_serial=page_serial,
                        held=held, matures=matures)
+
+    def _metadata(self, key: str) -> Mapping[str, object] | None:
+        """Upstream's JSON API document when a metadata plugin is enabled, else None (and no
+        request); ``{}`` when upstream has none, so every rule meets a missing node."""
+        if self.selection is None or not self.selection.wants_metadata:
+            return None
+        doc = self.master.fetch_project_json(key)
+        if doc is None:
+            logger.debug("%s: upstream has no JSON API document; metadata rules see none", key)
+        return doc or {}
 
     def _rel(self, href: str) -> str:
         """A page's link as a path below ``web/packages/`` (the same in both layouts)."""

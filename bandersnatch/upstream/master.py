@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import re
 import time
@@ -399,6 +400,34 @@ class Master:
                                     f"an integer from 0 to {MAX_SERIAL}")
             page = replace(page, last_serial=int(header_serial))
         return page
+
+    def fetch_project_json(self, name: str) -> dict[str, Any] | None:
+        """Upstream's JSON API document of a project (``/pypi/<name>/json``, Warehouse's, not a
+        standard); None when upstream has none.  Only the metadata filter plugins ask for it."""
+        url = f"{self.url}/pypi/{quote(name, safe='')}/json"
+        what = f"JSON API {name}"
+
+        def once() -> bytes | None:
+            deadline = self.transport.deadline()
+            response = self.transport.send("GET", url, headers={"Accept": "application/json"})
+            if response.status_code == 404:
+                response.close()
+                return None
+            if response.status_code != 200:
+                response.close()
+                raise UpstreamError(f"{what}: HTTP {response.status_code}")
+            return self.transport.read_capped(response, self.max_page_bytes, what, deadline)
+
+        data = self.transport.with_retries(what, once)
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            raise UpstreamError(f"{what}: not JSON") from None
+        if not isinstance(doc, dict):
+            raise UpstreamError(f"{what}: not a JSON object")
+        return doc
 
     # ------------------------------------------------------------ files
 

@@ -246,3 +246,101 @@ def test_an_option_no_enabled_plugin_reads_is_exit_2_naming_the_plugin_and_mirro
     assert not mirror.web.exists()  # refused before any request or write
 
 
+
+
+PYLOCK = """\
+lock-version = "1.0"
+created-by = "pip"
+
+[[packages]]
+name = "alpha"
+version = "1.0"
+wheels = [{ url = "https://elsewhere.example/alpha-1.0-py3-none-any.whl", hashes = { sha256 = "00" } }]
+
+[[packages]]
+name = "mine"
+directory = { path = "." }
+"""
+
+UVLOCK = """\
+version = 1
+requires-python = ">=3.10"
+
+[[package]]
+name = "alpha"
+version = "2.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "beta"
+version = "0.1"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = { virtual = "." }
+"""
+
+
+def test_lockfiles_mirror_exactly_their_pinned_versions_and_a_changed_lock_reconciles(
+        tmp_path: Path, corpus: Upstream, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "pylock.toml").write_text(PYLOCK)
+    (tmp_path / "locks" / "uv.lock").write_text(UVLOCK)
+    mirror = write_config(tmp_path, corpus.url, sections=plugins(
+        "project_requirements", "project_requirements_pinned",
+        allowlist=f"requirements_path = {tmp_path}/locks\nlockfiles =\n    pylock.toml\n    *.lock"))
+    assert mirror.run() == 0
+    # alpha pinned by both locks: the union of 1.0 and 2.0 (its 2.0 sdist too); the lock's URLs
+    # and hashes are not ours (upstream's pages give those).
+    assert mirrored(mirror) == {
+        "alpha": ["alpha-1.0-py3-none-any.whl", "alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"],
+        "beta": ["beta-0.1-py3-none-any.whl"]}
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert corpus.count_requests("/pypi/") == 0  # no metadata plugin: no JSON API request
+    assert len(skipped) == 2 and "mine: locked from directory" in skipped[0] and "app: locked from virtual" \
+        in skipped[1]
+    caplog.clear()
+    assert mirror.run() == 0  # a no-op run does not repeat the skips
+    assert not [r for r in caplog.records if "skipped" in r.getMessage() and r.levelname == "WARNING"]
+    (tmp_path / "locks" / "uv.lock").write_text(UVLOCK.replace('"0.1"\nsource', '"0.2"\nsource'))
+    assert mirror.run() == 0
+    assert mirrored(mirror)["beta"] == ["beta-0.2-py3-none-any.whl"]
+    assert "beta-0.1-py3-none-any.whl" not in files_on_disk(mirror)
+
+
+def test_metadata_plugins_judge_each_synced_project_on_its_json_api_document(
+        tmp_path: Path, upstream: Upstream) -> None:
+    upstream.add_wheel("modern", "1.0", requires_python=">=3.9")
+    upstream.add_sdist("modern", "1.0", requires_python=">=3.9")
+    upstream.add_wheel("legacy", "1.0", requires_python=">=2.7,<3")
+    upstream.add_wheel("plain", "1.0")
+    # An 8.2 configuration, unchanged: tagged options, and the range rules where 8.2 read them.
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "regex_project_metadata", "version_range_project_metadata", "regex_release_file_metadata",
+        regex_project_metadata="not-null:info.summary =\n    Test project (modern|legacy)",
+        version_range_release_file_metadata="not-null:info.requires_python =\n    3.12",
+        regex_release_file_metadata="any:release_file.packagetype =\n    bdist_wheel"))
+    assert mirror.run() == 0
+    assert mirrored(mirror) == {"modern": ["modern-1.0-py3-none-any.whl"]}
+    assert upstream.count_requests("/pypi/") == 3  # one JSON API document per project synced
+    upstream.requests.clear()
+    assert mirror.run() == 0
+    assert upstream.count_requests("/pypi/") == 0  # a no-op run asks for none
+
+
+def test_a_json_api_document_missing_or_failing_upstream_is_no_document_or_a_retry(
+        tmp_path: Path, upstream: Upstream) -> None:
+    for name in ("modern", "gone-json", "failing"):
+        upstream.add_wheel(name, "1.0", requires_python=">=3.9")
+    upstream.fail("/pypi/gone-json/", 404, times=None)  # an upstream without the JSON API for it
+    upstream.fail("/pypi/failing/", 503, times=None)
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "version_range_project_metadata",
+        version_range_project_metadata="not-null:info.requires_python = 3.12"))
+    assert mirror.run() == 1  # "failing" is owed, not judged on a guess
+    assert set(mirrored(mirror)) == {"modern"}  # "gone-json": no document, so not-null excludes it
+    upstream.fail("/pypi/failing/", 503, times=0)
+    assert mirror.run() == 0
+    assert set(mirrored(mirror)) == {"modern", "failing"}

@@ -68,6 +68,15 @@ VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                               ("[size_project_metadata]\nmax_package_size = 2G",)),
     "versions_count_project_metadata": (("[versions_count_project_metadata]\nmin_versions = 1",),
                                         ("[versions_count_project_metadata]\nmax_versions = 9",)),
+    "regex_project_metadata": (("[regex_project_metadata]\ninfo.name = a.*",),
+                               ("[regex_project_metadata]\nnot-null:info.name = a.*",)),
+    "version_range_project_metadata": (("[version_range_project_metadata]\ninfo.requires_python = 3.12",),
+                                       ("[version_range_project_metadata]\ninfo.requires_python = 2.7",)),
+    "regex_release_file_metadata": (("[regex_release_file_metadata]\nrelease_file.packagetype = sdist",),
+                                    ("[regex_release_file_metadata]\nrelease_file.packagetype = wheel",)),
+    "version_range_release_file_metadata": (
+        ("[version_range_release_file_metadata]\nrelease_file.requires_python = 3.12",),
+        ("[version_range_release_file_metadata]\nrelease_file.requires_python = 2.7",)),
 }
 
 

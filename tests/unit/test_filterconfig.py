@@ -109,8 +109,8 @@ def test_filter_sections_without_enabled_plugins_are_refused_not_ignored() -> No
         (("[plugins]\nenabled = allowlist_project", "[allowlist]\npackages = a\nwith-dependencies = maybe"),
          "allowlist", "with-dependencies", "not a boolean"),
         (("[plugins]\nenabled = project_requirements",), "allowlist", "requirements", "missing"),
-        (("[plugins]\nenabled = all\n", "[regex_project_metadata]\nnot-null:info.classifiers = x"),
-         "regex_project_metadata", None, "not supported"),
+        (("[plugins]\nenabled = all\n", "[blacklist_project]\npackages = x"),
+         "blacklist_project", None, "not supported"),
     ],
 )
 def test_a_bad_filter_setting_names_section_option_and_line(
