@@ -96,6 +96,16 @@ class Plan:
     full: FullSyncReason | None  # None: the changes since the mirror's serial
 
 
+def pages_fingerprint(config: Config, selection: Selection) -> str | None:
+    """What decides what every page lists: the filters, and core-metadata when it is off.
+
+    A change makes the next run render every page again.  With core-metadata on (the
+    default) it is the filters' fingerprint alone, so a mirror's record from before stays valid.
+    """
+    filters = config.filters.fingerprint() if selection.active else None
+    return filters if config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
+
+
 class Planner:
     """Decides one run's work: which projects, at which serials, and whether a full sync."""
 
@@ -208,13 +218,7 @@ class Planner:
                 f"{check.upstream} ({why})")
 
     def _pages_fingerprint(self) -> str | None:
-        """What decides what every page lists: the filters, and core-metadata when it is off.
-
-        A change makes the next run render every page again.  With core-metadata on (the
-        default) it is the filters' fingerprint alone, so a mirror's record from before stays valid.
-        """
-        filters = self.config.filters.fingerprint() if self.selection.active else None
-        return filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
+        return pages_fingerprint(self.config, self.selection)
 
     def _content_lost(self) -> str | None:
         """What is gone, when pages are gone that the state says the mirror has; None when whole.
