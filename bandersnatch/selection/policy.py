@@ -56,6 +56,9 @@ class FilePlan:
     files: tuple[DistFile, ...]
     versions: tuple[str, ...] | None
     dropped: tuple[tuple[str, Exclusion], ...] = ()
+    # The releases excluded whole (a version and why), in version order: ``dropped`` names their files
+    # too, and a file dropped for its own sake is one whose version is not here.
+    releases: tuple[tuple[Version, Exclusion], ...] = ()
 
 
 class Selection:
@@ -157,7 +160,10 @@ class Selection:
                 kept.append(f)
             else:
                 dropped.append((f.filename, why))
-        return FilePlan(tuple(kept), self._versions(page, kept, versions, release_verdict), tuple(dropped))
+        releases = tuple(sorted(((v, why) for v, why in release_verdict.items()
+                                 if v is not None and why is not None), key=lambda item: item[0]))
+        return FilePlan(tuple(kept), self._versions(page, kept, versions, release_verdict), tuple(dropped),
+                        releases)
 
     def _release(self, key: str, version: Version | None) -> Exclusion | None:
         limits = self._limits.get(key)
