@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -150,7 +151,9 @@ class DryRun:
         self.counted: Counter[Exclusion] = Counter()
         self.failed: list[Failed] = []
         self.unselected: dict[str, int] = {}  # changelog entries the closure may still reach
-        self.notes: list[str] = []
+        self.refused: set[str] = set()
+        self._unread = 0  # new files whose requirements the dry closure cannot see (no .metadata)
+        self._unread_lock = threading.Lock()
 
     def close(self) -> None:
         self.master.close()
@@ -175,12 +178,25 @@ class DryRun:
         if self.selection.active and (reconcile or self.state.prune_pending()):
             projects.extend(self._unselected_on_mirror({p.name for p in projects}))
         projects.sort(key=lambda p: p.name)
+        removed = {p.name for p in projects if p.change is Change.REMOVE}  # their line says why
+        notes = self._notes()
         return DryRunPlan(
             self.master.url, str(self.config.directory), serial, self.feed.last_serial(),
             None if reason is None else reason.value, tuple(projects),
-            tuple(ExcludedProject(k, e) for k, e in sorted(self.excluded.items())),
+            tuple(ExcludedProject(k, e) for k, e in sorted(self.excluded.items()) if k not in removed),
             tuple(ExcludedCount(e, n) for e, n in self.counted.items() if n),
-            tuple(sorted(self.failed, key=lambda f: f.name)), self._limit_checks(projects), tuple(self.notes))
+            tuple(sorted(self.failed, key=lambda f: f.name)), self._limit_checks(projects), notes)
+
+    def _notes(self) -> tuple[str, ...]:
+        """What the plan could not know, one line each."""
+        notes = []
+        if self.state.journal_path.exists():
+            notes.append(f"{self.state.journal_path} exists: a run is going on, or was killed; the plan "
+                         "includes what it still owes as far as it got")
+        if self._unread:
+            notes.append(f"{self._unread} new file(s) offer no PEP 658 .metadata: the run reads their "
+                         "requirements from the files, the dry run cannot, so its closure may be short")
+        return tuple(notes)
 
     def _pending(self) -> tuple[_Pending | None, bool]:
         """``todo`` as an earlier run left it, minus what its journal records as done; (None, True) when
@@ -214,7 +230,7 @@ class DryRun:
         work: Work = {}
         listed: array[int] = array("Q")
         for name, serial in self.feed.all_projects():
-            if not is_valid_project_name(name):
+            if not self._acceptable(name):
                 continue
             key = normalize(name)
             listed.append(name_hash(key))
@@ -235,7 +251,7 @@ class DryRun:
         work: Work = {}
         changes = self.feed.changed_since(since)
         for name, serial in (*(pending.entries if pending else ()), *changes):
-            if not is_valid_project_name(name):
+            if not self._acceptable(name):
                 continue
             key = normalize(name)
             if not self._admitted(key, name):
@@ -247,6 +263,15 @@ class DryRun:
                 work[key] = (name, serial)
         self._add_owed(work)
         return work
+
+    def _acceptable(self, name: str) -> bool:
+        """False for a name that cannot be a project: the run refuses it (exit 1), the plan lists it."""
+        if is_valid_project_name(name):
+            return True
+        if name[:100] not in self.refused:
+            self.refused.add(name[:100])
+            self.failed.append(Failed(name[:100], "refused: not a valid project name"))
+        return False
 
     def _add_owed(self, work: Work) -> None:
         if self.tracker is not None:
@@ -398,8 +423,12 @@ class DryRun:
                                           side if side is not None and side.is_file() else None,
                                           metadata_sha256=metadata_sha256))
             else:
-                files.append(MirroredFile(f.filename, f.hashes.get("sha256", ""), None, None,
-                                          self._metadata(f), True, metadata_sha256))
+                core = self._metadata(f)
+                if core is None:
+                    with self._unread_lock:
+                        self._unread += 1
+                files.append(MirroredFile(f.filename, f.hashes.get("sha256", ""), None, None, core, True,
+                                          metadata_sha256))
         return self.records.update(key, files)
 
     def _on_disk(self, f: DistFile) -> Path | None:

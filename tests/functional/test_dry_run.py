@@ -112,6 +112,7 @@ def test_a_dry_run_after_a_filter_change_says_what_goes_and_which_plugin_takes_i
     assert doc["totals"]["files_to_delete"] == 2 and doc["totals"]["bytes_to_free"] == evil.size + rc.size
     assert doc["totals"]["files_to_fetch"] == 0 and doc["totals"]["projects_to_remove"] == 1
     assert doc["limits"]["projects"]["verdict"] == "pass" and doc["limits"]["files"]["verdict"] == "pass"
+    assert doc["excluded_projects"] == []  # gamma-evil's removal line names its plugin: once
 
     # What the plan said is what the run does.
     assert mirror.run() == 0
