@@ -1,6 +1,6 @@
 """What ``bandersnatch mirror --dry-run`` found a run would do: the plan's records and their two renderings.
 
-Records in, text or JSON out; no network, no disk.  Every "not mirrored" is an
+Decisions in, records out; records in, text or JSON out; no network, no disk.  Every "not mirrored" is an
 ``Exclusion`` (the filter plugin's class and its reason), at the level it was
 decided: a project, a release (with the files it takes along), or one file.
 Anything else that keeps a file back for a while (a cooling-off window, say)
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.plugins import AllowlistProject, ProjectRequirements
+from ..formats.dists import file_version
 from ..progress import human_bytes
-from ..selection.policy import Exclusion
+from ..publish.budget import FileRemovalLimit, RemovalLimit
+from ..selection.policy import Exclusion, FilePlan
 
 FORMAT = 1  # the JSON document's "format": raised when a field changes meaning
 
@@ -140,6 +143,45 @@ class DryRunPlan:
         return Totals(changes.count(Change.ADD), changes.count(Change.UPDATE), changes.count(Change.REMOVE),
                       len(fetch), sum(f.size or 0 for f in fetch), sum(1 for f in fetch if f.size is None),
                       len(delete), sum(f.size or 0 for f in delete))
+
+
+# ---------------------------------------------------------------- building them from decisions
+
+
+def is_complement(exclusion: Exclusion) -> bool:
+    """The allowlist's "everything else": counted, not named (on PyPI it is all but a few projects)."""
+    return exclusion.by in (AllowlistProject, ProjectRequirements) and \
+        exclusion.reason == "not in the allowlist"
+
+
+def excluded_parts(key: str, chosen: FilePlan
+                   ) -> tuple[tuple[ExcludedRelease, ...], tuple[ExcludedFile, ...]]:
+    """The releases the filters drop whole (with their files), and the files they drop one by one."""
+    whole = dict(chosen.releases)
+    by_release: dict[object, list[str]] = {v: [] for v in whole}
+    single: list[ExcludedFile] = []
+    for filename, why in chosen.dropped:
+        version = file_version(filename, key)
+        if version in whole and whole[version] == why:
+            by_release[version].append(filename)
+        else:
+            single.append(ExcludedFile(filename, why))
+    releases = tuple(ExcludedRelease(str(v), why, tuple(by_release[v])) for v, why in chosen.releases)
+    return releases, tuple(single)
+
+
+def limit_check(what: str, removals: int, limit: RemovalLimit | FileRemovalLimit | None,
+                size: Callable[[], int]) -> LimitCheck:
+    """What ``limit`` says to ``removals`` (None: ``--allow-mass-removal``); as the run's budget, the
+    mirror's ``size`` is asked only past the limit's count."""
+    if limit is None:
+        return LimitCheck(what, removals, None, None, None, None)
+    count = limit.projects if isinstance(limit, RemovalLimit) else limit.files
+    if removals <= count:
+        return LimitCheck(what, removals, None, count, limit.percent, None)
+    mirror = size()
+    refused = limit.message(removals, mirror) if limit.exceeded(removals, mirror) else None
+    return LimitCheck(what, removals, mirror, count, limit.percent, refused)
 
 
 # ---------------------------------------------------------------- text

@@ -29,7 +29,6 @@ from ..config.plugins import AllowlistProject, ProjectRequirements
 from ..config.settings import Config
 from ..errors import NotFound, UnsafePath, UpstreamError, UpstreamUnreachable, shown
 from ..formats import pagerecord
-from ..formats.dists import file_version
 from ..formats.layout import PAGE_JSON, UrlPolicy, file_href, file_segments
 from ..formats.serial import MAX_SERIAL
 from ..formats.simple import DistFile, ProjectPage
@@ -37,7 +36,7 @@ from ..ledger.state import DoneSet, NameSet, StateFiles, name_hash
 from ..names import is_valid_project_name, normalize
 from ..publish.budget import FileRemovalLimit, RemovalLimit
 from ..selection.closure import DependencyTracker
-from ..selection.policy import Exclusion, FilePlan, Selection
+from ..selection.policy import Exclusion, Selection
 from ..selection.records import MirroredFile, UnwrittenRecords
 from ..store.atomic import confined
 from ..store.protocol import Store
@@ -47,13 +46,14 @@ from .dryplan import (
     Change,
     DryRunPlan,
     ExcludedCount,
-    ExcludedFile,
     ExcludedProject,
-    ExcludedRelease,
     Failed,
     LimitCheck,
     PlannedFile,
     ProjectPlan,
+    excluded_parts,
+    is_complement,
+    limit_check,
 )
 from .package import METADATA_SUFFIX, Known, Layout
 from .plan import FullSyncReason, full_sync_reason, pages_fingerprint
@@ -99,42 +99,6 @@ def _needs_fetch(old: Known | None, f: DistFile) -> bool:
 
 def _href_name(href: str) -> str:
     return unquote(href.rsplit("/", 1)[-1])
-
-
-def _is_complement(exclusion: Exclusion) -> bool:
-    """The allowlist's "everything else": counted, not named (on PyPI it is all but a few projects)."""
-    return exclusion.by in (AllowlistProject, ProjectRequirements) and \
-        exclusion.reason == "not in the allowlist"
-
-
-def excluded_parts(key: str, chosen: FilePlan
-                   ) -> tuple[tuple[ExcludedRelease, ...], tuple[ExcludedFile, ...]]:
-    """The releases the filters drop whole (with their files), and the files they drop one by one."""
-    whole = dict(chosen.releases)
-    by_release: dict[object, list[str]] = {v: [] for v in whole}
-    single: list[ExcludedFile] = []
-    for filename, why in chosen.dropped:
-        version = file_version(filename, key)
-        if version in whole and whole[version] == why:
-            by_release[version].append(filename)
-        else:
-            single.append(ExcludedFile(filename, why))
-    releases = tuple(ExcludedRelease(str(v), why, tuple(by_release[v])) for v, why in chosen.releases)
-    return releases, tuple(single)
-
-
-def limit_check(what: str, removals: int, limit: RemovalLimit | FileRemovalLimit | None,
-                size: Callable[[], int]) -> LimitCheck:
-    """What ``limit`` says to ``removals`` (None: ``--allow-mass-removal``); as the run's budget, the
-    mirror's ``size`` is asked only past the limit's count."""
-    if limit is None:
-        return LimitCheck(what, removals, None, None, None, None)
-    count = limit.projects if isinstance(limit, RemovalLimit) else limit.files
-    if removals <= count:
-        return LimitCheck(what, removals, None, count, limit.percent, None)
-    mirror = size()
-    refused = limit.message(removals, mirror) if limit.exceeded(removals, mirror) else None
-    return LimitCheck(what, removals, mirror, count, limit.percent, refused)
 
 
 class DryRun:
@@ -286,15 +250,19 @@ class DryRun:
             return True
         why = self.selection.project(key, name)
         if why is None and self.tracker is not None:
-            why = Exclusion(AllowlistProject if self.selection.cfg.uses(AllowlistProject)
-                            else ProjectRequirements, "not reached from the allowlist")
+            why = self._unreached()
         if why is None:
             return True
         self._exclude(key, why)
         return False
 
+    def _unreached(self) -> Exclusion:
+        """A project the allowlist's closure does not reach (the closure is the allowlist's own)."""
+        plugin = AllowlistProject if self.selection.cfg.uses(AllowlistProject) else ProjectRequirements
+        return Exclusion(plugin, "not reached from the allowlist")
+
     def _exclude(self, key: str, why: Exclusion) -> None:
-        if _is_complement(why):
+        if is_complement(why):
             self.counted[why] += 1
         else:
             self.excluded[key] = why
@@ -304,7 +272,7 @@ class DryRun:
         why = self.selection.project(key, key)
         if key in self.excluded:
             del self.excluded[key]
-        elif why is not None and _is_complement(why) and self.counted[why]:
+        elif why is not None and is_complement(why) and self.counted[why]:
             self.counted[why] -= 1
 
     # ------------------------------------------------------------ the pages
@@ -464,13 +432,9 @@ class DryRun:
                 continue
             if self.tracker is not None and self.tracker.admits(key):
                 continue
-            why = self.selection.project(key, key)
-            if why is None and self.tracker is None:
-                continue
-            if why is None:
-                why = Exclusion(AllowlistProject if self.selection.cfg.uses(AllowlistProject)
-                                else ProjectRequirements, "not reached from the allowlist")
-            yield self._removal(key, self._known(key)[0], why)
+            why = self.selection.project(key, key) or (self._unreached() if self.tracker else None)
+            if why is not None:
+                yield self._removal(key, self._known(key)[0], why)
 
     def _limit_checks(self, projects: list[ProjectPlan]) -> tuple[LimitCheck, ...]:
         """What the run's removal budget would say: project removals, and files its syncs would delete."""

@@ -21,11 +21,12 @@ from bandersnatch.sync.dryplan import (
     ExcludedProject,
     PlannedFile,
     ProjectPlan,
+    excluded_parts,
+    limit_check,
     render_json,
     render_text,
     to_json,
 )
-from bandersnatch.sync.dryrun import excluded_parts, limit_check
 
 
 class HoldBack(FilterPlugin):
