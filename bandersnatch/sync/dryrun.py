@@ -17,22 +17,21 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from array import array
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..config.plugins import AllowlistProject, ProjectRequirements
+from ..config.plugins import AllowlistProject, FilterPlugin, ProjectRequirements
 from ..config.settings import Config
 from ..errors import NotFound, UnsafePath, UpstreamError, UpstreamUnreachable, shown
 from ..formats import pagerecord
 from ..formats.layout import PAGE_JSON, UrlPolicy, file_href, file_segments
 from ..formats.serial import MAX_SERIAL
 from ..formats.simple import DistFile, ProjectPage
-from ..ledger.state import DoneSet, NameSet, StateFiles, name_hash
+from ..ledger.state import DoneSet, StateFiles
 from ..names import is_valid_project_name, normalize
 from ..publish.budget import FileRemovalLimit, RemovalLimit
 from ..selection.closure import DependencyTracker
@@ -112,7 +111,7 @@ class DryRun:
         self.records, self.policy, self.limits, self.force_check = records, policy, limits, force_check
         self.tracker = DependencyTracker(selection, records) if records is not None else None
         self.excluded: dict[str, Exclusion] = {}
-        self.counted: Counter[Exclusion] = Counter()
+        self.counted: dict[tuple[type[FilterPlugin], str], int] = {}
         self.failed: list[Failed] = []
         self.unselected: dict[str, int] = {}  # changelog entries the closure may still reach
         self.refused: set[str] = set()
@@ -148,7 +147,7 @@ class DryRun:
             self.master.url, str(self.config.directory), serial, self.feed.last_serial(),
             None if reason is None else reason.value, tuple(projects),
             tuple(ExcludedProject(k, e) for k, e in sorted(self.excluded.items()) if k not in removed),
-            tuple(ExcludedCount(e, n) for e, n in self.counted.items() if n),
+            tuple(ExcludedCount(Exclusion(*why), n) for why, n in self.counted.items() if n),
             tuple(sorted(self.failed, key=lambda f: f.name)), self._limit_checks(projects), notes)
 
     def _notes(self) -> tuple[str, ...]:
@@ -192,20 +191,16 @@ class DryRun:
         """Every listed project the filters select, then those we serve or owe that upstream no longer lists
         (their pages answer 404: removals)."""
         work: Work = {}
-        listed: array[int] = array("Q")
         for name, serial in self.feed.all_projects():
-            if not self._acceptable(name):
-                continue
-            key = normalize(name)
-            listed.append(name_hash(key))
-            if key not in work and self._admitted(key, name):
-                work[key] = (name, serial)
-        known = NameSet(listed)
-        del listed[:]
+            if self._acceptable(name):
+                key = normalize(name)
+                if key not in work and self._admitted(key, name):
+                    work[key] = (name, serial)
+        # Selected and not in the work list: not listed (a listed one that is selected is in it).
+        # Asked quietly: a listed one the filters exclude was noted as such above.
         owed = (normalize(name) for name, _ in pending.entries) if pending else ()
         for key in (*self.root.names(), *owed):
-            if key not in known and key not in work and is_valid_project_name(key) \
-                    and self._admitted(key, key):
+            if key not in work and is_valid_project_name(key) and self._why_not(key, key) is None:
                 work[key] = (key, 0)
         self._add_owed(work)
         return work
@@ -242,19 +237,19 @@ class DryRun:
             for key in self.tracker.owed(self._has_pages):
                 work.setdefault(key, (key, 0))  # reached by the closure but not on the mirror yet
 
+    def _why_not(self, key: str, name: str) -> Exclusion | None:
+        """Why the run would not sync the project; None when it would."""
+        if not self.selection.active or self.tracker is not None and self.tracker.admits(key):
+            return None
+        why = self.selection.project(key, name)
+        return self._unreached() if why is None and self.tracker is not None else why
+
     def _admitted(self, key: str, name: str) -> bool:
         """Whether the run would sync the project; when not, its exclusion is noted."""
-        if not self.selection.active:
-            return True
-        if self.tracker is not None and self.tracker.admits(key):
-            return True
-        why = self.selection.project(key, name)
-        if why is None and self.tracker is not None:
-            why = self._unreached()
-        if why is None:
-            return True
-        self._exclude(key, why)
-        return False
+        why = self._why_not(key, name)
+        if why is not None:
+            self._exclude(key, why)
+        return why is None
 
     def _unreached(self) -> Exclusion:
         """A project the allowlist's closure does not reach (the closure is the allowlist's own)."""
@@ -263,7 +258,9 @@ class DryRun:
 
     def _exclude(self, key: str, why: Exclusion) -> None:
         if is_complement(why):
-            self.counted[why] += 1
+            # Keyed by a plain tuple: a listing's 750,000 names pass here, and a dataclass's
+            # own __hash__ and __eq__ cost a Python call each.
+            self.counted[why.by, why.reason] = self.counted.get((why.by, why.reason), 0) + 1
         else:
             self.excluded[key] = why
 
@@ -272,8 +269,8 @@ class DryRun:
         why = self.selection.project(key, key)
         if key in self.excluded:
             del self.excluded[key]
-        elif why is not None and is_complement(why) and self.counted[why]:
-            self.counted[why] -= 1
+        elif why is not None and is_complement(why) and self.counted.get((why.by, why.reason)):
+            self.counted[why.by, why.reason] -= 1
 
     # ------------------------------------------------------------ the pages
 
