@@ -66,6 +66,29 @@ def test_a_first_dry_run_on_an_empty_directory_asks_the_feed_and_the_pages_and_w
     assert "Full sync (first run: no state and nothing pending)" in out
 
 
+def test_an_incremental_dry_run_asks_the_changelog_and_the_changed_pages_only(
+    synced: MirrorSetup, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = upstream.add_wheel("beta", "0.6")
+    upstream.remove_project("zope.interface_x")
+    before = tree(synced.root)
+    upstream.reset_requests()
+    code, text = dry_run(synced, capsys, "--json")
+    assert code == 0 and tree(synced.root) == before
+    assert upstream.count_requests("/packages/") == 0
+    # The changelog (XML-RPC), the two pages; a 404 is asked again past any cache, as the run does.
+    assert sorted(r.path.split("?")[0] for r in upstream.requests if r.method == "GET") == [
+        "/simple/beta/", "/simple/zope-interface-x/", "/simple/zope-interface-x/"]
+    assert upstream.count_requests(method="POST") == 1
+    doc = json.loads(text)
+    assert doc["full_sync"] is None and doc["since"] < doc["target"] == upstream.serial
+    by_name = {p["name"]: p for p in doc["projects"]}
+    assert by_name["beta"]["change"] == "update"
+    assert by_name["beta"]["fetch"] == [{"filename": new.filename, "size": new.size}]
+    gone = by_name["zope-interface-x"]
+    assert gone["change"] == "remove" and gone["removed_by"] is None and len(gone["delete"]) == 1
+
+
 @pytest.fixture
 def corpus(upstream: Upstream) -> Upstream:
     for version in ("1.0", "2.0", "3.0rc1"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from bandersnatch import cli
 from bandersnatch.config.plugins import BlocklistProject, FilterPlugin, LatestRelease, PrereleaseRelease
 from bandersnatch.publish.budget import FileRemovalLimit, RemovalLimit
 from bandersnatch.selection.policy import Exclusion, FilePlan
@@ -135,3 +136,9 @@ def test_every_change_renders_in_both_forms(held: Change) -> None:
     one = DryRunPlan("m", "d", None, 1, "first run", (ProjectPlan("p", held),))
     assert to_json(one)["projects"][0]["change"] == held.value
     assert "Full sync (first run) up to serial 1" in render_text(one)
+
+
+def test_json_without_dry_run_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["-c", "/nonexistent.conf", "mirror", "--json"])
+    assert stopped.value.code == 2 and "--json goes with --dry-run" in capsys.readouterr().err
