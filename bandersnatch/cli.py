@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--allow-mass-removal", action="store_true",
                         help="let this run remove more projects and delete more files than [mirror] "
                              "max-removals, max-file-removals and their percentages allow")
+    mirror.add_argument("--dry-run", action="store_true",
+                        help="say what this run would fetch, delete and exclude (and by which filter), then "
+                             "stop: no lock, nothing written under the directory, no file downloaded")
+    mirror.add_argument("--json", action="store_true", help="with --dry-run: print one JSON document")
     stats = commands.add_parser(
         "update-stats", help="turn the web server's access logs into download statistics",
         description="Count downloads per file from the web server's access logs ([statistics] "
@@ -195,6 +199,22 @@ def run_mirror(cfg: config.Config, args: argparse.Namespace, status: StatusStrea
             notices.remember(cfg.directory, cfg.warnings)  # the run made the directory, if it could
 
 
+def run_dry(cfg: config.Config, args: argparse.Namespace) -> int:
+    """``mirror --dry-run``: the plan on stdout; exit 0 once it is computed."""
+    from .runtime import dry_run
+    from .sync.dryplan import render_json, render_text
+
+    # The master spools outside the mirror: nothing is written under it.
+    dry = dry_run(cfg, spool_dir=Path(tempfile.gettempdir()), force_check=args.force_check,
+                  allow_mass_removal=args.allow_mass_removal)
+    try:
+        plan = dry.plan()
+    finally:
+        dry.close()
+    sys.stdout.write(render_json(plan) if args.json else render_text(plan))
+    return EXIT_OK
+
+
 def show_warnings(cfg: config.Config, remembered: bool) -> bool:
     """Log the configuration's warnings: under ``mirror`` when they changed since it last showed them,
     else at debug level only (a cron job's mail must not repeat them on every run).
@@ -260,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # They say how files are read or repaired: verify --upstream reads none and mends nothing.
         build_parser().error("verify --upstream checks no file: --fast, --hash and --allow-mass-removal "
                              "do not apply")
+    if args.command == "mirror" and args.json and not args.dry_run:
+        build_parser().error("--json goes with --dry-run (a run's record is in the status command's --json)")
     status = setup_logging(args.verbose, args.quiet)
     if threading.current_thread() is not threading.main_thread():
         return _dispatch(args, status)
@@ -273,18 +295,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
     try:
+        dry = args.command == "mirror" and args.dry_run
         if not args.config.exists():
-            if args.command == "mirror":
+            if args.command == "mirror" and not dry:
                 return write_default_config(args.config)
             # A typo in -c must not leave a stray default file behind a read-only command.
             raise ConfigError(str(args.config), None, None,
                               f"no such file; {args.command} reads the mirror's configuration: give its path "
                               "with -c (bandersnatch mirror writes a default one for a new mirror)")
         # status and plain verify only read the mirror: a user who may only read it may run them.
-        read_only = args.command == "status" or args.command == "verify" and not args.repair
+        read_only = args.command == "status" or args.command == "verify" and not args.repair or dry
         cfg = config.load(args.config, os.environ, writable=not read_only)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
+        if dry:
+            show_warnings(cfg, remembered=False)
+            return run_dry(cfg, args)
         if args.command == "mirror":
             return run_mirror(cfg, args, status)
         show_warnings(cfg, remembered=False)

@@ -21,21 +21,23 @@ from .config import storage as storeconfig
 from .config.settings import Config
 from .formats.layout import UrlPolicy
 from .ledger.counts import Tally, read_counts
-from .ledger.state import ROOT_MARKS
+from .ledger.state import ROOT_MARKS, StateFiles
 from .publish.budget import ALLOW_MASS_REMOVAL, FileRemovalLimit, RemovalLimit
 from .publish.difffile import SPOOL_NAME, Changes
 from .publish.gate import Gate, RemovalBudget
 from .selection.holdback import Window
 from .selection.policy import Selection
-from .selection.records import DependencyRecords
+from .selection.records import DependencyRecords, UnwrittenRecords
 from .store.atomic import staging_dir
 from .store.filesystem import FilesystemStore
 from .store.protocol import Store
 from .store.recorded import RECORD_DIR, open_s3
+from .sync.dryrun import DryRun, Limits
 from .sync.jsoncopy import JsonApi
 from .sync.package import Layout, ProjectSync
 from .sync.rootindex import RootIndex
 from .upstream.downloadmirror import DownloadMirror
+from .upstream.feeds import feed_for
 from .upstream.master import Master
 
 
@@ -151,6 +153,36 @@ class Runtime:
                              root_uri=config.root_uri),
             store=self.store, core_metadata=config.core_metadata,
         )
+
+
+def dry_run(config: Config, *, spool_dir: Path, force_check: bool = False, allow_mass_removal: bool = False,
+            master: Master | None = None) -> DryRun:
+    """``mirror --dry-run``'s parts: views of the mirror that only read, a master spooling in ``spool_dir``
+    (outside the mirror), a feed that saves no validators, dependency records kept in memory.
+
+    The staging path is the run's, for the reads' confinement checks; nothing creates it.
+    """
+    staging = staging_dir(config.directory, "mirror")
+    layout = Layout(published_dir(config), staging, config.hash_index)
+    reader = FilesystemStore(layout.web, staging)  # an S3 mirror's pages are read from its local record
+    root = RootIndex(layout.simple, staging, config.hash_index, store=reader)
+    master = master or build_master(config, spool_dir=spool_dir)
+    feed = feed_for(config.api_method, master, root.entries, config.directory, staging, record=False)
+    selection = build_selection(config)  # held files show as the hold_back plugin's exclusions
+    records = UnwrittenRecords(config.directory / "deps", staging) if selection.with_dependencies else None
+    limits = Limits(None, None, lambda: 0, lambda: 0) if allow_mass_removal else Limits(
+        RemovalLimit(config.max_removals, config.max_removals_percent),
+        FileRemovalLimit(config.max_file_removals, config.max_file_removals_percent),
+        project_count=lambda: sum(1 for _ in root.names()), file_count=lambda: _file_count(config))
+    return DryRun(config, master=master, feed=feed, reader=reader, layout=layout, root=root,
+                  state=StateFiles(config.directory, staging), selection=selection, records=records,
+                  policy=url_policy(config), limits=limits, force_check=force_check)
+
+
+def _file_count(config: Config) -> int:
+    """How many files the mirror holds, as the ``counts`` record says (0: no record)."""
+    counts = read_counts(config.directory)
+    return counts.totals.files if counts is not None else 0
 
 
 def _budget(config: Config, root: RootIndex, allow: bool, command: str) -> RemovalBudget:

@@ -62,6 +62,9 @@ class FilePlan:
     dropped: tuple[tuple[str, Exclusion], ...] = ()
     held: int = 0  # files the cooling-off window holds back (their exclusions are ``HoldBack``'s)
     matures: float | None = None  # when the first of them leaves the window (Unix time)
+    # The releases excluded whole (a version and why), in version order: ``dropped`` names their files
+    # too, and a file dropped for its own sake is one whose version is not here.
+    releases: tuple[tuple[Version, Exclusion], ...] = ()
 
 
 class Selection:
@@ -204,7 +207,10 @@ class Selection:
             listed = self._versions(page, kept, versions, release_verdict)
         else:
             listed = _without(page.versions, waiting)
-        return FilePlan(tuple(kept), listed, tuple(dropped), len(matures), min(matures, default=None))
+        releases = tuple(sorted(((v, why) for v, why in release_verdict.items()
+                                 if v is not None and why is not None), key=lambda item: item[0]))
+        return FilePlan(tuple(kept), listed, tuple(dropped), len(matures), min(matures, default=None),
+                        releases)
 
     def _held(self, key: str, page: ProjectPage, versions: Mapping[str, Version | None],
               release_verdict: Mapping[Version | None, Exclusion | None],

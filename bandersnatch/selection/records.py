@@ -263,3 +263,30 @@ def _union(lists: Iterable[tuple[str, ...] | None]) -> tuple[str, ...]:
         for line in requires or ():
             seen.setdefault(line.strip(), None)
     return tuple(seen)
+
+
+class UnwrittenRecords(DependencyRecords):
+    """``deps/`` as read, with what a run would write kept in memory instead (``mirror --dry-run``).
+
+    The closure a dry run plans must grow from the requirements of projects it
+    only previews; the same reading and merging code serves it, nothing reaches disk.
+    """
+
+    def __init__(self, directory: Path, staging: Path) -> None:
+        super().__init__(directory, staging)
+        self._overlay: dict[str, dict[str, Any] | None] = {}  # None: forgotten
+
+    def _load(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            if key in self._overlay:
+                return self._overlay[key]
+        return super()._load(key)
+
+    def _write(self, key: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._overlay[key] = doc
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._overlay[key] = None
+            self._cache.pop(key, None)

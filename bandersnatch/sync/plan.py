@@ -97,6 +97,20 @@ class Plan:
     full: FullSyncReason | None  # None: the changes since the mirror's serial
 
 
+def pages_fingerprint(config: Config, selection: Selection) -> str | None:
+    """What decides what every page lists: the filters, core-metadata when it is off, and the
+    cooling-off window when it is on.
+
+    A change makes the next run render every page again.  With core-metadata on and no
+    hold-back (the defaults) it is the filters' fingerprint alone, so a mirror's record from
+    before stays valid.
+    """
+    filters = config.filters.fingerprint() if selection.active else None
+    pages = filters if config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
+    window = config.hold_back.fingerprint()
+    return pages if window is None else f"{pages or 'unfiltered'}+hold-back-{window}"
+
+
 class Planner:
     """Decides one run's work: which projects, at which serials, and whether a full sync."""
 
@@ -215,17 +229,7 @@ class Planner:
                 f"{check.upstream} ({why})")
 
     def _pages_fingerprint(self) -> str | None:
-        """What decides what every page lists: the filters, core-metadata when it is off, and the
-        cooling-off window when it is on.
-
-        A change makes the next run render every page again.  With core-metadata on and no
-        hold-back (the defaults) it is the filters' fingerprint alone, so a mirror's record from
-        before stays valid.
-        """
-        filters = self.config.filters.fingerprint() if self.selection.active else None
-        pages = filters if self.config.core_metadata else f"{filters or 'unfiltered'}+no-core-metadata"
-        window = self.config.hold_back.fingerprint()
-        return pages if window is None else f"{pages or 'unfiltered'}+hold-back-{window}"
+        return pages_fingerprint(self.config, self.selection)
 
     def _content_lost(self) -> str | None:
         """What is gone, when pages are gone that the state says the mirror has; None when whole.

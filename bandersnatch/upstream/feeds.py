@@ -146,11 +146,14 @@ class ListingFeed:
     serial the listing gave (``Master.fetch_page``).
     """
 
-    def __init__(self, master: Master, mirrored: Mirrored, directory: Path, staging: Path) -> None:
+    def __init__(self, master: Master, mirrored: Mirrored, directory: Path, staging: Path, *,
+                 record: bool = True) -> None:
+        """``record`` False: the validators are read but never written (a dry run changes nothing)."""
         self.master = master
         self.mirrored = mirrored
         self.state_path = directory / LISTING_STATE
         self.staging = staging
+        self.record = record
         self._serial: int | None = None
         self._own: int | None = None  # the listing's own serial as read this run (on a 304: as saved)
         self._unchanged = False  # the last request was answered 304
@@ -239,6 +242,8 @@ class ListingFeed:
                 yield name, serial
             self._serial = self._own = highest if listing.last_serial is None else listing.last_serial
             validators = answer.validators
+        if not self.record:
+            return
         if validators.etag or validators.last_modified:
             saved = _Saved(self.master.url, validators, self._serial)
             atomic_write(self.state_path, saved.render(), self.staging)
@@ -321,11 +326,11 @@ def upstream_serial_for(method: ApiMethod, master: Master, directory: Path) -> C
 
 
 def feed_for(method: ApiMethod, master: Master, mirrored: Mirrored, directory: Path,
-             staging: Path) -> ChangeFeed:
-    """The feed ``api-method`` asks for."""
+             staging: Path, *, record: bool = True) -> ChangeFeed:
+    """The feed ``api-method`` asks for; ``record`` False: it writes nothing (``--dry-run``)."""
     if method == ApiMethod.XMLRPC:
         return XmlRpcFeed(master)
-    listing = ListingFeed(master, mirrored, directory, staging)
+    listing = ListingFeed(master, mirrored, directory, staging, record=record)
     if method == ApiMethod.SIMPLE:
         return listing
     return AutoFeed(XmlRpcFeed(master), listing)
