@@ -112,7 +112,7 @@ def test_a_dry_run_after_a_filter_change_says_what_goes_and_which_plugin_takes_i
     assert code == 0 and tree(mirror.root) == before
     evil = corpus.files("gamma-evil")[0]
     rc = next(f for f in corpus.files("alpha") if f.version == "3.0rc1")
-    assert "Full sync (the filters or core-metadata changed since the last run)" in out
+    assert "Full sync (the filters, core-metadata or hold-back changed since the last run)" in out
     assert "remove gamma-evil (blocklist_project: " in out
     assert "update alpha: delete 1 file(s)" in out
     assert "  excluded release 3.0rc1 (1 file(s)): prerelease_release: " in out
