@@ -3,6 +3,7 @@ would fetch, delete and exclude (and by which plugin), and changes nothing under
 
 from __future__ import annotations
 
+import datetime
 import json
 import stat
 import threading
@@ -210,3 +211,21 @@ def test_with_dependencies_a_dry_run_closes_the_allowlist_from_metadata_read_int
     assert fetched and all(path.endswith(".metadata") for path in fetched)
     assert mirror.run() == 0
     assert {p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()} == {"app", "lib", "leaf"}
+
+
+def test_a_dry_run_lists_the_files_the_cooling_off_window_holds_back_and_by_which_rule(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    upstream.add_wheel("aged", "1.0", upload_time=now - datetime.timedelta(days=10))
+    upstream.add_wheel("aged", "2.0", upload_time=now - datetime.timedelta(hours=1))
+    mirror = write_config(tmp_path, upstream.url, hold_back="72h")
+    mirror.root.mkdir()
+    code, out = dry_run(mirror, capsys, "--json")
+    assert code == 0
+    (project,) = json.loads(out)["projects"]
+    assert [f["filename"] for f in project["fetch"]] == ["aged-1.0-py3-none-any.whl"]
+    (held,) = project["excluded_releases"]
+    assert held["version"] == "2.0" and held["plugin"] == "hold_back"
+    assert held["files"] == ["aged-2.0-py3-none-any.whl"] and "held back" in held["reason"]
+    assert upstream.count_requests("/packages/") == 0
