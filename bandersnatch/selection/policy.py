@@ -199,7 +199,7 @@ class Selection:
             if why is None and f.filename in held:
                 why, ripe_at = held[f.filename]
                 matures.append(ripe_at)
-                if v in waiting:  # held whole: the file goes under its release's reason (the dry run groups them)
+                if v in waiting:  # held whole: listed under its release (dry run)
                     why = release_verdict[v] or why
             if why is None:
                 kept.append(f)
