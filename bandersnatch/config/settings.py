@@ -37,7 +37,7 @@ from . import storage as storeconfig
 from .filters import FilterConfig
 from .network import Network
 from .storage import StorageBackend
-from .values import MIRROR, has_space_or_control, http_url_fault, parse_bool, size_bytes
+from .values import MIRROR, ReleaseFiles, has_space_or_control, http_url_fault, parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -150,6 +150,9 @@ class Config:
     cleanup: bool = False  # remove non-normalized project directories when adopting an 8.x mirror
     core_metadata: bool = True  # 8.x's core-metadata: false fetches and advertises no <file>.metadata
     root_uri: str | None = None  # bandersnatch's root_uri: base of the JSON API copy's file URLs
+    # Which distribution files mirror keeps: all (true), none (false: pages link upstream's, or root_uri's),
+    # or those the web server fetched when first asked (on-demand; README has the nginx block).
+    release_files: ReleaseFiles = ReleaseFiles.TRUE
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
@@ -277,6 +280,7 @@ def parse(text: str, path: Path) -> Config:
         diff_append_epoch=eight.diff_append_epoch,
         json=eight.json,
         root_uri=eight.root_uri,
+        release_files=eight.release_files,
         log_config=eight.log_config,
         cleanup=eight.cleanup,
         core_metadata=eight.core_metadata,
