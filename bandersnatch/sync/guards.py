@@ -106,11 +106,13 @@ _AFTER_SWITCH = {
 
 
 def check_release_files(directory: Path, web: Path, wanted: ReleaseFiles, config_path: Path,
-                        staging: Path) -> None:
+                        staging: Path, *, adopting: bool = False) -> None:
     """Refuse a ``release-files`` other than the one the mirror's pages were written in; record it.
 
-    A mirror with pages and no record predates the option's other modes: it is ``true``.
-    Without pages, any mode goes (a first run, or the operator followed the steps).
+    A mirror with pages and no record predates the option's other modes: it is ``true``,
+    unless it is a bandersnatch 8 mirror being adopted, whose configuration says what its
+    pages link (8.x's index-only mirror is ``false``).  Without pages, any mode goes (a
+    first run, or the operator followed the steps).
     """
     record = directory / RELEASE_FILES_RECORD
     try:
@@ -120,7 +122,7 @@ def check_release_files(directory: Path, web: Path, wanted: ReleaseFiles, config
     has_pages = infer_layout(web / "simple") is not None
     recorded = next((mode for mode in ReleaseFiles if mode.value == raw), None)
     if has_pages and recorded is None:
-        recorded = ReleaseFiles.TRUE
+        recorded = wanted if adopting else ReleaseFiles.TRUE
     if has_pages and recorded is not wanted:
         # To false: the files kept so far would be linked by no page, so they go with the pages.
         doomed = web if wanted is ReleaseFiles.FALSE else web / "simple"

@@ -147,9 +147,10 @@ class Mirror:
             self._prepare_directories()
             check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
                          self.staging)
-            check_release_files(self.directory, self.layout.web, self.config.release_files, self.config.path,
-                                self.staging)
             self.state.check_generation()
+            # After the generation check, which tells a bandersnatch 8 mirror being adopted.
+            check_release_files(self.directory, self.layout.web, self.config.release_files, self.config.path,
+                                self.staging, adopting=self.state.adopting())
             self.tally.open()
             started = time.time()
             if self.state.adopting():

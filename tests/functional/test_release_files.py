@@ -121,3 +121,7 @@ def test_on_demand_behind_nginx_fetches_a_file_once_keeps_it_and_verify_checks_w
         assert again.status_code == 200 and again.content == settled(mirror, wheel.name).read_bytes()
         assert again.content == (tmp_path / "pip" / wheel.name).read_bytes()
         assert file_requests(upstream)[fetched:] == [beta]
+    # A kept file of a removed release leaves with it, through the gate (the diff-file lists it).
+    upstream.remove_file("beta", wheel.name)
+    assert mirror.run() == 0
+    assert not wheel.exists() and "alpha_lib-2.0-py3-none-any.whl" in kept(mirror)

@@ -156,3 +156,10 @@ def test_the_mode_the_pages_have_goes_on(tmp_path: Path) -> None:
     directory = _mirror_with_pages(tmp_path)
     check_release_files(directory, directory / "web", ReleaseFiles.TRUE, CONF, directory / "staging")
     assert (directory / RELEASE_FILES_RECORD).read_text() == "true\n"
+
+
+def test_a_bandersnatch_8_mirror_being_adopted_takes_the_configured_mode(tmp_path: Path) -> None:
+    directory = _mirror_with_pages(tmp_path)  # 8.x's index-only mirror: pages, no record
+    check_release_files(directory, directory / "web", ReleaseFiles.FALSE, CONF, directory / "staging",
+                        adopting=True)
+    assert (directory / RELEASE_FILES_RECORD).read_text() == "false\n"
