@@ -65,10 +65,11 @@ def test_index_only_pages_link_upstream_s_files_keep_none_and_refuse_a_switch(
     assert f"delete {mirror.web / 'simple'}" in caplog.text and "release-files = false again" in caplog.text
 
 
-def test_on_demand_with_dependencies_reads_the_closure_from_metadata_and_downloads_no_file(
-        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus) -> None:
+@pytest.mark.parametrize("mode", ["on-demand", "false"])
+def test_with_dependencies_the_closure_is_read_from_metadata_and_no_file_is_downloaded(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, mode: str) -> None:
     upstream.add_wheel("gamma", "1.0", requires=["alpha-lib>=2"], with_metadata=True)
-    mirror = write_config(tmp_path, upstream.url, release_files="on-demand",
+    mirror = write_config(tmp_path, upstream.url, release_files=mode,
                           sections="[plugins]\nenabled = allowlist_project\n"
                                    "[allowlist]\npackages =\n    gamma\nwith-dependencies = true\n")
     assert mirror.run() == 0
