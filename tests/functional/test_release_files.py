@@ -3,11 +3,13 @@ fetches a file from upstream the first time it is asked and keeps it), against t
 
 from __future__ import annotations
 
+import bz2
 import functools
 import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,15 @@ def test_on_demand_behind_nginx_fetches_a_file_once_keeps_it_and_verify_checks_w
         assert again.status_code == 200 and again.content == settled(mirror, wheel.name).read_bytes()
         assert again.content == (tmp_path / "pip" / wheel.name).read_bytes()
         assert file_requests(upstream)[fetched:] == [beta]
+    # update-stats counts what nginx served, fetched first or kept, as from any mirror.
+    mirror.config.write_text(mirror.config.read_text()
+                             + f"[statistics]\naccess-log-pattern = {nginx.access_log}*\n")
+    assert cli.main(["-c", str(mirror.config), "update-stats"]) == 0
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    rows = bz2.decompress((mirror.web / "local-stats" / "days" / f"{day}.bz2").read_bytes()).decode()
+    fields = (row.split(",") for row in rows.splitlines()[1:])
+    counts = {(f, a.split("/")[0]): int(c) for _, f, a, c in fields}
+    assert counts[(wheel.name, "pip")] == counts[(wheel.name, "uv")] == 1
     # A kept file of a removed release leaves with it, through the gate (the diff-file lists it).
     upstream.remove_file("beta", wheel.name)
     assert mirror.run() == 0
