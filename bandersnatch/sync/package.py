@@ -362,7 +362,8 @@ class ProjectSync:
                 # On-demand: what the web server kept is not read (the .metadata was, into ``cores``).
                 on_disk = self.release_files.downloads and self.store.local_path(json_key) is not None
                 requires = self.records.update(key, (
-                    MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
+                    # On-demand links upstream's hashes: a page may give no sha256 (none to record).
+                    MirroredFile(f.filename, f.hashes.get("sha256", ""), path if on_disk else None,
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
                                  else None, core.data if core else None, core is not None,
                                  _metadata_sha256(f))
