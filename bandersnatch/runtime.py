@@ -152,6 +152,7 @@ class Runtime:
             json_api=JsonApi(self.store, config.hash_index, enabled=config.json and json_api,
                              root_uri=config.root_uri),
             store=self.store, core_metadata=config.core_metadata,
+            release_files=config.release_files, root_uri=config.root_uri,
         )
 
 

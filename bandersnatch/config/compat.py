@@ -8,7 +8,7 @@ known here and given one of three fates, decided per option (README,
 - accepted with one warning line saying what this client does instead
   (the option changes nothing that could surprise: no data is lost or added);
 - refused with one line, when going on would do something the operator did
-  not ask for (index-only mirrors, Swift).
+  not ask for (Swift).
 
 ``storage-backend`` and the ``[s3]`` section are read by ``storeconfig``.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, Problems
-from .values import MIRROR, parse_bool, parse_root_uri
+from .values import MIRROR, ReleaseFiles, parse_bool, parse_release_files, parse_root_uri
 
 MIRROR_OPTIONS = (
     "json",
@@ -62,7 +62,8 @@ class Settings:
     diff_file: Path | None = None
     diff_append_epoch: bool = False
     json: bool = False
-    root_uri: str | None = None  # honoured for the JSON API copy's file URLs only
+    root_uri: str | None = None  # the JSON API copy's file URLs; with release-files = false, the pages' too
+    release_files: ReleaseFiles = ReleaseFiles.TRUE
     log_config: Path | None = None
     cleanup: bool = False
     core_metadata: bool = True  # false: no <file>.metadata fetched or advertised, as in 8.2
@@ -86,11 +87,14 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
 
     diff_file = problems.take(_diff_file, values.get("diff-file"), directory, where, fallback=None)
     log_config = problems.take(_absolute, values.get("log-config"), "log-config", where, fallback=None)
-    if not boolean("release-files", True):
-        refuse("release-files", "false (an index-only mirror) is not supported: this client always mirrors "
-                                "the files its pages link; remove the option to mirror them")
+    release_files = problems.take(parse_release_files, values.get("release-files"), where,
+                                  fallback=ReleaseFiles.TRUE)
+    if (release_files is ReleaseFiles.ON_DEMAND
+            and (values.get("storage-backend") or "").strip().lower() == "s3"):
+        refuse("release-files", "on-demand needs the web server to keep what it fetches below web/packages/, "
+                                "which a bucket cannot do: use true or false with storage-backend = s3")
     root_uri = problems.take(parse_root_uri, values.get("root_uri"), where, fallback=None)
-    if root_uri and not boolean("json", False):
+    if root_uri and not boolean("json", False) and release_files is not ReleaseFiles.FALSE:
         warn("root_uri", "ignored without json = true: pages link files relatively (../../packages/...), "
                          "which works under any host name and prefix")
     _simple_format(values.get("simple-format"), where, problems, warn)
@@ -134,6 +138,7 @@ def parse_mirror(values: Mapping[str, str], directory: Path, where: str,
         log_config=log_config,
         cleanup=boolean("cleanup", False),
         core_metadata=boolean("core-metadata", True),
+        release_files=release_files,
         warnings=tuple(warnings),
     )
     problems.raise_any()

@@ -39,7 +39,7 @@ from .filters import FilterConfig
 from .holdback import HOLD_BACK, HoldBackConfig
 from .network import Network
 from .storage import StorageBackend
-from .values import MIRROR, has_space_or_control, http_url_fault, parse_bool, size_bytes
+from .values import MIRROR, ReleaseFiles, has_space_or_control, http_url_fault, parse_bool, size_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bandersnatch.conf")
 """Where the CLI looks when ``-c`` is not given (and where the README points)."""
@@ -161,6 +161,9 @@ class Config:
     # (never, with download-mirror-no-fallback).  No trailing slash.
     download_mirror: str | None = None
     download_mirror_no_fallback: bool = False
+    # Which distribution files mirror keeps: all (true), none (false: pages link upstream's, or root_uri's),
+    # or those the web server fetched when first asked (on-demand; README has the nginx block).
+    release_files: ReleaseFiles = ReleaseFiles.TRUE
     warnings: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """One line per bandersnatch 8 option accepted but not applied as 8.x would (see compat)."""
     proxy: str | None = None  # [mirror] proxy, credentials and all: never log it
@@ -296,6 +299,7 @@ def parse(text: str, path: Path) -> Config:
         root_uri=eight.root_uri,
         download_mirror=download_mirror,
         download_mirror_no_fallback=no_fallback and download_mirror is not None,
+        release_files=eight.release_files,
         log_config=eight.log_config,
         cleanup=eight.cleanup,
         core_metadata=eight.core_metadata,

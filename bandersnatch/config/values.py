@@ -4,6 +4,7 @@ settings.py, compat.py and filters.py so that each of them imports these and non
 from __future__ import annotations
 
 import configparser
+import enum
 import re
 import urllib.parse
 
@@ -25,6 +26,34 @@ def parse_bool(raw: str | None, default: bool, where: str, section: str, option:
         raise ConfigError(
             where, section, option, f"{raw!r} is not a boolean; use true or false (or yes/no, on/off, 1/0)"
         ) from None
+
+
+class ReleaseFiles(str, enum.Enum):
+    """``[mirror] release-files``: which distribution files ``mirror`` keeps (a str: reads as the value)."""
+
+    TRUE = "true"  # every file its pages link, downloaded and verified
+    FALSE = "false"  # bandersnatch 8's index-only mirror: pages link upstream's files, nothing is kept
+    ON_DEMAND = "on-demand"  # pages link our /packages/; the web server fetches a file when first asked
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def downloads(self) -> bool:
+        """``mirror`` downloads the distribution files its pages link."""
+        return self is ReleaseFiles.TRUE
+
+
+def parse_release_files(raw: str | None, where: str) -> ReleaseFiles:
+    """``release-files``: a boolean (bandersnatch 8's) or ``on-demand``."""
+    if raw is not None and raw.strip().lower() == ReleaseFiles.ON_DEMAND.value:
+        return ReleaseFiles.ON_DEMAND
+    try:
+        kept = parse_bool(raw, True, where, MIRROR, "release-files")
+    except ConfigError:
+        raise ConfigError(where, MIRROR, "release-files",
+                          f"{raw!r} is not true, false or on-demand") from None
+    return ReleaseFiles.TRUE if kept else ReleaseFiles.FALSE
 
 
 def parse_root_uri(raw: str | None, where: str) -> str | None:

@@ -157,3 +157,16 @@ def project_dir(name: str, hash_index: bool) -> list[str]:
 def file_href(segments: Sequence[str], hash_index: bool) -> str:
     """Link from a project page to a file, relative so the mirror can be served under any prefix."""
     return href_prefix(hash_index) + "/".join(quote(s, safe="") for s in segments)
+
+
+def upstream_link(url: str, segments: Sequence[str], root_uri: str | None) -> str:
+    """Link from a page of an index-only mirror (``release-files = false``) to a file it does not keep.
+
+    As bandersnatch 8: ``root_uri`` (ending with ``/``) followed by the file's path below
+    ``/packages/``; without one, the absolute URL upstream's page gives (``segments``:
+    ``file_segments`` of that URL, already checked).  8.2 defaulted to files.pythonhosted.org
+    instead, which is that URL for PyPI and a wrong host for any other master.
+    """
+    if root_uri is None:
+        return url
+    return root_uri + "packages/" + "/".join(quote(s, safe="") for s in segments)

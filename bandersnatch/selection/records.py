@@ -102,6 +102,16 @@ class DependencyRecords:
             self._cache[key] = result
         return result
 
+    def standing(self, key: str, files: Iterable[MirroredFile]) -> frozenset[str]:
+        """The names among ``files`` whose record still says what they require (``update`` would not
+        read them): a mirror that downloads no file fetches their metadata only when it changed."""
+        doc = self._load(key)
+        if doc is None or doc.get("format") != FORMAT:
+            return frozenset()
+        known = _entries_of(doc)
+        return frozenset(f.filename for f in files
+                         if f.filename in known and _reusable(known[f.filename], f, False))
+
     def is_missing(self, key: str) -> bool:
         """True when the last sync found no such project upstream, or a filter excluded it from its page.
 

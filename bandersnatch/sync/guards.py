@@ -2,6 +2,8 @@
 
 - The simple index keeps one layout: ``hash-index`` changed on a mirror that has
   pages is refused (a split layout leaves stale pages the root index still links).
+- Its pages keep one ``release-files`` mode: a switch on a mirror that has pages is
+  refused (pages written in two modes would link files in two places).
 - A run does not take more than a bounded share of the mirror off it unless told to.
 - A permission problem is one line naming the path, its owner and the likely fix.
 
@@ -14,11 +16,13 @@ import os
 import pwd
 from pathlib import Path
 
+from ..config.values import ReleaseFiles
 from ..errors import ConfigError, StorageError
 from ..formats.layout import PAGE_HTML, PAGE_JSON
 from ..store.atomic import atomic_write
 
 LAYOUT_RECORD = "simple-layout"
+RELEASE_FILES_RECORD = "release-files"  # <directory>/release-files: the mode the pages were written in
 FLAT = "flat"
 HASHED = "hash-index"
 _PROBES = 32  # directories of web/simple/ looked at to tell its layout
@@ -91,6 +95,46 @@ def check_layout(directory: Path, simple: Path, hash_index: bool, config_path: P
             f"downloaded again), then map the web server's URLs to {_shape(wanted)}",
         )
     if recorded != wanted:
+        atomic_write(record, f"{wanted}\n".encode(), staging)
+
+
+_AFTER_SWITCH = {
+    ReleaseFiles.FALSE: "",
+    ReleaseFiles.TRUE: "; files on disk are checked, not downloaded again",
+    ReleaseFiles.ON_DEMAND: "; files on disk stay, served as fetched ones",
+}
+
+
+def check_release_files(directory: Path, web: Path, wanted: ReleaseFiles, config_path: Path,
+                        staging: Path, *, adopting: bool = False) -> None:
+    """Refuse a ``release-files`` other than the one the mirror's pages were written in; record it.
+
+    A mirror with pages and no record predates the option's other modes: it is ``true``,
+    unless it is a bandersnatch 8 mirror being adopted, whose configuration says what its
+    pages link (8.x's index-only mirror is ``false``).  Without pages, any mode goes (a
+    first run, or the operator followed the steps).
+    """
+    record = directory / RELEASE_FILES_RECORD
+    try:
+        raw = record.read_text(encoding="ascii", errors="replace").strip()
+    except FileNotFoundError:
+        raw = None
+    has_pages = infer_layout(web / "simple") is not None
+    recorded = next((mode for mode in ReleaseFiles if mode.value == raw), None)
+    if has_pages and recorded is None:
+        recorded = wanted if adopting else ReleaseFiles.TRUE
+    if has_pages and recorded is not wanted:
+        # To false: the files kept so far would be linked by no page, so they go with the pages.
+        doomed = web if wanted is ReleaseFiles.FALSE else web / "simple"
+        raise ConfigError(
+            str(config_path), "mirror", "release-files",
+            f"the pages under {web / 'simple'} were written with release-files = {recorded} but the "
+            f"configuration says {wanted}; pages of two modes would link files in two places. Set "
+            f"release-files = {recorded} again, or to switch: stop serving the mirror, delete {doomed}, "
+            f"run `bandersnatch mirror` (a full sync writes every page anew"
+            f"{_AFTER_SWITCH[wanted]}"
+            f"), then serve it as README says for release-files = {wanted}")
+    if raw != wanted.value:
         atomic_write(record, f"{wanted}\n".encode(), staging)
 
 

@@ -46,7 +46,7 @@ from ..store.atomic import clear_staging, make_dirs, make_readable_dirs
 from ..upstream.feeds import feed_for
 from ..upstream.master import Master
 from . import adopt
-from .guards import check_layout, explained, permission_problem
+from .guards import check_layout, check_release_files, explained, permission_problem
 from .package import Outcome, page_keys, page_totals
 from .plan import Planner, Work
 
@@ -157,6 +157,9 @@ class Mirror:
             check_layout(self.directory, self.layout.simple, self.config.hash_index, self.config.path,
                          self.staging)
             self.state.check_generation()
+            # After the generation check, which tells a bandersnatch 8 mirror being adopted.
+            check_release_files(self.directory, self.layout.web, self.config.release_files, self.config.path,
+                                self.staging, adopting=self.state.adopting())
             self.tally.open()
             started = time.time()
             if self.state.adopting():

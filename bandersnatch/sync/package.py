@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
 
+from ..config.values import ReleaseFiles
 from ..errors import NotFound, UnsafePath, UpstreamError, shown
 from ..formats import pagerecord
 from ..formats.dists import MAX_VERSION_LENGTH, usable_versions
@@ -55,6 +56,7 @@ from ..store.filesystem import FilesystemStore
 from ..store.protocol import Store
 from ..upstream.master import VERIFIABLE, Digest, Master
 from .jsoncopy import JsonApi
+from .releasefiles import MetadataReader, linked_record, mirrored
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +270,12 @@ class ProjectSync:
                  selection: Selection | None = None, records: DependencyRecords | None = None,
                  require_hashes: bool = False,
                  tally: Tally | None = None, json_api: JsonApi | None = None,
-                 store: Gate | None = None, core_metadata: bool = True) -> None:
+                 store: Gate | None = None, core_metadata: bool = True,
+                 release_files: ReleaseFiles = ReleaseFiles.TRUE, root_uri: str | None = None) -> None:
         self.master = master
+        # [mirror] release-files: false and on-demand download no distribution file (``releasefiles``).
+        self.release_files = release_files
+        self.root_uri = root_uri  # with release-files = false, where the pages link files
         self.core_metadata = core_metadata  # [mirror] core-metadata: false fetches and advertises none
         # Where pages and files are published, through the run's gate (``runtime`` makes both).
         self.store: Gate = store or Gate(FilesystemStore(layout.web, layout.staging))
@@ -289,6 +295,9 @@ class ProjectSync:
         # just fetched, another already holds the request slot it let go.  Master's slots
         # still cap the requests in flight at `workers`.
         self.downloads = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="download")
+        # Without the files, the closure reads requirements from each file's .metadata, in memory.
+        self.metadata = (MetadataReader(master, records, self.downloads)
+                         if records is not None and not release_files.downloads else None)
         self._deleted_lock = threading.Lock()
         self.deleted_files = 0  # files (not .metadata) this run deleted, and their bytes
         self.deleted_bytes = 0
@@ -303,7 +312,7 @@ class ProjectSync:
 
     def sync(self, name: str, serial: int) -> Outcome:
         key = normalize(name)
-        json_key, html_key = self.layout.page_key(name, PAGE_JSON), self.layout.page_key(name, PAGE_HTML)
+        json_key = self.layout.page_key(name, PAGE_JSON)
         page = self.master.fetch_page(key, serial)
         if page is None:
             return Outcome(key, name, serial, removed=True)
@@ -336,6 +345,9 @@ class ProjectSync:
         # Not both pages yet (new, or a sync stopped between them): the root index may not name it.
         created = published is None or not has_pages(self.store, self.layout, name)
         plan = self._plan_files(page)  # every URL checked before anything is downloaded
+        if self.release_files is ReleaseFiles.FALSE:
+            return replace(self._sync_index_only(key, name, serial, page, plan, published, known, created),
+                           held=held, matures=matures)
         # Files downloaded before the page links them, and files the page stops linking, are
         # recorded first: if this sync is killed, the next one deletes those no page ends up linking.
         intent_file = self._intent_file(key)
@@ -354,31 +366,23 @@ class ProjectSync:
         linked.update({self._rel(h): Linked(k.sha256, k.metadata_sha256) for h, k in known.items()})
         self.links.begin(key, linked, [self._rel(h) for h in wanted])
         try:
-            fetched = self._fetch_files(key, plan, known)
+            fetched = (self._fetch_files(key, plan, known) if self.release_files.downloads
+                       else self._link_files(key, plan))
             local = fetched.local
             requires = None
             if self.records is not None:
-                on_disk = self.store.local_path(json_key) is not None
+                # On-demand: what the web server kept is not read (the .metadata was, into ``cores``).
+                on_disk = self.release_files.downloads and self.store.local_path(json_key) is not None
                 requires = self.records.update(key, (
-                    MirroredFile(f.filename, f.hashes["sha256"], path if on_disk else None,
+                    # On-demand links upstream's hashes: a page may give no sha256 (none to record).
+                    MirroredFile(f.filename, f.hashes.get("sha256", ""), path if on_disk else None,
                                  path.with_name(path.name + METADATA_SUFFIX) if f.core_metadata and on_disk
                                  else None, core.data if core else None, core is not None,
                                  _metadata_sha256(f))
                     for f, (_, _, path), core in zip(local, plan, fetched.cores, strict=False)))
-            local_page = replace(page, name=key, files=tuple(local))
-            page_serial = page.last_serial if page.last_serial is not None else serial
-            page_serial = max(page_serial, self.serial_floor.get(key, 0))
-            self.json_api.write(name, key, page.versions or (), [
+            page_serial = self._write_pages(name, key, serial, page, local, [
                 (mine, theirs, self.json_api.file_url(self._rel(href)))
-                for mine, (theirs, href, _) in zip(local, plan, strict=True)], page_serial)
-            # JSON first: it is our record of what is verified on disk.
-            before = NONE if published is None else known_totals(known)
-            if self.tally is not None:
-                self.tally.before(key, before)
-            self.store.publish_page(json_key, pagerecord.to_bytes(local_page, page_serial))
-            if self.tally is not None:
-                self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
-            self.store.publish_page(html_key, render_project_html(local_page, page_serial))
+                for mine, (theirs, href, _) in zip(local, plan, strict=True)], published, known)
             if self.delete_packages:
                 self._delete_files(key, unlinked)
                 self._drop_unadvertised(key, known, local, plan)
@@ -404,6 +408,75 @@ class ProjectSync:
         if doc is None:
             logger.debug("%s: upstream has no JSON API document; metadata rules see none", key)
         return doc or {}
+
+    def _write_pages(self, name: str, key: str, serial: int, page: ProjectPage, local: list[DistFile],
+                     api_files: list[tuple[DistFile, DistFile, str]], published: bytes | None,
+                     known: Mapping[str, Known]) -> int:
+        """Publish the project's pages (and JSON API copy) linking ``local``; the serial they carry."""
+        local_page = replace(page, name=key, files=tuple(local))
+        page_serial = page.last_serial if page.last_serial is not None else serial
+        # A project whose held files matured carries the run's serial: followers see them arrive.
+        page_serial = max(page_serial, self.serial_floor.get(key, 0))
+        self.json_api.write(name, key, page.versions or (), api_files, page_serial)
+        # JSON first: it is our record of what is verified on disk.
+        before = NONE if published is None else known_totals(known)
+        if self.tally is not None:
+            self.tally.before(key, before)
+        self.store.publish_page(self.layout.page_key(name, PAGE_JSON),
+                                pagerecord.to_bytes(local_page, page_serial))
+        if self.tally is not None:
+            self.tally.changed(before, Totals(1, len(local), sum(f.size or 0 for f in local)))
+        self.store.publish_page(self.layout.page_key(name, PAGE_HTML),
+                                render_project_html(local_page, page_serial))
+        return page_serial
+
+    def _sync_index_only(self, key: str, name: str, serial: int, page: ProjectPage,
+                         plan: list[tuple[DistFile, str, Path]], published: bytes | None,
+                         known: Mapping[str, Known], created: bool) -> Outcome:
+        """``release-files = false``: pages linking upstream's files (or root_uri's); nothing else is kept."""
+        files = [f for f, _, _ in plan]
+        cores = self.metadata.read(key, files) if self.metadata is not None else {}
+        local = [linked_record(f, href, file_segments(f.url, self.policy), ReleaseFiles.FALSE, self.root_uri)
+                 for f, href, _ in plan]
+        requires = None
+        if self.records is not None:
+            requires = self.records.update(key, (mirrored(f, cores.get(f.filename), f.filename in cores)
+                                                 for f in files))
+        api_files = [(mine, theirs, mine.url) for mine, theirs in zip(local, files, strict=True)]
+        page_serial = self._write_pages(name, key, serial, page, local, api_files, published, known)
+        logger.debug("%s: pages written, linking %d file(s) upstream", key, len(local))
+        return Outcome(key, name, serial, created=created, requires=requires, last_serial=page_serial)
+
+    def _link_files(self, key: str, plan: list[tuple[DistFile, str, Path]]) -> FetchedFiles:
+        """``release-files = on-demand``: the planned files linked, none downloaded.
+
+        A kept copy (the web server's) that verify found damaged is deleted: the next
+        request for it fetches it from upstream again.
+        """
+        cores = self.metadata.read(key, [f for f, _, _ in plan]) if self.metadata is not None else {}
+        local: list[DistFile] = []
+        for f, href, path in plan:
+            rel = self._rel(href)
+            self._discard_suspect(rel, path)
+            local.append(linked_record(f, href, (), ReleaseFiles.ON_DEMAND, None))
+            self.links.verified(key, rel, Linked(f.hashes.get("sha256"), _metadata_sha256(f),
+                                                 sidecars(bool(f.core_metadata), False)))
+        read = [Core(cores[f.filename]) if f.filename in cores else None for f, _, _ in plan]
+        return FetchedFiles(local, read, 0, 0, 0)
+
+    def _discard_suspect(self, rel: str, path: Path) -> None:
+        """Delete the kept copies of a file and its .metadata that ``verify --repair`` found damaged."""
+        for key in (self.layout.file_key(path), self.layout.file_key(path) + METADATA_SUFFIX):
+            if key not in self.suspect:
+                continue
+            with self.links.exclusive(rel + key[len(self.layout.file_key(path)):]):
+                stat = self.store.delete(key)  # through the gate: diff-file records it
+            if stat is not None:
+                logger.info("deleted %s: damaged; the next request fetches it from upstream again",
+                            shown(key, 400))
+                with self._deleted_lock:
+                    self.deleted_files += 0 if key.endswith(METADATA_SUFFIX) else 1
+                    self.deleted_bytes += 0 if key.endswith(METADATA_SUFFIX) else stat.size
 
     def _rel(self, href: str) -> str:
         """A page's link as a path below ``web/packages/`` (the same in both layouts)."""

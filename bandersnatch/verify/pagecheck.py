@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from ..errors import BandersnatchError
 from ..formats.layout import PAGE_HTML, PAGE_JSON, UrlPolicy, file_segments
@@ -155,8 +156,12 @@ def _html_serial(data: bytes) -> int | None:
     return int(found[1]) if found else None
 
 
-def check_project(page_dir: Path, key: str, where: str) -> PageReport:
-    """Check the pages in ``page_dir`` (``where``: that directory below web/) and list what they link."""
+def check_project(page_dir: Path, key: str, where: str, *, external: bool = False) -> PageReport:
+    """Check the pages in ``page_dir`` (``where``: that directory below web/) and list what they link.
+
+    ``external``: the pages may link files on other hosts (``release-files = false``); such a
+    link is neither a bad link nor a file of the mirror.
+    """
     base = f"http://{_BASE_HOST}/{where}/"
     problems: list[Problem] = []
     raw_json, raw_html = _read(page_dir / PAGE_JSON), _read(page_dir / PAGE_HTML)
@@ -185,9 +190,9 @@ def check_project(page_dir: Path, key: str, where: str) -> PageReport:
             problems.append(Problem(PAGES_DISAGREE, where, why, (key,)))
     if json_page is not None:
         entries = doc["files"]
-        return PageReport(_records(json_page, entries, key, where, problems), problems, True)
+        return PageReport(_records(json_page, entries, key, where, problems, external), problems, True)
     if html_page is not None:
-        return PageReport(_records(html_page, None, key, where, problems), problems, True)
+        return PageReport(_records(html_page, None, key, where, problems, external), problems, True)
     return PageReport([], problems, False)
 
 
@@ -218,10 +223,17 @@ def _etag(value: object) -> str | None:
     return None
 
 
+def _elsewhere(url: str) -> bool:
+    """A link (made absolute against our page) to another host than the mirror's own."""
+    return urlsplit(url).netloc != _BASE_HOST
+
+
 def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
-             problems: list[Problem]) -> list[FileRecord]:
+             problems: list[Problem], external: bool = False) -> list[FileRecord]:
     records = []
     for i, f in enumerate(page.files):
+        if external and _elsewhere(f.url):
+            continue  # upstream's file (or root_uri's): not the mirror's to check
         try:
             rel = "/".join(file_segments(f.url, _POLICY))
         except BandersnatchError as exc:
@@ -234,7 +246,7 @@ def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
             meta = f.core_metadata.get("sha256", NO_HASH) if isinstance(f.core_metadata, Mapping) else NO_HASH
             records.append(FileRecord(rel + METADATA_SUFFIX, on_disk.metadata_size, meta,
                                       on_disk.metadata_mtime_ns, key, _etag(on_disk.metadata_etag)))
-        if f.provenance is not None:
+        if f.provenance is not None and not (external and _elsewhere(f.provenance)):
             # Our copy of its PEP 740 provenance: nothing records its size or hash, so verify
             # checks that it is there, and no page-linked copy is ever called an orphan.
             try:

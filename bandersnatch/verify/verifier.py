@@ -53,6 +53,7 @@ from typing import TextIO
 import filelock
 
 from ..config.settings import Config
+from ..config.values import ReleaseFiles
 from ..errors import BandersnatchError, ConfigError, LockHeld
 from ..formats.layout import PAGE_HTML, PAGE_JSON, has_pages_in, key_dir
 from ..ledger.extsort import open_text, read_lines, sort_lines
@@ -97,6 +98,7 @@ from .status import published_missing
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 2  # 2: spool lines carry the ETag
+_NOT_KEPT = -2  # _check_path's "bytes hashed" for a linked file on-demand has not fetched yet (-1: unlinked)
 _WINDOW = 64  # files queued for the readers beyond those being read
 
 
@@ -121,6 +123,7 @@ class Counts:
     bytes: int = 0  # bytes hashed
     trusted: int = 0  # --fast: size and mtime as recorded, not read
     kept: int = 0  # unlinked files kept on purpose (delete-packages = false)
+    not_kept: int = 0  # linked files the web server has not fetched yet (release-files = on-demand)
 
 
 @dataclass
@@ -165,6 +168,9 @@ class Verifier:
         self.layout: Layout = projects.layout
         self.work = work or config.directory / "tmp" / "verify"
         self.check_root = check_root
+        # release-files = false: pages link upstream's files; on-demand: a linked file may not be here yet.
+        self.external = config.release_files is ReleaseFiles.FALSE
+        self.on_demand = config.release_files is ReleaseFiles.ON_DEMAND
         self.root = RootIndex(self.layout.simple, self.work / "stage", config.hash_index)
         self.cp = Checkpoint(fast, _now(), "pages")
         self._saved = 0.0
@@ -403,11 +409,16 @@ class Verifier:
             if not self.config.delete_packages:
                 return [], -1  # kept on purpose: files upstream deleted stay with delete-packages = false
             return [Problem(ORPHAN, f"packages/{rel}", "no page links it; deleted by --repair")], -1
+        if path is None and self.on_demand and not (self.layout.packages / rel).exists():
+            return [], _NOT_KEPT  # fetched from upstream when a client first asks for it: not missing
         return check_file(self.layout.packages / rel if path is None else path, rel, records,
                           self.fast, exists=path is not None)
 
     def _count(self, found: list[Problem], hashed: int) -> None:
         counts = self.cp.counts
+        if hashed == _NOT_KEPT:
+            counts.not_kept += 1
+            return
         if hashed < 0:
             counts.kept += 0 if found else 1
             return
@@ -453,7 +464,7 @@ class Verifier:
                 os.scandir(where) as entries:  # its pages: never read through a link
             for entry in entries:
                 _refuse_link(entry)
-        report = check_project(where, key, self._where(key))
+        report = check_project(where, key, self._where(key), external=self.external)
         for page in (PAGE_JSON, PAGE_HTML):
             subject = f"{self._where(key)}/{page}"
             gone = self._unpublished(subject)
@@ -470,7 +481,7 @@ class Verifier:
 
     def _records_of(self, key: str) -> list[FileRecord]:
         return check_project(self.layout.simple.joinpath(*key_dir(key, self.config.hash_index)), key,
-                             self._where(key)).records
+                             self._where(key), external=self.external).records
 
     def _still_orphan(self, rel: str) -> bool:
         path = self.layout.packages / rel
@@ -486,7 +497,8 @@ class Verifier:
         # A file of a project whose pages cannot be read is that project's to sort out.
         for owner in owners_of(linked):
             where = self.layout.simple.joinpath(*key_dir(owner, self.config.hash_index))
-            if where.is_dir() and not check_project(where, owner, self._where(owner)).linked:
+            if where.is_dir() and not check_project(where, owner, self._where(owner),
+                                                    external=self.external).linked:
                 return False
         return True
 
@@ -763,6 +775,8 @@ def _say(result: Result, report: RepairReport | None, as_json: bool, out: TextIO
         summary += f", {c.trusted} trusted by {trusted_by}"
     if c.kept:
         summary += f", {c.kept} unlinked file(s) kept (delete-packages = false)"
+    if c.not_kept:
+        summary += f", {c.not_kept} not fetched yet (release-files = on-demand)"
     if report is None:
         logger.log(logging.ERROR if result.problems else logging.INFO, "%s; %d problem(s)%s", summary,
                    len(result.problems), "" if not result.problems else ", repair with verify --repair")

@@ -86,6 +86,7 @@ def test_each_8x_option_done_differently_gets_exactly_one_warning_saying_what_we
 
 
 @pytest.mark.parametrize("line", ["json = true", "cleanup = true", "release-files = true",
+                                  "release-files = false",
                                   "simple-format = all", "storage-backend = filesystem",
                                   "keep_index_versions = 0", "digest_name = sha256",
                                   "log-config = /etc/bandersnatch-log.conf",
@@ -178,7 +179,7 @@ def test_json_and_log_config_are_read_for_the_run() -> None:
 @pytest.mark.parametrize(("line", "option", "says"), [
     ("storage-backend = swift", "storage-backend", "swift is not supported"),
     ("storage-backend = tape", "storage-backend", "not a storage backend; use filesystem or s3"),
-    ("release-files = false", "release-files", "index-only mirror"),
+    ("release-files = sometimes", "release-files", "not true, false or on-demand"),
     ("diff-file = mirrored-files", "diff-file", "relative"),
     ("diff-file = {{mirror_master}}/x", "diff-file", "only {{mirror_directory}}"),
     ("simple-format = XML", "simple-format", "not ALL, HTML or JSON"),

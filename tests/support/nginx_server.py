@@ -49,6 +49,19 @@ def site_config(web: Path, port: int, hash_index: bool) -> str:
     return block
 
 
+def on_demand_site_config(web: Path, port: int, upstream: str, temp: Path) -> str:
+    """README's server block with its ``/packages/`` location replaced by README's on-demand block,
+    as README tells the operator to, fetching from ``upstream`` and staging downloads in ``temp``."""
+    block = site_config(web, port, hash_index=False)
+    packages = re.search(r"\n    # Files, never a directory.*?\n    }\n", block, re.S)
+    assert packages is not None, "README's server block has no /packages/ location"
+    fetch = readme_server_block("Files on demand with nginx")
+    fetch = re.sub(r"proxy_pass [^;]+;", f"proxy_pass {upstream.rstrip('/')};", fetch)
+    fetch = re.sub(r"proxy_temp_path [^;]+;", f"proxy_temp_path {temp};", fetch)
+    fetch = "".join(f"    {line}\n" if line else "\n" for line in fetch.splitlines())
+    return block[:packages.start()] + "\n" + fetch + block[packages.end():]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
