@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from ..config.plugins import AllowlistProject, FilterPlugin, ProjectRequirements
 from ..config.settings import Config
+from ..config.values import ReleaseFiles
 from ..errors import NotFound, UnsafePath, UpstreamError, UpstreamUnreachable, shown
 from ..formats import pagerecord
 from ..formats.layout import PAGE_JSON, UrlPolicy, file_href, file_segments
@@ -153,6 +154,9 @@ class DryRun:
     def _notes(self) -> tuple[str, ...]:
         """What the plan could not know, one line each."""
         notes = []
+        if self.config.release_files is not ReleaseFiles.TRUE:
+            notes.append(f"release-files = {self.config.release_files}: "
+                         "the run downloads no distribution file")
         if self.state.journal_path.exists():
             notes.append(f"{self.state.journal_path} exists: a run is going on, or was killed; the plan "
                          "includes what it still owes as far as it got")
@@ -342,10 +346,14 @@ class DryRun:
         wanted: dict[str, DistFile] = {}
         for f in chosen.files:
             wanted.setdefault(file_href(file_segments(f.url, self.policy), self.config.hash_index), f)
+        # release-files = false or on-demand: the run downloads no distribution file; with false
+        # its pages link upstream's files, so there are none of ours to delete either.
+        mode = self.config.release_files
         fetch = tuple(PlannedFile(f.filename, f.size) for href, f in wanted.items()
-                      if _needs_fetch(known.get(href), f))
+                      if _needs_fetch(known.get(href), f)) if mode is ReleaseFiles.TRUE else ()
+        ours = self.config.delete_packages and mode is not ReleaseFiles.FALSE
         delete = tuple(PlannedFile(_href_name(h), k.size) for h, k in sorted(known.items())
-                       if h not in wanted) if self.config.delete_packages else ()
+                       if h not in wanted) if ours else ()
         change = Change.ADD if not on_mirror else Change.UPDATE if fetch or delete else Change.UNCHANGED
         requires = self._requires(key, wanted, known) if self.records is not None else None
         return _Result(ProjectPlan(key, change, fetch, delete, releases, singles), requires=requires)

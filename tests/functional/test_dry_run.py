@@ -229,3 +229,18 @@ def test_a_dry_run_lists_the_files_the_cooling_off_window_holds_back_and_by_whic
     assert held["version"] == "2.0" and held["plugin"] == "hold_back"
     assert held["files"] == ["aged-2.0-py3-none-any.whl"] and "held back" in held["reason"]
     assert upstream.count_requests("/packages/") == 0
+
+
+@pytest.mark.parametrize("mode", ["false", "on-demand"])
+def test_a_dry_run_of_a_mirror_that_downloads_no_file_plans_no_fetch(
+    tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str],
+    mode: str,
+) -> None:
+    mirror = write_config(tmp_path, upstream.url, release_files=mode)
+    mirror.root.mkdir()
+    code, out = dry_run(mirror, capsys, "--json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["totals"]["files_to_fetch"] == 0 and plan["totals"]["bytes_to_fetch"] == 0
+    assert {p["change"] for p in plan["projects"]} == {"add"}
+    assert any(f"release-files = {mode}" in note for note in plan["notes"])
