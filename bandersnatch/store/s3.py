@@ -89,7 +89,11 @@ class S3Store:
         self.extra_args = dict(extra_args or {})
         self.part_bytes = part_bytes
         settings = botocore.config.Config(
-            max_pool_connections=max(10, workers + 2),
+            # A connection for every thread that may call at once: a sync publishes files from its
+            # 2 x workers download threads and pages from its workers project threads, the root
+            # index from the main one.  With fewer, urllib3 opens a connection past the full pool
+            # for each call and closes it after (a TCP, and on AWS a TLS, handshake per object).
+            max_pool_connections=max(10, 3 * workers + 1),
             retries={"total_max_attempts": attempts, "mode": "standard"},
             connect_timeout=timeout,
             read_timeout=timeout,
