@@ -42,13 +42,15 @@ logger = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 3
 CHUNK = 1 << 16
-# Release files are read in pieces of up to 1 MiB: each ``read1`` is one recv into a new bytes
+# Release files are read in pieces of up to 256 KiB: each ``read1`` is one recv into a new bytes
 # object, then one sha256 update and one write of it, with no further copy.  At 64 KiB the
-# Python-level loop per piece made reading the socket cost 0.53 s of CPU per GB; from
-# 128 KiB on it is 0.30-0.37 s/GB, lowest at 1 MiB (benchmarks/bench_bigfiles.py, the
-# closing note of issue 21).  read1 returns what has arrived, so a slow link gives smaller
-# pieces and the deadline is still checked as often as before.
-FILE_CHUNK = 1 << 20
+# Python-level loop per piece made reading the socket cost 0.53 s of CPU per GB; from 128 KiB
+# on it is 0.30-0.37 s/GB whatever the size (measured 128 KiB to 2 MiB, issue 21's closing
+# note).  256 KiB is past that knee and keeps the buffer each download thread allocates per
+# read small: read1 allocates the whole piece before the recv, even for a 20 KiB wheel.
+# read1 returns what has arrived, so a slow link gives smaller pieces and the deadline is
+# still checked as often as before.
+FILE_CHUNK = 1 << 18
 T = TypeVar("T")
 
 USER_AGENT = (
