@@ -41,6 +41,10 @@ MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: at most 10,000 parts per upload
 PART_BYTES = 16 * MIB  # one part in memory per worker; objects up to this size go up in one PUT
+# A staged file above this size is streamed from disk by its PUT: botocore then sends
+# "Expect: 100-continue" and waits for the server's go-ahead, a round trip worth paying
+# only where holding the file in memory is not.
+STREAM_FROM = 1 * MIB
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, prefix included
 ATTEMPTS = 4  # each request, first try included (botocore's "standard" retry mode, bounded)
 
@@ -85,7 +89,11 @@ class S3Store:
         self.extra_args = dict(extra_args or {})
         self.part_bytes = part_bytes
         settings = botocore.config.Config(
-            max_pool_connections=max(10, workers + 2),
+            # A connection for every thread that may call at once: a sync publishes files from its
+            # 2 x workers download threads and pages from its workers project threads, the root
+            # index from the main one.  With fewer, urllib3 opens a connection past the full pool
+            # for each call and closes it after (a TCP, and on AWS a TLS, handshake per object).
+            max_pool_connections=max(10, 3 * workers + 1),
             retries={"total_max_attempts": attempts, "mode": "standard"},
             connect_timeout=timeout,
             read_timeout=timeout,
@@ -178,9 +186,7 @@ class S3Store:
         return self._send(key, [data] if isinstance(data, bytes) else data, self.part_bytes)
 
     def _send(self, key: str, chunks: Iterable[bytes], size_of_part: int) -> ObjectStat:
-        name = self.object_key(key)
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "ContentType": content_type(key),
-                                **self.extra_args}
+        args = self._put_args(key)
         buffer = bytearray()
         multipart: _Multipart | None = None
         total = 0
@@ -199,12 +205,50 @@ class S3Store:
                 multipart.send(bytes(buffer))
                 etag = multipart.complete()
         except BaseException as exc:
-            if multipart is not None:
-                multipart.abort()
-            if isinstance(exc, _S3_ERRORS):  # not a failure of whatever produced the bytes
-                raise self._failure(exc, "publishing", key) from None
-            raise
+            failure = self._given_up(exc, multipart, key)
+            if failure is exc:
+                raise
+            raise failure from None
         return ObjectStat(total, _stamp(etag))
+
+    def _send_file(self, key: str, file: BinaryIO, size: int) -> ObjectStat:
+        """A staged file of ``size`` bytes, read from its start, with no more of it in memory than a part.
+
+        Up to ``STREAM_FROM`` bytes it goes up as bytes read at once; above, botocore streams
+        the PUT from the file itself (and rewinds it for a retry); above a part, each part is
+        read and sent in turn.  ``_send`` would gather the file in a buffer and copy it twice
+        more: four parts of memory per upload thread.
+        """
+        args = self._put_args(key)
+        part = part_size(size, self.part_bytes)
+        multipart: _Multipart | None = None
+        try:
+            if size <= part:
+                body: bytes | BinaryIO = file.read() if size <= STREAM_FROM else file
+                etag = self.client.put_object(Body=body, **args)["ETag"]
+            else:
+                multipart = _Multipart(self.client, args)
+                for _ in range(-(-size // part)):
+                    multipart.send(file.read(part))
+                etag = multipart.complete()
+        except BaseException as exc:
+            failure = self._given_up(exc, multipart, key)
+            if failure is exc:
+                raise
+            raise failure from None
+        return ObjectStat(size, _stamp(etag))
+
+    def _put_args(self, key: str) -> dict[str, Any]:
+        return {"Bucket": self.bucket, "Key": self.object_key(key), "ContentType": content_type(key),
+                **self.extra_args}
+
+    def _given_up(self, exc: BaseException, multipart: _Multipart | None, key: str) -> BaseException:
+        """What to raise for ``exc`` ending an upload: its parts sent so far are dropped first."""
+        if multipart is not None:
+            multipart.abort()
+        if isinstance(exc, _S3_ERRORS):  # not a failure of whatever produced the bytes
+            return self._failure(exc, "publishing", key)
+        return exc
 
     # ------------------------------------------------------------ reading
 
@@ -302,8 +346,7 @@ class _Upload:
         self.file.flush()
         size = os.fstat(self.file.fileno()).st_size
         self.file.seek(0)
-        chunk = part_size(size, self.store.part_bytes)
-        return self.store._send(self.key, iter(lambda: self.file.read(chunk), b""), chunk)
+        return self.store._send_file(self.key, self.file, size)
 
 
 class _Body:

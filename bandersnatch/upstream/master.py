@@ -41,7 +41,7 @@ from ..formats.serial import MAX_SERIAL, is_serial
 from ..formats.simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
 from .downloadmirror import DownloadMirror
 from .rpcstream import describe, iter_items
-from .transport import CHUNK, TooManyRedirects, Transient, Transport, declared_over
+from .transport import CHUNK, FILE_CHUNK, TooManyRedirects, Transient, Transport, declared_over
 
 logger = logging.getLogger(__name__)
 
@@ -551,7 +551,7 @@ class Master:
                 h.update(chunk)
             partial.total += len(chunk)
 
-        self.transport.pump(response, take, decode=False, deadline=deadline, what=what)
+        self.transport.pump(response, take, decode=False, deadline=deadline, what=what, chunk_size=FILE_CHUNK)
         total = partial.total
         if size is not None and total != size:
             raise Transient(f"body cut short: {total} of {size} bytes")

@@ -413,3 +413,13 @@ def test_static_server_serves_a_mirror_tree(tmp_path: Path) -> None:
         connection.request("GET", "/../secret.txt")
         assert connection.getresponse().status in (403, 404)
         assert url.requests[0].user_agent == "t/1" and url.requests[0].status == 200
+
+
+def test_an_external_file_is_listed_with_its_size_and_sha256_but_not_served(upstream: Upstream) -> None:
+    # For benchmarks: gigabytes of files that nginx serves from disk, never held by the fake.
+    entry = upstream.add_external_file("big", "big-1.0.tar.gz", size=5 << 30, sha256="ab" * 32)
+    page = requests.get(f"{upstream.url}/simple/big/", headers={"Accept": SIMPLE_JSON}, timeout=10).json()
+    assert [(f["filename"], f["size"], f["hashes"]) for f in page["files"]] == [
+        ("big-1.0.tar.gz", 5 << 30, {"sha256": "ab" * 32})]
+    assert page["files"][0]["url"].endswith(entry.path) and entry.path.startswith("/packages/ab/ab/")
+    assert requests.get(upstream.url + entry.path, timeout=10).status_code == 404

@@ -96,6 +96,21 @@ def test_a_file_above_the_part_size_goes_up_as_a_multipart_upload(make_s3_store:
     assert store.read("packages/ab/cd/big-1.0.tar.gz") == data
 
 
+def test_a_file_between_the_stream_threshold_and_a_part_goes_up_in_one_put_streamed_from_disk(
+        make_s3_store: MakeStore) -> None:
+    store = make_s3_store(part_bytes=5 * MIB)
+    data = os.urandom(s3store.STREAM_FROM + 1024)
+    bodies: list[object] = []
+    store.client.meta.events.register("before-parameter-build.s3.PutObject",
+                                      lambda params, **_: bodies.append(params["Body"]))
+    with store.upload("packages/ab/cd/mid-1.0.tar.gz") as upload:
+        upload.file.write(data)
+        stat = upload.commit()
+        assert bodies == [upload.file]  # the staged file itself, not a copy of its bytes in memory
+    assert "-" not in str(stat.stamp) and stat.size == len(data)
+    assert store.read("packages/ab/cd/mid-1.0.tar.gz") == data
+
+
 def test_a_streamed_root_index_above_the_part_size_goes_up_in_parts(make_s3_store: MakeStore) -> None:
     store = make_s3_store(part_bytes=5 * MIB)
     lines = [f'<a href="p{i}/">p{i}</a><br/>\n'.encode() for i in range(400_000)]

@@ -243,6 +243,31 @@ class Upstream:
                 self._blobs[entry.metadata_path] = _Blob(entry.project, filename + ".metadata", metadata)
             return self.serial
 
+    def add_external_file(self, project: str, filename: str, *, size: int, sha256: str,
+                          version: str | None = None) -> FileEntry:
+        """List a file whose bytes the fake does not hold: a server in front of it serves ``entry.path``.
+
+        For gigabytes of files (``benchmarks/bench_bigfiles.py``: nginx serves them from
+        disk).  The pages advertise ``size`` and ``sha256``; md5 and blake2b are not
+        computed (empty), and a request for the file reaching the fake is a 404.
+        """
+        packagetype, python_version = _packagetype(filename)
+        entry = FileEntry(
+            project=normalize(project), filename=filename, version=version or version_from_filename(filename),
+            content=b"", sha256=sha256, md5="", blake2b_256="",
+            path=f"/packages/{sha256[:2]}/{sha256[2:4]}/{sha256[4:]}/{filename}",
+            upload_time=datetime.datetime.now(datetime.timezone.utc), packagetype=packagetype,
+            python_version=python_version, external_size=size,
+        )
+        with self._lock:
+            self.add_project(project)
+            snapshot = self._existing(project)
+            if entry.version not in snapshot.versions():
+                self._bump(snapshot.name, entry.version, "new release")
+            self._bump(snapshot.name, entry.version, f"add {entry.python_version} file {filename}")
+            self._record(snapshot.name, (*(snapshot.files or ()), entry))
+        return entry
+
     @staticmethod
     def _new_entry(
         project: str,

@@ -151,11 +151,13 @@ class FileEntry:
     python_version: str = "source"
     # PEP 740: the provenance object served at provenance_path (None: the file has none).
     provenance: bytes | None = None
+    # A file whose bytes another server holds (``Upstream.add_external_file``): its size (content: b"").
+    external_size: int | None = None
 
     @property
     def size(self) -> int:
         """Byte size, as advertised in the simple JSON and legacy JSON."""
-        return len(self.content)
+        return len(self.content) if self.external_size is None else self.external_size
 
     @property
     def metadata_sha256(self) -> str | None:
