@@ -229,3 +229,28 @@ def test_a_dry_run_lists_the_files_the_cooling_off_window_holds_back_and_by_whic
     assert held["version"] == "2.0" and held["plugin"] == "hold_back"
     assert held["files"] == ["aged-2.0-py3-none-any.whl"] and "held back" in held["reason"]
     assert upstream.count_requests("/packages/") == 0
+
+
+def test_a_dry_run_judges_projects_and_files_with_the_metadata_plugins_as_the_run_does(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+) -> None:
+    upstream.add_wheel("modern", "1.0")
+    upstream.add_sdist("modern", "1.0")
+    upstream.add_wheel("legacy", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "regex_project_metadata", "regex_release_file_metadata",
+        regex_project_metadata="not-null:info.summary =\n    Test project modern",
+        regex_release_file_metadata="release_file.packagetype =\n    bdist_wheel"))
+    mirror.root.mkdir()
+    code, out = dry_run(mirror, capsys, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    (project,) = doc["projects"]
+    assert project["name"] == "modern" and [f["filename"] for f in project["fetch"]] == [
+        "modern-1.0-py3-none-any.whl"]
+    assert [f["plugin"] for f in project["excluded_files"]] == ["regex_release_file_metadata"]
+    assert [(e["name"], e["plugin"]) for e in doc["excluded_projects"]] == [
+        ("legacy", "regex_project_metadata")]
+    assert upstream.count_requests("/pypi/") == 2 and upstream.count_requests("/packages/") == 0
+    assert mirror.run() == 0  # what the plan said is what the run does
+    assert {p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()} == {"modern"}
