@@ -151,8 +151,9 @@ class DryRun:
             tuple(sorted(self.failed, key=lambda f: f.name)), self._limit_checks(projects), notes)
 
     def _notes(self) -> tuple[str, ...]:
-        """What the plan could not know, one line each."""
-        notes = []
+        """What the plan could not know, and the configuration's warnings (lock entries skipped...),
+        one line each: the run logs those once per change, a plan is read whole each time."""
+        notes = list(self.config.warnings)
         if self.state.journal_path.exists():
             notes.append(f"{self.state.journal_path} exists: a run is going on, or was killed; the plan "
                          "includes what it still owes as far as it got")

@@ -254,3 +254,21 @@ def test_a_dry_run_judges_projects_and_files_with_the_metadata_plugins_as_the_ru
     assert upstream.count_requests("/pypi/") == 2 and upstream.count_requests("/packages/") == 0
     assert mirror.run() == 0  # what the plan said is what the run does
     assert {p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()} == {"modern"}
+
+
+def test_a_dry_run_shows_the_lock_entries_it_skips_every_time(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+) -> None:
+    upstream.add_wheel("pinned", "1.0")
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "pip"\n\n[[packages]]\nname = "pinned"\nversion = "1.0"\n'
+        '[[packages.wheels]]\nname = "pinned-1.0-py3-none-any.whl"\n\n[[packages]]\nname = "mine"\n'
+        '[packages.vcs]\ntype = "git"\nurl = "https://example.org/mine.git"\ncommit-id = "0123abc"\n')
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "project_requirements", "project_requirements_pinned",
+        allowlist=f"requirements_path = {tmp_path}\nlockfiles = pylock.toml"))
+    mirror.root.mkdir()
+    for _ in range(2):  # not "once per change" as the run's log: the plan is asked for each time
+        code, out = dry_run(mirror, capsys)
+        assert code == 0 and "add pinned" in out
+        assert "note: " in out and "mine: locked from vcs, not from an index; skipped" in out
