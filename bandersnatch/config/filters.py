@@ -289,8 +289,8 @@ def _rules(values: Mapping[str, Mapping[str, str]], sections: tuple[str, ...], w
     for section in sections:
         options = dict(values.get(section, {}))
         # 8.2 reserves ``search`` in its regex sections (a switch, not a path); not in the range ones.
-        search = False if versions else parse_bool(
-            options.pop(metadatarules.SEARCH_OPTION, None), False, where, section, metadatarules.SEARCH_OPTION)
+        switch = metadatarules.SEARCH_OPTION
+        search = False if versions else parse_bool(options.pop(switch, None), False, where, section, switch)
         rules.extend(metadatarules.parse_rule(option, raw, where, section, versions=versions, search=search)
                      for option, raw in options.items() if raw.strip())
     return tuple(rules)

@@ -123,7 +123,8 @@ def regex_holds(rule: Rule, doc: Mapping[str, Any]) -> bool:
         # 8.2 negates its "any" with match-null whatever the tags say: a missing node fails "none".
         return not _any(rule, patterns, values, nulls_match=True)
     if rule.mode == "all":
-        return all((rule.nulls_match and not values) or any(rule.finds(p, v) for v in values) for p in patterns)
+        return all((rule.nulls_match and not values) or any(rule.finds(p, v) for v in values)
+                   for p in patterns)
     return _any(rule, patterns, values, nulls_match=rule.nulls_match)
 
 
