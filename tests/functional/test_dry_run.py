@@ -183,11 +183,14 @@ def test_a_dry_run_while_a_run_holds_the_lock_finishes_and_leaves_the_run_alone(
 
 
 def test_a_dry_run_against_an_unreachable_master_exits_as_a_run_would_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1", global_timeout="5")
     assert dry_run(mirror, capsys)[0] == 1
     assert not mirror.root.exists()
+    # No run was begun, so none is "incomplete" with something to finish.
+    last = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][-1]
+    assert last.endswith("; nothing was changed") and "run is incomplete" not in last
 
 
 def test_with_dependencies_a_dry_run_closes_the_allowlist_from_metadata_read_into_memory(
