@@ -300,8 +300,9 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             if args.command == "mirror" and not dry:
                 return write_default_config(args.config)
             # A typo in -c must not leave a stray default file behind a read-only command.
+            named = "mirror --dry-run" if dry else args.command
             raise ConfigError(str(args.config), None, None,
-                              f"no such file; {args.command} reads the mirror's configuration: give its path "
+                              f"no such file; {named} reads the mirror's configuration: give its path "
                               "with -c (bandersnatch mirror writes a default one for a new mirror)")
         # status and plain verify only read the mirror: a user who may only read it may run them.
         read_only = _reads_only(args)
