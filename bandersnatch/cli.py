@@ -300,11 +300,12 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
             if args.command == "mirror" and not dry:
                 return write_default_config(args.config)
             # A typo in -c must not leave a stray default file behind a read-only command.
+            named = "mirror --dry-run" if dry else args.command
             raise ConfigError(str(args.config), None, None,
-                              f"no such file; {args.command} reads the mirror's configuration: give its path "
+                              f"no such file; {named} reads the mirror's configuration: give its path "
                               "with -c (bandersnatch mirror writes a default one for a new mirror)")
         # status and plain verify only read the mirror: a user who may only read it may run them.
-        read_only = args.command == "status" or args.command == "verify" and not args.repair or dry
+        read_only = _reads_only(args)
         cfg = config.load(args.config, os.environ, writable=not read_only)
         if cfg.log_config is not None:
             apply_log_config(cfg.log_config, cfg.path)
@@ -328,12 +329,22 @@ def _dispatch(args: argparse.Namespace, status: StatusStream | None) -> int:
                            allow_mass_removal=args.allow_mass_removal)
         return run_update_stats(cfg)
     except (BandersnatchError, KeyboardInterrupt) as exc:
-        report(exc)
+        report(exc, changes=not _reads_only(args))
         return exit_code_for(exc)  # the same table last-run records from
 
 
-def report(exc: BandersnatchError | KeyboardInterrupt) -> None:
-    """The one line (or lines) an operator reads for an expected failure; its exit code is the table's."""
+def _reads_only(args: argparse.Namespace) -> bool:
+    """Whether the command only reads the mirror (status, verify without --repair, a dry run)."""
+    dry = args.command == "mirror" and args.dry_run
+    return bool(args.command == "status" or args.command == "verify" and not args.repair or dry)
+
+
+def report(exc: BandersnatchError | KeyboardInterrupt, changes: bool = True) -> None:
+    """The one line (or lines) an operator reads for an expected failure; its exit code is the table's.
+
+    ``changes``: the command writes the mirror, so a failure leaves a run to finish; a command that
+    only reads (a dry run, status, verify) began none.
+    """
     if isinstance(exc, ConfigErrors):
         for problem in exc.problems:
             logger.error("configuration error: %s", problem)
@@ -350,6 +361,8 @@ def report(exc: BandersnatchError | KeyboardInterrupt) -> None:
     elif isinstance(exc, StorageError):
         # A full disk or a permission: running again changes nothing until that is fixed.
         logger.error("%s; the run is incomplete: once that is fixed, the next run finishes it", exc)
+    elif isinstance(exc, BandersnatchError) and not changes:
+        logger.error("%s; nothing was changed", exc)
     elif isinstance(exc, BandersnatchError):
         logger.error("%s; the run is incomplete, run again to finish", exc)
     else:

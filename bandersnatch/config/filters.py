@@ -285,8 +285,15 @@ def _check_range_sections(cfg: FilterConfig, values: Mapping[str, Mapping[str, s
 
 def _rules(values: Mapping[str, Mapping[str, str]], sections: tuple[str, ...], where: str, *,
            versions: bool) -> tuple[metadatarules.Rule, ...]:
-    return tuple(metadatarules.parse_rule(option, raw, where, section, versions=versions)
-                 for section in sections for option, raw in values.get(section, {}).items() if raw.strip())
+    rules: list[metadatarules.Rule] = []
+    for section in sections:
+        options = dict(values.get(section, {}))
+        # 8.2 reserves ``search`` in its regex sections (a switch, not a path); not in the range ones.
+        switch = metadatarules.SEARCH_OPTION
+        search = False if versions else parse_bool(options.pop(switch, None), False, where, section, switch)
+        rules.extend(metadatarules.parse_rule(option, raw, where, section, versions=versions, search=search)
+                     for option, raw in options.items() if raw.strip())
+    return tuple(rules)
 
 
 def _check_platforms(platforms: tuple[str, ...], where: str) -> None:

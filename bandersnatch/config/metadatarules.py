@@ -4,8 +4,10 @@ and what it must match (regular expressions, or versions a specifier there must 
 ``[regex_project_metadata]`` and ``[version_range_project_metadata]`` have no fixed options: each
 option is ``tag:tag:path.to.node`` (tags ``all``, ``any``, ``none``, ``match-null``,
 ``not-null``; default ``any:match-null``), each line of its value a pattern or a version.  A
-project is kept when every rule holds (8.2's ``all(...)`` over its options).  Pure: rules are
-parsed from the configuration's text and matched against a parsed document.
+project is kept when every rule holds (8.2's ``all(...)`` over its options).  In the regex
+sections, 8.2 reserves one option, ``search``: true finds a pattern anywhere in a value
+(``re.search``), false (the default) only at its start (``re.match``).  Pure: rules are parsed
+from the configuration's text and matched against a parsed document.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ NULLS = ("match-null", "not-null")
 # An option line may start with tags joined by ':', which configparser would otherwise take for
 # the option's delimiter (bandersnatch 8 reads its file with '=' alone).
 TAGGED_OPTION = r"(?:(?:all|any|none|match-null|not-null):)+[^=:]+"
+SEARCH_OPTION = "search"  # 8.2's reserved option of the regex sections, not a path
 _CUT_AT_UNKNOWN_TAG = re.compile(r"([\w.:-]+)\s*=")
 
 
@@ -38,12 +41,17 @@ class Rule:
     mode: str  # any, all, none (regex rules only)
     nulls_match: bool
     values: tuple[str, ...]  # patterns, or versions
+    search: bool = False  # re.search rather than re.match (8.2's ``search`` option; regex rules only)
 
     def describe(self) -> str:
-        return f"{self.option} = {', '.join(self.values)}"
+        return f"{self.option} = {', '.join(self.values)}" + (" (search)" if self.search else "")
+
+    def finds(self, pattern: re.Pattern[str], value: str) -> bool:
+        return (pattern.search(value) if self.search else pattern.match(value)) is not None
 
 
-def parse_rule(option: str, raw: str, where: str, section: str, *, versions: bool) -> Rule:
+def parse_rule(option: str, raw: str, where: str, section: str, *, versions: bool,
+               search: bool = False) -> Rule:
     """The rule an option states; ConfigError for an unknown tag, an empty path or a bad value."""
     cut = _CUT_AT_UNKNOWN_TAG.match(raw.strip())
     if cut is not None:
@@ -68,7 +76,7 @@ def parse_rule(option: str, raw: str, where: str, section: str, *, versions: boo
         raise ConfigError(where, section, option, "empty: give one pattern or version per line")
     for value in values:
         _check_value(value, where, section, option, versions)
-    return Rule(option, steps, mode, nulls_match, values)
+    return Rule(option, steps, mode, nulls_match, values, search)
 
 
 def _check_value(value: str, where: str, section: str, option: str, versions: bool) -> None:
@@ -107,21 +115,23 @@ def _values(found: Any) -> list[str]:
 
 
 def regex_holds(rule: Rule, doc: Mapping[str, Any]) -> bool:
-    """Whether the node at the rule's path matches as its tags ask (``re.match``, as 8.2)."""
+    """Whether the node at the rule's path matches as its tags ask (``re.match``, or ``re.search``
+    with the section's ``search = true``, as 8.2)."""
     values = _values(node(doc, rule.path))
     patterns = [re.compile(p) for p in rule.values]
     if rule.mode == "none":
         # 8.2 negates its "any" with match-null whatever the tags say: a missing node fails "none".
-        return not _any(patterns, values, nulls_match=True)
+        return not _any(rule, patterns, values, nulls_match=True)
     if rule.mode == "all":
-        return all((rule.nulls_match and not values) or any(p.match(v) for v in values) for p in patterns)
-    return _any(patterns, values, nulls_match=rule.nulls_match)
+        return all((rule.nulls_match and not values) or any(rule.finds(p, v) for v in values)
+                   for p in patterns)
+    return _any(rule, patterns, values, nulls_match=rule.nulls_match)
 
 
-def _any(patterns: list[re.Pattern[str]], values: list[str], *, nulls_match: bool) -> bool:
+def _any(rule: Rule, patterns: list[re.Pattern[str]], values: list[str], *, nulls_match: bool) -> bool:
     if not values:
         return nulls_match
-    return any(p.match(v) for p in patterns for v in values)
+    return any(rule.finds(p, v) for p in patterns for v in values)
 
 
 def range_holds(rule: Rule, doc: Mapping[str, Any]) -> bool:

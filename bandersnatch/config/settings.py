@@ -457,13 +457,22 @@ def parse_directory(raw: str | None, where: str) -> Path:
     return path
 
 
+# The password of ``scheme://user:password@host``, so a refused URL is quoted without it.
+_URL_PASSWORD = re.compile(r"^([^/]*//[^/@:]*):[^/@]*@")
+
+
+def _quoted_url(raw: str) -> str:
+    """``raw`` for a message: ``repr`` with any password replaced by ``***`` (logs go to cron's mail)."""
+    return repr(_URL_PASSWORD.sub(r"\1:***@", raw))
+
+
 def parse_master(raw: str | None, where: str) -> str:
     """The upstream's base URL: http(s), a host, nothing secret or ambiguous; no trailing slash."""
     if raw is None:
         return DEFAULT_MASTER
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(where, MIRROR, "master", f"{raw!r} {why}")
+        return ConfigError(where, MIRROR, "master", f"{_quoted_url(raw)} {why}")
 
     if raw == "" or has_space_or_control(raw):
         raise bad("is not a URL (empty or contains whitespace)")
@@ -503,7 +512,7 @@ def parse_download_mirror(raw: str | None, allow_non_https: bool, where: str) ->
         return None
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(where, MIRROR, "download-mirror", f"{raw!r} {why}")
+        return ConfigError(where, MIRROR, "download-mirror", f"{_quoted_url(raw)} {why}")
 
     if has_space_or_control(raw):
         raise bad("is not a URL (contains whitespace)")

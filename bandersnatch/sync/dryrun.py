@@ -152,8 +152,9 @@ class DryRun:
             tuple(sorted(self.failed, key=lambda f: f.name)), self._limit_checks(projects), notes)
 
     def _notes(self) -> tuple[str, ...]:
-        """What the plan could not know, one line each."""
-        notes = []
+        """What the plan could not know, and the configuration's warnings (lock entries skipped...),
+        one line each: the run logs those once per change, a plan is read whole each time."""
+        notes = list(self.config.warnings)
         if self.config.release_files is not ReleaseFiles.TRUE:
             notes.append(f"release-files = {self.config.release_files}: "
                          "the run downloads no distribution file")
@@ -333,15 +334,26 @@ class DryRun:
             return _Result(self._removal(key, known, None)) if on_mirror else _Result()
         if page.status is not None and page.status.quarantined:
             page = replace(page, files=(), versions=())  # PEP 792: as the run, offer none of its files
-        excluded = self.selection.project_page(key, page) if self.selection.active else None
+        metadata = self._project_metadata(key)
+        excluded = None if metadata is None else self.selection.metadata(key, metadata)
+        if excluded is None and self.selection.active:
+            excluded = self.selection.project_page(key, page)
         if excluded is not None:
             if self.records is not None:
                 self.records.mark_missing(key, str(excluded))
             return _Result(self._removal(key, known, excluded)) if on_mirror else _Result(excluded=excluded)
-        return self._files(key, page, known, on_mirror)
+        return self._files(key, page, known, on_mirror, metadata)
 
-    def _files(self, key: str, page: ProjectPage, known: Mapping[str, Known], on_mirror: bool) -> _Result:
-        chosen = self.selection.plan_files(key, page)
+    def _project_metadata(self, key: str) -> Mapping[str, object] | None:
+        """Upstream's JSON API document while a metadata plugin is enabled (as the run asks for it),
+        else None and no request; ``{}`` when upstream has none."""
+        if not self.selection.wants_metadata:
+            return None
+        return self.master.fetch_project_json(key) or {}
+
+    def _files(self, key: str, page: ProjectPage, known: Mapping[str, Known], on_mirror: bool,
+               metadata: Mapping[str, object] | None = None) -> _Result:
+        chosen = self.selection.plan_files(key, page, metadata)
         releases, singles = excluded_parts(key, chosen)
         wanted: dict[str, DistFile] = {}
         for f in chosen.files:

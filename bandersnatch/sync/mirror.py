@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -246,6 +247,9 @@ class Mirror:
         held = self._take_off(removed, target, report)
         self.holds.flush()  # before state moves past the changes that put files in the window
         report.held, report.held_until = held_files(self.holds.entries), next_maturity(self.holds.entries)
+        if report.held_until is not None:
+            # The ledger keeps the second rounded up (no file arrives early): status names that one too.
+            report.held_until = float(math.ceil(report.held_until))
         self.state.finish(target, report.failed, itertools.chain(held, remaining))
         if not report.exit_code:
             self._write_last_modified()

@@ -43,7 +43,8 @@ def test_missing_config_is_written_with_defaults_and_the_run_stops(tmp_path: Pat
     assert " WARNING: " in line and "ERROR" not in line  # guidance for a first run, not a failure
 
 
-@pytest.mark.parametrize("command", [["status"], ["status", "--offline"], ["verify"], ["update-stats"]])
+@pytest.mark.parametrize("command", [["status"], ["status", "--offline"], ["verify"], ["update-stats"],
+                                     ["mirror", "--dry-run"]])
 def test_a_missing_config_for_a_command_other_than_mirror_is_exit_2_naming_it_and_writes_nothing(
         tmp_path: Path, command: list[str]) -> None:
     path = tmp_path / "etc" / "bandersnach.conf"  # a typo'd -c
@@ -51,6 +52,8 @@ def test_a_missing_config_for_a_command_other_than_mirror_is_exit_2_naming_it_an
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert f"{path}: no such file" in line and "-c" in line and "ERROR" in line
+    shown = "mirror --dry-run" if "--dry-run" in command else command[0]
+    assert f"; {shown} reads the mirror's configuration" in line
     assert not path.exists() and not path.parent.exists()
 
 

@@ -183,11 +183,14 @@ def test_a_dry_run_while_a_run_holds_the_lock_finishes_and_leaves_the_run_alone(
 
 
 def test_a_dry_run_against_an_unreachable_master_exits_as_a_run_would_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1", global_timeout="5")
     assert dry_run(mirror, capsys)[0] == 1
     assert not mirror.root.exists()
+    # No run was begun, so none is "incomplete" with something to finish.
+    last = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][-1]
+    assert last.endswith("; nothing was changed") and "run is incomplete" not in last
 
 
 def test_with_dependencies_a_dry_run_closes_the_allowlist_from_metadata_read_into_memory(
@@ -244,3 +247,44 @@ def test_a_dry_run_of_a_mirror_that_downloads_no_file_plans_no_fetch(
     assert plan["totals"]["files_to_fetch"] == 0 and plan["totals"]["bytes_to_fetch"] == 0
     assert {p["change"] for p in plan["projects"]} == {"add"}
     assert any(f"release-files = {mode}" in note for note in plan["notes"])
+def test_a_dry_run_judges_projects_and_files_with_the_metadata_plugins_as_the_run_does(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+) -> None:
+    upstream.add_wheel("modern", "1.0")
+    upstream.add_sdist("modern", "1.0")
+    upstream.add_wheel("legacy", "1.0")
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "regex_project_metadata", "regex_release_file_metadata",
+        regex_project_metadata="not-null:info.summary =\n    Test project modern",
+        regex_release_file_metadata="release_file.packagetype =\n    bdist_wheel"))
+    mirror.root.mkdir()
+    code, out = dry_run(mirror, capsys, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    (project,) = doc["projects"]
+    assert project["name"] == "modern" and [f["filename"] for f in project["fetch"]] == [
+        "modern-1.0-py3-none-any.whl"]
+    assert [f["plugin"] for f in project["excluded_files"]] == ["regex_release_file_metadata"]
+    assert [(e["name"], e["plugin"]) for e in doc["excluded_projects"]] == [
+        ("legacy", "regex_project_metadata")]
+    assert upstream.count_requests("/pypi/") == 2 and upstream.count_requests("/packages/") == 0
+    assert mirror.run() == 0  # what the plan said is what the run does
+    assert {p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()} == {"modern"}
+
+
+def test_a_dry_run_shows_the_lock_entries_it_skips_every_time(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str],
+) -> None:
+    upstream.add_wheel("pinned", "1.0")
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "pip"\n\n[[packages]]\nname = "pinned"\nversion = "1.0"\n'
+        '[[packages.wheels]]\nname = "pinned-1.0-py3-none-any.whl"\n\n[[packages]]\nname = "mine"\n'
+        '[packages.vcs]\ntype = "git"\nurl = "https://example.org/mine.git"\ncommit-id = "0123abc"\n')
+    mirror = write_config(tmp_path, upstream.url, sections=plugins(
+        "project_requirements", "project_requirements_pinned",
+        allowlist=f"requirements_path = {tmp_path}\nlockfiles = pylock.toml"))
+    mirror.root.mkdir()
+    for _ in range(2):  # not "once per change" as the run's log: the plan is asked for each time
+        code, out = dry_run(mirror, capsys)
+        assert code == 0 and "add pinned" in out
+        assert "note: " in out and "mine: locked from vcs, not from an index; skipped" in out

@@ -59,7 +59,8 @@ def test_a_new_file_is_held_then_arrives_on_a_no_change_run_with_last_serial_mov
     upstream.add_wheel("later", "1.0", upload_time=uploaded(clock, 300))  # upstream moves on past fresh
     mirror = write_config(tmp_path, upstream.url, hold_back="72h", json="true")
 
-    assert run(mirror, clock) == 0  # held files are the operator's choice, not an incomplete mirror
+    report = Mirror(load(mirror.config), now=clock).run()
+    assert report.exit_code == 0  # held files are the operator's choice, not an incomplete mirror
     page = json_page(mirror, "fresh")
     assert [f["filename"] for f in page["files"]] == ["fresh-1.0-py3-none-any.whl"]
     assert page["versions"] == ["1.0"] and page["meta"]["_last-serial"] == fresh_serial
@@ -71,6 +72,7 @@ def test_a_new_file_is_held_then_arrives_on_a_no_change_run_with_last_serial_mov
     status = gather(load(mirror.config), None).hold_back
     assert status is not None and status.files == 1
     assert status.next_matures is not None and abs(status.next_matures - (clock.now + 71 * HOUR)) < 2
+    assert report.held_until == status.next_matures  # the run's summary and status name the same second
 
     clock.now += 72 * HOUR  # nothing changes upstream: the window alone releases the file
     upstream.reset_requests()

@@ -101,3 +101,16 @@ def test_a_bad_no_fallback_value_without_a_download_mirror_is_said_once() -> Non
         _config("download-mirror-no-fallback = maybe")
     assert not isinstance(caught.value, ConfigErrors)  # one problem, not the same one twice
     assert "download-mirror-no-fallback" in str(caught.value) and "not a boolean" in str(caught.value)
+
+
+@pytest.mark.parametrize("line", [
+    "download-mirror = https://user:s3cret@m.example",
+    "download-mirror = ftp://user:s3cret@m.example",
+    "master = https://user:s3cret@pypi.example.org",
+    "master = https://user:s3cret@pypi.example.org/simple",
+])
+def test_a_url_with_a_password_is_refused_without_repeating_the_password(line: str) -> None:
+    # The message goes to the log and cron's mail: it names the user, never the secret.
+    with pytest.raises(ConfigError) as caught:
+        _config(line)
+    assert "s3cret" not in str(caught.value) and "user:***@" in str(caught.value)

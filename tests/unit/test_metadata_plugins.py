@@ -181,3 +181,15 @@ def test_without_a_document_every_file_meets_missing_nodes() -> None:
     sel = selection("[plugins]\nenabled = regex_release_file_metadata",
                     "[regex_release_file_metadata]\nnot-null:release_file.packagetype = sdist")
     assert planned(sel, None) == [] and planned(sel, {"releases": "junk"}) == []
+
+
+def test_8_2s_search_option_finds_a_pattern_anywhere_instead_of_at_the_start() -> None:
+    # 8.2 reserves ``search`` in the regex sections: true uses re.search, false (default) re.match.
+    rule = "not-null:info.classifiers =\n    Python :: 3"
+    assert not kept(regex(rule), PY3)
+    searching = regex(f"search = true\n{rule}")
+    assert kept(searching, PY3) and not kept(searching, PY2_ONLY)
+    assert [r.option for r in searching.cfg.metadata_regexes] == ["not-null:info.classifiers"]
+    with pytest.raises(ConfigError) as info:
+        regex(f"search = maybe\n{rule}")
+    assert (info.value.section, info.value.option) == ("regex_project_metadata", "search")
