@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..config.settings import ApiMethod, Config
-from ..errors import UpstreamError, UpstreamUnreachable
+from ..errors import NoAnswer, UpstreamError, UpstreamUnreachable
 from ..formats.layout import has_pages_in, page_path
 from ..formats.serial import MAX_SERIAL
 from ..ledger import excluded as excluded_ledger
@@ -212,8 +212,8 @@ def _audit(config: Config, spool: Path, as_json: bool, out: TextIO) -> int:
         listed = ProjectList(master, xmlrpc=config.api_method is ApiMethod.XMLRPC)
         try:
             audit = diff(listed, ours, last_synced, excluded, recorded)
-        except UpstreamUnreachable:
-            raise
+        except (UpstreamUnreachable, NoAnswer):
+            raise  # upstream out of reach, not without a listing: XML-RPC would only wait as long again
         except UpstreamError as exc:
             if config.api_method is not ApiMethod.AUTO:
                 raise

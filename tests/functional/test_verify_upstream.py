@@ -87,3 +87,16 @@ def test_projects_excluded_on_their_page_are_excluded_not_missing(
     assert code == 1 and len(json.loads(out)["missing"]) == doc["upstream"]["excluded"]
     said = [r for r in caplog.records if "no record of the projects the filters excluded" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_an_unreachable_master_is_not_asked_again_over_xmlrpc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    # No back-off between tries (the jitter factor becomes 0).
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
+    mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1")  # api-method auto
+    mirror.root.mkdir()
+    code, _ = _audit(mirror, capsys)
+    assert code == 1
+    assert "127.0.0.1:9: connection refused" in caplog.text
+    assert "list_packages_with_serial" not in caplog.text  # the listing got no answer: no second wait
