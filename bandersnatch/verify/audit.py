@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..config.settings import ApiMethod, Config
-from ..errors import NoAnswer, UpstreamError, UpstreamUnreachable
+from ..errors import BandersnatchError, NoAnswer, UpstreamError, UpstreamUnreachable
 from ..formats.layout import has_pages_in, page_path
 from ..formats.serial import MAX_SERIAL
 from ..ledger import excluded as excluded_ledger
@@ -180,7 +180,14 @@ class _Digests:
 def command(config: Config, *, as_json: bool, out: TextIO) -> int:
     """``verify --upstream``: the differences on ``out`` (lines, or one JSON document); 1 when any."""
     with contextlib.ExitStack() as stack:
-        return _audit(config, _spool_dir(config.directory, stack), as_json, out)
+        try:
+            return _audit(config, _spool_dir(config.directory, stack), as_json, out)
+        except BandersnatchError as exc:
+            if as_json:  # a machine always gets a document; the CLI still logs the line and exits non-zero
+                doc = {"equal": False, "error": str(exc)}
+                out.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+                out.flush()
+            raise
 
 
 def _spool_dir(directory: Path, stack: contextlib.ExitStack) -> Path:

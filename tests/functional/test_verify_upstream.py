@@ -100,3 +100,13 @@ def test_an_unreachable_master_is_not_asked_again_over_xmlrpc(
     assert code == 1
     assert "127.0.0.1:9: connection refused" in caplog.text
     assert "list_packages_with_serial" not in caplog.text  # the listing got no answer: no second wait
+
+
+def test_json_gets_a_document_with_the_error_when_upstream_cannot_be_reached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
+    mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1")
+    mirror.root.mkdir()
+    code, out = _audit(mirror, capsys, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["equal"] is False and "127.0.0.1:9: connection refused" in doc["error"]
