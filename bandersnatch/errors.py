@@ -169,6 +169,11 @@ class UpstreamUnreachable(UpstreamError):
     """Request after request got no answer at all: the upstream is down or cut off, so the run stops."""
 
 
+class NoAnswer(UpstreamError):
+    """No try of one request got any answer (refused, DNS, timeouts): the host is out of reach for now,
+    so asking it something else (another endpoint, another protocol) would only wait as long again."""
+
+
 class Cancelled(BandersnatchError):
     """The run was interrupted: a request in flight was abandoned, and no new one is sent."""
 

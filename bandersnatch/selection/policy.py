@@ -105,6 +105,13 @@ class Selection:
         """Whether a plugin decides on upstream's JSON API document, which must then be fetched."""
         return self.active and bool(self._judges_metadata)
 
+    @property
+    def judges_pages(self) -> bool:
+        """Whether a filter excludes whole projects on their page or metadata (not their name alone)."""
+        sized = self.cfg.uses(SizeProjectMetadata) and self.cfg.max_package_size is not None
+        counted = self.cfg.uses(VersionsCountProjectMetadata)
+        return self.active and (sized or counted or bool(self._judges_metadata))
+
     # ------------------------------------------------------------ names
 
     @property

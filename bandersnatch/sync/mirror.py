@@ -35,6 +35,7 @@ from ..errors import (
 from ..formats.layout import PAGE_JSON
 from ..ledger import lastrun
 from ..ledger.counts import NONE, Tally, Totals
+from ..ledger.excluded import ExclusionLedger
 from ..ledger.holdback import HoldLedger, held_files, next_maturity
 from ..ledger.state import Failure, StateFiles, name_hash
 from ..names import normalize
@@ -124,6 +125,8 @@ class Mirror:
         self.now = now
         # Which projects have files the cooling-off window withholds, and until when.
         self.holds = HoldLedger(self.directory, self.staging)
+        # Which projects the filters excluded on their page or metadata (verify --upstream reads it).
+        self.exclusions = ExclusionLedger(self.directory, self.staging)
         self.records = (DependencyRecords(self.directory / "deps", self.staging)
                         if self.selection.with_dependencies else None)
         # Dependencies reached during the run, synced after the work list; each project once.
@@ -246,6 +249,8 @@ class Mirror:
             raise self._store_down
         held = self._take_off(removed, target, report)
         self.holds.flush()  # before state moves past the changes that put files in the window
+        # A finished full run judged every project: only then is the record whole enough to start.
+        self.exclusions.flush(complete=plan.full is not None and not report.stopped_early)
         report.held, report.held_until = held_files(self.holds.entries), next_maturity(self.holds.entries)
         if report.held_until is not None:
             # The ledger keeps the second rounded up (no file arrives early): status names that one too.
@@ -282,11 +287,13 @@ class Mirror:
         for outcome in removed:
             why = f"not selected: {outcome.excluded}" if outcome.excluded else "gone upstream"
             self.projects.remove_project(outcome.name, why)
+            self._note_exclusion(outcome)
             self.state.done(outcome.name, outcome.serial)
             report.removed += 1
         for key in unselected:
             self.projects.remove_project(key, "no longer selected by the filters")
             self.holds.note(key, 0, None)
+            self.exclusions.forget(key)  # its name excludes it: verify asks the filters again
             if self.records is not None:
                 self.records.forget(key)
             report.unselected += 1
@@ -428,6 +435,7 @@ class Mirror:
             return outcome
         self._note_synced(outcome.key, outcome.last_serial if outcome.last_serial is not None else serial)
         self.holds.note(outcome.key, outcome.held, outcome.matures)
+        self.exclusions.forget(outcome.key)
         report.synced += 1
         report.files += outcome.files
         report.bytes += outcome.bytes
@@ -445,6 +453,7 @@ class Mirror:
             # leaves no page): taken off the mirror after the pool, root index first.
             removed.append(outcome)
             return
+        self._note_exclusion(outcome)
         if outcome.excluded:
             logger.debug("%s: not selected (%s)", outcome.key, outcome.excluded)
             if self.records is not None and self.tracker is not None and self.tracker.admits(outcome.key):
@@ -455,6 +464,13 @@ class Mirror:
             if self.records is not None:
                 self.records.mark_missing(outcome.key)
         self.state.done(outcome.name, outcome.serial)
+
+    def _note_exclusion(self, outcome: Outcome) -> None:
+        """Record a project excluded once its page was seen (or forget one gone upstream)."""
+        if outcome.excluded is not None:
+            self.exclusions.note(outcome.key, outcome.serial, outcome.excluded.plugin)
+        else:
+            self.exclusions.forget(outcome.key)
 
     def _follow_dependencies(self, key: str, requires: tuple[str, ...]) -> None:
         """Sync, in this run, what the project's requirements newly bring into the closure."""
@@ -506,11 +522,15 @@ class Mirror:
             logger.warning("Could not record this run for bandersnatch status: %s", exc)
 
     def _flush_holds(self) -> None:
-        """Keep what an interrupted run learnt of held files (a lost note only delays them)."""
+        """Keep what an interrupted run learnt of held files (a lost note only delays them) and exclusions."""
         try:
             self.holds.flush()
         except (BandersnatchError, OSError) as exc:
             logger.warning("Could not record the held-back files in %s: %s", self.holds.path, exc)
+        try:
+            self.exclusions.flush(complete=False)  # an existing record keeps what this run judged
+        except (BandersnatchError, OSError) as exc:
+            logger.warning("Could not record the excluded projects in %s: %s", self.exclusions.path, exc)
 
     def _write_last_modified(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

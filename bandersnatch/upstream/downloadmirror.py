@@ -9,6 +9,7 @@ once they match upstream's page: ``Master.download`` checks them as any download
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections import Counter
@@ -20,6 +21,15 @@ logger = logging.getLogger(__name__)
 # 404 or other bytes, which are its answers) and, with a fallback, it is not asked again this
 # run: a mirror that is down or black-holed would otherwise cost a timeout per file.
 GIVE_UP_AFTER = 10
+
+
+class Fallback(enum.Enum):
+    """Why a file came from upstream after the download mirror was asked; the value words it in
+    the summary (``{n}`` the count, ``{where}`` the download mirror, or "it" after the first)."""
+
+    NOT_THERE = "{n} not on {where}"  # a 404: an answer, not a failure
+    OTHER_BYTES = "{n} with other bytes on {where}"  # not the page's hash or size: an answer too
+    FAILED = "{n} after {where} failed"  # no answer, 5xx, a body cut short
 
 
 def mirror_url(base: str, file_url: str) -> str:
@@ -40,7 +50,7 @@ class DownloadMirror:
         self.host = urlsplit(self.base).netloc
         self._lock = threading.Lock()
         self._served: Counter[str] = Counter()  # host -> files it served this run
-        self._fallbacks = 0
+        self._fallbacks: Counter[Fallback] = Counter()
         self._failing = 0  # files in a row it failed without answering for them (GIVE_UP_AFTER)
         self.given_up = False  # with a fallback: not asked again this run
 
@@ -68,23 +78,28 @@ class DownloadMirror:
         logger.warning("download mirror %s failed %d files in a row (last: %s): files come from upstream "
                        "for the rest of this run", self.host, GIVE_UP_AFTER, why)
 
-    def served_by_upstream(self, file_url: str, *, fallback: bool) -> None:
-        """``file_url`` came from upstream; ``fallback``: after the download mirror failed for it."""
+    def served_by_upstream(self, file_url: str, *, fallback: Fallback | None) -> None:
+        """``file_url`` came from upstream; ``fallback``: why, after the download mirror was asked
+        for it (None: it was not asked)."""
         with self._lock:
             self._served[urlsplit(file_url).netloc] += 1
-            self._fallbacks += fallback
+            if fallback is not None:
+                self._fallbacks[fallback] += 1
 
     def summary(self) -> str | None:
-        """``files from m.example 120, files.pythonhosted.org 3 (3 after the download mirror failed)``;
-        None when nothing was downloaded."""
+        """``files from m.example 120, files.pythonhosted.org 3 (2 not on the download mirror, 1 after
+        it failed)``; None when nothing was downloaded."""
         with self._lock:
             if not self._served:
                 return None
             # The download mirror first, then upstream's hosts by count.
             hosts = sorted(self._served.items(), key=lambda item: (item[0] != self.host, -item[1], item[0]))
             text = "files from " + ", ".join(f"{host} {count}" for host, count in hosts)
-            if self._fallbacks:
-                text += f" ({self._fallbacks} after the download mirror failed)"
+            causes = [cause for cause in Fallback if self._fallbacks[cause]]
+            if causes:
+                text += " (" + ", ".join(
+                    cause.value.format(n=self._fallbacks[cause], where="it" if i else "the download mirror")
+                    for i, cause in enumerate(causes)) + ")"
             return text
 
     def counts(self) -> dict[str, int]:

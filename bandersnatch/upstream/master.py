@@ -39,7 +39,7 @@ from ..errors import (
 from ..formats.layout import UrlPolicy
 from ..formats.serial import MAX_SERIAL, is_serial
 from ..formats.simple import ACCEPT, JSON_CONTENT_TYPE, ProjectPage, parse_html_page, parse_json_page
-from .downloadmirror import DownloadMirror
+from .downloadmirror import DownloadMirror, Fallback
 from .rpcstream import describe, iter_items
 from .transport import CHUNK, FILE_CHUNK, TooManyRedirects, Transient, Transport, declared_over
 
@@ -467,7 +467,7 @@ class Master:
             # A copy that could not be checked is taken from upstream only; a mirror given up is not asked.
             digest = self._fetch(url, sink, hashes, size, what, limit)
             if counted:
-                source.served_by_upstream(url, fallback=False)
+                source.served_by_upstream(url, fallback=None)
             return digest
         try:
             # With a fallback the mirror gets one try: upstream is its retry.
@@ -476,10 +476,12 @@ class Master:
         except UpstreamUnreachable:
             raise  # the master is gone: no fallback would get an answer either
         except (UpstreamError, UnsafePath) as exc:  # missing, failing, or other bytes than the page's
-            if isinstance(exc, (NotFound, HashMismatch)):
-                source.answered_without_file()
-            else:
+            cause = (Fallback.NOT_THERE if isinstance(exc, NotFound) else
+                     Fallback.OTHER_BYTES if isinstance(exc, HashMismatch) else Fallback.FAILED)
+            if cause is Fallback.FAILED:
                 source.failed(str(exc))
+            else:
+                source.answered_without_file()
             if source.no_fallback:
                 raise
             logger.info("%s; fetching it from upstream", exc)
@@ -487,7 +489,7 @@ class Master:
             sink.truncate()
             digest = self._fetch(url, sink, hashes, size, what, limit)
             if counted:
-                source.served_by_upstream(url, fallback=True)
+                source.served_by_upstream(url, fallback=cause)
             return digest
         if counted:
             source.served_by_mirror()

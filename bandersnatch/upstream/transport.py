@@ -33,7 +33,7 @@ import urllib3.exceptions
 from .. import __version__
 from ..config.network import Network
 from ..config.settings import DEFAULT_GLOBAL_TIMEOUT
-from ..errors import Cancelled, StorageError, UnsafePath, UpstreamError, UpstreamUnreachable, shown
+from ..errors import Cancelled, NoAnswer, StorageError, UnsafePath, UpstreamError, UpstreamUnreachable, shown
 from ..formats.layout import UrlPolicy
 from .diagnosis import PROXY_AUTH, proxy_where, why_no_answer
 
@@ -75,9 +75,10 @@ _CONTENT_LENGTH = re.compile(r"[0-9]+")
 class Transient(Exception):
     """A failure worth another try (5xx, 429, reset, timeout, short body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, answered: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.answered = answered  # False: nobody answered at all (refused, DNS, timeout, a proxy's 407)
 
 
 class TooManyRedirects(UpstreamError):
@@ -212,7 +213,8 @@ class Transport:
                     return call()
             except Transient as exc:
                 if attempt + 1 == tries:
-                    raise UpstreamError(f"{what}: {exc} (gave up after {tries} tries)") from None
+                    kind = UpstreamError if exc.answered else NoAnswer
+                    raise kind(f"{what}: {exc} (gave up after {tries} tries)") from None
                 logger.debug("%s: %s; retrying", what, exc)
                 self.sleep_before_retry(attempt, exc.retry_after)
         raise AssertionError("unreachable")
@@ -242,7 +244,7 @@ class Transport:
                 why = why_no_answer(exc, url, proxy, self.timeout, self.network)
                 if counted:
                     self._not_answered(why)
-                raise Transient(why) from None
+                raise Transient(why, answered=False) from None
             except (requests.RequestException, ValueError) as exc:
                 # requests parses a Location header even when not following it: a malformed one
                 # (or a URL requests refuses) is the upstream's fault, not a bug of ours.
@@ -255,7 +257,7 @@ class Transport:
                 why = f"{proxy_where(url, proxy)}: {PROXY_AUTH}"
                 if counted:
                     self._not_answered(why)
-                raise Transient(why)
+                raise Transient(why, answered=False)
             if counted:
                 self._answered()
             if response.status_code in RETRY_STATUSES:

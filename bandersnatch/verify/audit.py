@@ -23,15 +23,17 @@ import logging
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from ..config.settings import ApiMethod, Config
-from ..errors import UpstreamError, UpstreamUnreachable
+from ..errors import BandersnatchError, NoAnswer, UpstreamError, UpstreamUnreachable
 from ..formats.layout import has_pages_in, page_path
 from ..formats.serial import MAX_SERIAL
+from ..ledger import excluded as excluded_ledger
+from ..ledger.excluded import Recorded
 from ..ledger.state import StateFiles, name_hash
 from ..names import normalize
 from ..runtime import audit_parts, published_dir
@@ -85,6 +87,7 @@ class Audit:
     upstream_projects: int = 0
     mirror_projects: int = 0
     unserialed: int = 0  # mirror projects whose root index line records no serial: not comparable
+    excluded: int = 0  # upstream projects the filters exclude, by name or as the run recorded (pages)
     missing: list[Missing] = field(default_factory=list)
     extra: list[Extra] = field(default_factory=list)
     behind: list[Behind] = field(default_factory=list)
@@ -96,12 +99,16 @@ class Audit:
 
 
 def diff(upstream: Iterable[tuple[str, int]], ours: Callable[[], Iterable[tuple[str, int | None]]],
-         last_synced: int | None, excluded: Excluded) -> Audit:
+         last_synced: int | None, excluded: Excluded,
+         recorded: Mapping[str, Recorded] | None = None) -> Audit:
     """Compare upstream's ``(name, serial)`` with the mirror's root index entries (``ours``: read twice).
 
     ``last_synced`` None (no sync ever finished) leaves nothing pending: every difference counts.
+    ``recorded``: the exclusions the run made once it saw a page (``ledger.excluded``); one counts
+    while upstream has not changed the project since it was judged.
     Each name is hashed once per side and looked up once (``_Digests``).
     """
+    recorded = recorded or {}
     audit = Audit(last_synced)
     seen = MAX_SERIAL if last_synced is None else last_synced
     mine = _Digests((name_hash(key), serial) for key, serial in ours())
@@ -112,12 +119,17 @@ def diff(upstream: Iterable[tuple[str, int]], ours: Callable[[], Iterable[tuple[
         listed.append(digest)
         audit.upstream_projects += 1
         if excluded(key, name) is not None:
+            audit.excluded += 1
             continue  # filtered out: fine when absent, and an extra below when present
         found, ours_serial = mine.find(digest)
         if found and ours_serial is None:
             continue  # no serial recorded: cannot be compared (counted below)
         if ours_serial is not None and ours_serial >= serial:
             continue
+        judged = recorded.get(key) if not found else None
+        if judged is not None and judged.serial >= serial:
+            audit.excluded += 1
+            continue  # the run saw this page and its filters excluded it
         if serial > seen:
             audit.pending.append(Pending(key, ours_serial, serial))
         elif ours_serial is None:
@@ -168,7 +180,14 @@ class _Digests:
 def command(config: Config, *, as_json: bool, out: TextIO) -> int:
     """``verify --upstream``: the differences on ``out`` (lines, or one JSON document); 1 when any."""
     with contextlib.ExitStack() as stack:
-        return _audit(config, _spool_dir(config.directory, stack), as_json, out)
+        try:
+            return _audit(config, _spool_dir(config.directory, stack), as_json, out)
+        except BandersnatchError as exc:
+            if as_json:  # a machine always gets a document; the CLI still logs the line and exits non-zero
+                doc = {"equal": False, "error": str(exc)}
+                out.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+                out.flush()
+            raise
 
 
 def _spool_dir(directory: Path, stack: contextlib.ExitStack) -> Path:
@@ -196,22 +215,35 @@ def _audit(config: Config, spool: Path, as_json: bool, out: TextIO) -> int:
     try:
         last_synced = StateFiles(config.directory, spool).read_serial()
         excluded = _excluded(config, spool)
+        recorded = _recorded(config)
         listed = ProjectList(master, xmlrpc=config.api_method is ApiMethod.XMLRPC)
         try:
-            audit = diff(listed, ours, last_synced, excluded)
-        except UpstreamUnreachable:
-            raise
+            audit = diff(listed, ours, last_synced, excluded, recorded)
+        except (UpstreamUnreachable, NoAnswer):
+            raise  # upstream out of reach, not without a listing: XML-RPC would only wait as long again
         except UpstreamError as exc:
             if config.api_method is not ApiMethod.AUTO:
                 raise
             # A master without a PEP 691 listing (or without serials in it): its XML-RPC list instead.
             logger.info("No usable root listing (%s): asking XML-RPC list_packages_with_serial", exc)
             listed = ProjectList(master, xmlrpc=True)
-            audit = diff(listed, ours, last_synced, excluded)
+            audit = diff(listed, ours, last_synced, excluded, recorded)
     finally:
         master.close()
     _say(audit, listed, as_json, out)
     return 1 if audit.differs else 0
+
+
+def _recorded(config: Config) -> Mapping[str, Recorded]:
+    """What the runs excluded once they saw a page; an older mirror has no record (said once)."""
+    recorded = excluded_ledger.read(config.directory)
+    if recorded is not None:
+        return recorded
+    if Selection(config.filters).judges_pages:
+        logger.warning("%s: no record of the projects the filters excluded on their page or metadata "
+                       "(a mirror older than this release): they count as missing until the next full "
+                       "run (bandersnatch mirror --force-check) records them", config.directory)
+    return {}
 
 
 def _excluded(config: Config, staging: Path) -> Excluded:
@@ -235,12 +267,14 @@ def _say(audit: Audit, listed: ProjectList, as_json: bool, out: TextIO) -> None:
     summary = (f"verify --upstream: upstream lists {audit.upstream_projects} project(s) (serial "
                f"{listed.serial}, {listed.source}), the mirror {audit.mirror_projects} (last synced serial "
                f"{audit.last_synced}): {len(audit.missing)} missing, {len(audit.extra)} extra, "
-               f"{len(audit.behind)} behind, {len(audit.pending)} pending")
+               f"{len(audit.behind)} behind, {len(audit.pending)} pending, {audit.excluded} excluded by "
+               "the filters")
     if audit.unserialed:
         summary += f"; {audit.unserialed} without a recorded serial (not compared)"
     if as_json:
         doc = {"equal": not audit.differs, "upstream": {"projects": audit.upstream_projects,
-                                                         "serial": listed.serial, "source": listed.source},
+                                                         "serial": listed.serial, "source": listed.source,
+                                                         "excluded": audit.excluded},
                "mirror": {"projects": audit.mirror_projects, "last_synced_serial": audit.last_synced,
                           "unserialed": audit.unserialed},
                **{kind: [asdict(item) for item in getattr(audit, kind)]

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.fakepypi import Upstream
-from support.mirrortools import MirrorSetup
+from support.fakepypi import SampleCorpus, Upstream
+from support.mirrortools import MirrorSetup, write_config
 
 from bandersnatch import cli
 
@@ -69,3 +69,44 @@ def test_verify_upstream_with_a_file_reading_or_repair_option_is_a_usage_error(
     with pytest.raises(SystemExit) as stopped:  # refused before the configuration is read
         cli.main(["-c", str(tmp_path / "none.conf"), "verify", "--upstream", option])
     assert stopped.value.code == 2
+
+
+def test_projects_excluded_on_their_page_are_excluded_not_missing(
+        tmp_path: Path, upstream: Upstream, sample_corpus: SampleCorpus, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    mirror = write_config(tmp_path, upstream.url, sections=(
+        "[plugins]\nenabled =\n    versions_count_project_metadata\n\n"
+        "[versions_count_project_metadata]\nmin_versions = 2\n"))
+    assert mirror.run() == 0
+    code, out = _audit(mirror, capsys, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["missing"] == [] and doc["upstream"]["excluded"] >= 1
+    # A mirror older than the record: today's answer, and one line saying why.
+    (mirror.root / "excluded").unlink()
+    code, out = _audit(mirror, capsys, "--json")
+    assert code == 1 and len(json.loads(out)["missing"]) == doc["upstream"]["excluded"]
+    said = [r for r in caplog.records if "no record of the projects the filters excluded" in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_an_unreachable_master_is_not_asked_again_over_xmlrpc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    # No back-off between tries (the jitter factor becomes 0).
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
+    mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1")  # api-method auto
+    mirror.root.mkdir()
+    code, _ = _audit(mirror, capsys)
+    assert code == 1
+    assert "127.0.0.1:9: connection refused" in caplog.text
+    assert "list_packages_with_serial" not in caplog.text  # the listing got no answer: no second wait
+
+
+def test_json_gets_a_document_with_the_error_when_upstream_cannot_be_reached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("bandersnatch.upstream.transport.random.uniform", lambda low, high: 0.0)
+    mirror = write_config(tmp_path, "http://127.0.0.1:9", timeout="1")
+    mirror.root.mkdir()
+    code, out = _audit(mirror, capsys, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["equal"] is False and "127.0.0.1:9: connection refused" in doc["error"]

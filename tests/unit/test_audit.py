@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from bandersnatch.config.plugins import BlocklistProject
+from bandersnatch.ledger import excluded as excluded_ledger
+from bandersnatch.ledger.excluded import ExclusionLedger, Recorded
 from bandersnatch.selection.policy import Exclusion
 from bandersnatch.verify.audit import GONE, Behind, Extra, Missing, Pending, diff
 
@@ -74,3 +77,35 @@ def test_an_entry_without_a_recorded_serial_is_counted_not_compared() -> None:
 def test_a_name_upstream_spells_otherwise_is_the_same_project() -> None:
     audit = diff([("Zope.Interface", 7)], _ours(("zope-interface", 7)), 7, _keep_all)
     assert not audit.differs and audit.extra == []
+
+
+def test_a_project_the_run_recorded_as_excluded_by_its_page_is_excluded_not_missing() -> None:
+    recorded = {"beta": Recorded(20, "size_project_metadata")}
+    audit = diff(UPSTREAM, _ours(("alpha", 10), ("gamma-x", 30)), 30, _keep_all, recorded)
+    assert audit.missing == [] and not audit.differs and audit.excluded == 1
+
+
+def test_a_recorded_exclusion_older_than_upstream_s_change_is_not_trusted() -> None:
+    recorded = {"beta": Recorded(15, "size_project_metadata")}  # judged before upstream's change 20
+    audit = diff(UPSTREAM, _ours(("alpha", 10), ("gamma-x", 30)), 30, _keep_all, recorded)
+    assert audit.missing == [Missing("beta", 20)] and audit.excluded == 0
+
+
+def test_the_exclusion_ledger_keeps_what_the_run_notes_and_a_full_run_creates_it(tmp_path: Path) -> None:
+    staging = tmp_path / ".staging"
+    staging.mkdir()
+    assert excluded_ledger.read(tmp_path) is None  # an older mirror: unknown
+    ledger = ExclusionLedger(tmp_path, staging)
+    ledger.note("beta", 20, "size_project_metadata")
+    ledger.flush(complete=False)
+    assert excluded_ledger.read(tmp_path) is None  # an incremental run does not know the rest
+    ledger.flush(complete=True)
+    assert excluded_ledger.read(tmp_path) == {"beta": Recorded(20, "size_project_metadata")}
+    again = ExclusionLedger(tmp_path, staging)
+    again.forget("beta")  # included again
+    again.note("gamma-x", 30, "regex_project_metadata")
+    again.flush(complete=False)  # known now: each run keeps it up to date
+    assert excluded_ledger.read(tmp_path) == {"gamma-x": Recorded(30, "regex_project_metadata")}
+    again.forget("gamma-x")
+    again.flush(complete=False)
+    assert excluded_ledger.read(tmp_path) == {}  # empty, still known

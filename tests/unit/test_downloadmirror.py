@@ -8,7 +8,7 @@ import pytest
 
 from bandersnatch.config.settings import parse
 from bandersnatch.errors import ConfigError, ConfigErrors
-from bandersnatch.upstream.downloadmirror import GIVE_UP_AFTER, DownloadMirror, mirror_url
+from bandersnatch.upstream.downloadmirror import GIVE_UP_AFTER, DownloadMirror, Fallback, mirror_url
 
 CONF = Path("/etc/bandersnatch.conf")
 
@@ -66,10 +66,21 @@ def test_the_summary_names_the_download_mirror_first_then_upstream_hosts_and_the
     assert source.summary() is None
     for _ in range(3):
         source.served_by_mirror()
-    source.served_by_upstream("https://files.example/packages/a/b/c/x.whl", fallback=True)
-    source.served_by_upstream("https://files.example/packages/a/b/c/y.whl", fallback=False)
+    source.served_by_upstream("https://files.example/packages/a/b/c/x.whl", fallback=Fallback.FAILED)
+    source.served_by_upstream("https://files.example/packages/a/b/c/y.whl", fallback=None)
     assert source.summary() == "files from m.example 3, files.example 2 (1 after the download mirror failed)"
     assert source.counts() == {"m.example": 3, "files.example": 2}
+
+
+def test_the_summary_words_each_fallback_by_its_cause_a_404_is_no_failure() -> None:
+    source = DownloadMirror("https://m.example/", no_fallback=False)
+    for cause in (Fallback.NOT_THERE, Fallback.NOT_THERE, Fallback.OTHER_BYTES, Fallback.FAILED):
+        source.served_by_upstream("https://files.example/packages/a/b/c/x.whl", fallback=cause)
+    assert source.summary() == ("files from files.example 4 (2 not on the download mirror, 1 with other "
+                                "bytes on it, 1 after it failed)")
+    only = DownloadMirror("https://m.example/", no_fallback=False)
+    only.served_by_upstream("https://files.example/packages/a/b/c/x.whl", fallback=Fallback.NOT_THERE)
+    assert only.summary() == "files from files.example 1 (1 not on the download mirror)"
 
 
 def test_a_download_mirror_failing_file_after_file_is_given_up_for_the_run_once(
