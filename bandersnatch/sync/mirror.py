@@ -118,7 +118,7 @@ class Mirror:
         self.changes, self.root, self.policy, self.master = run.changes, run.root, run.policy, run.master
         self.state = StateFiles(self.directory, self.staging)
         # What changed upstream; planning never asks the master by protocol.
-        self.feed = feed_for(config.api_method, self.master, self.root.entries, self.directory, self.staging)
+        self.feed = feed_for(config.api_method, self.master, self.root.mirrored, self.directory, self.staging)
         # Projects this run synced, with their pages' serials, for the root index; None: too many to merge.
         self._synced: dict[str, int] | None = {}
         self.selection = build_selection(config, now)

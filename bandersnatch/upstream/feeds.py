@@ -13,8 +13,11 @@ Planning (``plan.Planner``) sees only ``ChangeFeed``.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
+import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,7 +27,6 @@ from typing import Protocol
 from ..config.settings import ApiMethod
 from ..errors import NoXmlRpc, UpstreamError
 from ..formats.serial import is_serial
-from ..ledger.state import DoneSet, NameSet, name_hash
 from ..names import normalize
 from ..store.atomic import atomic_write
 from .listing import RootListing
@@ -36,8 +38,52 @@ LISTING_STATE = "listing-state"
 """Under the mirror directory: the listing's validators, for a conditional request next run."""
 
 Entries = Iterator[tuple[str, int]]
-Mirrored = Callable[[], Iterable[tuple[str, int | None]]]
-"""The projects the mirror has (normalized), each with the serial its root index records, if any."""
+_MAX_Q = (1 << 63) - 1  # a serial past any upstream's is kept as this (an array of signed 64-bit)
+
+
+class MirroredProjects:
+    """The projects the mirror has (normalized, sorted, once each), each with the serial its root
+    index records (-1: none), held for one diff against the listing.
+
+    A list of names and an array of serials: the listing's names are looked up by
+    bisection, with no hashing and no per-project record, and the root index is
+    read once however the diff uses it.
+    """
+
+    def __init__(self, names: list[str], serials: array[int]) -> None:
+        """``names`` sorted, each once; ``serials`` beside them."""
+        self.names, self.serials = names, serials
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, int | None]]) -> MirroredProjects:
+        """From ``(name, serial or None)``, normally sorted once each (the root index's order)."""
+        known = cls([], array("q"))
+        for name, serial in entries:
+            known.names.append(name)
+            known.serials.append(-1 if serial is None else min(serial, _MAX_Q))
+        if any(map(operator.ge, known.names, itertools.islice(known.names, 1, None))):
+            known._sort()
+        return known
+
+    def _sort(self) -> None:
+        """Not sorted once each (a hand-made list): sorted, a repeated name keeping its highest serial."""
+        best: dict[str, int] = {}
+        for name, serial in zip(self.names, self.serials, strict=True):
+            best[name] = max(serial, best.get(name, -1))
+        self.names = sorted(best)
+        self.serials = array("q", (best[name] for name in self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def find(self, key: str) -> int:
+        """Where ``key`` is in ``names``, or -1."""
+        at = bisect.bisect_left(self.names, key)
+        return at if at < len(self.names) and self.names[at] == key else -1
+
+
+Mirrored = Callable[[], MirroredProjects]
+"""What the mirror has now, read when the listing first differs (a 304 never reads it)."""
 
 
 class ChangeFeed(Protocol):
@@ -165,23 +211,27 @@ class ListingFeed:
     def changed_since(self, serial: int) -> Iterator[tuple[str, int]]:
         saved = self._saved()
         usable = saved if saved is not None and saved.serial <= serial else None  # else: not planned yet
-        known: DoneSet | None = None  # read at the first entry: a 304 never needs the root index
-        listed: array[int] = array("Q")
+        known: MirroredProjects | None = None  # read at the first entry: a 304 never needs the root index
+        listed = bytearray()  # per project the mirror has: whether the listing names it
         for name, listed_serial in self._read(usable, allow_unserialed=False):
             if known is None:
-                known = DoneSet((key, s) for key, s in self.mirrored() if s is not None)
+                known = self.mirrored()
+                listed = bytearray(len(known))
             key = normalize(name)
-            listed.append(name_hash(key))
-            have = known.get(key)
-            if listed_serial > (serial if have is None else have):
+            at = known.find(key)
+            have = serial
+            if at >= 0:
+                listed[at] = 1
+                have = known.serials[at] if known.serials[at] >= 0 else serial
+            if listed_serial > have:
                 yield name, listed_serial
         if self._unchanged:
             return  # what the listing said was planned by an earlier run
-        names = NameSet(listed)
-        del listed[:]
-        for key, _ in self.mirrored():
-            if key not in names:
-                yield key, 0
+        if known is None:  # an empty listing: every project the mirror has is gone
+            known = self.mirrored()
+            listed = bytearray(len(known))
+        for at in _unset(listed):
+            yield known.names[at], 0
 
     def last_serial(self) -> int:
         if self._serial is None:
@@ -262,6 +312,14 @@ class ListingFeed:
         return self._saved() is not None
 
 
+def _unset(flags: bytearray) -> Iterator[int]:
+    """The positions of the zero bytes in ``flags`` (found by ``find``, in C: most are set)."""
+    at = flags.find(0)
+    while at >= 0:
+        yield at
+        at = flags.find(0, at + 1)
+
+
 class AutoFeed:
     """XML-RPC when the master speaks it; its root listing when it does not (one INFO line says so).
 
@@ -319,7 +377,7 @@ def upstream_serial_for(method: ApiMethod, master: Master, directory: Path) -> C
     """
     if method == ApiMethod.XMLRPC:
         return master.changelog_last_serial
-    listing = ListingFeed(master, lambda: (), directory, directory)
+    listing = ListingFeed(master, lambda: MirroredProjects([], array("q")), directory, directory)
     if method == ApiMethod.AUTO and not listing.followed():
         return master.changelog_last_serial
     return listing.own_serial

@@ -15,17 +15,30 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import UpstreamError, shown
-from ..formats.serial import is_serial
+from ..formats.serial import MAX_SERIAL, is_serial
 from .rpcstream import describe
 
 # One entry (or meta, or an unknown member) larger than this is not a listing we understand.
 MAX_ITEM = 1 << 20
 _WHITESPACE = " \t\n\r"
 _DECODER = json.JSONDecoder()
+
+# The regular shape of an entry, as PyPI and our own mirror write it: a name (a JSON string without
+# escapes or control characters) and a serial (a plain integer of at most 19 digits), in either order,
+# with JSON's own whitespace, and the separator after it.  One match decodes exactly what ``json``
+# would; an entry of any other shape (escapes, more keys, a number written otherwise, cut by the end
+# of the window) takes the general path, ``raw_decode``, which also says why a malformed one is wrong.
+_WS = r"[ \t\n\r]*"
+_STR = r'"([^"\\\x00-\x1f]*)"'
+_INT = r"(0|[1-9][0-9]{0,18})"
+_FAST_ENTRY = re.compile(
+    rf'{_WS}\{{{_WS}(?:"name"{_WS}:{_WS}{_STR}{_WS},{_WS}"_last-serial"{_WS}:{_WS}{_INT}'
+    rf'|"_last-serial"{_WS}:{_WS}{_INT}{_WS},{_WS}"name"{_WS}:{_WS}{_STR}){_WS}\}}{_WS}([,\]])')
 
 
 class _Window:
@@ -135,7 +148,18 @@ class RootListing:
         if window.peek() == "]":
             window.pos += 1
             return
+        fast = _FAST_ENTRY.match
         while True:
+            found = fast(window.text, window.pos)
+            if found is not None:
+                name, serial, late_serial, late_name, after = found.groups()
+                entry = (name, int(serial)) if name is not None else (late_name, int(late_serial))
+                if entry[1] <= MAX_SERIAL:
+                    window.pos = found.end()
+                    yield entry
+                    if after == "]":
+                        return
+                    continue
             yield self._entry(window.value("project entry"))
             if window.expect(",]", "between projects") == "]":
                 return

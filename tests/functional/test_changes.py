@@ -11,6 +11,8 @@ from support.fakepypi import SampleCorpus, Upstream, populate_sample
 from support.mirrortools import assert_mirror_matches, write_config
 from support.static_server import serve_web
 
+from bandersnatch.upstream.feeds import MirroredProjects
+
 NO_XMLRPC = "no XML-RPC"
 
 
@@ -322,14 +324,20 @@ def test_an_unchanged_listing_answered_304_does_not_read_the_root_index(
     assert mirror.run() == 0
     assert mirror.run() == 0
     read: list[str] = []
-    real_entries = RootIndex.entries
+    real_entries, real_mirrored = RootIndex.entries, RootIndex.mirrored
 
     def counted(self: RootIndex) -> Iterator[tuple[str, int | None]]:
         for entry in real_entries(self):
             read.append(entry[0])
             yield entry
 
+    def counted_whole(self: RootIndex) -> MirroredProjects:  # the feed's one read of the whole index
+        known = real_mirrored(self)
+        read.extend(known.names)
+        return known
+
     monkeypatch.setattr(RootIndex, "entries", counted)
+    monkeypatch.setattr(RootIndex, "mirrored", counted_whole)
     listing_only.reset_requests()
     assert mirror.run() == 0
     assert [(r.path, r.status) for r in listing_only.requests] == [("/simple/", 304)]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 
 from bandersnatch.errors import UpstreamError
+from bandersnatch.upstream import listing as listing_module
 from bandersnatch.upstream.listing import MAX_ITEM, RootListing
 
 PYPI_SHAPE = (
@@ -96,3 +99,90 @@ def test_a_large_listing_is_parsed_with_flat_memory() -> None:
         tracemalloc.stop()
     assert seen == count
     assert peak < 1 << 20  # a window of the body, not the body
+
+
+# ---------------------------------------------------------------- the regular shape's fast path
+
+def parsed(body: bytes, size: int) -> tuple[list[tuple[str, int | None]], int | None] | str:
+    """What ``RootListing`` makes of ``body`` cut in ``size``-byte pieces: entries and meta serial,
+    or the error it raises."""
+    listing = RootListing(pieces(body, size))
+    try:
+        return list(listing), listing.last_serial
+    except UpstreamError as exc:
+        return f"UpstreamError: {exc}"
+
+
+def general_only(body: bytes, size: int) -> tuple[list[tuple[str, int | None]], int | None] | str:
+    """The same through the general path alone (``raw_decode`` for every entry)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(listing_module, "_FAST_ENTRY", re.compile(r"(?!)"))
+        return parsed(body, size)
+
+
+ODD_ENTRIES = [
+    pytest.param(b'{"name":"plain","_last-serial":12}', id="plain"),
+    pytest.param(b'{"_last-serial":12,"name":"plain"}', id="serial-first"),
+    pytest.param(b' \n\t{ "name" :\r"a" ,\n "_last-serial" : 0 }\n ', id="json-whitespace"),
+    pytest.param(b'{"name":"a","_last-serial":1}\x0c', id="form-feed-is-not-json-whitespace"),
+    pytest.param(b'{"name":"a\\"b","_last-serial":1}', id="escaped-quote"),
+    pytest.param(b'{"name":"caf\\u00e9\\/x","_last-serial":1}', id="unicode-escape"),
+    pytest.param(b'{"name":"\\ud83d\\ude00","_last-serial":1}', id="surrogate-pair-escape"),
+    pytest.param('{"name":"café 日本 😀","_last-serial":1}'.encode(), id="raw-unicode"),
+    pytest.param(b'{"name":"a\x01b","_last-serial":1}', id="raw-control-character"),
+    pytest.param(b'{"name":"","_last-serial":1}', id="empty-name"),
+    pytest.param(b'{"name":"' + b"n" * 300_000 + b'","_last-serial":1}', id="huge-name"),
+    pytest.param(b'{"name":"a","_last-serial":1,"x":[1,{"y":2}]}', id="more-keys"),
+    pytest.param(b'{"name":"a","name":"b","_last-serial":1}', id="repeated-key"),
+    pytest.param(b'{"name":"a","_last-serial":1,"_last-serial":2}', id="repeated-serial"),
+    pytest.param(b'{"name":"a","_last-serial":007}', id="leading-zeros"),
+    pytest.param(b'{"name":"a","_last-serial":1.0}', id="float"),
+    pytest.param(b'{"name":"a","_last-serial":1e3}', id="exponent"),
+    pytest.param(b'{"name":"a","_last-serial":-1}', id="negative"),
+    pytest.param(b'{"name":"a","_last-serial":2147483647}', id="max-serial"),
+    pytest.param(b'{"name":"a","_last-serial":2147483648}', id="past-max-serial"),
+    pytest.param(b'{"name":"a","_last-serial":99999999999999999999999}', id="past-64-bits"),
+    pytest.param(b'{"name":"a","_last-serial":true}', id="boolean"),
+    pytest.param(b'{"name":"a","_last-serial":"1"}', id="string-serial"),
+    pytest.param(b'{"name":"a","_last-serial":null}', id="null-serial"),
+    pytest.param(b'{"name":"a"}', id="no-serial"),
+    pytest.param(b'{"name":7,"_last-serial":1}', id="number-name"),
+    pytest.param(b'{"Name":"a","_last-serial":1}', id="other-key"),
+    pytest.param(b'["a",1]', id="not-an-object"),
+    pytest.param(b'{"name":"a","_last-serial":1},', id="trailing-comma"),
+    pytest.param(b'{"name":"a","_last-serial":1}{"name":"b","_last-serial":2}', id="missing-comma"),
+]
+
+
+@pytest.mark.parametrize("entry", ODD_ENTRIES)
+@pytest.mark.parametrize("size", [1, 5, 1 << 16])
+def test_the_fast_path_gives_what_the_general_parser_gives_for_any_entry(entry: bytes, size: int) -> None:
+    body = (b'{"meta":{"_last-serial":5},"projects":[{"name":"before","_last-serial":3},' + entry
+            + b',{"_last-serial":4,"name":"after"}]}')
+    size = max(size, len(entry) // 16)  # a huge entry in tiny pieces: the general path is quadratic
+    fast = parsed(body, size)
+    assert fast == general_only(body, size)
+    if not isinstance(fast, str):  # and what a whole-document parse finds
+        projects = json.loads(body)["projects"]
+        assert fast[0] == [(p["name"], p.get("_last-serial")) for p in projects]
+
+
+def test_a_listing_cut_anywhere_fails_alike_on_both_paths() -> None:
+    body = (b'{"meta":{"_last-serial":5},"projects":[ {"name":"a","_last-serial":10} ,'
+            b'{"_last-serial":2,"name":"caf\xc3\xa9"},{"name":"b\\n","_last-serial":3}]}')
+    for cut in range(len(body)):
+        assert parsed(body[:cut], 7) == general_only(body[:cut], 7), cut
+        assert parsed(body[:cut], 7) != parsed(body, 7)
+
+
+def test_random_listings_parse_alike_on_both_paths() -> None:
+    rng = random.Random(21)
+    shapes = [p.values[0] for p in ODD_ENTRIES if p.id in (
+        "plain", "serial-first", "json-whitespace", "escaped-quote", "unicode-escape", "raw-unicode",
+        "more-keys", "no-serial", "max-serial")]
+    for _ in range(40):
+        entries = [rng.choice(shapes).replace(b'"a', b'"a%d' % i).replace(b'"plain', b'"p%d' % i)
+                   for i in range(rng.randint(0, 30))]
+        body = b'{"projects":[' + b",".join(entries) + b'],"meta":{"_last-serial":1}}'
+        size = rng.choice([1, 3, 16, 100, 4096])
+        assert parsed(body, size) == general_only(body, size)

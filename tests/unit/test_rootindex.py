@@ -13,7 +13,9 @@ from support.pages import render_root_html, render_root_json, root_names
 
 from bandersnatch.formats.layout import key_dir
 from bandersnatch.formats.simple import ProjectPage, render_project_json
+from bandersnatch.sync import rootindex
 from bandersnatch.sync.rootindex import RootIndex
+from bandersnatch.sync.rootmarks import Tally
 
 LINE = 3  # the serial of every project line a test does not give one
 
@@ -488,3 +490,106 @@ def test_an_index_written_before_marks_were_kept_is_read_once_to_mark_it(
     index.html.write_bytes(_drop_middle(index.html.read_bytes()))
     index.update({}, set(), 2)
     assert written(index) == expected(index, [*OLD, "charlie"], 2)
+
+
+# ---------------------------------------------------------------- one read of a whole index (_scan)
+
+Read = tuple[list[tuple[str, int | None]], Tally | None, Tally | None]
+SIXTY = b"9" * 60
+
+
+def read_line_by_line(index: RootIndex) -> Read:
+    """What the general readers find: entries(), and each file's tally for its mark."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rootindex, "_scan", lambda *args, **kwargs: None)
+        return read_fast(index)
+
+
+def read_fast(index: RootIndex) -> Read:
+    known = index.mirrored()
+    entries = [(name, None if serial < 0 else serial)
+               for name, serial in zip(known.names, known.serials, strict=True)]
+    return (entries, rootindex._tally(index.html, rootindex._html_format(None, index.href)),
+            rootindex._tally(index.json, rootindex._json_format(None)))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b, id="as-written"),
+        pytest.param(lambda b: b.replace(b'{"name":"delta",', b'{"name":"zzz",'), id="out-of-order"),
+        pytest.param(lambda b: b.replace(b'"gamma","_last-serial":3}', b'"gamma","_last-serial":3} '),
+                     id="trailing-space"),
+        pytest.param(lambda b: b.replace(b'"beta","_last-serial":3}', b'"beta","_last-serial":003}'),
+                     id="leading-zeros"),
+        pytest.param(lambda b: b.replace(b'3},\n{"name":"delta', b'3}\n{"name":"delta'), id="comma-missing"),
+        pytest.param(lambda b: b.replace(b'"omega","_last-serial":3}\n', b'"omega",' b'"_last-serial":3},\n'),
+                     id="comma-after-last"),
+        pytest.param(lambda b: b.replace(b'"delta","_last-serial":3}', b'"delta","_last-serial":%s}' % SIXTY),
+                     id="serial-past-64-bits"),
+        pytest.param(lambda b: b.replace(b'"delta","_last-serial":3}', b'"delta"}'),
+                     id="a-line-without-serial"),
+        pytest.param(lambda b: b.replace(b'{"name":"delta",', b'{"name":"del\\u0074a",'),
+                     id="escape"),
+        pytest.param(lambda b: b.replace(b'{"name":"delta",', b'{"name":"d\xe9lta",'), id="not-utf-8"),
+        pytest.param(lambda b: b.replace(b'{"name":"delta",', b'{"name":"de\x01lta",'),
+                     id="control-character"),
+        pytest.param(lambda b: b.replace(b',\n', b',\n\n', 1), id="empty-line"),
+    ],
+)
+def test_one_read_of_the_json_index_finds_what_the_line_by_line_readers_find(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    index = make_index(tmp_path, OLD)
+    with_pages(index, ["alpha", "charlie"])
+    index.json.write_bytes(damage(index.json.read_bytes()))
+    assert read_fast(index) == read_line_by_line(index)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param([], id="empty"),
+        pytest.param(["a"], id="one"),
+        pytest.param(["a&b", "caf\u00e9", 'quo"te', "x<y", "\u65e5\u672c"], id="names-that-need-escaping"),
+        pytest.param([f"p{i:06d}" for i in range(2_000)], id="many"),
+        pytest.param(["n" * 70_000, "z"], id="a-line-longer-than-ours"),
+    ],
+)
+@pytest.mark.parametrize("hash_index", [False, True], ids=["flat", "hash-index"])
+@pytest.mark.parametrize("block", [1 << 20, 100], ids=["one-block", "small-blocks"])
+def test_one_read_of_any_index_finds_what_the_line_by_line_readers_find(
+    tmp_path: Path, names: list[str], hash_index: bool, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rootindex, "_SCAN_BLOCK", block)
+    index = make_index(tmp_path, {name: i * 7 for i, name in enumerate(names)}, hash_index=hash_index)
+    assert read_fast(index) == read_line_by_line(index)
+    assert read_fast(index)[0] == list(index.entries())
+
+
+def test_an_index_of_plain_names_is_read_once_without_the_general_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = make_index(tmp_path, {f"p{i:04d}": i for i in range(500)})
+    monkeypatch.setattr(RootIndex, "entries", lambda self: pytest.fail("read line by line"))
+    monkeypatch.setattr(rootindex, "_body_lines", lambda *args: pytest.fail("read line by line"))
+    entries, html_tally, json_tally = read_fast(index)
+    assert entries == [(f"p{i:04d}", i) for i in range(500)]
+    assert html_tally is not None and json_tally is not None and html_tally.count == json_tally.count == 500
+
+
+@pytest.mark.parametrize("which", ["html", "json"])
+def test_one_read_of_a_cut_index_finds_what_the_line_by_line_readers_find(tmp_path: Path, which: str) -> None:
+    index = make_index(tmp_path, {"alpha": 1, "beta": 22, "gamma": 333})
+    path = index.html if which == "html" else index.json
+    whole = path.read_bytes()
+    for cut in cuts(whole):
+        path.write_bytes(whole[:cut])
+        assert read_fast(index) == read_line_by_line(index), cut
+
+
+def test_an_index_without_project_serials_is_read_the_general_way(tmp_path: Path) -> None:
+    index = make_index(tmp_path, OLD, serial=8)
+    old_layout(index, OLD, 8)
+    assert read_fast(index) == read_line_by_line(index)
+    assert read_fast(index)[0] == [(name, None) for name in OLD]
