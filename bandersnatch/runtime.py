@@ -168,7 +168,7 @@ def dry_run(config: Config, *, spool_dir: Path, force_check: bool = False, allow
     reader = FilesystemStore(layout.web, staging)  # an S3 mirror's pages are read from its local record
     root = RootIndex(layout.simple, staging, config.hash_index, store=reader)
     master = master or build_master(config, spool_dir=spool_dir)
-    feed = feed_for(config.api_method, master, root.entries, config.directory, staging, record=False)
+    feed = feed_for(config.api_method, master, root.mirrored, config.directory, staging, record=False)
     selection = build_selection(config)  # held files show as the hold_back plugin's exclusions
     records = UnwrittenRecords(config.directory / "deps", staging) if selection.with_dependencies else None
     limits = Limits(None, None, lambda: 0, lambda: 0) if allow_mass_removal else Limits(
