@@ -4,7 +4,8 @@ Run from the repository root with the project's venv::
 
     venv/bin/python benchmarks/bench_verify.py                    # both parts, defaults (~3 min)
     venv/bin/python benchmarks/bench_verify.py --speed-mb 4096    # more data for the speed part
-    venv/bin/python benchmarks/bench_verify.py --projects 750000 --files 10000000   # the PyPI case
+    venv/bin/python benchmarks/bench_verify.py --speed-mb 0 --projects 750000 \\
+        --files 1000000,2000000,5000000 --corpus /work/bench-verify/corpus   # PyPI's projects, growing
 
 Speed: ``--speed-mb`` of 8 MiB files of random bytes in a seeded mirror, hashed
 by ``bandersnatch verify`` (its reader threads: ``workers``), by one
@@ -14,12 +15,16 @@ page cache, then timed: the figures compare hashing and reading from memory,
 not the disk (dropping the cache needs root; pass ``--drop-caches`` to drop it
 before each timed run instead, as root).
 
-Scale: ``--projects`` projects with ``--files`` small files between them,
+Scale: ``--projects`` projects with ``--files`` tiny files between them,
 written straight to disk as a synced mirror would have them (pages with their
-``_on-disk`` records, files, the root index); then one full ``verify`` in a
-child process, whose peak RSS (its own ``VmHWM``) and time are reported.  Nothing
-is fetched: upstream is asked only about directories the root index does not
-name, and there are none.
+``_on-disk`` records, files in PyPI's ``packages/xx/yy/<hash>/<file>`` layout,
+the root index) by os calls on ``--jobs`` processes; then ``verify --fast`` and
+``verify`` (``--modes``) each in a child process, whose wall, CPU and peak RSS
+(its own ``VmHWM``) are reported.  With several sizes the corpus grows to each in
+turn (only the new files are written; ``--corpus`` keeps it between runs).  Each
+file costs two inodes (its hash directory and itself; ``--per-dir`` shares hash
+directories, which PyPI does not).  Nothing is fetched: upstream is asked only
+about directories the root index does not name, and there are none.
 """
 
 from __future__ import annotations
