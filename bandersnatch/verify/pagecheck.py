@@ -27,6 +27,11 @@ _BASE_HOST = "verify.invalid"
 _POLICY = UrlPolicy(frozenset({_BASE_HOST}), allow_http=True)
 _HTML_SERIAL = re.compile(rb"<!--SERIAL ([0-9]+)-->\s*\Z")
 _HTML_END = re.compile(rb"</html>\s*(?:<!--SERIAL [0-9]+-->\s*)?\Z")
+# A link below packages/ of names file_segments passes as they are (each under 255 bytes, no
+# escape, no "." or ".."): the usual link, taken apart without urllib.
+_PACKAGES = f"http://{_BASE_HOST}/packages/"
+_PLAIN_FILE = re.compile(re.escape(_PACKAGES) + r"[A-Za-z0-9_~+-][A-Za-z0-9._~+-]{0,254}"
+                         r"(?:/[A-Za-z0-9_~+-][A-Za-z0-9._~+-]{0,254})*\Z")
 NO_HASH = "-"  # a record's sha256 when the page gives none: size and existence are checked
 SEP = "\x01"  # joins path segments in sort keys: below every character a segment may hold
 
@@ -226,6 +231,12 @@ def _etag(value: object) -> str | None:
 def _elsewhere(url: str) -> bool:
     """A link (made absolute against our page) to another host than the mirror's own."""
     return urlsplit(url).netloc != _BASE_HOST
+def _rel(url: str) -> str:
+    """The path below ``packages/`` of a link parsed against our base: by slicing when it is plain
+    (what file_segments would return: no escape, no dot segment), else by file_segments."""
+    if _PLAIN_FILE.match(url):
+        return url[len(_PACKAGES):]
+    return "/".join(file_segments(url, _POLICY))
 
 
 def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
@@ -235,7 +246,7 @@ def _records(page: ProjectPage, entries: list[Any] | None, key: str, where: str,
         if external and _elsewhere(f.url):
             continue  # upstream's file (or root_uri's): not the mirror's to check
         try:
-            rel = "/".join(file_segments(f.url, _POLICY))
+            rel = _rel(f.url)
         except BandersnatchError as exc:
             problems.append(Problem(BAD_LINK, where, f"{f.filename[:120]!r}: {exc}", (key,)))
             continue
