@@ -22,7 +22,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from ..config.settings import ApiMethod
 from ..errors import NoXmlRpc, UpstreamError
@@ -213,18 +213,11 @@ class ListingFeed:
         usable = saved if saved is not None and saved.serial <= serial else None  # else: not planned yet
         known: MirroredProjects | None = None  # read at the first entry: a 304 never needs the root index
         listed = bytearray()  # per project the mirror has: whether the listing names it
-        for name, listed_serial in self._read(usable, allow_unserialed=False):
+        for names, serials in self._read_blocks(usable, allow_unserialed=False):
             if known is None:
                 known = self.mirrored()
                 listed = bytearray(len(known))
-            key = normalize(name)
-            at = known.find(key)
-            have = serial
-            if at >= 0:
-                listed[at] = 1
-                have = known.serials[at] if known.serials[at] >= 0 else serial
-            if listed_serial > have:
-                yield name, listed_serial
+            yield from _diff_block(known, names, serials, serial, listed)
         if self._unchanged:
             return  # what the listing said was planned by an earlier run
         if known is None:  # an empty listing: every project the mirror has is gone
@@ -266,7 +259,13 @@ class ListingFeed:
 
     def _read(self, saved: _Saved | None, *, allow_unserialed: bool,
               fresh: bool = False) -> Iterator[tuple[str, int]]:
-        """The listing's entries (none on a 304); sets ``_serial`` and remembers the validators.
+        """The listing's entries (none on a 304), as ``_read_blocks``."""
+        for names, serials in self._read_blocks(saved, allow_unserialed=allow_unserialed, fresh=fresh):
+            yield from zip(names, serials, strict=True)
+
+    def _read_blocks(self, saved: _Saved | None, *, allow_unserialed: bool,
+                     fresh: bool = False) -> Iterator[tuple[list[str], list[int]]]:
+        """The listing's entries in blocks (none on a 304); sets ``_serial`` and remembers the validators.
 
         The listing's own serial is ``meta._last-serial``, else its highest entry: never
         ``X-PyPI-Last-Serial``, a header a cache or proxy may have put on another body.
@@ -280,16 +279,18 @@ class ListingFeed:
                 self._serial = self._own = saved.serial if saved else 0
                 return
             listing = RootListing(answer.chunks())
-            for name, serial in listing:
-                if serial is None:
+            for names, serials in listing.blocks():
+                if None in serials:
                     if not allow_unserialed:
+                        name = names[serials.index(None)]
                         raise UpstreamError(
                             f"root listing: project {name[:100]!r} has no _last-serial, so changes cannot "
                             "be told from it; run with --force-check, or set api-method = xmlrpc if the "
                             "master has it")
-                    serial = 0
-                highest = max(highest, serial)
-                yield name, serial
+                    serials = [serial or 0 for serial in serials]
+                known = cast("list[int]", serials)  # every one an int now
+                highest = max(highest, max(known))
+                yield names, known
             self._serial = self._own = highest if listing.last_serial is None else listing.last_serial
             validators = answer.validators
         if not self.record:
@@ -310,6 +311,56 @@ class ListingFeed:
     def followed(self) -> bool:
         """Whether this mirror followed this master's listing last time (a choice ``auto`` keeps)."""
         return self._saved() is not None
+
+
+def _diff_block(known: MirroredProjects, names: list[str], serials: list[int], serial: int,
+                listed: bytearray) -> Entries:
+    """The entries of one block of the listing newer than the mirror has them (``serial``: where
+    the root index records none), each project named marked in ``listed``.  The usual block is
+    decided at once (``_unchanged_run``); any other goes entry by entry (``_diff_entries``)."""
+    keys = _normalized(names)
+    if _unchanged_run(known, keys, serials, listed):
+        return iter(())
+    return _diff_entries(known, names, keys, serials, serial, listed)
+
+
+def _diff_entries(known: MirroredProjects, names: list[str], keys: list[str], serials: list[int],
+                  serial: int, listed: bytearray) -> Entries:
+    """``_diff_block`` one entry at a time (``keys``: the names normalized)."""
+    for name, key, listed_serial in zip(names, keys, serials, strict=True):
+        at = known.find(key)
+        have = serial
+        if at >= 0:
+            listed[at] = 1
+            have = known.serials[at] if known.serials[at] >= 0 else serial
+        if listed_serial > have:
+            yield name, listed_serial
+
+
+def _normalized(names: list[str]) -> list[str]:
+    """``normalize`` of each of ``names``: for a block, of the names joined by newlines at once (in C;
+    a separator run never spans a newline), unless a name holds a newline itself."""
+    if len(names) == 1:
+        return [normalize(names[0])]
+    joined = "\n".join(names)
+    if joined.count("\n") != len(names) - 1:
+        return [normalize(name) for name in names]
+    return normalize(joined).split("\n")
+
+
+def _unchanged_run(known: MirroredProjects, keys: list[str], serials: list[int], listed: bytearray) -> bool:
+    """Whether ``keys`` are a run of ``known``'s names, in its order, none with a newer serial than
+    the root index records for it (the usual block of a listing): then marked listed at once.
+    False, with nothing marked, for any other block (each entry then goes one by one)."""
+    at = bisect.bisect_left(known.names, keys[0])
+    end = at + len(keys)
+    if known.names[at:end] != keys:
+        return False
+    have = known.serials[at:end]
+    if -1 in have or any(map(operator.gt, serials, have)):
+        return False
+    listed[at:end] = b"\x01" * len(keys)
+    return True
 
 
 def _unset(flags: bytearray) -> Iterator[int]:

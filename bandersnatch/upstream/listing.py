@@ -17,7 +17,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from ..errors import UpstreamError, shown
 from ..formats.serial import MAX_SERIAL, is_serial
@@ -39,6 +39,26 @@ _INT = r"(0|[1-9][0-9]{0,18})"
 _FAST_ENTRY = re.compile(
     rf'{_WS}\{{{_WS}(?:"name"{_WS}:{_WS}{_STR}{_WS},{_WS}"_last-serial"{_WS}:{_WS}{_INT}'
     rf'|"_last-serial"{_WS}:{_WS}{_INT}{_WS},{_WS}"name"{_WS}:{_WS}{_STR}){_WS}\}}{_WS}([,\]])')
+# A run of regular entries each followed by a comma, matched in one call (no groups: only its end is
+# wanted); ``findall`` of the same shape over exactly that run then gives every entry's fields in order,
+# since each entry of the run matches where the one before it ended.  Both in C: no Python per entry
+# but building the block's two lists.  A run is at most RUN_ENTRIES long: a block's lists stay small
+# (the memory stays a window's) while the Python per block is shared by that many entries.
+RUN_ENTRIES = 256
+_PLAIN_STR = r'"[^"\\\x00-\x1f]*"'
+
+
+def _entry_shape(string: str, number: str) -> str:
+    """A regular entry and its comma, with ``string`` and ``number`` for the name and the serial."""
+    return (rf'{_WS}\{{{_WS}(?:"name"{_WS}:{_WS}{string}{_WS},{_WS}"_last-serial"{_WS}:{_WS}{number}'
+            rf'|"_last-serial"{_WS}:{_WS}{number}{_WS},{_WS}"name"{_WS}:{_WS}{string}){_WS}\}}{_WS},')
+
+
+_RUN = re.compile(f"(?:{_entry_shape(_PLAIN_STR, '(?:0|[1-9][0-9]{0,18})')}){{1,{RUN_ENTRIES}}}")
+_RUN_ENTRY = re.compile(_entry_shape(_STR, _INT))
+
+Block = tuple[list[str], list[int | None]]
+"""Some consecutive entries of a listing: their names and, beside them, their serials."""
 
 
 class _Window:
@@ -121,6 +141,13 @@ class RootListing:
         self.api_version: str | None = None
 
     def __iter__(self) -> Iterator[tuple[str, int | None]]:
+        for names, serials in self.blocks():
+            yield from zip(names, serials, strict=True)
+
+    def blocks(self) -> Iterator[Block]:
+        """The entries as blocks of consecutive entries, in order (none empty): a run of regular
+        entries is one block, any other entry a block of its own.  A name in a block of more than
+        one is a plain JSON string: no escapes, no control characters (so no newline)."""
         window = self._window
         window.expect("{", "at the start")
         if window.peek() == "}":
@@ -142,7 +169,7 @@ class RootListing:
         if window.peek():
             raise UpstreamError("root listing: more text after the JSON document")
 
-    def _projects(self) -> Iterator[tuple[str, int | None]]:
+    def _projects(self) -> Iterator[Block]:
         window = self._window
         window.expect("[", "for projects")
         if window.peek() == "]":
@@ -150,19 +177,39 @@ class RootListing:
             return
         fast = _FAST_ENTRY.match
         while True:
+            block = self._run()
+            if block is not None:
+                yield block
+                continue
             found = fast(window.text, window.pos)
             if found is not None:
                 name, serial, late_serial, late_name, after = found.groups()
                 entry = (name, int(serial)) if name is not None else (late_name, int(late_serial))
                 if entry[1] <= MAX_SERIAL:
                     window.pos = found.end()
-                    yield entry
+                    yield [entry[0]], [entry[1]]
                     if after == "]":
                         return
                     continue
-            yield self._entry(window.value("project entry"))
+            name, got = self._entry(window.value("project entry"))
+            yield [name], [got]
             if window.expect(",]", "between projects") == "]":
                 return
+
+    def _run(self) -> Block | None:
+        """The run of regular entries (each with its comma) at the window's position, taken whole;
+        None if there is none, or one of its serials is past MAX_SERIAL (each then goes one by one)."""
+        window = self._window
+        run = _RUN.match(window.text, window.pos)
+        if run is None:
+            return None
+        found = _RUN_ENTRY.findall(window.text, window.pos, run.end())
+        names = [name or late_name for name, _, _, late_name in found]
+        serials = [int(serial or late_serial) for _, serial, late_serial, _ in found]
+        if max(serials) > MAX_SERIAL:
+            return None
+        window.pos = run.end()
+        return names, cast("list[int | None]", serials)
 
     @staticmethod
     def _entry(entry: Any) -> tuple[str, int | None]:

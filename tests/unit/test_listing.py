@@ -117,6 +117,7 @@ def general_only(body: bytes, size: int) -> tuple[list[tuple[str, int | None]], 
     """The same through the general path alone (``raw_decode`` for every entry)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(listing_module, "_FAST_ENTRY", re.compile(r"(?!)"))
+        patch.setattr(listing_module, "_RUN", re.compile(r"(?!)"))
         return parsed(body, size)
 
 
@@ -186,3 +187,26 @@ def test_random_listings_parse_alike_on_both_paths() -> None:
         body = b'{"projects":[' + b",".join(entries) + b'],"meta":{"_last-serial":1}}'
         size = rng.choice([1, 3, 16, 100, 4096])
         assert parsed(body, size) == general_only(body, size)
+
+
+def test_runs_of_regular_entries_come_in_blocks_and_parse_alike_on_both_paths() -> None:
+    rng = random.Random(2121)
+    odd = [b'{"name":"x\\ny","_last-serial":1}', b'{"name":"a","_last-serial":99999999999999999999}',
+           b'{"name":"z","_last-serial":1,"k":2}']
+    for _ in range(30):
+        rate = rng.choice([0, 0.02])  # some listings all regular
+        entries = [rng.choice(odd) if rng.random() < rate else
+                   b'{"name":"Pro_j.%d","_last-serial":%d}' % (i, rng.randint(0, 2**31)) if rng.random() < 0.5
+                   else b'{ "_last-serial" : %d ,\n"name":"p-%d" }' % (rng.randint(0, 9), i)
+                   for i in range(rng.randint(0, 2000))]
+        body = b'{"meta":{"_last-serial":1},"projects":[' + b",".join(entries) + b']}'
+        size = rng.choice([7, 100, 4096, 1 << 16])
+        fast = parsed(body, size)
+        assert fast == general_only(body, size)
+        if isinstance(fast, str):
+            continue  # refused alike (a serial past 64 bits)
+        blocks = list(RootListing(pieces(body, size)).blocks())
+        assert all(names and len(names) == len(serials) for names, serials in blocks)
+        assert not any("\n" in name for names, _ in blocks if len(names) > 1 for name in names)
+        if size == 1 << 16 and len(entries) > 1000 and not any(e in odd for e in entries):
+            assert len(blocks) < len(entries) // 100  # runs, not entries one by one

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from array import array
 
 import pytest
 
-from bandersnatch.upstream.feeds import MirroredProjects, _unset
+from bandersnatch.names import normalize
+from bandersnatch.upstream.feeds import MirroredProjects, _diff_block, _diff_entries, _normalized, _unset
 
 
 def test_the_root_index_s_order_is_kept_and_names_are_found_by_bisection() -> None:
@@ -32,3 +34,26 @@ def test_nothing_mirrored_finds_nothing() -> None:
 ])
 def test_the_projects_the_listing_did_not_name_are_the_unset_flags(flags: bytes, unset: list[int]) -> None:
     assert list(_unset(bytearray(flags))) == unset
+
+
+def test_a_block_of_the_listing_is_diffed_as_entry_by_entry() -> None:
+    rng = random.Random(750)
+    spellings = ["p{}", "P_{}", "p..{}", "p-{}", "p\n{}", "{}.X"]
+    for _ in range(200):
+        mirrored = sorted({f"p-{i}" for i in rng.sample(range(400), rng.randint(0, 300))})
+        known = MirroredProjects.from_entries(
+            (name, None if rng.random() < 0.05 else rng.randint(0, 9)) for name in mirrored)
+        start = rng.randint(0, 400)
+        numbers = range(start, start + rng.randint(1, 100))
+        if rng.random() < 0.3:
+            numbers = rng.sample(range(400), len(numbers))  # out of the index's order
+        odd = rng.random() < 0.5
+        names = [(rng.choice(spellings) if odd and rng.random() < 0.1 else "p-{}").format(i) for i in numbers]
+        serials = [rng.randint(0, 10) if rng.random() < 0.05 else 0 for _ in names]
+        serial = rng.randint(0, 10)
+        keys = [normalize(name) for name in names]
+        assert _normalized(names) == keys
+        one_by_one, batched = bytearray(len(known)), bytearray(len(known))
+        expected = list(_diff_entries(known, names, keys, serials, serial, one_by_one))
+        assert list(_diff_block(known, names, serials, serial, batched)) == expected
+        assert batched == one_by_one
