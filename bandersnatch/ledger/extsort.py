@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO, cast
 
-# A run is cut by the memory its lines take, not by their count: 200,000 lines were 20 MB
-# of project names but ~80 MB of verify's ~300-byte spool lines (most of its peak RSS at
-# 1M files).  24 MiB keeps the merge at ~130 runs (open files) for ten million such lines.
+# A run is cut by the memory its lines take, not by their count: 200,000 lines were ~15 MB
+# of project names but ~50 MB of verify's ~200-byte spool lines.  24 MiB keeps the merge
+# at 100-150 runs (open files) for ten million such lines.
 RUN_BYTES = 24 << 20
 _LINE_OVERHEAD = 57  # a str's header (49 bytes for ASCII) and its slot in the batch list
 
