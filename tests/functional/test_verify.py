@@ -107,6 +107,18 @@ def test_orphan_file_is_found_and_deleted(synced: MirrorSetup, upstream: Upstrea
     assert not orphan.exists() and not orphan.parent.exists()  # emptied directories go too
 
 
+def test_directories_that_cannot_be_projects_are_reported_in_name_order_and_left_alone(
+        synced: MirrorSetup, capsys: pytest.CaptureFixture[str]) -> None:
+    # The listing of web/simple/ streams in scandir's order; the strays are still reported sorted.
+    for name in ("Zeta_Upper", "Bad.Name", "mixed-Case"):
+        (synced.web / "simple" / name).mkdir()
+    code, lines = verify(synced, capsys)
+    assert code == 1
+    assert lines == [f"stray: simple/{name}: not a normalized project name; left alone"
+                     for name in ("Bad.Name", "Zeta_Upper", "mixed-Case")]
+    assert all((synced.web / "simple" / name).is_dir() for name in ("Zeta_Upper", "Bad.Name", "mixed-Case"))
+
+
 def test_unlinked_file_an_interrupted_sync_recorded_is_neither_reported_nor_deleted(
         synced: MirrorSetup, capsys: pytest.CaptureFixture[str]) -> None:
     # A killed sync of beta downloaded this file before its page could link it: beta's next sync
@@ -286,6 +298,15 @@ def test_external_sort_merges_sorted_runs_in_code_point_order(tmp_path: Path) ->
     (tmp_path / "in").write_text("".join(words))
     assert sort_lines(tmp_path / "in", tmp_path / "out", tmp_path / "runs", run_lines=37) == len(words)
     assert list(read_lines(tmp_path / "out")) == sorted(w[:-1] for w in words)
+    assert not list((tmp_path / "runs").iterdir())
+
+
+def test_external_sort_cuts_runs_by_the_memory_their_lines_take(tmp_path: Path) -> None:
+    long, short = "z" * 900 + "\n", "a\n"
+    (tmp_path / "in").write_text(long * 3 + short * 3)
+    # ~1 KB per long line as held: the long lines fill the first 2 KB run, the short ones a second
+    assert sort_lines(tmp_path / "in", tmp_path / "out", tmp_path / "runs", run_bytes=2000) == 6
+    assert list(read_lines(tmp_path / "out")) == ["a"] * 3 + ["z" * 900] * 3
     assert not list((tmp_path / "runs").iterdir())
 
 
