@@ -55,7 +55,7 @@ from .dryplan import (
     is_complement,
     limit_check,
 )
-from .package import METADATA_SUFFIX, Known, Layout
+from .package import METADATA_SUFFIX, Known, Layout, project_metadata
 from .plan import FullSyncReason, full_sync_reason, pages_fingerprint
 from .rootindex import RootIndex
 
@@ -334,7 +334,7 @@ class DryRun:
             return _Result(self._removal(key, known, None)) if on_mirror else _Result()
         if page.status is not None and page.status.quarantined:
             page = replace(page, files=(), versions=())  # PEP 792: as the run, offer none of its files
-        metadata = self._project_metadata(key)
+        metadata = project_metadata(self.master, self.selection, key)
         excluded = None if metadata is None else self.selection.metadata(key, metadata)
         if excluded is None and self.selection.active:
             excluded = self.selection.project_page(key, page)
@@ -343,13 +343,6 @@ class DryRun:
                 self.records.mark_missing(key, str(excluded))
             return _Result(self._removal(key, known, excluded)) if on_mirror else _Result(excluded=excluded)
         return self._files(key, page, known, on_mirror, metadata)
-
-    def _project_metadata(self, key: str) -> Mapping[str, object] | None:
-        """Upstream's JSON API document while a metadata plugin is enabled (as the run asks for it),
-        else None and no request; ``{}`` when upstream has none."""
-        if not self.selection.wants_metadata:
-            return None
-        return self.master.fetch_project_json(key) or {}
 
     def _files(self, key: str, page: ProjectPage, known: Mapping[str, Known], on_mirror: bool,
                metadata: Mapping[str, object] | None = None) -> _Result:

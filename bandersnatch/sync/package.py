@@ -262,6 +262,20 @@ def _verified_bytes(data: bytes, expected: Mapping[str, str]) -> bool:
     return bool(checks) and all(hashlib.new(a, data).hexdigest() == v for a, v in checks.items())
 
 
+def project_metadata(master: Master, selection: Selection, key: str) -> Mapping[str, object] | None:
+    """Upstream's JSON API document when a metadata plugin is enabled, else None (and no
+    request); ``{}`` when upstream has none, so every rule meets a missing node.
+
+    The run and the dry run ask it the same way, so the plan judges what the run will judge.
+    """
+    if not selection.wants_metadata:
+        return None
+    doc = master.fetch_project_json(key)
+    if doc is None:
+        logger.debug("%s: upstream has no JSON API document; metadata rules see none", key)
+    return doc or {}
+
+
 class ProjectSync:
     """Syncs projects into one mirror; safe to use from many worker threads."""
 
@@ -324,7 +338,7 @@ class ProjectSync:
         page = _without_unusable_versions(key, page)
         held, matures = 0, None
         if self.selection is not None and (self.selection.active or self.selection.window is not None):
-            metadata = self._metadata(key)
+            metadata = project_metadata(self.master, self.selection, key)
             excluded = None if metadata is None else self.selection.metadata(key, metadata)
             if excluded is not None:
                 return Outcome(key, name, serial, excluded=excluded)
@@ -398,16 +412,6 @@ class ProjectSync:
         return Outcome(key, name, serial, created=created, files=fetched.count, bytes=fetched.bytes,
                        requires=requires, unverified=fetched.unverified, last_serial=page_serial,
                        held=held, matures=matures)
-
-    def _metadata(self, key: str) -> Mapping[str, object] | None:
-        """Upstream's JSON API document when a metadata plugin is enabled, else None (and no
-        request); ``{}`` when upstream has none, so every rule meets a missing node."""
-        if self.selection is None or not self.selection.wants_metadata:
-            return None
-        doc = self.master.fetch_project_json(key)
-        if doc is None:
-            logger.debug("%s: upstream has no JSON API document; metadata rules see none", key)
-        return doc or {}
 
     def _write_pages(self, name: str, key: str, serial: int, page: ProjectPage, local: list[DistFile],
                      api_files: list[tuple[DistFile, DistFile, str]], published: bytes | None,
